@@ -1,0 +1,1 @@
+# broker: rules for this part of the tree (included by the top Makefile.am)

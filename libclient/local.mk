@@ -1,0 +1,1 @@
+# libclient: rules for this part of the tree (included by the top Makefile.am)

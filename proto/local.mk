@@ -1,0 +1,1 @@
+# proto: rules for this part of the tree (included by the top Makefile.am)

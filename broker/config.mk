@@ -1,0 +1,1 @@
+# config part of broker/ (included by the top Makefile.am)

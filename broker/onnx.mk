@@ -1,0 +1,1 @@
+# onnx part of broker/ (included by the top Makefile.am)

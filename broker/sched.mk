@@ -1,0 +1,1 @@
+# sched part of broker/ (included by the top Makefile.am)

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry.h - the client library of ferry, the node-local inference broker.
+ *
+ * A job links libferry (pkg-config ferry), connects to the node's ferryd and
+ * submits inference requests through a shared-memory session: input
+ * tensors are allocated in a shared arena and written in place, outputs are
+ * written by the broker in place and read in place.  No copy, no system call
+ * on the hot path while the broker is busy.
+ *
+ *   ferry_client *c;    ferry_connect(&c, NULL, NULL);
+ *   ferry_model *m;     ferry_model_get(c, "simple", FERRY_LATEST, &m);
+ *   ferry_request *r;   ferry_request_new(m, &r);
+ *   int32_t *in0;       ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32,
+ *                                           dims, 2, (void **)&in0);
+ *                       ... fill in0[] in place ...
+ *                       ferry_infer(c, r, timeout_ns);
+ *   const int32_t *out; ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL,
+ *                                            (const void **)&out, NULL);
+ *                       ferry_request_free(r); ferry_close(c);
+ *
+ * Errors: every function that can fail returns 0 (or a count) on success and
+ * a negative ferry error code (include/ferry/errors.h) on failure;
+ * ferry_strerror() gives the code's fixed message and ferry_last_error() the
+ * detailed message of the calling thread's last failure (for example the
+ * broker's "input 'INPUT0': expected FP32, got INT32").
+ *
+ * Thread safety: a ferry_client may be used by any number of threads at
+ * once (submission and completion each take a short internal lock).  A
+ * ferry_model is immutable and may be shared.  A ferry_request belongs to one
+ * thread at a time: don't touch it between submitting it and its
+ * completion, except through ferry_request_wait() / ferry_request_done().
+ *
+ * Ownership: the client owns its models (freed by ferry_close); the caller
+ * owns each request until ferry_request_free(); tensor pointers returned for
+ * a request stay valid until the request is freed or reset.
+ */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ferry/dtype.h>
+#include <ferry/errors.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FERRY_BUILDING_LIB)
+#define FERRY_API __attribute__((visibility("default")))
+#else
+#define FERRY_API
+#endif
+
+#define FERRY_VERSION_MAJOR 0
+#define FERRY_VERSION_MINOR 1
+#define FERRY_VERSION_PATCH 0
+
+#define FERRY_LATEST ((int64_t)-1)   /* the latest ready version */
+#define FERRY_MAX_DIMS 8
+
+typedef struct ferry_client ferry_client;
+typedef struct ferry_model ferry_model;
+typedef struct ferry_request ferry_request;
+
+/* How a thread waits for a completion. */
+typedef enum ferry_wait {
+	FERRY_WAIT_DEFAULT = -1, /* $FERRY_WAIT, else hybrid */
+	FERRY_WAIT_SPIN = 0,     /* poll: lowest latency, burns the thread's core */
+	FERRY_WAIT_HYBRID = 1,   /* poll a bounded, adaptive time, then sleep */
+	FERRY_WAIT_BLOCK = 2,    /* sleep at once */
+} ferry_wait;
+
+/* Options for ferry_connect(); zero-initialise, set what you need. */
+typedef struct ferry_options {
+	uint32_t struct_size;    /* sizeof(ferry_options); 0 = this version's */
+	uint32_t queue_depth;    /* requests in flight; 0 = 256 */
+	uint64_t arena_bytes;    /* shared arena; 0 = 64 MiB */
+	ferry_wait wait;         /* FERRY_WAIT_DEFAULT */
+	const char *client_name; /* shown in the broker's logs; NULL = program name */
+} ferry_options;
+
+/*
+ * ferry_connect - open a session with a broker
+ *
+ * address: NULL discovers the broker: $FERRY_SOCKET, else
+ * /run/ferry/ferryd.sock for root, else $XDG_RUNTIME_DIR/ferry/ferryd.sock.
+ * Otherwise a path to the broker's Unix socket ("unix:" prefix optional).
+ * opts may be NULL.  Free with ferry_close().
+ */
+FERRY_API int ferry_connect(ferry_client **out, const char *address,
+			    const ferry_options *opts);
+
+/*
+ * ferry_close - end the session: requests still in flight are abandoned
+ * (the broker drops their results), every model and the arena are released.
+ * Requests of this client must not be used afterwards except by
+ * ferry_request_free().
+ */
+FERRY_API void ferry_close(ferry_client *c);
+
+/* Detailed message of the calling thread's last failed ferry call. */
+FERRY_API const char *ferry_last_error(void);
+
+/* ---------------------------------------------------------------------- */
+/* Models                                                                  */
+
+/*
+ * ferry_model_get - look a model version up on the broker
+ *
+ * version: a version number or FERRY_LATEST.  The model stays valid until
+ * ferry_close(); asking twice returns the same object.
+ */
+FERRY_API int ferry_model_get(ferry_client *c, const char *name,
+			      int64_t version, ferry_model **out);
+
+/* Names of the broker's models: calls fn once per model version. */
+FERRY_API int ferry_model_list(ferry_client *c,
+			       void (*fn)(void *arg, const char *name,
+					  int64_t version, const char *state),
+			       void *arg);
+
+FERRY_API const char *ferry_model_name(const ferry_model *m);
+FERRY_API int64_t ferry_model_version(const ferry_model *m);
+/* 0 when the model does not batch (tensors have no batch dimension). */
+FERRY_API int ferry_model_max_batch_size(const ferry_model *m);
+FERRY_API int ferry_model_ninputs(const ferry_model *m);
+FERRY_API int ferry_model_noutputs(const ferry_model *m);
+/*
+ * Metadata of input / output i (config order): name, dtype and dims without
+ * the batch dimension (-1 = variable).  Pointers valid while the model is.
+ * Any out-pointer may be NULL.
+ */
+FERRY_API int ferry_model_input(const ferry_model *m, int i, const char **name,
+				ferry_dtype *dtype, const int64_t **dims,
+				int *ndims);
+FERRY_API int ferry_model_output(const ferry_model *m, int i,
+				 const char **name, ferry_dtype *dtype,
+				 const int64_t **dims, int *ndims);
+
+/* ---------------------------------------------------------------------- */
+/* Requests                                                                */
+
+/* A new, empty request for model m.  Free with ferry_request_free(). */
+FERRY_API int ferry_request_new(ferry_model *m, ferry_request **out);
+
+/*
+ * ferry_request_input - allocate an input tensor in the shared arena
+ *
+ * dims include the batch dimension when the model batches.  *data points
+ * at dtype_size x elements bytes of shared memory to fill in place before
+ * submitting.  For BYTES use ferry_request_input_bytes().  Calling it again
+ * for the same name replaces the tensor.  -ENOMEM when the arena is full.
+ */
+FERRY_API int ferry_request_input(ferry_request *r, const char *name,
+				  ferry_dtype dtype, const int64_t *dims,
+				  int ndims, void **data);
+
+/*
+ * ferry_request_input_bytes - the same with an explicit byte size, for
+ * BYTES tensors (elements serialized as a 4-byte little-endian length then
+ * the bytes) or any dtype whose buffer the caller sizes.
+ */
+FERRY_API int ferry_request_input_bytes(ferry_request *r, const char *name,
+					ferry_dtype dtype, const int64_t *dims,
+					int ndims, size_t bytes, void **data);
+
+/*
+ * ferry_request_want_output - ask for output `name` only (by default every
+ * output is returned), with capacity bytes of room (0 = computed from the
+ * model's dims and the request's batch size; required for outputs whose
+ * size cannot be computed, such as BYTES).
+ */
+FERRY_API int ferry_request_want_output(ferry_request *r, const char *name,
+					size_t capacity);
+
+/* Per-request options: priority (0 = the model's default level) and a
+ * queue timeout in microseconds (0 = the model's default). */
+FERRY_API int ferry_request_set_priority(ferry_request *r, uint32_t priority);
+FERRY_API int ferry_request_set_timeout_us(ferry_request *r, uint64_t us);
+
+/*
+ * ferry_request_reset - forget outputs and status so the request can be
+ * submitted again; inputs keep their buffers (refill them in place).
+ */
+FERRY_API int ferry_request_reset(ferry_request *r);
+
+/*
+ * ferry_request_free - release the request and its arena buffers.  A request
+ * still in flight is released when its completion arrives.
+ */
+FERRY_API void ferry_request_free(ferry_request *r);
+
+/* ---------------------------------------------------------------------- */
+/* Inference                                                               */
+
+/*
+ * ferry_infer - submit r and wait for its completion.
+ *
+ * timeout_ns < 0 waits forever; it is also sent to the broker as the
+ * request's queue timeout.  Returns 0 or the request's error (the broker's
+ * message in ferry_last_error()).  -ETIMEDOUT leaves the request in flight:
+ * wait again with ferry_request_wait() or free it.
+ */
+FERRY_API int ferry_infer(ferry_client *c, ferry_request *r, int64_t timeout_ns);
+
+typedef void (*ferry_callback)(ferry_request *r, int status, void *arg);
+
+/*
+ * ferry_infer_async - submit r and return at once.
+ *
+ * cb (may be NULL) runs exactly once, on the thread that reaps the
+ * completion (inside ferry_poll() or a ferry_request_wait()).  Many requests
+ * may be in flight per thread, up to the queue depth: past it, -EAGAIN.
+ */
+FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
+				ferry_callback cb, void *arg);
+
+/*
+ * ferry_poll - reap completions, running their callbacks; waits up to
+ * timeout_ns (0 = don't wait, < 0 = forever) for at least min_complete.
+ * Returns the number reaped or a negative error (-EPIPE if the broker went
+ * away: every request in flight then completes with -EPIPE).
+ */
+FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns);
+
+/* Wait for one submitted request; 0 or its error; -ETIMEDOUT. */
+FERRY_API int ferry_request_wait(ferry_request *r, int64_t timeout_ns);
+
+/* 1 when r has completed, 0 while in flight. */
+FERRY_API int ferry_request_done(const ferry_request *r);
+
+/* The status of a completed request (0 or its error). */
+FERRY_API int ferry_request_status(const ferry_request *r);
+
+/*
+ * ferry_request_output - a completed request's output, read in place
+ *
+ * data points into the shared arena and stays valid until the request is
+ * freed, reset or resubmitted.  Any out-pointer may be NULL.
+ */
+FERRY_API int ferry_request_output(const ferry_request *r, const char *name,
+				   ferry_dtype *dtype, const int64_t **dims,
+				   int *ndims, const void **data, size_t *bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FERRY_FERRY_H */

@@ -78,6 +78,13 @@ int fshm_seg_validate(const void *base, size_t size, struct fshm_area *sq,
 /* fshm_seg_close - unmap and close the fd; safe on a zeroed / closed seg. */
 void fshm_seg_close(struct fshm_seg *seg);
 
+/*
+ * fshm_ring_area_bytes - the exact size of a ring area: the control block
+ * and the slots, rounded up to a page.  fshm_seg_validate() requires it.
+ */
+int fshm_ring_area_bytes(uint32_t entries, uint32_t entry_size,
+			 uint64_t *bytes);
+
 /* Pointer to the arena's first byte, and its size. */
 static inline void *fshm_seg_arena(const struct fshm_seg *seg)
 {
@@ -100,9 +107,14 @@ struct fshm_ring {
 	uint32_t entry_size;
 	uint32_t local;       /* own index (producer: tail, consumer: head) */
 	uint32_t cached;      /* last seen index of the other side */
+	bool producer;        /* which side this handle is */
 };
 
-/* Bind a handle to a ring area of a mapped segment (area as validated). */
+/*
+ * Bind a handle to a ring area of a mapped segment (area as validated).
+ * Reads both indices once from the control block, to start where the ring
+ * stands; from then on this side's own index lives in the handle only.
+ */
 void fshm_ring_init(struct fshm_ring *r, void *seg_base,
 		    const struct fshm_area *area, bool producer);
 
@@ -124,6 +136,31 @@ int fshm_ring_dequeue_burst(struct fshm_ring *r, void *dst, unsigned n);
 /* Entries the consumer could read now (consumer side), or free slots
  * (producer side); -EBADMSG as above. */
 int fshm_ring_count(struct fshm_ring *r);
+
+/*
+ * Zero-copy use, either side:
+ *   k = fshm_ring_avail(r, n);        up to n entries / free slots (or <0)
+ *   p = fshm_ring_slot(r, i);         i < k: the i-th of them, in the ring
+ *   fshm_ring_commit(r, k);           producer: publish (one release store)
+ *   fshm_ring_release(r, k);          consumer: give the slots back
+ * fshm_ring_avail() reads the peer's index only when the cached one does
+ * not already promise n.  A consumer that does not trust the producer must
+ * copy each entry out of the slot once before validating it (the producer
+ * can still write the slot).  commit / release return -EINVAL for more
+ * than fshm_ring_avail() granted, or on the wrong side.
+ */
+int fshm_ring_avail(struct fshm_ring *r, unsigned n);
+void *fshm_ring_slot(const struct fshm_ring *r, unsigned i);
+int fshm_ring_commit(struct fshm_ring *r, unsigned n);
+int fshm_ring_release(struct fshm_ring *r, unsigned n);
+
+/*
+ * A ready() callback for fshm_doorbell_wait(): arg is a struct fshm_ring *;
+ * true when the consumer has an entry or the producer a free slot, and
+ * also when the peer's index is malformed, so that the caller's next ring
+ * call reports -EBADMSG instead of the wait sleeping on it forever.
+ */
+bool fshm_ring_ready(void *ring);
 
 /* ---------------------------------------------------------------------- */
 /* Doorbells and wait policies                                             */
@@ -149,7 +186,21 @@ struct fshm_doorbell {
 	int efd;                     /* eventfd (EFD_CLOEXEC | EFD_NONBLOCK) */
 	_Atomic uint32_t *flag;      /* in the segment: the waiter's flag */
 	uint64_t rings;              /* eventfd writes made (statistics) */
+	uint64_t spin_budget_ns;     /* waiter: hybrid's adapted spin budget */
+	uint64_t sleeps;             /* waiter: times it blocked (statistics) */
 };
+
+/*
+ * fshm_doorbell_init - bind a doorbell to a wake flag in the segment
+ *
+ * efd >= 0: use it (the doorbell takes ownership); efd < 0: create a new
+ * eventfd (EFD_CLOEXEC | EFD_NONBLOCK).  Each process keeps its own struct
+ * for each doorbell; both ends of one doorbell share the eventfd and the
+ * flag.  Release with fshm_doorbell_close().
+ */
+int fshm_doorbell_init(struct fshm_doorbell *db, int efd,
+		       _Atomic uint32_t *flag);
+void fshm_doorbell_close(struct fshm_doorbell *db);
 
 /* Ringer: call after publishing.  Makes the syscall only if the waiter
  * sleeps.  Returns 1 if it wrote the eventfd, 0 if not, <0 on error. */
@@ -163,8 +214,9 @@ void fshm_doorbell_drain(struct fshm_doorbell *db);  /* read efd, nonblocking */
 /*
  * fshm_doorbell_wait - wait until ready(arg) is true
  *
- * spin: poll ready(); hybrid: poll for up to spin_ns (adapted between calls
- * by *spin_state, may be NULL), then block; block: arm and block at once.
+ * spin: poll ready(); hybrid: poll for up to spin_ns (0: 50 us), adapting
+ * the budget between calls in db->spin_budget_ns, then block; block: arm
+ * and block at once.
  * timeout_ns < 0 waits forever.  Returns 0 when ready, -ETIMEDOUT, or
  * -EINTR-free negative errors from poll().
  */
@@ -185,14 +237,26 @@ int fshm_doorbell_wait(struct fshm_doorbell *db, enum fshm_wait_policy policy,
  */
 struct fshm_arena;
 
+/*
+ * fshm_arena_create - an allocator for [base, base + bytes)
+ *
+ * Never touches the arena's memory; base only has to be aligned to align
+ * (0 = 64).  -EINVAL for a bad alignment or an arena smaller than one
+ * granule.  Free with fshm_arena_destroy() (outstanding blocks die with it).
+ */
 int fshm_arena_create(struct fshm_arena **out, void *base, uint64_t bytes,
 		      uint32_t align);
 void fshm_arena_destroy(struct fshm_arena *a);
 /* -ENOMEM when no free block is large enough; *off is aligned. */
 int fshm_arena_alloc(struct fshm_arena *a, uint64_t bytes, uint64_t *off);
-/* off must come from fshm_arena_alloc and not be freed yet. */
+/* off must come from fshm_arena_alloc and not be freed yet: a bad or
+ * double free aborts (as malloc does) rather than corrupt the lists. */
 void fshm_arena_free(struct fshm_arena *a, uint64_t off);
+/* Bytes in allocated blocks (rounded to granules); exact when idle. */
 uint64_t fshm_arena_used(const struct fshm_arena *a);
+/* The allocation unit: max(align, 64), larger for arenas above 1 GiB
+ * (see fshm_arena.c).  Every offset and block size is a multiple of it. */
+uint64_t fshm_arena_granule(const struct fshm_arena *a);
 
 /* ---------------------------------------------------------------------- */
 /* Timing helpers shared by the tests and benchmarks                       */

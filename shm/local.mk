@@ -5,6 +5,10 @@ noinst_LTLIBRARIES += shm/libfshm.la
 shm_libfshm_la_SOURCES = \
 	shm/fshm.h \
 	shm/fshm_wire.h \
+	shm/fshm_seg.c \
+	shm/fshm_ring.c \
+	shm/fshm_doorbell.c \
+	shm/fshm_arena.c \
 	shm/ferr.c
 shm_libfshm_la_LIBADD = $(NUMA_LIBS)
 pkginclude_HEADERS += include/ferry/errors.h include/ferry/dtype.h

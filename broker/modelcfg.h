@@ -4,6 +4,12 @@
  * (protobuf text format of inference.ModelConfig), the subset ferry serves.
  * Module prefix: mc_.  Owned by the repository (repo.c); read-only after
  * parsing, so any thread may read it.
+ *
+ * After mc_parse succeeds: every string is non-NULL (name, backend and
+ * platform are "" when absent; group names are "<model>_<index>" when not
+ * given, "" while the model has no name), there is at least one input, one
+ * output and one instance group, and version_policy is LATEST 1 unless the
+ * config says otherwise.
  */
 #ifndef FERRY_MODELCFG_H
 #define FERRY_MODELCFG_H
@@ -17,6 +23,14 @@
 #define MC_MAX_DIMS      8
 #define MC_MAX_PREFERRED 16
 #define MC_MAX_GPUS      16
+/* Bounds on a hostile config (added with modelcfg.c): beyond them mc_parse
+ * fails with FERRY_CONFIG instead of growing without limit. */
+#define MC_MAX_IO            4096   /* inputs, and outputs */
+#define MC_MAX_GROUPS        1024   /* instance groups */
+#define MC_MAX_INSTANCES     4096   /* count of one instance group */
+#define MC_MAX_PARAMS        4096   /* parameters entries */
+#define MC_MAX_VERSIONS      4096   /* specific { versions } */
+#define MC_MAX_PRIO_POLICIES 4096   /* priority_queue_policy entries */
 
 struct mc_tensor {
 	char *name;
@@ -81,7 +95,8 @@ struct mc_param {
 };
 
 struct model_config {
-	char *name;
+	char *name;                     /* "" when the config has none (see
+					 * mc_set_name) */
 	char *backend;                  /* "" when absent */
 	char *platform;                 /* "" when absent */
 	int max_batch_size;             /* 0 = the model does not batch */
@@ -103,10 +118,11 @@ typedef void (*mc_warn_fn)(void *arg, const char *where, const char *msg);
  * mc_parse - parse config.pbtxt text into *cfg
  *
  * `file` names the source in messages.  On a syntax or type error returns
- * FERRY_ECONFIG and writes "file:line:col: message" into err.  Unknown fields
+ * FERRY_CONFIG and writes "file:line:col: message" into err.  Unknown fields
  * are skipped (values and nested blocks included) and reported through
  * warn (may be NULL).  On success the caller owns *cfg: free with mc_free().
  * On failure *cfg is left zeroed.
+ * (The code is FERRY_CONFIG in errors.h; FERRY_ENOMEM when memory runs out.)
  */
 int mc_parse(const char *text, size_t len, const char *file,
 	     struct model_config *cfg, mc_warn_fn warn, void *warn_arg,
@@ -118,6 +134,14 @@ int mc_load_file(const char *path, struct model_config *cfg,
 
 /* Release everything mc_parse allocated; leaves *cfg zeroed. */
 void mc_free(struct model_config *cfg);
+
+/*
+ * mc_set_name - give the model its name (repo_scan: the directory's name,
+ * when config.pbtxt has none).  Unnamed instance groups take Triton's
+ * default name "<model>_<index>".  Returns 0 or FERRY_ENOMEM (the config
+ * stays valid and freeable either way).
+ */
+int mc_set_name(struct model_config *cfg, const char *name);
 
 /* Look up a parameter's value; NULL when absent. */
 const char *mc_param(const struct model_config *cfg, const char *key);

@@ -1,1 +1,15 @@
-# libclient: rules for this part of the tree (included by the top Makefile.am)
+# libclient/: libferry.so, the client library, and its public header.
+lib_LTLIBRARIES += libclient/libferry.la
+libclient_libferry_la_SOURCES = \
+	libclient/client.c libclient/client.h \
+	libclient/request.c
+libclient_libferry_la_CPPFLAGS = $(AM_CPPFLAGS) -DFERRY_BUILDING_LIB
+libclient_libferry_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+# Only the ferry_* symbols are exported (version script); the shm and
+# proto code linked in stays private.
+libclient_libferry_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FERRY_LT_VERSION) \
+	-Wl,--version-script=$(srcdir)/libclient/libferry.map
+libclient_libferry_la_LIBADD = proto/libfproto.la shm/libfshm.la $(PROTOBUF_C_LIBS)
+EXTRA_libclient_libferry_la_DEPENDENCIES = libclient/libferry.map
+EXTRA_DIST += libclient/libferry.map
+pkginclude_HEADERS += include/ferry/ferry.h

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* client.h - libferry's private structures.  Prefix fc_. */
+#ifndef FERRY_CLIENT_H
+#define FERRY_CLIENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <ferry/ferry.h>
+
+#include "proto/ctl_frame.h"
+#include "shm/fshm.h"
+
+struct fc_tmeta {
+	char *name;
+	ferry_dtype dtype;
+	int ndims;                      /* without the batch dimension */
+	int64_t dims[FERRY_MAX_DIMS];
+};
+
+struct ferry_model {
+	ferry_client *client;
+	char *name;
+	int64_t version;
+	uint32_t id;
+	int max_batch;
+	int nin, nout;
+	struct fc_tmeta *t;             /* nin inputs, then nout outputs */
+	bool asked_latest;              /* found through FERRY_LATEST */
+	ferry_model *next;              /* client's list; ctl_lock */
+};
+
+struct fc_tensor {
+	bool set;                       /* input given / output wanted */
+	uint64_t off;                   /* arena offset; UINT64_MAX = none */
+	uint64_t cap;                   /* bytes allocated */
+	uint64_t bytes;                 /* input bytes / output bytes written */
+	uint64_t want_cap;              /* output: capacity asked (0 = computed) */
+	ferry_dtype dtype;
+	int ndims;                      /* batch dimension included */
+	int64_t dims[FERRY_MAX_DIMS];
+};
+
+enum fc_state { FC_IDLE = 0, FC_INFLIGHT = 1, FC_DONE = 2 };
+
+struct ferry_request {
+	ferry_client *client;           /* NULL once the client closed */
+	ferry_model *model;
+	uint64_t desc_off;              /* arena offset of the descriptor */
+	uint32_t desc_ntensors;         /* tensors the descriptor holds */
+	struct fc_tensor *t;            /* nin inputs, then nout outputs */
+	bool want_all;                  /* no ferry_request_want_output yet */
+	uint32_t priority;
+	uint64_t timeout_us;
+	_Atomic int state;              /* enum fc_state */
+	int status;
+	bool freed;                     /* freed by the user while in flight */
+	ferry_callback cb;
+	void *cb_arg;
+	char errmsg[FSHM_ERRMSG_LEN];
+};
+
+struct fc_slot {
+	ferry_request *r;
+	uint32_t gen;
+};
+
+struct ferry_client {
+	pthread_mutex_t ctl_lock;
+	int sock;
+	struct ctl_reader rd;
+	uint64_t seq;
+	ferry_model *models;
+
+	struct fshm_seg seg;
+	uint64_t session_id;
+	struct fshm_arena *arena;
+	uint8_t *arena_base;
+	uint64_t arena_bytes;
+	enum fshm_wait_policy wait;
+	uint64_t spin_ns;
+
+	pthread_mutex_t sq_lock;
+	struct fshm_ring sq;            /* producer */
+	struct fshm_doorbell db_broker; /* we ring it */
+	uint32_t depth;
+	struct fc_slot *slots;
+	uint32_t *free_slots;
+	uint32_t nfree;
+
+	pthread_mutex_t reap_lock;
+	struct fshm_ring cq;            /* consumer */
+	struct fshm_doorbell db_client; /* we wait on it */
+
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait_cond;
+	_Atomic bool broken;            /* the broker went away */
+};
+
+int fc_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fc_model_free(ferry_model *m);
+void fc_request_destroy(ferry_request *r);
+void fc_request_complete(ferry_request *r, int status, const char *msg);
+
+#endif

@@ -622,9 +622,13 @@ static int parse_msg_value(struct parser *p, struct pb_node *nd, unsigned depth)
 	return 0;
 }
 
+/*
+ * `[ elem, ... ]`, cursor on '['.  Without a colon before it (`input [ ... ]`,
+ * as Triton's own configs write it) protobuf allows only messages in it.
+ */
 static int parse_list(struct parser *p, struct pb_node *msg,
 		      struct pb_node **tail, const char *name,
-		      unsigned nl, unsigned nc, unsigned depth)
+		      unsigned nl, unsigned nc, unsigned depth, bool msgs_only)
 {
 	char db[16];
 	unsigned ol = p->line, oc = p->col;
@@ -646,6 +650,10 @@ static int parse_list(struct parser *p, struct pb_node *msg,
 				return p->rc;
 		} else if (c == '[') {
 			return perr(p, "lists cannot be nested");
+		} else if (msgs_only) {
+			return perr(p, "expected '{' in a list of messages, found %s "
+				    "(a list of values needs ':' after the field name)",
+				    describe(p, db, sizeof(db)));
 		} else if (parse_scalar(p, e)) {
 			return p->rc;
 		}
@@ -723,8 +731,8 @@ static int parse_fields(struct parser *p, struct pb_node *msg, int close,
 			skip_ws(p);
 		}
 		c = peekc(p);
-		if (c == '[' && colon) {
-			if (parse_list(p, msg, &tail, name, nl, nc, depth))
+		if (c == '[') {
+			if (parse_list(p, msg, &tail, name, nl, nc, depth, !colon))
 				return p->rc;
 		} else {
 			struct pb_node *n = new_node(p, name, nl, nc);

@@ -8,3 +8,6 @@ TESTS += tests/test_errors
 tests_test_errors_SOURCES = tests/test_errors.c
 tests_test_errors_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_test_errors_LDADD = shm/libfshm.la $(CRITERION_TEST_LIBS)
+include tests/config.mk
+include tests/integ.mk
+include tests/shm.mk

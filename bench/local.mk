@@ -1,1 +1,2 @@
 # bench: rules for this part of the tree (included by the top Makefile.am)
+include bench/shm.mk

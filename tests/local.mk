@@ -11,3 +11,4 @@ tests_test_errors_LDADD = shm/libfshm.la $(CRITERION_TEST_LIBS)
 include tests/config.mk
 include tests/integ.mk
 include tests/shm.mk
+include tests/sched.mk

@@ -11,4 +11,5 @@ tests_test_errors_LDADD = shm/libfshm.la $(CRITERION_TEST_LIBS)
 include tests/config.mk
 include tests/integ.mk
 include tests/shm.mk
+include tests/onnx.mk
 include tests/sched.mk

@@ -1165,7 +1165,9 @@ int mc_load_file(const char *path, struct model_config *cfg,
 	int fd, rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted as config.pbtxt must not hang the scan;
+	 * it is refused below as not a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		rc = errno_to_ferry(errno);
 		if (err && errlen)

@@ -270,6 +270,15 @@ int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
 	cfgpath = join(m->dir, "config.pbtxt");
 	if (!cfgpath)
 		goto nomem;
+	/* The name may come from a load request: it must stay one directory
+	 * below the repository. */
+	if (!name[0] || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, "..")) {
+		snprintf(msg, sizeof(msg), "'%s' is not a valid model name", name);
+		if (fail_model(m, FERRY_EINVAL, msg))
+			goto nomem;
+		goto done;
+	}
 
 	msg[0] = '\0';
 	rc = mc_load_file(cfgpath, &m->cfg, warn, warn_arg, msg, sizeof(msg));

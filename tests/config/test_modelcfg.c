@@ -717,3 +717,44 @@ Test(modelcfg, hostile_inputs)
 	cr_assert_eq(rc, 0, "%s", err);
 	mc_free(&cfg);
 }
+
+/* Random byte mutations of a full config: a clean result either way. */
+Test(modelcfg, mutated_configs_never_crash)
+{
+	static const char base[] =
+		"name: \"m\" max_batch_size: 4\n" IO
+		"input [ { name: \"J\" data_type: TYPE_STRING dims: [ -1 ] reshape { shape: [ ] } } ]\n"
+		"dynamic_batching { preferred_batch_size: [2,4] priority_levels: 2 "
+		"default_priority_level: 1 priority_queue_policy { key: 1 value { max_queue_size: 3 } } "
+		"default_queue_policy { timeout_action: DELAY } }\n"
+		"instance_group [ { count: 2 kind: KIND_GPU gpus: [0] }, { kind: KIND_CPU } ]\n"
+		"parameters { key: \"a\" value { string_value: \"b\" } }\n"
+		"version_policy { latest { num_versions: 2 } }\n"
+		"optimization { cuda { graphs: true } }\n";
+	static const char bytes[] = "{}[]<>:,;\"'\\#-01 \nxTYPE_";
+	size_t len = strlen(base);
+	unsigned seed = 4242;
+	char *p = malloc(len);
+	struct model_config cfg;
+
+	for (int round = 0; round < 4000; round++) {
+		memcpy(p, base, len);
+		int nmut = 1 + rand_r(&seed) % 4;
+		for (int k = 0; k < nmut; k++) {
+			int r = rand_r(&seed);
+			p[(size_t)r % len] = (r >> 16) & 1 ? bytes[(r >> 17) % (sizeof(bytes) - 1)]
+							   : (char)(r >> 20);
+		}
+		size_t l = (size_t)rand_r(&seed) % 8 == 0 ? (size_t)rand_r(&seed) % len : len;
+		int rc = mc_parse(p, l, "mut", &cfg, NULL, NULL, err, sizeof(err));
+		cr_assert(rc == 0 || rc == FERRY_CONFIG, "round %d: %d", round, rc);
+		if (rc == 0) {
+			cr_assert_geq(cfg.ninputs, 1);
+			cr_assert_geq(cfg.ngroups, 1);
+			mc_free(&cfg);
+		} else {
+			cr_assert(!strncmp(err, "mut:", 4), "%s", err);
+		}
+	}
+	free(p);
+}

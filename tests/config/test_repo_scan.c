@@ -271,6 +271,28 @@ Test(repo_scan, scan_single_model)
 	cr_assert_eq(rs_scan_model(root, "absent", &m, NULL, NULL), 0);
 	cr_assert_not_null(m.error);
 	rs_model_free(&m);
+	static const char *const names[] = { "", ".", "..", "../x", "a/b" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		cr_assert_eq(rs_scan_model(root, names[i], &m, NULL, NULL), 0);
+		cr_assert_eq(m.err, FERRY_EINVAL, "%s", names[i]);
+		cr_assert(strstr(m.error, "is not a valid model name"));
+		rs_model_free(&m);
+	}
+}
+
+/* A FIFO as config.pbtxt is refused, not waited on. */
+Test(repo_scan, fifo_config_does_not_hang, .timeout = 10)
+{
+	struct rs_repo r;
+	char p[512];
+
+	mkpath("f/1");
+	snprintf(p, sizeof(p), "%s/f/config.pbtxt", root);
+	cr_assert_eq(mkfifo(p, 0644), 0);
+	const struct rs_model *m = scan_one(&r, "f");
+	cr_assert_eq(m->err, FERRY_CONFIG);
+	cr_assert(strstr(m->error, "not a regular file"), "%s", m->error);
+	rs_free(&r);
 }
 
 Test(repo_scan, select_versions_directly)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
@@ -208,7 +209,9 @@ static int pp_recv(struct pp *p, uint64_t seq)
  * The SQ carries pings (parent -> child) and a second segment's SQ the
  * pongs, so that both directions use 64-byte entries and the same code.
  */
-Test(doorbell, million_handoffs_between_processes_block, .timeout = 120)
+TestSuite(doorbell_procs, .timeout = 120);
+
+Test(doorbell_procs, million_handoffs_block)
 {
 	struct fshm_seg_params sp = shm_test_params(16, 2, 4096);
 	struct fshm_seg ping, pong;
@@ -260,9 +263,11 @@ Test(doorbell, million_handoffs_between_processes_block, .timeout = 120)
 	cr_assert_eq(ret, 0, "parent: %s", strerror(-ret));
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "child status %#x", status);
-	cr_log_info("%u hand-offs in %.2f s, %llu eventfd writes by the parent",
-		    HANDOFFS, (double)(fshm_now_ns() - t0) / 1e9,
-		    (unsigned long long)me.ring_peer.rings);
+	/* stderr, not cr_log_info(): Criterion 2.4 leaks the formatted
+	 * message, which LeakSanitizer turns into a failure. */
+	fprintf(stderr, "%u hand-offs in %.2f s, %llu eventfd writes by the "
+		"parent\n", HANDOFFS, (double)(fshm_now_ns() - t0) / 1e9,
+		(unsigned long long)me.ring_peer.rings);
 	close(efd_child);
 	close(efd_parent);
 	fshm_seg_close(&ping);

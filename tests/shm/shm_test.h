@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -25,6 +26,18 @@
 #ifndef SHM_TEST_SANITIZED
 #define SHM_TEST_SANITIZED 0
 #endif
+
+/*
+ * Entry counts of the stress loops: `dflt`, unless FERRY_SHM_STRESS_N is
+ * set (a valgrind or debugging run wants far fewer).
+ */
+static inline uint64_t shm_test_stress_n(uint64_t dflt)
+{
+	const char *e = getenv("FERRY_SHM_STRESS_N");
+	unsigned long long v = e ? strtoull(e, NULL, 10) : 0;
+
+	return v ? (uint64_t)v : dflt;
+}
 
 static inline struct fshm_seg_params shm_test_params(uint32_t sq, uint32_t cq,
 						     uint64_t arena)

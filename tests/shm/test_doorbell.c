@@ -169,7 +169,7 @@ Test(doorbell, policy_names_round_trip)
 
 /* ---- one million hand-offs between two processes under `block` -------- */
 
-#define HANDOFFS (SHM_TEST_SANITIZED ? 100000u : 1000000u)
+#define HANDOFFS ((unsigned)shm_test_stress_n(SHM_TEST_SANITIZED ? 100000u : 1000000u))
 
 struct pp {
 	struct fshm_ring out, in;

@@ -14,7 +14,7 @@
 
 #include "tests/shm/stress.h"
 
-#define STRESS_N (SHM_TEST_SANITIZED ? 1000000ull : 10000000ull)
+#define STRESS_N shm_test_stress_n(SHM_TEST_SANITIZED ? 1000000ull : 10000000ull)
 
 static void run_processes(enum fshm_wait_policy policy, uint32_t entries,
 			  uint64_t n)

@@ -17,7 +17,7 @@
 
 #include "tests/shm/stress.h"
 
-#define THREADS_N (SHM_TEST_SANITIZED ? 1000000ull : 2000000ull)
+#define THREADS_N shm_test_stress_n(SHM_TEST_SANITIZED ? 1000000ull : 2000000ull)
 #define WATCHDOG_S 150
 
 static int failures;

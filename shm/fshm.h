@@ -58,7 +58,10 @@ int fshm_seg_create(const struct fshm_seg_params *params, struct fshm_seg *seg);
  * F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, its fstat size is within
  * bounds; after mapping: the header passes fshm_seg_validate() and its
  * seg_size equals the file size.  Takes ownership of fd on success only.
- * Release with fshm_seg_close().
+ * Release with fshm_seg_close().  Errors: -EBADF (bad fd), -ENOTSUP (not a
+ * sealable memfd), -EPERM (a seal missing), -E2BIG (file too large),
+ * -EBADMSG (too small, or the header fails validation), -EPROTO (other
+ * ABI major), or mmap's errno.
  */
 int fshm_seg_attach(int fd, struct fshm_seg *seg);
 

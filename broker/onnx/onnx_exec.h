@@ -34,6 +34,18 @@
  * accepted only where they are shape arguments known at load (Reshape's
  * shape, Squeeze's and Unsqueeze's axes).
  *
+ * Semantics worth knowing.  Squeeze without axes removes the dimensions
+ * that are statically 1, never the batch dimension (onnxruntime would
+ * squeeze it at batch 1).  Pool pads must be smaller than the window.
+ * ceil_mode drops a last window that would start in the trailing pad (as
+ * ONNX >= 19, onnxruntime and PyTorch do).  Graph outputs that are graph
+ * inputs or constants are copied; all others are written in place.
+ *
+ * Limits.  Rank <= OX_MAX_RANK; every tensor at most INT_MAX elements at
+ * the context's max_batch (OpenBLAS takes int sizes): FERRY_E2BIG beyond.
+ * Weights in external data files: FERRY_ENOTSUP (sparse initializers
+ * are ignored, so a node that reads one finds its input undefined).
+ *
  * Threads.  Matrix products go through OpenBLAS.  The first ox_ctx_create()
  * sets OpenBLAS to ONE thread for the whole process (unless
  * ox_set_blas_threads() was called before): the broker runs one context per

@@ -1358,6 +1358,13 @@ static int check_value_info(struct ox__ld *ld, const Onnx__ValueInfoProto *vi,
 		}
 		t->dims[i] = (struct ox__dim){ d->dim_value, 0 };
 	}
+	int64_t c;
+	int p;
+
+	if (!dims_prod(t->dims, 0, t->rank, &c, &p)) {
+		ld_msg(ld, "%s '%s' is too large", what, name);
+		return FERRY_E2BIG;
+	}
 	return 0;
 }
 

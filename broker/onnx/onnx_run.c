@@ -8,6 +8,7 @@
  * input and output buffers, evaluates each step's shapes for the batch and
  * calls its kernel; nothing is allocated.
  */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,7 +70,11 @@ int64_t ox__numel(const struct ox__tensor *t, int64_t B)
 	return n;
 }
 
-/* Element count at @B with overflow checks; false on overflow. */
+/*
+ * Element count at @B with overflow checks; false on overflow or above
+ * INT_MAX elements: BLAS takes int sizes and leading dimensions, and every
+ * one of them is bounded by some tensor's element count.
+ */
 static bool numel_checked(const struct ox__tensor *t, int64_t B, size_t *out)
 {
 	int64_t n = 1, d;
@@ -80,8 +85,7 @@ static bool numel_checked(const struct ox__tensor *t, int64_t B, size_t *out)
 		    __builtin_mul_overflow(n, d, &n))
 			return false;
 	}
-	/* a tensor's bytes must fit in size_t and in the arena's sums */
-	if ((uint64_t)n > (SIZE_MAX >> 4))
+	if (n > INT_MAX)
 		return false;
 	*out = (size_t)n;
 	return true;
@@ -116,7 +120,7 @@ static void k_gemm(const struct ox_model *m, const struct ox__step *s,
 	if (s->nin > 2 && s->in[2] >= 0 && s->beta != 0.0f) {
 		const struct ox__tensor *ct = &m->tensors[s->in[2]];
 		const float *c = ptr[s->in[2]];
-		int64_t c0, c1;
+		int64_t c1;
 
 		if (ct->rank == 2) {
 			cd[0] = ox__dimv(ct->dims[0], B);
@@ -124,12 +128,21 @@ static void k_gemm(const struct ox_model *m, const struct ox__step *s,
 		} else if (ct->rank == 1) {
 			cd[1] = ox__dimv(ct->dims[0], B);
 		}
-		/* Y starts as beta * broadcast(C); sgemm then adds to it */
+		/* Y starts as beta * broadcast(C); sgemm then adds to it.
+		 * The row cases are split out so the inner loops vectorize. */
 		for (int64_t i = 0; i < M; i++) {
-			c0 = cd[0] == 1 ? 0 : i;
-			for (int64_t j = 0; j < N; j++) {
-				c1 = cd[1] == 1 ? 0 : j;
-				y[i * N + j] = s->beta * c[c0 * cd[1] + c1];
+			const float *cr = c + (cd[0] == 1 ? 0 : i) * cd[1];
+			float *yr = y + i * N;
+
+			if (cd[1] == 1) {
+				c1 = 0;
+				for (int64_t j = 0; j < N; j++)
+					yr[j] = s->beta * cr[c1];
+			} else if (s->beta == 1.0f) {
+				memcpy(yr, cr, (size_t)N * sizeof(float));
+			} else {
+				for (int64_t j = 0; j < N; j++)
+					yr[j] = s->beta * cr[j];
 			}
 		}
 		beta = 1.0f;
@@ -225,7 +238,8 @@ static void k_binary(const struct ox_model *m, const struct ox__step *s,
 	const struct ox__tensor *ta = &m->tensors[s->in[0]];
 	const struct ox__tensor *tb = &m->tensors[s->in[1]];
 	const struct ox__tensor *to = &m->tensors[s->out];
-	int64_t ad[OX_MAX_RANK] = { 0 }, bd[OX_MAX_RANK] = { 0 }, od[OX_MAX_RANK] = { 0 };
+	int64_t ad[OX_MAX_RANK] = { 0 }, bd[OX_MAX_RANK] = { 0 };
+	int64_t od[OX_MAX_RANK] = { 0 };
 	int ra = ox__shape(ta, B, ad), rb = ox__shape(tb, B, bd);
 	int ro = ox__shape(to, B, od);
 	/* per-dimension size and strides, then merged where contiguous */
@@ -430,6 +444,14 @@ static void k_batchnorm(const struct ox_model *m, const struct ox__step *s,
 	const float *x = ptr[s->in[0]];
 	float *y = ptr[s->out];
 
+	if (inner == 1) {
+		/* [N, C] after a Gemm: run along C so the loop vectorizes */
+		for (int64_t n = 0; n < d[0]; n++)
+			for (int64_t c = 0; c < C; c++)
+				y[n * C + c] = x[n * C + c] * s->bn[c] +
+					       s->bn[C + c];
+		return;
+	}
 	for (int64_t n = 0; n < d[0]; n++) {
 		for (int64_t c = 0; c < C; c++) {
 			float a = s->bn[c], b = s->bn[C + c];
@@ -458,6 +480,35 @@ static bool conv_direct(const struct ox__win *w)
 	return w->k[0] == 1 && w->k[1] == 1 && w->s[0] == 1 && w->s[1] == 1 &&
 	       w->pb[0] == 0 && w->pb[1] == 0 && w->pe[0] == 0 &&
 	       w->pe[1] == 0;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+	return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+/*
+ * One im2col row segment: ro[ow] = x[ow * st + off] inside [0, W), zero
+ * outside.  The inside range is computed once so the copy is a memcpy at
+ * stride 1 and a tight loop otherwise.
+ */
+static void im2col_row(float *ro, const float *x, int64_t W, int64_t oW,
+		       int64_t off, int64_t st)
+{
+	int64_t lo = ceil_div(-off, st), hi = ceil_div(W - off, st);
+
+	lo = lo < 0 ? 0 : lo > oW ? oW : lo;
+	hi = hi < lo ? lo : hi > oW ? oW : hi;
+	if (lo > 0)
+		memset(ro, 0, (size_t)lo * sizeof(float));
+	if (st == 1) {
+		memcpy(ro + lo, x + lo + off, (size_t)(hi - lo) * sizeof(float));
+	} else {
+		for (int64_t ow = lo; ow < hi; ow++)
+			ro[ow] = x[ow * st + off];
+	}
+	if (hi < oW)
+		memset(ro + hi, 0, (size_t)(oW - hi) * sizeof(float));
 }
 
 static void k_conv(const struct ox_model *m, const struct ox__step *s,
@@ -500,14 +551,9 @@ static void k_conv(const struct ox_model *m, const struct ox__step *s,
 							memset(ro, 0, (size_t)oW * sizeof(float));
 							continue;
 						}
-						for (int64_t ow = 0; ow < oW; ow++) {
-							int64_t iw = ow * w->s[1] -
-								     w->pb[1] +
-								     kw * w->d[1];
-
-							ro[ow] = iw >= 0 && iw < W ?
-								 xc[ih * W + iw] : 0.0f;
-						}
+						im2col_row(ro, xc + ih * W, W, oW,
+							   kw * w->d[1] - w->pb[1],
+							   w->s[1]);
 					}
 				}
 				src = col;
@@ -620,9 +666,13 @@ size_t ox__scratch_floats(const struct ox_model *m, const struct ox__step *s,
 		return 0;
 	nchw(&m->tensors[s->in[0]], B, xd);
 	nchw(&m->tensors[s->out], B, yd);
-	/* sizes were bounded at plan time: no overflow here */
-	return (size_t)(xd[1] / s->win.group * s->win.k[0] * s->win.k[1] *
-			yd[2] * yd[3]);
+	/* each factor is bounded by a tensor's size, the product is not */
+	size_t n = (size_t)(xd[1] / s->win.group);
+
+	if (__builtin_mul_overflow(n, (size_t)(s->win.k[0] * s->win.k[1]), &n) ||
+	    __builtin_mul_overflow(n, (size_t)(yd[2] * yd[3]), &n))
+		return SIZE_MAX;
+	return n;
 }
 
 void ox__exec_step(const struct ox_model *m, const struct ox__step *s,
@@ -836,30 +886,27 @@ int ox_ctx_create(const struct ox_model *m, int max_batch, struct ox_ctx **out)
 			     ~(size_t)(OX__ALIGN - 1);
 		n++;
 	}
-	for (int i = 0; i < m->nsteps; i++) {
-		const struct ox__step *s = &m->steps[i];
+	/* every float tensor (inputs, weights, outputs) within bounds */
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct ox__tensor *t = &m->tensors[i];
 		size_t ne;
 
-		/* the output's size bounds the im2col size's factors */
-		if (!numel_checked(&m->tensors[s->out], max_batch, &ne)) {
+		if (t->kind == OX__T_INT || t->kind == OX__T_OTHER)
+			continue;
+		if (!numel_checked(t, max_batch, &ne)) {
 			rc = FERRY_E2BIG;
 			goto fail;
 		}
-		ne = ox__scratch_floats(m, s, max_batch);
+	}
+	for (int i = 0; i < m->nsteps; i++) {
+		size_t ne = ox__scratch_floats(m, &m->steps[i], max_batch);
+
 		if (ne > scratch)
 			scratch = ne;
 	}
-	for (int i = 0; i < m->noutputs; i++) {
-		size_t ne;
-
-		if (!numel_checked(&m->tensors[m->outputs[i].tensor], max_batch,
-				   &ne)) {
-			rc = FERRY_E2BIG;
-			goto fail;
-		}
-	}
 	arena = arena_layout(m, sl, n, tmp);
-	if (scratch > (SIZE_MAX >> 4) || arena > SIZE_MAX / 2 - scratch * 4 - OX__ALIGN) {
+	if (scratch > (SIZE_MAX >> 4) ||
+	    arena > SIZE_MAX / 2 - scratch * sizeof(float) - OX__ALIGN) {
 		rc = FERRY_E2BIG;
 		goto fail;
 	}

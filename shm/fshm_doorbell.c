@@ -40,6 +40,8 @@
  * below (about one cross-core round trip plus a clock read or two). */
 #define FSHM__SPIN_DEFAULT_NS 50000u
 #define FSHM__SPIN_MIN_NS     1000u
+/* spin / hybrid: polls before the clock is first read (see below). */
+#define FSHM__QUICK_POLLS     64u
 
 /*
  * F1 / F2: the full fence of the handshake.  ThreadSanitizer does not model
@@ -202,16 +204,27 @@ static int fshm__spin(bool (*ready)(void *), void *arg, uint64_t start,
 }
 
 /*
- * hybrid's adaptation: aim the budget at twice the waits that a spin can
- * win (t <= max), and at the floor when waits are longer than max (the
- * peer sleeps or is busy: spinning only steals its CPU).  A moving average
- * over 4 waits keeps one outlier from swinging it.
+ * hybrid's adaptation.  A spin that wins costs only the wait itself, so a
+ * budget only costs anything on waits it loses; the rule therefore shrinks
+ * it only on evidence that spinning is wasted:
+ *   - the spin won: keep the budget at least twice this wait;
+ *   - blocked, and the whole wait was longer than max: the peer sleeps or
+ *     is busy, spinning only stole CPU: halve the budget (down to the
+ *     floor), so a long idle stretch costs geometrically less per wait;
+ *   - blocked, but the wait was within max: a little more spin would have
+ *     won and saved the wake-up: budget = twice this wait.
  */
-static void fshm__adapt(struct fshm_doorbell *db, uint64_t t, uint64_t max)
+static void fshm__adapt(struct fshm_doorbell *db, uint64_t t, uint64_t max,
+			bool spin_won)
 {
-	uint64_t target = t <= max ? 2 * t : 0;
-	uint64_t b = (3 * db->spin_budget_ns + target) / 4;
+	uint64_t b = db->spin_budget_ns;
 
+	if (spin_won)
+		b = b > 2 * t ? b : 2 * t;
+	else if (t > max)
+		b /= 2;
+	else
+		b = 2 * t;
 	if (b < FSHM__SPIN_MIN_NS)
 		b = FSHM__SPIN_MIN_NS;
 	if (b > max)
@@ -228,6 +241,20 @@ int fshm_doorbell_wait(struct fshm_doorbell *db, enum fshm_wait_policy policy,
 
 	if (ready(arg))
 		return 0;
+	/*
+	 * spin / hybrid: a few polls before the first clock read.  Reading
+	 * CLOCK_MONOTONIC costs ~25 ns, a sizeable part of a ~150 ns
+	 * cross-core round trip, and most waits on a busy ring end within
+	 * these polls.  A win here counts as a spin win (it would leave
+	 * hybrid's budget as it is).
+	 */
+	if (policy != FSHM_WAIT_BLOCK && timeout_ns != 0) {
+		for (unsigned i = 0; i < FSHM__QUICK_POLLS; i++) {
+			fshm_cpu_relax();
+			if (ready(arg))
+				return 0;
+		}
+	}
 	start = fshm_now_ns();
 	if (timeout_ns >= 0)
 		deadline = start + (uint64_t)timeout_ns + (timeout_ns == 0);
@@ -243,10 +270,14 @@ int fshm_doorbell_wait(struct fshm_doorbell *db, enum fshm_wait_policy policy,
 		ret = fshm__spin(ready, arg, start, deadline,
 				 db->spin_budget_ns < spin_ns ?
 				 db->spin_budget_ns : spin_ns, 8);
+		if (!ret) {
+			fshm__adapt(db, fshm_now_ns() - start, spin_ns, true);
+			return 0;
+		}
 		if (ret == -EAGAIN)
 			ret = fshm__block(db, ready, arg, deadline);
 		if (!ret)
-			fshm__adapt(db, fshm_now_ns() - start, spin_ns);
+			fshm__adapt(db, fshm_now_ns() - start, spin_ns, false);
 		return ret;
 	case FSHM_WAIT_BLOCK:
 		return fshm__block(db, ready, arg, deadline);

@@ -151,6 +151,30 @@ Test(doorbell, hybrid_budget_shrinks_on_long_waits)
 	fshm_doorbell_close(&db);
 }
 
+static int polls_left;
+
+static bool ready_after_polls(void *arg)
+{
+	return --polls_left <= 0;
+}
+
+Test(doorbell, hybrid_budget_kept_when_spin_wins)
+{
+	struct fshm_doorbell db;
+
+	cr_assert_eq(fshm_doorbell_init(&db, -1, &flag), 0);
+	for (int i = 0; i < 10; i++) {
+		polls_left = 500; /* past the quick polls, into the budget */
+		cr_assert_eq(fshm_doorbell_wait(&db, FSHM_WAIT_HYBRID,
+						ready_after_polls, NULL, -1,
+						50000), 0);
+	}
+	/* Short waits won by spinning never shrink the budget. */
+	cr_assert_eq(db.spin_budget_ns, 50000);
+	cr_assert_eq(db.sleeps, 0);
+	fshm_doorbell_close(&db);
+}
+
 Test(doorbell, policy_names_round_trip)
 {
 	enum fshm_wait_policy p;

@@ -414,7 +414,7 @@ static void usage(FILE *f)
 "  --cpus A,B            CPUs of the two processes (default 0,1)\n"
 "  --samples N           round trips for floor / spin / hybrid (200000)\n"
 "  --block-samples N     round trips for eventfd / block (30000)\n"
-"  --entries N           entries per throughput row (20000000)\n"
+"  --entries N           entries per throughput row (10000000)\n"
 "  --batches L           producer batch sizes, comma list (1,8,32,128)\n"
 "  --ring-entries N      SQ / CQ capacity, power of two (1024)\n"
 "  --csv FILE            also write the results as CSV\n"
@@ -462,7 +462,7 @@ int main(int argc, char **argv)
 		.cpu = { 0, 1 },
 		.samples = 200000,
 		.block_samples = 30000,
-		.tp_entries = 20000000,
+		.tp_entries = 10000000,
 		.batches = { 1, 8, 32, 128 },
 		.nbatches = 4,
 		.ring_entries = 1024,

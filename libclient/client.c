@@ -68,9 +68,14 @@ static int fc__call(ferry_client *c, Ferry__Control__Request *req,
 
 	req->seq = ++c->seq;
 	ret = ctl_send(c->sock, &req->base, NULL, 0, 0);
-	if (ret)
+	if (ret) {
+		/* A broker that refuses a peer sends an Error and closes at
+		 * once: read it rather than report a bare EPIPE. */
+		if (ctl_read(c->sock, &c->rd) == 1)
+			goto have_frame;
 		return fc_fail(ret == -EPIPE ? FERRY_EPIPE : ret,
 			       "cannot talk to the broker: %s", strerror(-ret));
+	}
 	for (;;) {
 		ret = ctl_read(c->sock, &c->rd);
 		if (ret == 1)
@@ -85,6 +90,7 @@ static int fc__call(ferry_client *c, Ferry__Control__Request *req,
 			return fc_fail(FERRY_ETIMEDOUT, "the broker did not answer in 10 s");
 		poll(&p, 1, (int)ms);
 	}
+have_frame:
 	*resp = ferry__control__response__unpack(NULL, ctl_payload_len(&c->rd),
 						  ctl_payload(&c->rd));
 	if (fds && nfds) {

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.h - one client's shared-memory session in ferryd.
+ *
+ * A session owns a sealed segment (header, SQ ring, CQ ring, arena), two
+ * eventfds (the broker's doorbell, which the client rings, and the
+ * client's, which the broker rings) and its control connection.  The loop
+ * thread polls the SQ, copies each submission once into private memory,
+ * validates it and hands it to the scheduler; completions come back on any
+ * thread (instance threads, or the loop thread for inline models), which
+ * write the outputs' descriptors and post a CQE.
+ *
+ * Locking: `lock` guards the CQ producer handle, `dead`, the slot free
+ * list and `inflight`.  Everything else is the loop thread's.  The segment
+ * stays mapped until the last reference goes: the loop holds one, and each
+ * request in flight holds one, so an instance thread never writes into a
+ * mapping that is gone.  Prefix sess_.
+ */
+#ifndef FERRY_SESSION_H
+#define FERRY_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shm/fshm.h"
+
+struct sess_slot;
+
+struct sess_limits {
+	uint64_t arena_default;   /* bytes when the client asks for 0 */
+	uint64_t arena_max;       /* bytes a client may ask for */
+	uint32_t depth_default;   /* requests in flight */
+	uint32_t depth_max;
+	int numa_node;            /* -1: no binding */
+	bool prefault;
+};
+
+struct session {
+	uint64_t id;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	char name[64];
+
+	/* Loop thread only. */
+	int db_handle;            /* loop handle of the broker doorbell */
+	struct fshm_ring sq;      /* consumer side */
+	struct session *next, *prev;
+	uint64_t submitted;
+
+	struct fshm_seg seg;
+	uint8_t *arena;
+	uint64_t arena_bytes;
+	struct fshm_doorbell db_broker;  /* we wait on it; flag = hdr->broker_wake */
+	struct fshm_doorbell db_client;  /* we ring it; flag = hdr->client_wake */
+
+	/* Guarded by lock. */
+	pthread_mutex_t lock;
+	struct fshm_ring cq;      /* producer side */
+	bool dead;
+	uint32_t inflight;
+	uint32_t nslots;
+	struct sess_slot *slots;
+	uint32_t *free_slots;
+	uint32_t nfree;
+	uint64_t completed, failed;
+
+	_Atomic int refs;
+};
+
+/* Create the segment and doorbells for a client that said Hello. */
+int sess_create(const struct sess_limits *lim, uint64_t id, uint64_t epoch,
+		uint64_t arena_bytes, uint32_t depth, struct session **out,
+		char *err, size_t errlen);
+
+/*
+ * sess_poll - drain the SQ: validate each submission and submit it.
+ * Loop thread only.  Returns the number of submissions handled, or
+ * -EBADMSG when the client corrupted its ring (the caller closes it).
+ */
+int sess_poll(struct session *s);
+
+/* Mark dead (later completions are dropped) and drop the loop's
+ * reference.  The last reference frees everything.  Loop thread. */
+void sess_kill(struct session *s);
+
+/* The broker going to sleep / waking: set or clear its flag in s. */
+void sess_arm(struct session *s);
+void sess_disarm(struct session *s);
+/* SQ entries waiting (for the re-check after arming). */
+bool sess_has_work(struct session *s);
+
+/* Counters for statistics. */
+extern _Atomic uint64_t sess_total_sessions;
+
+#endif

@@ -1,0 +1,11 @@
+# tests/integ/: integration tests against a real ferryd (started by the
+# test from the build tree) with real client processes.
+check_LTLIBRARIES += tests/libharness.la
+tests_libharness_la_SOURCES = tests/integ/harness.c tests/integ/harness.h
+tests_libharness_la_CFLAGS = $(CRITERION_TEST_CFLAGS)
+
+check_PROGRAMS += tests/test_local
+TESTS += tests/test_local
+tests_test_local_SOURCES = tests/integ/test_local.c
+tests_test_local_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_test_local_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)

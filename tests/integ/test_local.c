@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration tests of the local path: a real ferryd, real client
+ * processes and threads, libferry over shared memory.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <ferry/ferry.h>
+
+#include "tests/integ/harness.h"
+
+#define SEC 1000000000LL
+
+static struct th_broker B;
+
+static const char *IDENT_BATCH =
+	"name: \"ident_batch\"\nbackend: \"identity\"\nmax_batch_size: 32\n"
+	"input [ { name: \"IN\" data_type: TYPE_INT64 dims: [ 4 ] } ]\n"
+	"output [ { name: \"OUT\" data_type: TYPE_INT64 dims: [ 4 ] } ]\n"
+	"dynamic_batching { max_queue_delay_microseconds: 200 preferred_batch_size: [ 8, 16 ] }\n";
+
+static void start_default(void)
+{
+	th_init(&B);
+	th_examples(&B);
+	th_model(&B, "ident_batch", IDENT_BATCH);
+	th_start(&B, "--log-level", "warn", NULL);
+}
+
+static void stop_default(void)
+{
+	int st = th_stop(&B);
+	th_cleanup(&B);
+	cr_expect_eq(st, 0, "ferryd exit status %d", st);
+}
+
+static ferry_client *conn(void)
+{
+	ferry_client *c;
+	int ret = ferry_connect(&c, B.sock, NULL);
+	cr_assert_eq(ret, 0, "connect: %s", ferry_last_error());
+	return c;
+}
+
+/* One add_sub request with a+b, a-b checked; returns 0 or the error. */
+static int simple_once(ferry_client *c, ferry_model *m, int32_t seed)
+{
+	ferry_request *r;
+	int32_t *a, *b;
+	int64_t dims[2] = { 1, 16 };
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
+	for (int i = 0; i < 16; i++) {
+		a[i] = seed + i;
+		b[i] = 2 * i - seed;
+	}
+	int ret = ferry_infer(c, r, 10 * SEC);
+	if (ret == 0) {
+		const int32_t *o0, *o1;
+		size_t bytes;
+		cr_assert_eq(ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&o0, &bytes), 0);
+		cr_assert_eq(bytes, 64);
+		cr_assert_eq(ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1, NULL), 0);
+		for (int i = 0; i < 16; i++) {
+			cr_assert_eq(o0[i], (seed + i) + (2 * i - seed));
+			cr_assert_eq(o1[i], (seed + i) - (2 * i - seed));
+		}
+	}
+	ferry_request_free(r);
+	return ret;
+}
+
+TestSuite(local, .init = start_default, .fini = stop_default, .timeout = 120);
+
+Test(local, model_metadata)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
+	cr_assert_str_eq(ferry_model_name(m), "simple");
+	cr_assert_eq(ferry_model_version(m), 1);
+	cr_assert_eq(ferry_model_max_batch_size(m), 8);
+	cr_assert_eq(ferry_model_ninputs(m), 2);
+	cr_assert_eq(ferry_model_noutputs(m), 2);
+	const char *name;
+	ferry_dtype dt;
+	const int64_t *dims;
+	int nd;
+	cr_assert_eq(ferry_model_output(m, 1, &name, &dt, &dims, &nd), 0);
+	cr_assert_str_eq(name, "OUTPUT1");
+	cr_assert_eq(dt, FERRY_TYPE_INT32);
+	cr_assert_eq(nd, 1);
+	cr_assert_eq(dims[0], 16);
+	ferry_model *again;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &again), 0);
+	cr_assert_eq(again, m, "the same model object is returned twice");
+	ferry_close(c);
+}
+
+Test(local, unknown_model_and_version)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "nope", FERRY_LATEST, &m), FERRY_ENOENT);
+	cr_assert(strstr(ferry_last_error(), "nope"), "message names the model: %s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", 7, &m), FERRY_ENOENT);
+	cr_assert(strstr(ferry_last_error(), "version 7"), "%s", ferry_last_error());
+	ferry_close(c);
+}
+
+Test(local, add_sub_int32)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(simple_once(c, m, i * 7), 0, "%s", ferry_last_error());
+	ferry_close(c);
+}
+
+Test(local, wrong_dtype_is_refused_with_a_message)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	float *a;
+	int32_t *b;
+	int64_t dims[2] = { 1, 16 };
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, dims, 2, (void **)&a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
+	int ret = ferry_infer(c, r, 10 * SEC);
+	cr_assert_lt(ret, 0);
+	cr_assert(strstr(ferry_last_error(), "INPUT0"), "message names the input: %s", ferry_last_error());
+	ferry_request_free(r);
+	/* The session still works. */
+	cr_assert_eq(simple_once(c, m, 3), 0);
+	ferry_close(c);
+}
+
+Test(local, wrong_shape_is_refused)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	int32_t *a, *b;
+	int64_t dims[2] = { 1, 15 };
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
+	cr_assert_lt(ferry_infer(c, r, 10 * SEC), 0);
+	ferry_request_free(r);
+	int64_t big[2] = { 9, 16 }; /* over max_batch_size 8 */
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, big, 2, (void **)&a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, big, 2, (void **)&b), 0);
+	cr_assert_lt(ferry_infer(c, r, 10 * SEC), 0);
+	ferry_request_free(r);
+	ferry_close(c);
+}
+
+Test(local, identity_fp32_batch_of_64)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	float *in;
+	int64_t dims[2] = { 64, 256 };
+	cr_assert_eq(ferry_model_get(c, "identity", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, dims, 2, (void **)&in), 0);
+	for (int i = 0; i < 64 * 256; i++)
+		in[i] = (float)i * 0.5f;
+	cr_assert_eq(ferry_infer(c, r, 10 * SEC), 0, "%s", ferry_last_error());
+	const float *out;
+	const int64_t *od;
+	int nd;
+	size_t bytes;
+	ferry_dtype dt;
+	cr_assert_eq(ferry_request_output(r, "OUTPUT0", &dt, &od, &nd, (const void **)&out, &bytes), 0);
+	cr_assert_eq(dt, FERRY_TYPE_FP32);
+	cr_assert_eq(nd, 2);
+	cr_assert_eq(od[0], 64);
+	cr_assert_eq(od[1], 256);
+	cr_assert_eq(bytes, 64 * 256 * 4);
+	cr_assert_eq(memcmp(in, out, bytes), 0);
+	ferry_request_free(r);
+	ferry_close(c);
+}
+
+struct async_ctx {
+	int completed;
+	int errors;
+};
+
+static void on_done(ferry_request *r, int status, void *arg)
+{
+	struct async_ctx *a = arg;
+	a->completed++;
+	if (status)
+		a->errors++;
+}
+
+Test(local, async_64_in_flight_with_callbacks)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *rs[64];
+	struct async_ctx ctx = { 0 };
+	int64_t dims[2] = { 1, 4 };
+	cr_assert_eq(ferry_model_get(c, "ident_batch", FERRY_LATEST, &m), 0);
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < 64; i++) {
+			int64_t *in;
+			if (round == 0)
+				cr_assert_eq(ferry_request_new(m, &rs[i]), 0);
+			else
+				cr_assert_eq(ferry_request_reset(rs[i]), 0);
+			cr_assert_eq(ferry_request_input(rs[i], "IN", FERRY_TYPE_INT64, dims, 2, (void **)&in), 0);
+			for (int k = 0; k < 4; k++)
+				in[k] = (int64_t)round << 32 | (int64_t)i << 8 | k;
+			cr_assert_eq(ferry_infer_async(c, rs[i], on_done, &ctx), 0, "%s", ferry_last_error());
+		}
+		int want = (round + 1) * 64;
+		while (ctx.completed < want) {
+			int n = ferry_poll(c, 1, 10 * SEC);
+			cr_assert_gt(n, 0, "poll: %s", ferry_last_error());
+		}
+		for (int i = 0; i < 64; i++) {
+			const int64_t *out;
+			cr_assert_eq(ferry_request_output(rs[i], "OUT", NULL, NULL, NULL, (const void **)&out, NULL), 0);
+			for (int k = 0; k < 4; k++)
+				cr_assert_eq(out[k], (int64_t)round << 32 | (int64_t)i << 8 | k);
+		}
+	}
+	cr_assert_eq(ctx.errors, 0);
+	for (int i = 0; i < 64; i++)
+		ferry_request_free(rs[i]);
+	ferry_close(c);
+}
+
+struct thr_arg {
+	ferry_client *c;
+	ferry_model *m;
+	int id;
+	int bad;
+};
+
+static void *thr_main(void *p)
+{
+	struct thr_arg *a = p;
+	int64_t dims[2] = { 1, 4 };
+	ferry_request *r;
+	if (ferry_request_new(a->m, &r))
+		return (void *)1;
+	for (int i = 0; i < 2000; i++) {
+		int64_t *in;
+		const int64_t *out;
+		ferry_request_reset(r);
+		if (ferry_request_input(r, "IN", FERRY_TYPE_INT64, dims, 2, (void **)&in)) {
+			a->bad++;
+			continue;
+		}
+		for (int k = 0; k < 4; k++)
+			in[k] = (int64_t)a->id << 40 | (int64_t)i << 4 | k;
+		if (ferry_infer(a->c, r, 10 * SEC) ||
+		    ferry_request_output(r, "OUT", NULL, NULL, NULL, (const void **)&out, NULL)) {
+			a->bad++;
+			continue;
+		}
+		for (int k = 0; k < 4; k++)
+			if (out[k] != ((int64_t)a->id << 40 | (int64_t)i << 4 | k))
+				a->bad++;
+	}
+	ferry_request_free(r);
+	return NULL;
+}
+
+Test(local, one_client_many_threads)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "ident_batch", FERRY_LATEST, &m), 0);
+	pthread_t t[8];
+	struct thr_arg a[8];
+	for (int i = 0; i < 8; i++) {
+		a[i] = (struct thr_arg){ c, m, i, 0 };
+		pthread_create(&t[i], NULL, thr_main, &a[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(a[i].bad, 0, "thread %d saw %d bad results", i, a[i].bad);
+	}
+	ferry_close(c);
+}
+
+/* A client process: n requests of unique payloads on ident_batch, each
+ * checked; exits 0 if every one was right. */
+static int client_proc(int id, int n, int depth)
+{
+	ferry_client *c;
+	ferry_model *m;
+	ferry_options o = { .struct_size = sizeof(o), .queue_depth = (uint32_t)depth,
+			    .arena_bytes = 4 << 20, .wait = FERRY_WAIT_HYBRID };
+	if (ferry_connect(&c, B.sock, &o) || ferry_model_get(c, "ident_batch", FERRY_LATEST, &m))
+		return 10;
+	ferry_request **rs = calloc((size_t)depth, sizeof(*rs));
+	int64_t dims[2] = { 1, 4 };
+	int sent = 0, bad = 0;
+	for (int i = 0; i < depth; i++)
+		if (ferry_request_new(m, &rs[i]))
+			return 11;
+	while (sent < n) {
+		int batch = n - sent < depth ? n - sent : depth;
+		for (int i = 0; i < batch; i++) {
+			int64_t *in;
+			ferry_request_reset(rs[i]);
+			if (ferry_request_input(rs[i], "IN", FERRY_TYPE_INT64, dims, 2, (void **)&in))
+				return 12;
+			for (int k = 0; k < 4; k++)
+				in[k] = (int64_t)id << 48 | (int64_t)(sent + i) << 8 | k;
+			if (ferry_infer_async(c, rs[i], NULL, NULL))
+				return 13;
+		}
+		for (int i = 0; i < batch; i++) {
+			const int64_t *out;
+			if (ferry_request_wait(rs[i], 30 * SEC) ||
+			    ferry_request_output(rs[i], "OUT", NULL, NULL, NULL, (const void **)&out, NULL)) {
+				bad++;
+				continue;
+			}
+			for (int k = 0; k < 4; k++)
+				if (out[k] != ((int64_t)id << 48 | (int64_t)(sent + i) << 8 | k))
+					bad++;
+		}
+		sent += batch;
+	}
+	for (int i = 0; i < depth; i++)
+		ferry_request_free(rs[i]);
+	free(rs);
+	ferry_close(c);
+	return bad ? 1 : 0;
+}
+
+Test(local, sixty_four_processes_ten_thousand_requests_each, .timeout = 300)
+{
+	pid_t pids[64];
+	for (int p = 0; p < 64; p++) {
+		pids[p] = fork();
+		cr_assert_geq(pids[p], 0);
+		if (pids[p] == 0)
+			_exit(client_proc(p + 1, 10000, 16));
+	}
+	int failed = 0;
+	for (int p = 0; p < 64; p++) {
+		int st;
+		waitpid(pids[p], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			failed++;
+			fprintf(stderr, "client %d: status 0x%x\n", p + 1, st);
+		}
+	}
+	cr_assert_eq(failed, 0, "%d of 64 clients saw lost, duplicated or corrupted results", failed);
+	cr_assert(th_alive(B.pid));
+}
+
+Test(local, clients_killed_in_flight_leave_nothing_behind, .timeout = 300)
+{
+	/* Warm up: the first session maps code and allocates what stays. */
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(simple_once(c, m, 1), 0);
+	ferry_close(c);
+	usleep(100000);
+	int fd0 = th_fd_count(B.pid);
+	long rss0 = th_rss_kb(B.pid);
+
+	for (int i = 0; i < 100; i++) {
+		int sync[2];
+		cr_assert_eq(pipe(sync), 0);
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(sync[0]);
+			ferry_client *cc;
+			ferry_model *mm;
+			if (ferry_connect(&cc, B.sock, NULL) ||
+			    ferry_model_get(cc, "ident_batch", FERRY_LATEST, &mm))
+				_exit(1);
+			int64_t dims[2] = { 1, 4 };
+			for (int k = 0; k < 64; k++) {
+				ferry_request *r;
+				int64_t *in;
+				ferry_request_new(mm, &r);
+				ferry_request_input(r, "IN", FERRY_TYPE_INT64, dims, 2, (void **)&in);
+				ferry_infer_async(cc, r, NULL, NULL);
+			}
+			(void)!write(sync[1], "x", 1);
+			for (;;)
+				ferry_poll(cc, 1, 1000000);
+		}
+		close(sync[1]);
+		char x;
+		(void)!read(sync[0], &x, 1);
+		close(sync[0]);
+		usleep((useconds_t)(rand() % 2000));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	c = conn();
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(simple_once(c, m, 5), 0, "the broker still serves");
+	ferry_close(c);
+	/* Let the loop notice the last hang-ups. */
+	int fd1 = -1;
+	long rss1 = -1;
+	for (int i = 0; i < 100; i++) {
+		usleep(20000);
+		fd1 = th_fd_count(B.pid);
+		rss1 = th_rss_kb(B.pid);
+		if (fd1 == fd0)
+			break;
+	}
+	cr_assert_eq(fd1, fd0, "fd count %d after, %d before", fd1, fd0);
+	cr_assert_leq(rss1, rss0 + 2048, "RSS %ld kB after, %ld kB before", rss1, rss0);
+}
+
+Test(local, refused_peer_is_refused)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to connect as another uid");
+	/* A second broker that allows only uid 4242 (its own uid, root, is
+	 * always allowed); a client running as nobody is refused. */
+	struct th_broker b2;
+	th_init(&b2);
+	th_examples(&b2);
+	th_start(&b2, "--allow-uid", "4242", "--log-level", "warn", NULL);
+	chmod(b2.dir, 0755);
+	chmod(b2.sock, 0666);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(3);
+		ferry_client *c;
+		int ret = ferry_connect(&c, b2.sock, NULL);
+		_exit(ret == FERRY_EPERM ? 0 : 1);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "nobody was not refused (0x%x)", st);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "grep -q 'refused pid' %s", b2.log);
+	cr_assert_eq(system(cmd), 0, "the refusal is logged");
+	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}
+
+Test(local, sigterm_removes_the_socket)
+{
+	cr_assert_eq(access(B.sock, F_OK), 0);
+	cr_assert_eq(th_stop(&B), 0);
+	cr_assert_neq(access(B.sock, F_OK), 0, "socket removed at exit");
+	/* .fini stops nothing more: start another so fini finds one. */
+	th_start(&B, "--log-level", "warn", NULL);
+}
+
+Test(local, epoll_fallback_serves)
+{
+	struct th_broker b2;
+	th_init(&b2);
+	th_examples(&b2);
+	th_start(&b2, "--event-loop", "epoll", "--wait", "block", NULL);
+	ferry_client *c;
+	ferry_model *m;
+	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(simple_once(c, m, i), 0);
+	ferry_close(c);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "grep -q 'event loop: epoll' %s", b2.log);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}
+
+Test(local, no_broker_gives_econnrefused)
+{
+	ferry_client *c;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/none.sock", B.dir);
+	cr_assert_eq(ferry_connect(&c, path, NULL), FERRY_ECONNREFUSED);
+	cr_assert(strstr(ferry_last_error(), "none.sock"), "%s", ferry_last_error());
+}
+
+Test(local, broker_death_fails_waiters_with_epipe)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(simple_once(c, m, 1), 0);
+	kill(B.pid, SIGKILL);
+	waitpid(B.pid, NULL, 0);
+	B.pid = 0;
+	uint64_t t0 = (uint64_t)clock();
+	(void)t0;
+	int ret = simple_once(c, m, 2);
+	cr_assert_eq(ret, FERRY_EPIPE, "got %d (%s)", ret, ferry_last_error());
+	ferry_close(c);
+	th_start(&B, "--log-level", "warn", NULL);
+}

@@ -123,6 +123,17 @@ int ox__shape(const struct ox__tensor *t, int64_t B, int64_t *dims);
 int64_t ox__numel(const struct ox__tensor *t, int64_t B);
 size_t ox__scratch_floats(const struct ox_model *m, const struct ox__step *s,
 			  int64_t B);
+/*
+ * ox__plan - the arena layout of a context for @max_batch: off[t] is the
+ * byte offset of VALUE tensor t in the arena (SIZE_MAX for tensors that
+ * live elsewhere: inputs, constants, graph outputs); *arena_bytes the arena
+ * size and *scratch_floats the CPU convolutions' scratch.  @off has
+ * m->ntensors entries.  Shared by the CPU context and the GPU one
+ * (onnx_cuda.cu), so both reuse memory the same way.
+ * Returns 0, FERRY_E2BIG (a tensor above INT_MAX elements) or FERRY_ENOMEM.
+ */
+int ox__plan(const struct ox_model *m, int max_batch, size_t *off,
+	     size_t *arena_bytes, size_t *scratch_floats);
 void ox__exec_step(const struct ox_model *m, const struct ox__step *s,
 		   float *const *ptr, int64_t B, float *scratch);
 

@@ -847,13 +847,62 @@ static size_t arena_layout(const struct ox_model *m, struct ox__slot *sl,
 	return total;
 }
 
+int ox__plan(const struct ox_model *m, int max_batch, size_t *off,
+	     size_t *arena_bytes, size_t *scratch_floats)
+{
+	struct ox__slot *sl;
+	const struct ox__slot **tmp;
+	size_t arena, scratch = 0;
+	int n = 0, rc = FERRY_E2BIG;
+
+	sl = calloc((size_t)m->ntensors + 1, sizeof(*sl));
+	tmp = calloc((size_t)m->ntensors + 1, sizeof(*tmp));
+	if (!sl || !tmp) {
+		rc = FERRY_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct ox__tensor *t = &m->tensors[i];
+		size_t ne = 0;
+
+		off[i] = SIZE_MAX;
+		/* every float tensor (inputs, weights, outputs) within bounds */
+		if (t->kind != OX__T_INT && t->kind != OX__T_OTHER &&
+		    !numel_checked(t, max_batch, &ne))
+			goto out;
+		if (t->kind != OX__T_VALUE || t->def < 0 || t->graph_out >= 0)
+			continue;
+		sl[n].t = i;
+		sl[n].size = (ne * sizeof(float) + OX__ALIGN - 1) &
+			     ~(size_t)(OX__ALIGN - 1);
+		n++;
+	}
+	for (int i = 0; i < m->nsteps; i++) {
+		size_t ne = ox__scratch_floats(m, &m->steps[i], max_batch);
+
+		if (ne > scratch)
+			scratch = ne;
+	}
+	arena = arena_layout(m, sl, n, tmp);
+	if (scratch > (SIZE_MAX >> 4) ||
+	    arena > SIZE_MAX / 2 - scratch * sizeof(float) - OX__ALIGN)
+		goto out;
+	for (int i = 0; i < n; i++)
+		off[sl[i].t] = sl[i].off;
+	*arena_bytes = arena;
+	*scratch_floats = scratch;
+	rc = 0;
+out:
+	free(sl);
+	free(tmp);
+	return rc;
+}
+
 int ox_ctx_create(const struct ox_model *m, int max_batch, struct ox_ctx **out)
 {
 	struct ox_ctx *c;
-	struct ox__slot *sl = NULL;
-	const struct ox__slot **tmp = NULL;
-	size_t arena = 0, scratch = 0;
-	int n = 0, rc = FERRY_ENOMEM;
+	size_t arena = 0, scratch = 0, *off = NULL;
+	int rc = FERRY_ENOMEM;
 
 	if (!m || !out || max_batch < 1)
 		return FERRY_EINVAL;
@@ -867,67 +916,30 @@ int ox_ctx_create(const struct ox_model *m, int max_batch, struct ox_ctx **out)
 	c->m = m;
 	c->max_batch = max_batch;
 	c->ptr = calloc((size_t)m->ntensors + 1, sizeof(*c->ptr));
-	sl = calloc((size_t)m->ntensors + 1, sizeof(*sl));
-	tmp = calloc((size_t)m->ntensors + 1, sizeof(*tmp));
-	if (!c->ptr || !sl || !tmp)
+	off = calloc((size_t)m->ntensors + 1, sizeof(*off));
+	if (!c->ptr || !off)
 		goto fail;
-	for (int i = 0; i < m->ntensors; i++) {
-		const struct ox__tensor *t = &m->tensors[i];
-		size_t ne;
-
-		if (t->kind != OX__T_VALUE || t->def < 0 || t->graph_out >= 0)
-			continue;
-		if (!numel_checked(t, max_batch, &ne)) {
-			rc = FERRY_E2BIG;
-			goto fail;
-		}
-		sl[n].t = i;
-		sl[n].size = (ne * sizeof(float) + OX__ALIGN - 1) &
-			     ~(size_t)(OX__ALIGN - 1);
-		n++;
-	}
-	/* every float tensor (inputs, weights, outputs) within bounds */
-	for (int i = 0; i < m->ntensors; i++) {
-		const struct ox__tensor *t = &m->tensors[i];
-		size_t ne;
-
-		if (t->kind == OX__T_INT || t->kind == OX__T_OTHER)
-			continue;
-		if (!numel_checked(t, max_batch, &ne)) {
-			rc = FERRY_E2BIG;
-			goto fail;
-		}
-	}
-	for (int i = 0; i < m->nsteps; i++) {
-		size_t ne = ox__scratch_floats(m, &m->steps[i], max_batch);
-
-		if (ne > scratch)
-			scratch = ne;
-	}
-	arena = arena_layout(m, sl, n, tmp);
-	if (scratch > (SIZE_MAX >> 4) ||
-	    arena > SIZE_MAX / 2 - scratch * sizeof(float) - OX__ALIGN) {
-		rc = FERRY_E2BIG;
+	rc = ox__plan(m, max_batch, off, &arena, &scratch);
+	if (rc)
 		goto fail;
-	}
+	rc = FERRY_ENOMEM;
 	c->bytes = arena + scratch * sizeof(float);
 	c->block = aligned_alloc(OX__ALIGN, c->bytes ? (c->bytes + OX__ALIGN - 1) &
 				 ~(size_t)(OX__ALIGN - 1) : OX__ALIGN);
 	if (!c->block)
 		goto fail;
 	c->scratch = (float *)((char *)c->block + arena);
-	for (int i = 0; i < n; i++)
-		c->ptr[sl[i].t] = (float *)((char *)c->block + sl[i].off);
-	for (int i = 0; i < m->ntensors; i++)
-		if (m->tensors[i].kind == OX__T_CONST)
+	for (int i = 0; i < m->ntensors; i++) {
+		if (off[i] != SIZE_MAX)
+			c->ptr[i] = (float *)((char *)c->block + off[i]);
+		else if (m->tensors[i].kind == OX__T_CONST)
 			c->ptr[i] = (float *)m->tensors[i].cdata;
-	free(sl);
-	free(tmp);
+	}
+	free(off);
 	*out = c;
 	return 0;
 fail:
-	free(sl);
-	free(tmp);
+	free(off);
 	ox_ctx_free(c);
 	return rc;
 }

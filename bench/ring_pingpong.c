@@ -84,6 +84,30 @@ static void pin(int cpu)
 		die("sched_setaffinity (see --cpus)", errno);
 }
 
+/* Refuse a CPU we may not run on before forking anything. */
+static void check_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		die("sched_getaffinity", errno);
+	if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set)) {
+		fprintf(stderr, "ferry-ring-bench: CPU %d is not available "
+			"(see --cpus)\n", cpu);
+		exit(2);
+	}
+}
+
+static void on_alarm(int sig)
+{
+	static const char msg[] =
+		"ferry-ring-bench: watchdog: a phase took over 300 s\n";
+
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -153,7 +177,7 @@ static void row(struct bench *b, const char *name, const char *policy,
 		printf("  %-30s %9zu %10.0f %10.0f %10s\n", name, n, p50, p99,
 		       "1.00x");
 	if (b->csv)
-		fprintf(b->csv, "roundtrip,%s,%s,,%zu,%.0f,%.0f,%.3f,\n", name,
+		fprintf(b->csv, "roundtrip,\"%s\",%s,,%zu,%.0f,%.0f,%.3f,\n", name,
 			policy, n, p50, p99, floor > 0 ? p50 / floor : 1.0);
 	if (!floor && !strcmp(policy, "floor"))
 		b->floor_p50 = p50;
@@ -400,7 +424,7 @@ static void bench_tp(struct bench *b, unsigned batch)
 	       (unsigned long long)n, rate / 1e6, (double)dt / (double)n,
 	       rate * sizeof(struct fshm_sqe) / 1e9);
 	if (b->csv)
-		fprintf(b->csv, "throughput,one-way spin,spin,%u,%llu,,,,%.0f\n",
+		fprintf(b->csv, "throughput,\"one-way\",spin,%u,%llu,,,,%.0f\n",
 			batch, (unsigned long long)n, rate);
 	free(buf);
 }
@@ -541,7 +565,13 @@ int main(int argc, char **argv)
 		fprintf(b.csv, "kind,name,policy,batch,samples,p50_ns,p99_ns,"
 			"ratio_p50,entries_per_s\n");
 	}
+	check_cpu(b.o.cpu[0]);
+	check_cpu(b.o.cpu[1]);
 	pin(b.o.cpu[0]);
+	/* Every phase is bounded; a peer that dies mid-phase would leave
+	 * the parent spinning, so a watchdog ends the run instead. */
+	signal(SIGALRM, on_alarm);
+	alarm(300);
 
 	printf("ferry-ring-bench: CPUs %d and %d, rings of %u entries "
 	       "(SQE 64 B, CQE 32 B)\n\n", b.o.cpu[0], b.o.cpu[1],

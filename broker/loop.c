@@ -180,8 +180,10 @@ static int loop__dispatch(struct loop *l, uint64_t ud, uint32_t events)
 	if (!e->active || e->gen != gen)
 		return 0;
 	e->cb(e->arg, events);
-	/* The callback may have deleted this entry (or re-used its slot):
+	/* The callback may have deleted this entry, re-used its slot, or
+	 * grown the table (loop_add reallocs: e may dangle): look again and
 	 * re-arm only if it is still the same registration. */
+	e = &l->ents[idx];
 	if (l->uring && e->active && e->gen == gen)
 		loop__arm(l, idx);
 	return 1;

@@ -102,7 +102,10 @@ have_frame:
 	ctl_reader_next(&c->rd);
 	if (!*resp)
 		return fc_fail(FERRY_EPROTO, "malformed response from the broker");
-	if ((*resp)->seq != req->seq) {
+	/* seq 0 is the broker speaking first: an Error about the whole
+	 * connection (a refused peer, a session limit). */
+	if ((*resp)->seq != req->seq &&
+	    !((*resp)->seq == 0 && (*resp)->body_case == FERRY__CONTROL__RESPONSE__BODY_ERROR)) {
 		ferry__control__response__free_unpacked(*resp, NULL);
 		*resp = NULL;
 		return fc_fail(FERRY_EPROTO, "response out of order");

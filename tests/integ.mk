@@ -9,3 +9,9 @@ TESTS += tests/test_local
 tests_test_local_SOURCES = tests/integ/test_local.c
 tests_test_local_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_test_local_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)
+
+check_PROGRAMS += tests/test_loop
+TESTS += tests/test_loop
+tests_test_loop_SOURCES = tests/integ/test_loop.c broker/loop.c broker/log.c
+tests_test_loop_CFLAGS = $(CRITERION_TEST_CFLAGS) $(URING_CFLAGS)
+tests_test_loop_LDADD = $(URING_LIBS) $(CRITERION_TEST_LIBS)

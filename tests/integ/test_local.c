@@ -33,7 +33,7 @@ static void start_default(void)
 	th_init(&B);
 	th_examples(&B);
 	th_model(&B, "ident_batch", IDENT_BATCH);
-	th_start(&B, "--log-level", "warn", NULL);
+	th_start(&B, "--log-level", "info", NULL);
 }
 
 static void stop_default(void)
@@ -314,8 +314,10 @@ static int client_proc(int id, int n, int depth)
 	ferry_model *m;
 	ferry_options o = { .struct_size = sizeof(o), .queue_depth = (uint32_t)depth,
 			    .arena_bytes = 4 << 20, .wait = FERRY_WAIT_HYBRID };
-	if (ferry_connect(&c, B.sock, &o) || ferry_model_get(c, "ident_batch", FERRY_LATEST, &m))
+	if (ferry_connect(&c, B.sock, &o) || ferry_model_get(c, "ident_batch", FERRY_LATEST, &m)) {
+		fprintf(stderr, "client %d: %s\n", id, ferry_last_error());
 		return 10;
+	}
 	ferry_request **rs = calloc((size_t)depth, sizeof(*rs));
 	int64_t dims[2] = { 1, 4 };
 	int sent = 0, bad = 0;
@@ -371,6 +373,11 @@ Test(local, sixty_four_processes_ten_thousand_requests_each, .timeout = 300)
 			failed++;
 			fprintf(stderr, "client %d: status 0x%x\n", p + 1, st);
 		}
+	}
+	if (failed) {
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "tail -20 %s >&2", B.log);
+		(void)!system(cmd);
 	}
 	cr_assert_eq(failed, 0, "%d of 64 clients saw lost, duplicated or corrupted results", failed);
 	cr_assert(th_alive(B.pid));

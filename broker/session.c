@@ -320,10 +320,6 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 		fshm_doorbell_ring(&s->db_client);
 		return 0;
 	}
-	if (sqe->opcode != FSHM_OP_INFER) {
-		snprintf(msg, sizeof(msg), "unknown opcode %u", sqe->opcode);
-		return sess__fail(s, sl, FERRY_EINVAL, msg);
-	}
 	/* The descriptor: bounds first, then one copy into private memory. */
 	if (sqe->desc_bytes < sizeof(struct fshm_req_desc) ||
 	    sqe->desc_bytes > sizeof(sess__desc) ||
@@ -335,6 +331,10 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 		return sess__fail(s, sl, FERRY_EINVAL, msg);
 	}
 	sl->desc_off = sqe->desc_off;
+	if (sqe->opcode != FSHM_OP_INFER) {
+		snprintf(msg, sizeof(msg), "unknown opcode %u", sqe->opcode);
+		return sess__fail(s, sl, FERRY_EINVAL, msg);
+	}
 	memcpy(sess__desc.bytes, s->arena + sqe->desc_off, sqe->desc_bytes);
 	const struct fshm_req_desc *d = &sess__desc.d;
 	uint32_t nin = d->ninputs, nout = d->noutputs;

@@ -352,10 +352,8 @@ FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
 void fc_request_complete(ferry_request *r, int status, const char *msg)
 {
 	r->status = status;
-	if (status && msg) {
-		strncpy(r->errmsg, msg, sizeof(r->errmsg) - 1);
-		r->errmsg[sizeof(r->errmsg) - 1] = '\0';
-	}
+	if (status && msg)
+		snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg);
 	/* Release: pairs with the acquire in ferry_request_done() and the
 	 * waiters, who then read status and outputs. */
 	atomic_store_explicit(&r->state, FC_DONE, memory_order_release);

@@ -15,3 +15,9 @@ TESTS += tests/test_loop
 tests_test_loop_SOURCES = tests/integ/test_loop.c broker/loop.c broker/log.c
 tests_test_loop_CFLAGS = $(CRITERION_TEST_CFLAGS) $(URING_CFLAGS)
 tests_test_loop_LDADD = $(URING_LIBS) $(CRITERION_TEST_LIBS)
+
+check_PROGRAMS += tests/test_hostile
+TESTS += tests/test_hostile
+tests_test_hostile_SOURCES = tests/integ/test_hostile.c
+tests_test_hostile_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_test_hostile_LDADD = tests/libharness.la libclient/libferry.la shm/libfshm.la $(CRITERION_TEST_LIBS)

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A client that writes whatever it likes into its own segment: bad
+ * offsets, sizes, dtypes, ranks, model ids, overflowing sizes, garbage
+ * descriptors and submission entries, corrupt ring indices.  Each gets an
+ * error completion or a closed session; the broker stays up, and a
+ * well-behaved client served at the same time sees every result right.
+ *
+ * The test speaks the wire format itself (shm/fshm_wire.h) through
+ * libferry's session, using its private structures.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <ferry/ferry.h>
+
+#include "libclient/client.h"
+#include "shm/fshm.h"
+#include "tests/integ/harness.h"
+
+#define SEC 1000000000LL
+
+static struct th_broker B;
+static _Atomic bool good_stop;
+static _Atomic int good_bad, good_done;
+static pthread_t good_thr;
+
+/* The well-behaved neighbour: add_sub in a loop, every result checked. */
+static void *good_client(void *arg)
+{
+	ferry_client *c;
+	ferry_model *m;
+	if (ferry_connect(&c, B.sock, NULL) || ferry_model_get(c, "simple", FERRY_LATEST, &m)) {
+		atomic_fetch_add(&good_bad, 1000000);
+		return NULL;
+	}
+	int64_t dims[2] = { 1, 16 };
+	for (int it = 0; !atomic_load(&good_stop); it++) {
+		ferry_request *r;
+		int32_t *a, *b;
+		const int32_t *o0, *o1;
+		ferry_request_new(m, &r);
+		ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a);
+		ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b);
+		for (int i = 0; i < 16; i++) {
+			a[i] = it + i;
+			b[i] = it * 3 - i;
+		}
+		if (ferry_infer(c, r, 10 * SEC) ||
+		    ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&o0, NULL) ||
+		    ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1, NULL)) {
+			atomic_fetch_add(&good_bad, 1);
+		} else {
+			for (int i = 0; i < 16; i++)
+				if (o0[i] != a[i] + b[i] || o1[i] != a[i] - b[i])
+					atomic_fetch_add(&good_bad, 1);
+		}
+		ferry_request_free(r);
+		atomic_fetch_add(&good_done, 1);
+	}
+	ferry_close(c);
+	return NULL;
+}
+
+static void setup(void)
+{
+	th_init(&B);
+	th_examples(&B);
+	th_start(&B, "--log-level", "error", NULL);
+	atomic_store(&good_stop, false);
+	atomic_store(&good_bad, 0);
+	atomic_store(&good_done, 0);
+	pthread_create(&good_thr, NULL, good_client, NULL);
+}
+
+static void teardown(void)
+{
+	atomic_store(&good_stop, true);
+	pthread_join(good_thr, NULL);
+	cr_expect_eq(atomic_load(&good_bad), 0, "the good client saw %d bad results",
+		     atomic_load(&good_bad));
+	cr_expect_gt(atomic_load(&good_done), 0, "the good client was served");
+	cr_expect(th_alive(B.pid), "the broker is alive");
+	cr_expect_eq(th_stop(&B), 0);
+	th_cleanup(&B);
+}
+
+TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 120);
+
+struct raw {
+	ferry_client *c;
+	ferry_model *m;
+	uint64_t desc;   /* a descriptor block we own in the arena */
+	uint64_t data;   /* 4 KiB of data */
+	uint64_t out;    /* 4 KiB of output room */
+};
+
+static void raw_open(struct raw *w)
+{
+	cr_assert_eq(ferry_connect(&w->c, B.sock, NULL), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(w->c, "simple", FERRY_LATEST, &w->m), 0);
+	cr_assert_eq(fshm_arena_alloc(w->c->arena, 8192, &w->desc), 0);
+	cr_assert_eq(fshm_arena_alloc(w->c->arena, 4096, &w->data), 0);
+	cr_assert_eq(fshm_arena_alloc(w->c->arena, 4096, &w->out), 0);
+}
+
+static struct fshm_req_desc *raw_desc(struct raw *w)
+{
+	return (struct fshm_req_desc *)(w->c->arena_base + w->desc);
+}
+
+/* A valid add_sub request: two inputs, two outputs. */
+static struct fshm_sqe raw_valid(struct raw *w)
+{
+	struct fshm_req_desc *d = raw_desc(w);
+	memset(d, 0, fshm_req_desc_bytes(4));
+	d->ninputs = 2;
+	d->noutputs = 2;
+	for (int i = 0; i < 4; i++) {
+		struct fshm_tensor *t = &d->t[i];
+		t->index = (uint32_t)(i % 2);
+		t->dtype = FERRY_TYPE_INT32;
+		t->ndims = 2;
+		t->dims[0] = 1;
+		t->dims[1] = 16;
+		t->offset = (i < 2 ? w->data : w->out) + (uint64_t)(i % 2) * 64;
+		t->bytes = 64;
+	}
+	struct fshm_sqe sqe = {
+		.user_data = 0x1234,
+		.opcode = FSHM_OP_INFER,
+		.model_id = w->m->id,
+		.desc_off = w->desc,
+		.desc_bytes = (uint32_t)fshm_req_desc_bytes(4),
+	};
+	return sqe;
+}
+
+/* Submit one SQE and wait for its completion; returns the status, or 1
+ * when the session was closed instead. */
+static int raw_submit(struct raw *w, const struct fshm_sqe *sqe)
+{
+	cr_assert_eq(fshm_ring_enqueue_burst(&w->c->sq, sqe, 1), 1);
+	fshm_doorbell_ring(&w->c->db_broker);
+	struct fshm_cqe cqe;
+	uint64_t end = fshm_now_ns() + 5 * SEC;
+	while (fshm_now_ns() < end) {
+		int n = fshm_ring_dequeue_burst(&w->c->cq, &cqe, 1);
+		cr_assert_geq(n, 0);
+		if (n == 1) {
+			cr_assert_eq(cqe.user_data, sqe->user_data);
+			return cqe.status;
+		}
+		usleep(100);
+	}
+	return 1;
+}
+
+Test(hostile, valid_raw_request_works)
+{
+	struct raw w;
+	raw_open(&w);
+	struct fshm_sqe sqe = raw_valid(&w);
+	int32_t *in = (int32_t *)(w.c->arena_base + w.data);
+	for (int i = 0; i < 32; i++)
+		in[i] = i;
+	cr_assert_eq(raw_submit(&w, &sqe), 0);
+	int32_t *out = (int32_t *)(w.c->arena_base + w.out);
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(out[i], i + (i + 16));
+	cr_assert_eq(raw_desc(&w)->t[2].bytes, 64, "the broker wrote the output size back");
+	ferry_close(w.c);
+}
+
+#define EXPECT_ERR(w, sqe, what)                                                 \
+	do {                                                                     \
+		int st__ = raw_submit((w), &(sqe));                              \
+		cr_expect_lt(st__, 0, "%s: status %d", what, st__);              \
+		cr_expect_neq(raw_desc(w)->errmsg[0], 0, "%s: a message", what); \
+	} while (0)
+
+Test(hostile, bad_descriptors_get_errors)
+{
+	struct raw w;
+	raw_open(&w);
+	struct fshm_sqe sqe;
+
+	sqe = raw_valid(&w);
+	sqe.desc_off = w.c->arena_bytes - 8;
+	cr_expect_eq(raw_submit(&w, &sqe), FERRY_EINVAL, "descriptor past the arena");
+
+	sqe = raw_valid(&w);
+	sqe.desc_off = UINT64_MAX - 100;
+	cr_expect_eq(raw_submit(&w, &sqe), FERRY_EINVAL, "descriptor offset overflowing");
+
+	sqe = raw_valid(&w);
+	sqe.desc_bytes = 100000;
+	cr_expect_eq(raw_submit(&w, &sqe), FERRY_EINVAL, "descriptor too long");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->ninputs = 40;
+	EXPECT_ERR(&w, sqe, "counts disagree with desc_bytes");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->ninputs = 0xffffffff;
+	EXPECT_ERR(&w, sqe, "count overflowing");
+
+	sqe = raw_valid(&w);
+	sqe.opcode = 77;
+	EXPECT_ERR(&w, sqe, "unknown opcode");
+
+	sqe = raw_valid(&w);
+	sqe.model_id = 0xdead;
+	cr_expect_eq(raw_submit(&w, &sqe), FERRY_ENOENT, "unknown model id");
+	ferry_close(w.c);
+}
+
+Test(hostile, bad_tensors_get_errors)
+{
+	struct raw w;
+	raw_open(&w);
+	struct fshm_sqe sqe;
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].offset = w.c->arena_bytes - 10;
+	EXPECT_ERR(&w, sqe, "input past the arena");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[1].offset = UINT64_MAX - 8;
+	raw_desc(&w)->t[1].bytes = 64;
+	EXPECT_ERR(&w, sqe, "input offset + size wrapping");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[2].bytes = UINT64_MAX;
+	EXPECT_ERR(&w, sqe, "output capacity wrapping");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].dtype = 99;
+	EXPECT_ERR(&w, sqe, "unknown dtype");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].dtype = FERRY_TYPE_FP64;
+	EXPECT_ERR(&w, sqe, "wrong dtype");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].ndims = 1000;
+	EXPECT_ERR(&w, sqe, "rank 1000");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].dims[0] = -5;
+	EXPECT_ERR(&w, sqe, "negative dimension");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].dims[0] = INT64_MAX / 2;
+	raw_desc(&w)->t[1].dims[0] = INT64_MAX / 2;
+	EXPECT_ERR(&w, sqe, "dims whose product overflows");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].bytes = 63;
+	EXPECT_ERR(&w, sqe, "bytes disagree with the shape");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[1].index = 0;
+	EXPECT_ERR(&w, sqe, "input given twice");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[1].index = 9;
+	EXPECT_ERR(&w, sqe, "input index out of range");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[3].index = 7;
+	EXPECT_ERR(&w, sqe, "output index out of range");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[2].bytes = 8;
+	EXPECT_ERR(&w, sqe, "output too small");
+
+	/* After all that, a valid request on the same session works. */
+	sqe = raw_valid(&w);
+	cr_expect_eq(raw_submit(&w, &sqe), 0);
+	ferry_close(w.c);
+}
+
+Test(hostile, garbage_descriptors_and_entries)
+{
+	struct raw w;
+	raw_open(&w);
+	srand(1234);
+	for (int i = 0; i < 2000; i++) {
+		struct fshm_sqe sqe = raw_valid(&w);
+		uint8_t *d = (uint8_t *)raw_desc(&w);
+		int n = 1 + rand() % 16;
+		for (int k = 0; k < n; k++)
+			d[rand() % (int)fshm_req_desc_bytes(4)] = (uint8_t)rand();
+		if (i % 4 == 0) {
+			uint8_t *s = (uint8_t *)&sqe;
+			for (int k = 0; k < 4; k++)
+				s[8 + rand() % (int)(sizeof(sqe) - 8)] = (uint8_t)rand();
+		}
+		int st = raw_submit(&w, &sqe);
+		cr_assert_neq(st, 1, "request %d: no completion", i);
+	}
+	struct fshm_sqe sqe = raw_valid(&w);
+	cr_expect_eq(raw_submit(&w, &sqe), 0, "the session still works");
+	ferry_close(w.c);
+}
+
+Test(hostile, descriptor_rewritten_after_submission_is_read_once)
+{
+	/* The client flips the descriptor while the broker may be reading
+	 * it; whatever the broker saw, it answers and stays up. */
+	struct raw w;
+	raw_open(&w);
+	for (int i = 0; i < 2000; i++) {
+		struct fshm_sqe sqe = raw_valid(&w);
+		cr_assert_eq(fshm_ring_enqueue_burst(&w.c->sq, &sqe, 1), 1);
+		fshm_doorbell_ring(&w.c->db_broker);
+		raw_desc(&w)->ninputs = (uint32_t)rand();
+		raw_desc(&w)->t[0].offset = (uint64_t)rand() << 20;
+		struct fshm_cqe cqe;
+		uint64_t end = fshm_now_ns() + 5 * SEC;
+		int n = 0;
+		while (n == 0 && fshm_now_ns() < end)
+			n = fshm_ring_dequeue_burst(&w.c->cq, &cqe, 1);
+		cr_assert_eq(n, 1, "request %d completed", i);
+	}
+	ferry_close(w.c);
+}
+
+static bool session_closed(struct raw *w)
+{
+	/* The broker closes the control socket of a session it drops
+	 * (after an Error frame, which is read and dropped here). */
+	for (int i = 0; i < 200; i++) {
+		char b[256];
+		ssize_t n = recv(w->c->sock, b, sizeof(b), MSG_DONTWAIT);
+		if (n == 0)
+			return true;
+		if (n < 0)
+			usleep(10000);
+	}
+	return false;
+}
+
+Test(hostile, corrupt_sq_tail_closes_the_session)
+{
+	struct raw w;
+	raw_open(&w);
+	/* Claim a million entries in a ring of 256. */
+	atomic_store(&w.c->sq.ctl->tail, atomic_load(&w.c->sq.ctl->tail) + 1000000);
+	fshm_doorbell_ring(&w.c->db_broker);
+	cr_expect(session_closed(&w), "the broker dropped the session");
+	ferry_close(w.c);
+}
+
+Test(hostile, corrupt_cq_head_closes_the_session)
+{
+	struct raw w;
+	raw_open(&w);
+	/* The consumer's index ahead of the producer's. */
+	atomic_store(&w.c->cq.ctl->head, atomic_load(&w.c->cq.ctl->tail) + 77);
+	struct fshm_sqe sqe = raw_valid(&w);
+	cr_assert_eq(fshm_ring_enqueue_burst(&w.c->sq, &sqe, 1), 1);
+	fshm_doorbell_ring(&w.c->db_broker);
+	cr_expect(session_closed(&w), "the broker dropped the session");
+	ferry_close(w.c);
+}
+
+Test(hostile, scribbling_over_the_whole_segment)
+{
+	/* Random bytes over the header, both rings and the arena, again
+	 * and again: the session ends or answers, the broker lives. */
+	struct raw w;
+	raw_open(&w);
+	uint8_t *base = w.c->seg.base;
+	size_t size = w.c->seg.size;
+	srand(99);
+	for (int round = 0; round < 200; round++) {
+		for (int k = 0; k < 64; k++)
+			base[(size_t)rand() % (size < 65536 ? size : 65536)] = (uint8_t)rand();
+		fshm_doorbell_ring(&w.c->db_broker);
+		usleep(500);
+	}
+	usleep(100000);
+	cr_expect(th_alive(B.pid));
+	ferry_close(w.c);
+}
+
+Test(hostile, garbage_on_the_control_socket)
+{
+	struct raw w;
+	raw_open(&w);
+	/* A frame that claims 16 MiB, then bytes that are not a message. */
+	uint8_t junk[64] = { 0xff, 0xff, 0xff, 0x00 };
+	for (int i = 4; i < 64; i++)
+		junk[i] = (uint8_t)i;
+	(void)!write(w.c->sock, junk, sizeof(junk));
+	cr_expect(session_closed(&w), "an oversized frame ends the session");
+	ferry_close(w.c);
+
+	raw_open(&w);
+	uint8_t bad[12] = { 8, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef };
+	(void)!write(w.c->sock, bad, sizeof(bad));
+	cr_expect(session_closed(&w), "an undecodable message ends the session");
+	ferry_close(w.c);
+}

@@ -1,2 +1,3 @@
 # bench: rules for this part of the tree (included by the top Makefile.am)
 include bench/shm.mk
+include bench/ferry.mk

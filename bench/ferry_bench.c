@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry-bench - end-to-end measurements of ferry, each beside the floor
+ * it is compared with, measured in the same run.
+ *
+ *   ferry-bench latency     round trip of an identity request through
+ *                           ferryd over shared memory, per wait policy
+ *                           and payload, beside the cache-line, eventfd
+ *                           and memcpy floors
+ *   ferry-bench throughput  requests per second from several client
+ *                           processes with many requests in flight
+ *
+ * Each mode starts its own ferryd (from the build tree, or --ferryd) on a
+ * temporary repository of identity models, pinned as --cpus says.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ferry/ferry.h>
+
+#include "bench/bench_util.h"
+#include "shm/fshm.h"
+
+#define SEC 1000000000LL
+
+static struct {
+	const char *ferryd;
+	int cpu_client, cpu_broker;
+	unsigned samples;
+	double seconds;
+	int processes;
+	int depth;
+	const char *csv;
+	const char *policies;
+	const char *broker_wait;
+	const char *client_wait;
+	bool quiet;
+} opt = {
+	.cpu_client = 0, .cpu_broker = 1, .samples = 20000, .seconds = 3.0,
+	.processes = 2, .depth = 64, .policies = "spin,hybrid,block",
+};
+
+static char tmpdir[256], repo[300], sock[300];
+static pid_t broker_pid;
+static FILE *csv;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "ferry-bench: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	if (broker_pid > 0)
+		kill(broker_pid, SIGKILL);
+	exit(1);
+}
+
+static void write_model(const char *name, const char *dtype, long dim,
+			int max_batch, bool batching)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", repo, name);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/1", repo, name);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/config.pbtxt", repo, name);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		die("cannot write %s: %s", path, strerror(errno));
+	fprintf(f, "name: \"%s\"\nbackend: \"identity\"\nmax_batch_size: %d\n"
+		   "input [ { name: \"INPUT0\" data_type: %s dims: [ %ld ] } ]\n"
+		   "output [ { name: \"OUTPUT0\" data_type: %s dims: [ %ld ] } ]\n%s",
+		name, max_batch, dtype, dim, dtype, dim,
+		batching ? "dynamic_batching { }\n" : "");
+	fclose(f);
+}
+
+static void setup_repo(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-bench-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		die("mkdtemp: %s", strerror(errno));
+	snprintf(repo, sizeof(repo), "%s/models", tmpdir);
+	snprintf(sock, sizeof(sock), "%s/ferryd.sock", tmpdir);
+	mkdir(repo, 0755);
+	write_model("identity_1k", "TYPE_FP32", 256, 0, false);
+	write_model("identity_1m", "TYPE_FP32", 262144, 0, false);
+	write_model("identity_small", "TYPE_INT32", 4, 64, true);
+}
+
+static void cleanup(void)
+{
+	char cmd[600];
+	if (tmpdir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+		(void)!system(cmd);
+	}
+}
+
+static const char *find_ferryd(void)
+{
+	static char path[PATH_MAX + 32];
+	char self[PATH_MAX];
+	if (opt.ferryd)
+		return opt.ferryd;
+	if (getenv("FERRY_FERRYD"))
+		return getenv("FERRY_FERRYD");
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			/* Build tree (ferry-bench beside broker/), then the
+			 * installed layout (bin/ beside sbin/). */
+			snprintf(path, sizeof(path), "%s/broker/ferryd", self);
+			if (access(path, X_OK) == 0)
+				return path;
+			/* libtool runs the real binary from .libs/ */
+			snprintf(path, sizeof(path), "%s/../broker/ferryd", self);
+			if (access(path, X_OK) == 0)
+				return path;
+			snprintf(path, sizeof(path), "%s/../sbin/ferryd", self);
+			if (access(path, X_OK) == 0)
+				return path;
+		}
+	}
+	return "ferryd";
+}
+
+static bool connectable(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void broker_start(const char *wait)
+{
+	const char *ferryd = find_ferryd();
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (opt.cpu_broker >= 0)
+			bu_pin(opt.cpu_broker);
+		execlp(ferryd, ferryd, "--model-repository", repo, "--socket", sock,
+		       "--wait", wait, "--log-level", "warn", (char *)NULL);
+		fprintf(stderr, "ferry-bench: cannot run %s: %s\n", ferryd, strerror(errno));
+		_exit(127);
+	}
+	broker_pid = pid;
+	for (int i = 0; i < 1000; i++) {
+		if (connectable())
+			return;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			die("ferryd (%s) exited at start-up", ferryd);
+		usleep(10000);
+	}
+	die("ferryd did not start in 10 s");
+}
+
+/* Stop the broker; returns its CPU time in seconds. */
+static double broker_stop(void)
+{
+	struct rusage ru;
+	int st;
+	kill(broker_pid, SIGTERM);
+	if (wait4(broker_pid, &st, 0, &ru) != broker_pid)
+		die("wait4: %s", strerror(errno));
+	broker_pid = 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static ferry_client *client(ferry_wait w, uint32_t depth)
+{
+	ferry_client *c;
+	ferry_options o = { .struct_size = sizeof(o), .wait = w, .queue_depth = depth,
+			    .arena_bytes = 16 << 20 };
+	if (ferry_connect(&c, sock, &o))
+		die("connect: %s", ferry_last_error());
+	return c;
+}
+
+static void print_row(const char *what, const char *policy, size_t bytes,
+		      struct bu_lat l, double floor_p50, const char *floor_name)
+{
+	char ratio[64] = "";
+	if (floor_p50 > 0)
+		snprintf(ratio, sizeof(ratio), "%.2fx %s", l.p50 / floor_p50, floor_name);
+	printf("  %-34s %-7s %8zu %10.0f %10.0f   %s\n", what, policy, bytes, l.p50,
+	       l.p99, ratio);
+	if (csv)
+		fprintf(csv, "latency,\"%s\",%s,%zu,%.0f,%.0f,%.0f,%.3f\n", what, policy,
+			bytes, l.p50, l.p90, l.p99, floor_p50 > 0 ? l.p50 / floor_p50 : 0);
+	fflush(stdout);
+}
+
+static struct bu_lat measure_rtt(ferry_client *c, const char *model, size_t bytes,
+				 unsigned samples)
+{
+	ferry_model *m;
+	ferry_request *r;
+	float *in;
+	int64_t dims[1] = { (int64_t)(bytes / 4) };
+	uint64_t *lat = calloc(samples, sizeof(*lat));
+
+	if (ferry_model_get(c, model, FERRY_LATEST, &m) || ferry_request_new(m, &r) ||
+	    ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, dims, 1, (void **)&in))
+		die("%s: %s", model, ferry_last_error());
+	for (size_t i = 0; i < bytes / 4; i++)
+		in[i] = (float)i;
+	unsigned warm = samples / 10 + 10;
+	for (unsigned i = 0; i < warm + samples; i++) {
+		uint64_t t0 = fshm_now_ns();
+		ferry_request_reset(r);
+		if (ferry_infer(c, r, 10 * SEC))
+			die("infer: %s", ferry_last_error());
+		if (i >= warm)
+			lat[i - warm] = fshm_now_ns() - t0;
+	}
+	const float *out;
+	if (ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&out, NULL) ||
+	    memcmp(out, in, bytes))
+		die("%s: wrong result", model);
+	ferry_request_free(r);
+	struct bu_lat l = bu_lat_of(lat, samples);
+	free(lat);
+	return l;
+}
+
+static int cmd_latency(void)
+{
+	static const struct { const char *model; size_t bytes; } sizes[] = {
+		{ "identity_1k", 1024 }, { "identity_1m", 1 << 20 },
+	};
+	printf("ferry-bench latency: client on CPU %d, ferryd on CPU %d, %u samples\n",
+	       opt.cpu_client, opt.cpu_broker, opt.samples);
+	printf("  %-34s %-7s %8s %10s %10s   %s\n", "what", "policy", "bytes", "p50 ns",
+	       "p99 ns", "p50 / floor");
+
+	struct bu_lat fl = bu_floor_cacheline(opt.cpu_client, opt.cpu_broker, opt.samples);
+	print_row("cache-line ping-pong (floor)", "-", 64, fl, 0, "");
+	struct bu_lat fe = bu_floor_eventfd(opt.cpu_client, opt.cpu_broker, opt.samples / 10);
+	print_row("eventfd ping-pong (floor)", "-", 8, fe, 0, "");
+	struct bu_lat fm[2];
+	for (int s = 0; s < 2; s++) {
+		fm[s] = bu_floor_memcpy(sizes[s].bytes, opt.samples / (s ? 20 : 1));
+		print_row("memcpy of the payload", "-", sizes[s].bytes, fm[s], 0, "");
+	}
+	bu_pin(opt.cpu_client);
+
+	char pols[128];
+	snprintf(pols, sizeof(pols), "%s", opt.policies);
+	char *save = NULL;
+	for (char *p = strtok_r(pols, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		enum fshm_wait_policy wp;
+		if (fshm_wait_policy_parse(p, &wp))
+			die("unknown policy '%s'", p);
+		broker_start(p);
+		ferry_client *c = client((ferry_wait)wp, 64);
+		for (int s = 0; s < 2; s++) {
+			unsigned n = opt.samples / (s ? 20 : 1);
+			if (wp == FSHM_WAIT_BLOCK)
+				n /= 4;
+			struct bu_lat l = measure_rtt(c, sizes[s].model, sizes[s].bytes, n);
+			/* The floor: the hand-off (a cache line, or two eventfd
+			 * wake-ups when both sides sleep) plus the one copy the
+			 * identity model itself makes. */
+			bool sleeps = wp == FSHM_WAIT_BLOCK;
+			print_row("ferry shm round trip (identity)", p, sizes[s].bytes, l,
+				  (sleeps ? fe.p50 : fl.p50) + fm[s].p50,
+				  sleeps ? "eventfd+memcpy" : "cache line+memcpy");
+		}
+		ferry_close(c);
+		broker_stop();
+	}
+	return 0;
+}
+
+/* ---- throughput ---------------------------------------------------- */
+
+struct tp_shared {
+	_Atomic uint64_t total;
+	_Atomic uint64_t errors;
+	_Atomic int ready;
+	_Atomic int go;
+};
+
+struct tp_ctx {
+	ferry_client *c;
+	uint64_t end_ns;
+	uint64_t done;
+	uint64_t errors;
+	int inflight;
+};
+
+static void tp_done(ferry_request *r, int status, void *arg)
+{
+	struct tp_ctx *t = arg;
+	const int32_t *out;
+	t->inflight--;
+	if (status || ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&out, NULL) ||
+	    out[0] != 7) {
+		t->errors++;
+	}
+	t->done++;
+	if (fshm_now_ns() < t->end_ns) {
+		ferry_request_reset(r);
+		if (ferry_infer_async(t->c, r, tp_done, t) == 0)
+			t->inflight++;
+		else
+			t->errors++;
+	}
+}
+
+static void tp_proc(struct tp_shared *sh, ferry_wait w)
+{
+	struct tp_ctx t = { 0 };
+	ferry_model *m;
+	t.c = client(w, (uint32_t)opt.depth);
+	if (ferry_model_get(t.c, "identity_small", FERRY_LATEST, &m))
+		die("%s", ferry_last_error());
+	ferry_request **rs = calloc((size_t)opt.depth, sizeof(*rs));
+	int64_t dims[2] = { 1, 4 };
+	for (int i = 0; i < opt.depth; i++) {
+		int32_t *in;
+		if (ferry_request_new(m, &rs[i]) ||
+		    ferry_request_input(rs[i], "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&in))
+			die("%s", ferry_last_error());
+		in[0] = 7;
+		in[1] = in[2] = in[3] = i;
+	}
+	atomic_fetch_add(&sh->ready, 1);
+	while (!atomic_load(&sh->go))
+		usleep(100);
+	t.end_ns = fshm_now_ns() + (uint64_t)(opt.seconds * 1e9);
+	for (int i = 0; i < opt.depth; i++)
+		if (ferry_infer_async(t.c, rs[i], tp_done, &t) == 0)
+			t.inflight++;
+	while (t.inflight > 0)
+		if (ferry_poll(t.c, 1, SEC) < 0)
+			die("poll: %s", ferry_last_error());
+	atomic_fetch_add(&sh->total, t.done);
+	atomic_fetch_add(&sh->errors, t.errors);
+	ferry_close(t.c);
+}
+
+static int cmd_throughput(void)
+{
+	const char *bw = opt.broker_wait ? opt.broker_wait : "hybrid";
+	const char *cw = opt.client_wait ? opt.client_wait : "hybrid";
+	enum fshm_wait_policy cwp;
+	if (fshm_wait_policy_parse(cw, &cwp))
+		die("unknown policy '%s'", cw);
+	struct tp_shared *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	memset(sh, 0, sizeof(*sh));
+	opt.cpu_broker = -1; /* let the scheduler place everyone */
+	broker_start(bw);
+	pid_t *pids = calloc((size_t)opt.processes, sizeof(*pids));
+	for (int p = 0; p < opt.processes; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			tp_proc(sh, (ferry_wait)cwp);
+			_exit(0);
+		}
+	}
+	while (atomic_load(&sh->ready) < opt.processes)
+		usleep(1000);
+	struct rusage r0, r1;
+	getrusage(RUSAGE_SELF, &r0);
+	uint64_t t0 = fshm_now_ns();
+	atomic_store(&sh->go, 1);
+	for (int p = 0; p < opt.processes; p++)
+		waitpid(pids[p], NULL, 0);
+	double secs = (double)(fshm_now_ns() - t0) / 1e9;
+	getrusage(RUSAGE_SELF, &r1);
+	double bcpu = broker_stop();
+	double rps = (double)atomic_load(&sh->total) / secs;
+	printf("ferry-bench throughput: %d processes x %d in flight, identity INT32[4], "
+	       "ferryd wait %s, clients %s\n", opt.processes, opt.depth, bw, cw);
+	printf("  requests %llu in %.2f s: %.0f requests/s, %llu errors; ferryd CPU %.2f s "
+	       "(%.0f%% of one core)\n",
+	       (unsigned long long)atomic_load(&sh->total), secs, rps,
+	       (unsigned long long)atomic_load(&sh->errors), bcpu, 100.0 * bcpu / secs);
+	if (csv)
+		fprintf(csv, "throughput,%d,%d,%s,%s,%.0f,%llu,%.3f\n", opt.processes, opt.depth,
+			bw, cw, rps, (unsigned long long)atomic_load(&sh->errors), bcpu / secs);
+	free(pids);
+	return atomic_load(&sh->errors) ? 1 : 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: ferry-bench MODE [OPTIONS]\n"
+"Modes:\n"
+"  latency      identity round trip through ferryd per wait policy, 1 KiB and\n"
+"               1 MiB, beside the cache-line, eventfd and memcpy floors\n"
+"  throughput   requests/s from --processes clients, --depth in flight each\n"
+"Options:\n"
+"  --ferryd PATH        the broker to start (default: the build tree's, then\n"
+"                       ../sbin/ferryd, then ferryd on PATH; env FERRY_FERRYD)\n"
+"  --cpus A,B           client CPU and ferryd CPU for latency (0,1)\n"
+"  --samples N          latency samples for 1 KiB (20000; 1 MiB uses N/20)\n"
+"  --policies LIST      latency: wait policies to measure (spin,hybrid,block)\n"
+"  --processes N        throughput: client processes (2)\n"
+"  --depth N            throughput: requests in flight per process (64)\n"
+"  --seconds S          throughput: duration (3)\n"
+"  --broker-wait P      throughput: ferryd's policy (hybrid)\n"
+"  --client-wait P      throughput: the clients' policy (hybrid)\n"
+"  --csv FILE           append rows as CSV\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "ferryd", required_argument, NULL, 'f' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "samples", required_argument, NULL, 'n' },
+		{ "policies", required_argument, NULL, 'P' },
+		{ "processes", required_argument, NULL, 'p' },
+		{ "depth", required_argument, NULL, 'd' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "broker-wait", required_argument, NULL, 'B' },
+		{ "client-wait", required_argument, NULL, 'C' },
+		{ "csv", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	if (argc < 2 || argv[1][0] == '-') {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *mode = argv[1];
+	optind = 2;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f': opt.ferryd = optarg; break;
+		case 'c':
+			if (sscanf(optarg, "%d,%d", &opt.cpu_client, &opt.cpu_broker) != 2)
+				die("--cpus A,B");
+			break;
+		case 'n': opt.samples = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'P': opt.policies = optarg; break;
+		case 'p': opt.processes = atoi(optarg); break;
+		case 'd': opt.depth = atoi(optarg); break;
+		case 's': opt.seconds = atof(optarg); break;
+		case 'B': opt.broker_wait = optarg; break;
+		case 'C': opt.client_wait = optarg; break;
+		case 'o': opt.csv = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (opt.samples < 100 || opt.processes < 1 || opt.depth < 1 || opt.seconds <= 0)
+		die("bad option value");
+	if (!bu_cpu_ok(opt.cpu_client) || !bu_cpu_ok(opt.cpu_broker))
+		die("CPU %d or %d is not available (see --cpus)", opt.cpu_client, opt.cpu_broker);
+	if (opt.csv && !(csv = fopen(opt.csv, "a")))
+		die("%s: %s", opt.csv, strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	setup_repo();
+	atexit(cleanup);
+	int ret;
+	if (!strcmp(mode, "latency"))
+		ret = cmd_latency();
+	else if (!strcmp(mode, "throughput"))
+		ret = cmd_throughput();
+	else {
+		usage(stderr);
+		ret = 2;
+	}
+	if (csv)
+		fclose(csv);
+	return ret;
+}

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Add up the results of every suite that `make check` ran in build dir $1:
+# Add up the results of every suite that `make check` ran in the build
+# dirs given (default build):
 # Criterion suites count their tests (from the "Synthesis:" line), other
 # test programs count as one test each (from automake's .trs file).
 # Prints one line per suite and, last, "N passed, N failed, N skipped".
 set -u
-dir=${1:-build}
+[ $# -gt 0 ] || set -- build
 pass=0 fail=0 skip=0
+for dir in "$@"; do
+[ -d "$dir" ] || continue
 while IFS= read -r trs; do
 	log=${trs%.trs}.log
 	res=$(sed -n 's/^:test-result: //p' "$trs" | head -1)
@@ -31,4 +34,5 @@ while IFS= read -r trs; do
 		printf '  %-40s %s\n' "${trs#$dir/}" "$res"
 	fi
 done < <(find "$dir" -name '*.trs' | sort)
+done
 echo "$pass passed, $fail failed, $skip skipped"

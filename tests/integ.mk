@@ -21,3 +21,10 @@ TESTS += tests/test_hostile
 tests_test_hostile_SOURCES = tests/integ/test_hostile.c
 tests_test_hostile_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_test_hostile_LDADD = tests/libharness.la libclient/libferry.la shm/libfshm.la $(CRITERION_TEST_LIBS)
+
+# ferry.h compiles as C++ and links from C++.
+check_PROGRAMS += tests/cxx_header
+TESTS += tests/cxx_header
+tests_cxx_header_SOURCES = tests/integ/cxx_header.cc
+tests_cxx_header_CXXFLAGS = -Wall -Wextra -Werror
+tests_cxx_header_LDADD = libclient/libferry.la

@@ -28,11 +28,36 @@ static const char *IDENT_BATCH =
 	"output [ { name: \"OUT\" data_type: TYPE_INT64 dims: [ 4 ] } ]\n"
 	"dynamic_batching { max_queue_delay_microseconds: 200 preferred_batch_size: [ 8, 16 ] }\n";
 
+static const char *const DTYPES[] = {
+	"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
+	"INT32", "INT64", "FP16", "FP32", "FP64", "BF16",
+};
+
+/* One identity model per dtype (id_FP32 ...) and one for BYTES. */
+static void dtype_models(void)
+{
+	char name[32], cfg[512];
+	for (size_t i = 0; i < sizeof(DTYPES) / sizeof(DTYPES[0]); i++) {
+		snprintf(name, sizeof(name), "id_%s", DTYPES[i]);
+		snprintf(cfg, sizeof(cfg),
+			 "name: \"%s\" backend: \"identity\" max_batch_size: 4\n"
+			 "input [ { name: \"IN\" data_type: TYPE_%s dims: [ 2, 3 ] } ]\n"
+			 "output [ { name: \"OUT\" data_type: TYPE_%s dims: [ 2, 3 ] } ]\n",
+			 name, DTYPES[i], DTYPES[i]);
+		th_model(&B, name, cfg);
+	}
+	th_model(&B, "id_BYTES",
+		 "name: \"id_BYTES\" backend: \"identity\" max_batch_size: 4\n"
+		 "input [ { name: \"IN\" data_type: TYPE_STRING dims: [ -1 ] } ]\n"
+		 "output [ { name: \"OUT\" data_type: TYPE_STRING dims: [ -1 ] } ]\n");
+}
+
 static void start_default(void)
 {
 	th_init(&B);
 	th_examples(&B);
 	th_model(&B, "ident_batch", IDENT_BATCH);
+	dtype_models();
 	th_start(&B, "--log-level", "info", NULL);
 }
 
@@ -527,4 +552,92 @@ Test(local, broker_death_fails_waiters_with_epipe)
 	cr_assert_eq(ret, FERRY_EPIPE, "got %d (%s)", ret, ferry_last_error());
 	ferry_close(c);
 	th_start(&B, "--log-level", "warn", NULL);
+}
+
+Test(local, identity_every_dtype_and_shape)
+{
+	ferry_client *c = conn();
+	for (size_t d = 0; d < sizeof(DTYPES) / sizeof(DTYPES[0]); d++) {
+		char name[32];
+		ferry_model *m;
+		ferry_dtype dt;
+		snprintf(name, sizeof(name), "id_%s", DTYPES[d]);
+		cr_assert_eq(ferry_model_get(c, name, FERRY_LATEST, &m), 0, "%s: %s", name,
+			     ferry_last_error());
+		cr_assert_eq(ferry_model_input(m, 0, NULL, &dt, NULL, NULL), 0);
+		cr_assert_str_eq(ferry_dtype_name(dt), DTYPES[d]);
+		size_t esz = ferry_dtype_size(dt);
+		for (int64_t batch = 1; batch <= 4; batch++) {
+			ferry_request *r;
+			uint8_t *in;
+			int64_t dims[3] = { batch, 2, 3 };
+			cr_assert_eq(ferry_request_new(m, &r), 0);
+			cr_assert_eq(ferry_request_input(r, "IN", dt, dims, 3, (void **)&in), 0);
+			size_t bytes = (size_t)batch * 6 * esz;
+			for (size_t i = 0; i < bytes; i++)
+				in[i] = (uint8_t)(i * 31 + d + (size_t)batch);
+			cr_assert_eq(ferry_infer(c, r, 10 * SEC), 0, "%s batch %lld: %s", name,
+				     (long long)batch, ferry_last_error());
+			const uint8_t *out;
+			const int64_t *od;
+			int nd;
+			size_t ob;
+			ferry_dtype odt;
+			cr_assert_eq(ferry_request_output(r, "OUT", &odt, &od, &nd, (const void **)&out, &ob), 0);
+			cr_assert_eq(odt, dt);
+			cr_assert_eq(nd, 3);
+			cr_assert_eq(od[0], batch);
+			cr_assert_eq(ob, bytes);
+			cr_assert_eq(memcmp(in, out, bytes), 0, "%s batch %lld", name, (long long)batch);
+			ferry_request_free(r);
+		}
+	}
+	ferry_close(c);
+}
+
+Test(local, identity_bytes_tensors)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "id_BYTES", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
+	static const char *const words[] = { "", "a", "ferry", "inference broker" };
+	/* batch 2 x 4 elements, each a 4-byte length then the bytes */
+	uint8_t buf[256];
+	size_t n = 0;
+	for (int b = 0; b < 2; b++)
+		for (int i = 0; i < 4; i++) {
+			uint32_t len = (uint32_t)strlen(words[i]);
+			memcpy(buf + n, &len, 4);
+			memcpy(buf + n + 4, words[i], len);
+			n += 4 + len;
+		}
+	ferry_request *r;
+	void *in;
+	int64_t dims[2] = { 2, 4 };
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input_bytes(r, "IN", FERRY_TYPE_BYTES, dims, 2, n, &in), 0);
+	memcpy(in, buf, n);
+	/* The output's size depends on the data: without a capacity the
+	 * request is refused before it is sent. */
+	cr_assert_eq(ferry_infer(c, r, 10 * SEC), FERRY_EINVAL);
+	cr_assert_eq(ferry_request_want_output(r, "OUT", 256), 0);
+	cr_assert_eq(ferry_infer(c, r, 10 * SEC), 0, "%s", ferry_last_error());
+	const void *out;
+	size_t ob;
+	ferry_dtype dt;
+	cr_assert_eq(ferry_request_output(r, "OUT", &dt, NULL, NULL, &out, &ob), 0);
+	cr_assert_eq(dt, FERRY_TYPE_BYTES);
+	cr_assert_eq(ob, n);
+	cr_assert_eq(memcmp(out, buf, n), 0);
+	ferry_request_free(r);
+
+	/* A malformed BYTES tensor (length past the end) is refused. */
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input_bytes(r, "IN", FERRY_TYPE_BYTES, dims, 2, 8, &in), 0);
+	uint32_t bad[2] = { 1000, 0 };
+	memcpy(in, bad, 8);
+	cr_assert_eq(ferry_request_want_output(r, "OUT", 256), 0);
+	cr_assert_lt(ferry_infer(c, r, 10 * SEC), 0);
+	ferry_request_free(r);
+	ferry_close(c);
 }

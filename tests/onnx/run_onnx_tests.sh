@@ -7,6 +7,8 @@
 #
 # Arguments go to the Criterion program (e.g. --filter 'onnx/reference*').
 # FERRY_ONNX_RUNNER, when set, prefixes the program (e.g. "valgrind -q").
+# FERRY_ONNX_PROGRAM names the program under tests/onnx (default test_onnx;
+# run_onnx_broker.sh and run_onnx_gpu.sh set it).
 top_src=${FERRY_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 top_build=${FERRY_TOP_BUILDDIR:-.}
 py=$top_src/.venv/bin/python
@@ -24,4 +26,4 @@ if ! "$py" "$top_src/tests/onnx/gen_models.py" "$dir" >"$dir/gen.log" 2>&1; then
 fi
 FERRY_ONNX_MODELS=$dir
 export FERRY_ONNX_MODELS
-$FERRY_ONNX_RUNNER "$top_build/tests/onnx/test_onnx" "$@"
+$FERRY_ONNX_RUNNER "$top_build/tests/onnx/${FERRY_ONNX_PROGRAM:-test_onnx}" "$@"

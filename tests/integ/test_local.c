@@ -641,3 +641,73 @@ Test(local, identity_bytes_tensors)
 	ferry_request_free(r);
 	ferry_close(c);
 }
+
+static int run_ferryd_until_exit(struct th_broker *b, const char *extra)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "timeout 10 %s/broker/ferryd --model-repository %s --socket %s %s 2>>%s",
+		 getenv("FERRY_TOP_BUILDDIR"), b->repo, b->sock, extra, b->log);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(local, a_bad_model_stops_start_up_unless_lenient)
+{
+	struct th_broker b2;
+	th_init(&b2);
+	th_examples(&b2);
+	th_model(&b2, "broken", "name: \"broken\"\nbackend: \"identity\"\nmax_batch_size: oops\n");
+	th_model(&b2, "nobackend", "name: \"nobackend\" backend: \"no_such_backend\"\n"
+		 "input [ { name: \"I\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n"
+		 "output [ { name: \"O\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n");
+	cr_assert_neq(run_ferryd_until_exit(&b2, ""), 0, "strict by default: exits non-zero");
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "grep -q 'config.pbtxt:3:' %s && grep -q no_such_backend %s",
+		 b2.log, b2.log);
+	cr_assert_eq(system(cmd), 0, "each failure is logged with its reason and location");
+
+	th_start(&b2, "--strict-model-config=false", NULL);
+	ferry_client *c;
+	ferry_model *m;
+	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0, "the good models serve");
+	cr_assert_eq(ferry_model_get(c, "nobackend", FERRY_LATEST, &m), FERRY_UNAVAILABLE);
+	cr_assert(strstr(ferry_last_error(), "no_such_backend"), "%s", ferry_last_error());
+	ferry_close(c);
+	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}
+
+Test(local, session_limits_are_enforced)
+{
+	struct th_broker b2;
+	th_init(&b2);
+	th_examples(&b2);
+	th_start(&b2, "--max-sessions", "2", "--max-arena-bytes", "8M", NULL);
+	ferry_client *c1, *c2, *c3;
+	ferry_options big = { .struct_size = sizeof(big), .arena_bytes = 64 << 20 };
+	cr_assert_eq(ferry_connect(&c1, b2.sock, &big), FERRY_E2BIG, "%s", ferry_last_error());
+	ferry_options small = { .struct_size = sizeof(small), .arena_bytes = 1 << 20 };
+	cr_assert_eq(ferry_connect(&c1, b2.sock, &small), 0);
+	cr_assert_eq(ferry_connect(&c2, b2.sock, &small), 0);
+	cr_assert_eq(ferry_connect(&c3, b2.sock, &small), FERRY_ENOSPC);
+	cr_assert(strstr(ferry_last_error(), "session limit"), "%s", ferry_last_error());
+	ferry_close(c2);
+	usleep(100000);
+	cr_assert_eq(ferry_connect(&c3, b2.sock, &small), 0, "a freed session slot is reused");
+	/* A request larger than the arena fails cleanly on the client. */
+	ferry_model *m;
+	ferry_request *r;
+	void *p;
+	int64_t dims[2] = { 64, 256 };
+	cr_assert_eq(ferry_model_get(c3, "identity", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	int64_t huge[2] = { 64, 1 << 20 };
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, huge, 2, &p), FERRY_ENOMEM);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, dims, 2, &p), 0);
+	ferry_request_free(r);
+	ferry_close(c1);
+	ferry_close(c3);
+	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}

@@ -1,3 +1,4 @@
 # bench: rules for this part of the tree (included by the top Makefile.am)
 include bench/shm.mk
 include bench/ferry.mk
+include bench/onnx.mk

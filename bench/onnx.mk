@@ -1,0 +1,12 @@
+# bench/onnx.mk: ferry-onnx-bench, ONNX models through ferryd against the
+# executor in-process and (with a GPU) a raw cuBLAS loop (included by
+# bench/local.mk).  FERRY_SRCDIR lets it find the venv and gen_models.py.
+bin_PROGRAMS += ferry-onnx-bench
+ferry_onnx_bench_SOURCES = bench/onnx_bench.c
+ferry_onnx_bench_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
+ferry_onnx_bench_LDADD = $(ONNX_BE_LIBS) broker/libfsched.la broker/libfconfig.la \
+	libclient/libferry.la shm/libfshm.la -lm
+$(ferry_onnx_bench_OBJECTS): onnx/onnx.pb-c.h
+if HAVE_CUDA
+ferry_onnx_bench_CFLAGS += $(CUDA_CFLAGS)
+endif

@@ -12,3 +12,4 @@ CLEANFILES += proto/control.pb-c.c proto/control.pb-c.h
 proto/control.pb-c.c proto/control.pb-c.h: proto/control.proto
 	$(AM_V_GEN)$(MKDIR_P) proto && \
 	$(PROTOC_C) --proto_path=$(srcdir) --c_out=$(builddir) $(srcdir)/proto/control.proto
+include proto/kserve.mk

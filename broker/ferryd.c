@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "broker/broker.h"
+#include "broker/grpc_server.h"
 #include "broker/log.h"
 #include "broker/models.h"
 #include "proto/ctl_frame.h"
@@ -36,6 +37,13 @@
 struct broker g_broker;
 
 static char ferryd__socket_buf[PATH_MAX];
+/* gRPC front end options; grpc_explicit: --grpc-port was given, so a port
+ * that cannot be bound is fatal (the default one only warns). */
+static struct gs_options ferryd__grpc = {
+	.address = "127.0.0.1", .port = 8001, .threads = 4,
+	.max_message_bytes = 1LL << 30,
+};
+static bool ferryd__grpc_explicit;
 
 static void usage(FILE *f)
 {
@@ -65,6 +73,13 @@ static void usage(FILE *f)
 "      --strict-model-config=true|false\n"
 "                               exit if a model fails to load (default true)\n"
 "      --event-loop io_uring|epoll  (default io_uring, epoll if refused)\n"
+"      --grpc-port N            KServe v2 gRPC port (8001; 0 turns gRPC off)\n"
+"      --grpc-address ADDR      gRPC listen address (127.0.0.1: loopback only;\n"
+"                               0.0.0.0 serves every interface)\n"
+"      --grpc-threads N         gRPC completion-queue threads (4)\n"
+"      --grpc-max-message-bytes N  largest gRPC message (1 GiB); larger ones\n"
+"                               get RESOURCE_EXHAUSTED\n"
+"      --allow-client-shm       let gRPC clients register system shared memory\n"
 "  -h, --help                   this text\n"
 "  -V, --version                the version\n");
 }
@@ -122,6 +137,7 @@ enum {
 	OPT_BACKEND_DIR = 256, OPT_WAIT, OPT_SPIN_US, OPT_NUMA, OPT_LOG_LEVEL,
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
+	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
 };
 
 static int parse_options(int argc, char **argv, struct broker_options *o)
@@ -142,6 +158,11 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 		{ "strict-model-config", required_argument, NULL, OPT_STRICT },
 		{ "event-loop", required_argument, NULL, OPT_EVENT_LOOP },
+		{ "grpc-port", required_argument, NULL, OPT_GRPC_PORT },
+		{ "grpc-address", required_argument, NULL, OPT_GRPC_ADDRESS },
+		{ "grpc-threads", required_argument, NULL, OPT_GRPC_THREADS },
+		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
+		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -263,6 +284,34 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 				fprintf(stderr, "ferryd: --event-loop: io_uring or epoll\n");
 				return -1;
 			}
+			break;
+		case OPT_GRPC_PORT:
+			if (parse_u64(optarg, &v) || v > 65535) {
+				fprintf(stderr, "ferryd: --grpc-port: 0 to 65535\n");
+				return -1;
+			}
+			ferryd__grpc.port = (int)v;
+			ferryd__grpc_explicit = true;
+			break;
+		case OPT_GRPC_ADDRESS:
+			ferryd__grpc.address = optarg;
+			break;
+		case OPT_GRPC_THREADS:
+			if (parse_u64(optarg, &v) || v < 1 || v > 64) {
+				fprintf(stderr, "ferryd: --grpc-threads: 1 to 64\n");
+				return -1;
+			}
+			ferryd__grpc.threads = (int)v;
+			break;
+		case OPT_GRPC_MAX_MSG:
+			if (parse_u64(optarg, &v) || v < 4096 || v > INT32_MAX) {
+				fprintf(stderr, "ferryd: --grpc-max-message-bytes: 4096 to 2147483647\n");
+				return -1;
+			}
+			ferryd__grpc.max_message_bytes = (int64_t)v;
+			break;
+		case OPT_ALLOW_CLIENT_SHM:
+			ferryd__grpc.allow_client_shm = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -512,6 +561,15 @@ int main(int argc, char **argv)
 		fm_unload_all();
 		return 1;
 	}
+	if ((ret = gs_start(&ferryd__grpc)) && ferryd__grpc_explicit) {
+		ctl_close_listener(b);
+		fm_stop_all();
+		fm_unload_all();
+		return 1;
+	} else if (ret) {
+		log_warn("gRPC: the default port %d is not available; serving without gRPC "
+			 "(--grpc-port picks another, 0 turns it off)", ferryd__grpc.port);
+	}
 	log_info("ready: listening on %s", b->opt.socket_path);
 
 	run(b);
@@ -524,6 +582,7 @@ int main(int argc, char **argv)
 		close(b->listen_fd);
 		b->listen_fd = -1;
 	}
+	gs_stop();
 	fm_stop_all();
 	ctl_close_listener(b);
 	fm_unload_all();

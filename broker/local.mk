@@ -1,5 +1,6 @@
 # broker/: ferryd.  The parts with their own fragments (config.mk,
 # sched.mk, onnx.mk) build convenience libraries linked here.
+include broker/grpc.mk
 sbin_PROGRAMS += broker/ferryd
 broker_ferryd_SOURCES = \
 	broker/broker.h \
@@ -13,5 +14,5 @@ broker_ferryd_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) $(PROTOBUF_C_CFLAGS)
 # --export-dynamic: backend plugins call the accessors ferryd exports
 # (include/ferry/backend.h), resolved when they are dlopen()ed.
 broker_ferryd_LDFLAGS = $(AM_LDFLAGS) -Wl,--export-dynamic
-broker_ferryd_LDADD = broker/libfsched.la broker/libfconfig.la proto/libfproto.la \
+broker_ferryd_LDADD = broker/libfgrpc.la broker/libfsched.la broker/libfconfig.la proto/libfproto.la \
 	shm/libfshm.la $(URING_LIBS) $(PROTOBUF_C_LIBS) $(NUMA_LIBS)

@@ -454,7 +454,11 @@ int sess_poll(struct session *s)
 	n = fshm_ring_dequeue_burst(&s->sq, sqes, (unsigned)budget);
 	if (n < 0)
 		return n;
+	/* The model table's read lock from lookup to sched_submit: a model
+	 * unloaded from a gRPC thread is not destroyed under us. */
+	fm_rdlock();
 	for (int i = 0; i < n; i++)
 		sess__submit(s, &sqes[i]);
+	fm_unlock();
 	return n;
 }

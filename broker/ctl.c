@@ -18,13 +18,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ferry/errors.h>
 
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/backend.h"
 #include "broker/models.h"
+#include "broker/sched.h"
 #include "proto/control.pb-c.h"
 #include "proto/ctl_frame.h"
 
@@ -284,9 +287,12 @@ static void ctl__get_model(struct ctl_conn *c, uint64_t seq,
 			   const Ferry__Control__GetModel *g)
 {
 	const char *name = g->name ? g->name : "";
+	fm_rdlock();
 	struct fmodel *m = fm_find(name, g->version);
 	if (!m) {
-		if (g->version >= 0 && fm_find(name, -1))
+		bool other = g->version >= 0 && fm_find(name, -1);
+		fm_unlock();
+		if (other)
 			ctl__error(c, seq, FERRY_ENOENT, "model '%s' has no version %lld",
 				   name, (long long)g->version);
 		else
@@ -294,7 +300,9 @@ static void ctl__get_model(struct ctl_conn *c, uint64_t seq,
 		return;
 	}
 	struct ctl__meta x;
-	if (ctl__meta_fill(&x, m)) {
+	int fill = ctl__meta_fill(&x, m);
+	fm_unlock();
+	if (fill) {
 		ctl__meta_free(&x);
 		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
 		return;
@@ -310,6 +318,7 @@ static void ctl__get_model(struct ctl_conn *c, uint64_t seq,
 static void ctl__list_models(struct ctl_conn *c, uint64_t seq)
 {
 	size_t n = 0;
+	fm_rdlock();
 	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
 		n++;
 	struct ctl__meta *xs = calloc(n + 1, sizeof(*xs));
@@ -317,6 +326,7 @@ static void ctl__list_models(struct ctl_conn *c, uint64_t seq)
 	Ferry__Control__ModelList ml = FERRY__CONTROL__MODEL_LIST__INIT;
 	size_t i = 0;
 	if (!xs || !mms) {
+		fm_unlock();
 		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -324,6 +334,7 @@ static void ctl__list_models(struct ctl_conn *c, uint64_t seq)
 		ctl__meta_fill(&xs[i], m);
 		mms[i] = &xs[i].mm;
 	}
+	fm_unlock();
 	ml.n_models = i;
 	ml.models = mms;
 	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
@@ -336,6 +347,148 @@ out:
 		ctl__meta_free(&xs[k]);
 	free(xs);
 	free(mms);
+}
+
+static void ctl__status(struct broker *b, struct ctl_conn *c, uint64_t seq)
+{
+	Ferry__Control__Status st = FERRY__CONTROL__STATUS__INIT;
+	struct timespec now, cpu;
+	size_t nm = 0, ns = 0, i;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	st.version = (char *)PACKAGE_VERSION;
+	st.uptime_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec - b->epoch;
+	st.event_loop = (char *)loop_engine(b->loop);
+	st.wait_policy = (uint32_t)b->opt.wait;
+	st.nsessions = b->nsessions;
+	st.max_sessions = b->opt.max_sessions;
+	st.gpus = (uint32_t)(be_cuda_device_count() > 0 ? be_cuda_device_count() : 0);
+	st.cpu_ns = (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec;
+
+	fm_rdlock();
+	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
+		nm++;
+	struct ctl__meta *xs = calloc(nm + 1, sizeof(*xs));
+	Ferry__Control__ModelMeta **mms = calloc(nm + 1, sizeof(*mms));
+	Ferry__Control__SessionInfo *sis = calloc((size_t)b->nsessions + 1, sizeof(*sis));
+	Ferry__Control__SessionInfo **sip = calloc((size_t)b->nsessions + 1, sizeof(*sip));
+	i = 0;
+	if (xs && mms) {
+		for (struct fmodel *m = fm_next(NULL); m && i < nm; m = fm_next(m), i++) {
+			ctl__meta_fill(&xs[i], m);
+			mms[i] = &xs[i].mm;
+		}
+	}
+	fm_unlock();
+	if (!xs || !mms || !sis || !sip) {
+		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
+		goto out;
+	}
+	st.n_models = i;
+	st.models = mms;
+	for (struct session *s = b->sessions; s && ns < b->nsessions; s = s->next, ns++) {
+		Ferry__Control__SessionInfo *si = &sis[ns];
+		ferry__control__session_info__init(si);
+		si->id = s->id;
+		si->pid = (uint32_t)s->pid;
+		si->uid = (uint32_t)s->uid;
+		si->name = s->name;
+		si->arena_bytes = s->arena_bytes;
+		si->depth = s->nslots;
+		pthread_mutex_lock(&s->lock);
+		si->inflight = s->inflight;
+		si->completed = s->completed;
+		si->failed = s->failed;
+		pthread_mutex_unlock(&s->lock);
+		sip[ns] = si;
+	}
+	st.n_sessions = ns;
+	st.sessions = sip;
+	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+	resp.seq = seq;
+	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_STATUS;
+	resp.status = &st;
+	ctl__reply(c, &resp, NULL, 0);
+out:
+	for (size_t k = 0; xs && k < i; k++)
+		ctl__meta_free(&xs[k]);
+	free(xs);
+	free(mms);
+	free(sis);
+	free(sip);
+}
+
+static void ctl__stats(struct ctl_conn *c, uint64_t seq, const Ferry__Control__GetStats *g)
+{
+	const char *name = g->name ? g->name : "";
+	Ferry__Control__ModelStats *ms = NULL, **msp = NULL;
+	Ferry__Control__BatchCount *bcs = NULL, **bcp = NULL;
+	size_t n = 0, nb = 0, i = 0, k = 0;
+
+	fm_rdlock();
+	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
+		if ((!*name || !strcmp(m->name, name)) && (g->version < 0 || m->version == g->version))
+			n++;
+	ms = calloc(n + 1, sizeof(*ms));
+	msp = calloc(n + 1, sizeof(*msp));
+	bcs = calloc(65 * (n + 1), sizeof(*bcs));
+	bcp = calloc(65 * (n + 1), sizeof(*bcp));
+	if (ms && msp && bcs && bcp) {
+		for (struct fmodel *m = fm_next(NULL); m && i < n; m = fm_next(m)) {
+			if ((*name && strcmp(m->name, name)) || (g->version >= 0 && m->version != g->version))
+				continue;
+			struct sched_stats st;
+			memset(&st, 0, sizeof(st));
+			if (m->sm)
+				sched_model_stats(m->sm, &st);
+			Ferry__Control__ModelStats *x = &ms[i];
+			ferry__control__model_stats__init(x);
+			x->name = m->name;
+			x->version = m->version;
+			x->success = st.success;
+			x->failure = st.failure;
+			x->inference_count = st.inference_count;
+			x->execution_count = st.execution_count;
+			x->queue_ns = st.queue_ns;
+			x->compute_input_ns = st.compute_input_ns;
+			x->compute_infer_ns = st.compute_infer_ns;
+			x->compute_output_ns = st.compute_output_ns;
+			size_t first = nb;
+			for (k = 1; k < 65; k++) {
+				if (!st.batch_execs[k])
+					continue;
+				ferry__control__batch_count__init(&bcs[nb]);
+				bcs[nb].batch_size = (uint32_t)k;
+				bcs[nb].count = st.batch_execs[k];
+				bcp[nb] = &bcs[nb];
+				nb++;
+			}
+			x->n_batches = nb - first;
+			x->batches = bcp + first;
+			msp[i] = x;
+			i++;
+		}
+	}
+	fm_unlock();
+	if (!ms || !msp || !bcs || !bcp) {
+		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
+	} else if (n == 0 && *name) {
+		ctl__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
+	} else {
+		Ferry__Control__StatsList sl = FERRY__CONTROL__STATS_LIST__INIT;
+		sl.n_stats = i;
+		sl.stats = msp;
+		Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+		resp.seq = seq;
+		resp.body_case = FERRY__CONTROL__RESPONSE__BODY_STATS;
+		resp.stats = &sl;
+		ctl__reply(c, &resp, NULL, 0);
+	}
+	free(ms);
+	free(msp);
+	free(bcs);
+	free(bcp);
 }
 
 static void ctl__on_conn(void *arg, uint32_t events)
@@ -373,6 +526,12 @@ static void ctl__on_conn(void *arg, uint32_t events)
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_GET_MODEL:
 			ctl__get_model(c, seq, req->get_model);
+			break;
+		case FERRY__CONTROL__REQUEST__BODY_GET_STATUS:
+			ctl__status(b, c, seq);
+			break;
+		case FERRY__CONTROL__REQUEST__BODY_GET_STATS:
+			ctl__stats(c, seq, req->get_stats);
 			break;
 		default:
 			ctl__error(c, seq, FERRY_ENOTSUP, "unknown control request");

@@ -711,3 +711,41 @@ Test(local, session_limits_are_enforced)
 	cr_assert_eq(th_stop(&b2), 0);
 	th_cleanup(&b2);
 }
+
+static int ferryctl(const char *args, char *out, size_t outlen)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "%s/tools/ferryctl --socket %s %s 2>&1",
+		 getenv("FERRY_TOP_BUILDDIR"), B.sock, args);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, outlen - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(local, ferryctl_status_and_stats_add_up)
+{
+	static char out[65536];
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	for (int i = 0; i < 37; i++)
+		cr_assert_eq(simple_once(c, m, i), 0);
+	cr_assert_eq(ferryctl("--json stats simple", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "\"success\":37,"), "%s", out);
+	cr_assert(strstr(out, "\"inference_count\":37,"), "%s", out);
+	cr_assert(strstr(out, "\"batches\":{\"1\":37}"), "%s", out);
+	cr_assert_eq(ferryctl("status", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "sessions: 1 of"), "%s", out);
+	cr_assert(strstr(out, "ident_batch"), "%s", out);
+	cr_assert_eq(ferryctl("--json sessions", out, sizeof(out)), 0);
+	cr_assert(strstr(out, "\"completed\":37"), "%s", out);
+	cr_assert_eq(ferryctl("stats nope", out, sizeof(out)), 1, "unknown model: exit 1");
+	cr_assert_eq(ferryctl("frobnicate", out, sizeof(out)), 2, "bad usage: exit 2");
+	ferry_close(c);
+	cr_assert_eq(th_stop(&B), 0);
+	cr_assert_eq(ferryctl("status", out, sizeof(out)), 3, "no broker: exit 3");
+	th_start(&B, "--log-level", "warn", NULL);
+}

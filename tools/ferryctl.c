@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferryctl - look at a running ferryd through its control socket.
+ *
+ *   ferryctl [--socket PATH] [--json] status | models | sessions | stats [MODEL]
+ *
+ * Exit codes: 0 done; 1 the broker answered with an error (unknown model);
+ * 2 bad usage; 3 no broker (cannot connect, or it went away).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <ferry/errors.h>
+
+#include "config.h"
+#include "proto/control.pb-c.h"
+#include "proto/ctl_frame.h"
+
+enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_NOBROKER = 3 };
+
+static bool json;
+static int sock = -1;
+static struct ctl_reader rd;
+
+static int call(Ferry__Control__Request *req, Ferry__Control__Response **resp)
+{
+	req->seq = 1;
+	if (ctl_send(sock, &req->base, NULL, 0, 0)) {
+		fprintf(stderr, "ferryctl: the broker went away\n");
+		return EX_NOBROKER;
+	}
+	for (;;) {
+		int r = ctl_read(sock, &rd);
+		if (r == 1)
+			break;
+		if (r < 0) {
+			fprintf(stderr, "ferryctl: the broker went away (%s)\n", strerror(-r));
+			return EX_NOBROKER;
+		}
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		if (poll(&p, 1, 10000) == 0) {
+			fprintf(stderr, "ferryctl: no answer in 10 s\n");
+			return EX_NOBROKER;
+		}
+	}
+	*resp = ferry__control__response__unpack(NULL, ctl_payload_len(&rd), ctl_payload(&rd));
+	ctl_reader_next(&rd);
+	if (!*resp) {
+		fprintf(stderr, "ferryctl: malformed answer\n");
+		return EX_NOBROKER;
+	}
+	if ((*resp)->body_case == FERRY__CONTROL__RESPONSE__BODY_ERROR) {
+		fprintf(stderr, "ferryctl: %s (%s)\n", (*resp)->error->message,
+			ferry_errname((*resp)->error->code));
+		return EX_ERR;
+	}
+	return EX_OK;
+}
+
+/* JSON string (names come from config files: escape them). */
+static void jstr(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static const char *wait_name(uint32_t w)
+{
+	return w == 0 ? "spin" : w == 1 ? "hybrid" : w == 2 ? "block" : "?";
+}
+
+static void print_models(Ferry__Control__ModelMeta **ms, size_t n)
+{
+	if (json) {
+		printf("[");
+		for (size_t i = 0; i < n; i++) {
+			printf("%s{\"name\":", i ? "," : "");
+			jstr(ms[i]->name);
+			printf(",\"version\":%lld,\"state\":", (long long)ms[i]->version);
+			jstr(ms[i]->state);
+			printf(",\"backend\":");
+			jstr(ms[i]->backend);
+			printf(",\"max_batch_size\":%d,\"reason\":", ms[i]->max_batch_size);
+			jstr(ms[i]->reason);
+			printf("}");
+		}
+		printf("]");
+		return;
+	}
+	printf("%-24s %-8s %-12s %-10s %-12s %s\n", "MODEL", "VERSION", "BACKEND",
+	       "MAX BATCH", "STATE", "REASON");
+	for (size_t i = 0; i < n; i++)
+		printf("%-24s %-8lld %-12s %-10d %-12s %s\n", ms[i]->name,
+		       (long long)ms[i]->version, ms[i]->backend, ms[i]->max_batch_size,
+		       ms[i]->state, ms[i]->reason ? ms[i]->reason : "");
+}
+
+static void print_sessions(Ferry__Control__SessionInfo **ss, size_t n)
+{
+	if (json) {
+		printf("[");
+		for (size_t i = 0; i < n; i++) {
+			printf("%s{\"id\":%llu,\"pid\":%u,\"uid\":%u,\"name\":", i ? "," : "",
+			       (unsigned long long)ss[i]->id, ss[i]->pid, ss[i]->uid);
+			jstr(ss[i]->name);
+			printf(",\"arena_bytes\":%llu,\"depth\":%u,\"inflight\":%u,"
+			       "\"completed\":%llu,\"failed\":%llu}",
+			       (unsigned long long)ss[i]->arena_bytes, ss[i]->depth, ss[i]->inflight,
+			       (unsigned long long)ss[i]->completed, (unsigned long long)ss[i]->failed);
+		}
+		printf("]");
+		return;
+	}
+	printf("%-8s %-8s %-6s %-20s %12s %6s %9s %12s %8s\n", "SESSION", "PID", "UID",
+	       "NAME", "ARENA", "DEPTH", "INFLIGHT", "COMPLETED", "FAILED");
+	for (size_t i = 0; i < n; i++)
+		printf("%-8llu %-8u %-6u %-20s %12llu %6u %9u %12llu %8llu\n",
+		       (unsigned long long)ss[i]->id, ss[i]->pid, ss[i]->uid, ss[i]->name,
+		       (unsigned long long)ss[i]->arena_bytes, ss[i]->depth, ss[i]->inflight,
+		       (unsigned long long)ss[i]->completed, (unsigned long long)ss[i]->failed);
+}
+
+static int cmd_status(const char *what)
+{
+	Ferry__Control__GetStatus g = FERRY__CONTROL__GET_STATUS__INIT;
+	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
+	Ferry__Control__Response *resp = NULL;
+	req.body_case = FERRY__CONTROL__REQUEST__BODY_GET_STATUS;
+	req.get_status = &g;
+	int ret = call(&req, &resp);
+	if (ret)
+		return ret;
+	Ferry__Control__Status *st = resp->status;
+	if (!strcmp(what, "models")) {
+		print_models(st->models, st->n_models);
+		if (json)
+			printf("\n");
+	} else if (!strcmp(what, "sessions")) {
+		print_sessions(st->sessions, st->n_sessions);
+		if (json)
+			printf("\n");
+	} else if (json) {
+		printf("{\"version\":");
+		jstr(st->version);
+		printf(",\"uptime_s\":%.3f,\"event_loop\":", (double)st->uptime_ns / 1e9);
+		jstr(st->event_loop);
+		printf(",\"wait\":\"%s\",\"sessions\":%u,\"max_sessions\":%u,\"gpus\":%u,"
+		       "\"cpu_s\":%.3f,\"models\":", wait_name(st->wait_policy), st->nsessions,
+		       st->max_sessions, st->gpus, (double)st->cpu_ns / 1e9);
+		print_models(st->models, st->n_models);
+		printf(",\"session_list\":");
+		print_sessions(st->sessions, st->n_sessions);
+		printf("}\n");
+	} else {
+		printf("ferryd %s, up %.1f s, event loop %s, wait %s, CPU %.2f s, GPUs %u\n",
+		       st->version, (double)st->uptime_ns / 1e9, st->event_loop,
+		       wait_name(st->wait_policy), (double)st->cpu_ns / 1e9, st->gpus);
+		printf("sessions: %u of %u\n\n", st->nsessions, st->max_sessions);
+		print_models(st->models, st->n_models);
+		if (st->n_sessions) {
+			printf("\n");
+			print_sessions(st->sessions, st->n_sessions);
+		}
+	}
+	ferry__control__response__free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+static double ms_per(uint64_t ns, uint64_t n)
+{
+	return n ? (double)ns / (double)n / 1e3 : 0.0;
+}
+
+static int cmd_stats(const char *model)
+{
+	Ferry__Control__GetStats g = FERRY__CONTROL__GET_STATS__INIT;
+	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
+	Ferry__Control__Response *resp = NULL;
+	g.name = (char *)(model ? model : "");
+	g.version = -1;
+	req.body_case = FERRY__CONTROL__REQUEST__BODY_GET_STATS;
+	req.get_stats = &g;
+	int ret = call(&req, &resp);
+	if (ret)
+		return ret;
+	Ferry__Control__StatsList *sl = resp->stats;
+	if (json)
+		printf("[");
+	else
+		printf("%-24s %-8s %10s %8s %10s %10s %10s %10s %10s %10s  %s\n", "MODEL",
+		       "VERSION", "SUCCESS", "FAILURE", "INFER", "EXECS", "QUEUE us",
+		       "INPUT us", "INFER us", "OUTPUT us", "BATCHES size:count");
+	for (size_t i = 0; i < sl->n_stats; i++) {
+		Ferry__Control__ModelStats *s = sl->stats[i];
+		if (json) {
+			printf("%s{\"name\":", i ? "," : "");
+			jstr(s->name);
+			printf(",\"version\":%lld,\"success\":%llu,\"failure\":%llu,"
+			       "\"inference_count\":%llu,\"execution_count\":%llu,\"queue_ns\":%llu,"
+			       "\"compute_input_ns\":%llu,\"compute_infer_ns\":%llu,"
+			       "\"compute_output_ns\":%llu,\"batches\":{",
+			       (long long)s->version, (unsigned long long)s->success,
+			       (unsigned long long)s->failure, (unsigned long long)s->inference_count,
+			       (unsigned long long)s->execution_count, (unsigned long long)s->queue_ns,
+			       (unsigned long long)s->compute_input_ns,
+			       (unsigned long long)s->compute_infer_ns,
+			       (unsigned long long)s->compute_output_ns);
+			for (size_t k = 0; k < s->n_batches; k++)
+				printf("%s\"%u\":%llu", k ? "," : "", s->batches[k]->batch_size,
+				       (unsigned long long)s->batches[k]->count);
+			printf("}}");
+			continue;
+		}
+		/* Times per request (queue) and per execution (compute). */
+		printf("%-24s %-8lld %10llu %8llu %10llu %10llu %10.1f %10.1f %10.1f %10.1f  ",
+		       s->name, (long long)s->version, (unsigned long long)s->success,
+		       (unsigned long long)s->failure, (unsigned long long)s->inference_count,
+		       (unsigned long long)s->execution_count,
+		       ms_per(s->queue_ns, s->success + s->failure),
+		       ms_per(s->compute_input_ns, s->execution_count),
+		       ms_per(s->compute_infer_ns, s->execution_count),
+		       ms_per(s->compute_output_ns, s->execution_count));
+		for (size_t k = 0; k < s->n_batches && k < 8; k++)
+			printf("%s%u:%llu", k ? " " : "", s->batches[k]->batch_size,
+			       (unsigned long long)s->batches[k]->count);
+		printf("%s\n", s->n_batches > 8 ? " ..." : "");
+	}
+	if (json)
+		printf("]\n");
+	ferry__control__response__free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: ferryctl [--socket PATH] [--json] COMMAND\n"
+"Commands:\n"
+"  status          version, uptime, models and their state, sessions, GPUs\n"
+"  models          the model versions and their state\n"
+"  sessions        the client sessions\n"
+"  stats [MODEL]   Triton's statistics per model version\n"
+"The socket: --socket, else $FERRY_SOCKET, else the node's broker.\n"
+"Exit codes: 0 done, 1 the broker refused (e.g. unknown model), 2 usage,\n"
+"3 no broker.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	char path[108];
+	const char *spath = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:jhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': spath = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return EX_OK;
+		case 'V': printf("ferryctl %s\n", PACKAGE_VERSION); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *cmd = argv[optind];
+	const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+	if (strcmp(cmd, "status") && strcmp(cmd, "models") && strcmp(cmd, "sessions") &&
+	    strcmp(cmd, "stats")) {
+		fprintf(stderr, "ferryctl: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (!spath) {
+		if (ctl_default_socket_path(path, sizeof(path)))
+			return EX_USAGE;
+		spath = path;
+	}
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(spath) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "ferryctl: socket path too long\n");
+		return EX_USAGE;
+	}
+	strcpy(sa.sun_path, spath);
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "ferryctl: no broker at %s: %s\n", spath, strerror(errno));
+		return EX_NOBROKER;
+	}
+	ctl_reader_init(&rd);
+	int ret = !strcmp(cmd, "stats") ? cmd_stats(arg) : cmd_status(cmd);
+	ctl_reader_fini(&rd);
+	close(sock);
+	return ret;
+}

@@ -32,8 +32,9 @@
  * mapping registered with cudaHostRegister, from cudaMallocHost memory and
  * from pageable memory.
  *
- * The numbers are noisy on a shared machine: each row reports the best of
- * three runs of --seconds.
+ * The numbers are noisy on a shared machine: each figure is the best of
+ * three runs of --seconds, and the two sides of each ratio are measured
+ * back to back.
  */
 #include "config.h"
 
@@ -586,20 +587,20 @@ int main(int argc, char **argv)
 	srand(1);
 	gpus = onnx_gpu_device_count();
 
-	/* in-process first, then the broker, so the two never share cores */
-	for (int k = 0; k < 2; k++) {
-		struct ox_model *m = load(&NETS[k]);
-
-		for (int b = 0; b < NBATCH; b++)
-			cpu_in[k][b] = inproc_cpu(m, &NETS[k], BATCHES[b]);
-		ox_model_free(m);
-	}
+	/* Row by row, in-process then through the (idle until then) broker,
+	 * so that both sides of a ratio see the same machine load. */
 	start_broker(gpus > 0);
 	if (ferry_connect(&c, sock, NULL))
 		die("connect: %s", ferry_last_error());
-	for (int k = 0; k < 2; k++)
-		for (int b = 0; b < NBATCH; b++)
+	for (int k = 0; k < 2; k++) {
+		struct ox_model *m = load(&NETS[k]);
+
+		for (int b = 0; b < NBATCH; b++) {
+			cpu_in[k][b] = inproc_cpu(m, &NETS[k], BATCHES[b]);
 			cpu_fd[k][b] = via_ferryd(c, NETS[k].name, &NETS[k], BATCHES[b]);
+		}
+		ox_model_free(m);
+	}
 
 	printf("ONNX on the CPU: items/s, best of 3 x %.2f s; one OpenBLAS thread, one "
 	       "instance, %d requests in flight, no dynamic batching\n", opt.seconds,

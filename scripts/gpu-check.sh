@@ -1,0 +1,72 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# gpu-check.sh - the ONE script to run on a GPU machine (the device tool):
+# the ONNX GPU test, the broker-level ONNX test (whose KIND_GPU model then
+# loads and serves), the CPU executor test, and ferry-onnx-bench, with
+# every output under $OUT (default ./gpu-out).
+#
+# Prepare here, on the build machine (the GPU machine has no compiler, no
+# venv and no Debian libraries):
+#     make -j2 && make check TESTS=      # in BUILD_DIR (default build-onnx)
+#     scripts/gpu-pack.sh BUILD_DIR      # fills devlibs/ (libs + models)
+# then run, from the repository root, with carry
+#     [BUILD_DIR/broker/ferryd, BUILD_DIR/tests/onnx, BUILD_DIR/.libs,
+#      BUILD_DIR/ferry-onnx-bench, devlibs]           (about 60 MiB)
+#     scripts/gpu-check.sh BUILD_DIR
+#
+# Exit status: 0 when every step passed, else the number of failed steps.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build-onnx}
+case $build in /*) ;; *) build=$top/$build ;; esac
+out=${OUT:-$top/gpu-out}
+mkdir -p "$out"
+LD_LIBRARY_PATH=$top/devlibs:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+FERRY_TOP_SRCDIR=$top
+FERRY_TOP_BUILDDIR=$build
+FERRY_ONNX_MODELS=$top/devlibs/models
+export LD_LIBRARY_PATH FERRY_TOP_SRCDIR FERRY_TOP_BUILDDIR FERRY_ONNX_MODELS
+failed=0
+
+real() {	# the ELF behind a libtool wrapper
+	d=$(dirname "$1"); n=$(basename "$1")
+	if [ -f "$d/.libs/$n" ]; then echo "$d/.libs/$n"; else echo "$1"; fi
+}
+
+step() {	# step NAME TIMEOUT COMMAND...: run, log, record
+	name=$1; limit=$2; shift 2
+	start=$(date +%s)
+	timeout "$limit" "$@" > "$out/$name.txt" 2>&1
+	rc=$?
+	note=; [ $rc -eq 77 ] && note=" (skipped: no CUDA device seen)"
+	echo "$name: exit $rc$note in $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt"
+	[ $rc -eq 0 ] || failed=$((failed + 1))
+	tail -n 5 "$out/$name.txt"
+}
+
+{
+	date -u
+	uname -a
+	nvidia-smi 2>&1 || echo "nvidia-smi: not found"
+	nproc
+} > "$out/machine.txt" 2>&1
+head -n 20 "$out/machine.txt"
+: > "$out/summary.txt"
+for p in "$build/broker/ferryd" "$(real "$build/tests/onnx/test_onnx_gpu")" \
+	 "$(real "$build/ferry-onnx-bench")"; do
+	ldd "$p" | grep 'not found' >> "$out/missing-libs.txt"
+done
+[ -s "$out/missing-libs.txt" ] && { echo "missing libraries:"; cat "$out/missing-libs.txt"; }
+
+# correctness first: GPU executor vs CPU and onnxruntime, arenas, NUMA
+step test_onnx_gpu 240 "$(real "$build/tests/onnx/test_onnx_gpu")"
+# the backend through ferryd: KIND_GPU instances next to KIND_CPU ones
+step test_onnx_broker 180 "$(real "$build/tests/onnx/test_onnx_broker")" --jobs 1
+step test_onnx 120 "$(real "$build/tests/onnx/test_onnx")" --jobs 4
+# then the numbers
+step onnx_bench 240 "$(real "$build/ferry-onnx-bench")" --models "$FERRY_ONNX_MODELS" \
+	--ferryd "$build/broker/ferryd" --backend-dir "$build/tests/onnx/.libs" \
+	--csv "$out/onnx_bench.csv"
+cat "$out/onnx_bench.txt"
+echo "gpu-check: $failed step(s) failed; results in $out"
+exit $failed

@@ -25,6 +25,7 @@
 
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "broker/backend.h"
 #include "broker/models.h"
 #include "broker/sched.h"
@@ -67,6 +68,7 @@ static void ctl__unlink_session(struct broker *b, struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	b->nsessions--;
+	atomic_store(&mx_gauges.sessions, b->nsessions);
 }
 
 static void ctl__close(struct broker *b, struct ctl_conn *c, const char *why)
@@ -75,6 +77,8 @@ static void ctl__close(struct broker *b, struct ctl_conn *c, const char *why)
 		log_info("session %llu (pid %d uid %d) closed: %s",
 			 (unsigned long long)c->s->id, (int)c->pid, (int)c->uid, why);
 		loop_del(b->loop, c->s->db_handle);
+		atomic_fetch_add(&mx_gauges.closed_wakeups,
+				 atomic_load(&c->s->db_client.rings));
 		ctl__unlink_session(b, c->s);
 		sess_kill(c->s);
 		c->s = NULL;
@@ -225,6 +229,7 @@ static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
 		b->sessions->prev = s;
 	b->sessions = s;
 	b->nsessions++;
+	atomic_store(&mx_gauges.sessions, b->nsessions);
 	log_info("session %llu opened: pid %d uid %d '%s', arena %llu bytes, depth %u",
 		 (unsigned long long)s->id, (int)c->pid, (int)c->uid, s->name,
 		 (unsigned long long)s->arena_bytes, s->nslots);

@@ -31,12 +31,19 @@
 #include "broker/broker.h"
 #include "broker/grpc_server.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "broker/models.h"
 #include "proto/ctl_frame.h"
 
 struct broker g_broker;
 
 static char ferryd__socket_buf[PATH_MAX];
+
+/* Prometheus / health endpoint; explicit: --metrics-port was given, so a
+ * port in use is fatal rather than a warning. */
+static int ferryd__metrics_port = 8002;
+static const char *ferryd__metrics_address = "127.0.0.1";
+static bool ferryd__metrics_explicit;
 /* gRPC front end options; grpc_explicit: --grpc-port was given, so a port
  * that cannot be bound is fatal (the default one only warns). */
 static struct gs_options ferryd__grpc = {
@@ -80,6 +87,9 @@ static void usage(FILE *f)
 "      --grpc-max-message-bytes N  largest gRPC message (1 GiB); larger ones\n"
 "                               get RESOURCE_EXHAUSTED\n"
 "      --allow-client-shm       let gRPC clients register system shared memory\n"
+"      --metrics-port N         Prometheus metrics and HTTP health (/metrics,\n"
+"                               /v2/health/live, /v2/health/ready) (8002; 0: off)\n"
+"      --metrics-address ADDR   metrics listen address (127.0.0.1)\n"
 "  -h, --help                   this text\n"
 "  -V, --version                the version\n");
 }
@@ -138,6 +148,7 @@ enum {
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
+	OPT_METRICS_PORT, OPT_METRICS_ADDRESS,
 };
 
 static int parse_options(int argc, char **argv, struct broker_options *o)
@@ -163,6 +174,8 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 		{ "grpc-threads", required_argument, NULL, OPT_GRPC_THREADS },
 		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
 		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
+		{ "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
+		{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -284,6 +297,17 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 				fprintf(stderr, "ferryd: --event-loop: io_uring or epoll\n");
 				return -1;
 			}
+			break;
+		case OPT_METRICS_PORT:
+			if (parse_u64(optarg, &v) || v > 65535) {
+				fprintf(stderr, "ferryd: --metrics-port: 0 to 65535\n");
+				return -1;
+			}
+			ferryd__metrics_port = (int)v;
+			ferryd__metrics_explicit = true;
+			break;
+		case OPT_METRICS_ADDRESS:
+			ferryd__metrics_address = optarg;
 			break;
 		case OPT_GRPC_PORT:
 			if (parse_u64(optarg, &v) || v > 65535) {
@@ -444,8 +468,16 @@ static void run(struct broker *b)
 	uint64_t deadline;
 	unsigned iter = 0;
 
+	uint64_t last_snapshot = 0;
+
 	while (!b->stopping) {
 		uint64_t now = fshm_now_ns();
+		/* Publish the gauges only the loop may read, ten times a
+		 * second at most. */
+		if (now - last_snapshot > 100000000) {
+			mx_snapshot(b);
+			last_snapshot = now;
+		}
 		int work = poll_sessions(b);
 		deadline = UINT64_MAX;
 		work += fm_run_inline(now, &deadline);
@@ -482,6 +514,13 @@ static void run(struct broker *b)
 			int64_t timeout = -1;
 			if (deadline != UINT64_MAX)
 				timeout = deadline > now ? (int64_t)(deadline - now) : 0;
+			atomic_fetch_add_explicit(&mx_gauges.loop_sleeps, 1, memory_order_relaxed);
+			/* Asleep, the gauges would stay as the last busy moment
+			 * left them: publish the quiet state first. */
+			if (now - last_snapshot > 100000000) {
+				mx_snapshot(b);
+				last_snapshot = now;
+			}
 			loop_wait(b->loop, timeout);
 		}
 		atomic_store_explicit(&b->sleeping, 0, memory_order_relaxed);
@@ -557,11 +596,25 @@ int main(int argc, char **argv)
 		fm_unload_all();
 		return 1;
 	}
+	if ((ret = mx_start(ferryd__metrics_address, ferryd__metrics_port)) &&
+	    ferryd__metrics_explicit) {
+		log_error("metrics: cannot listen on %s:%d", ferryd__metrics_address,
+			  ferryd__metrics_port);
+		fm_stop_all();
+		fm_unload_all();
+		return 1;
+	} else if (ret) {
+		log_warn("metrics: the default port %d is not available; serving without "
+			 "metrics (--metrics-port picks another, 0 turns it off)",
+			 ferryd__metrics_port);
+	}
 	if ((ret = ctl_listen(b))) {
+		mx_stop();
 		fm_unload_all();
 		return 1;
 	}
 	if ((ret = gs_start(&ferryd__grpc)) && ferryd__grpc_explicit) {
+		mx_stop();
 		ctl_close_listener(b);
 		fm_stop_all();
 		fm_unload_all();
@@ -570,9 +623,11 @@ int main(int argc, char **argv)
 		log_warn("gRPC: the default port %d is not available; serving without gRPC "
 			 "(--grpc-port picks another, 0 turns it off)", ferryd__grpc.port);
 	}
+	atomic_store(&mx_gauges.ready, true);
 	log_info("ready: listening on %s", b->opt.socket_path);
 
 	run(b);
+	atomic_store(&mx_gauges.ready, false);
 
 	/* Shutdown: no new clients; queued requests run to completion and
 	 * their results reach clients still connected; then sessions go. */
@@ -585,6 +640,7 @@ int main(int argc, char **argv)
 	gs_stop();
 	fm_stop_all();
 	ctl_close_listener(b);
+	mx_stop();
 	fm_unload_all();
 	loop_del(b->loop, b->signal_handle);
 	close(b->signal_fd);

@@ -25,6 +25,7 @@
 #include <ferry/errors.h>
 
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "broker/models.h"
 #include "broker/sched.h"
 #include "broker/session.h"
@@ -211,6 +212,7 @@ static void sess__post(struct session *s, struct sess_slot *sl, int status)
 		}
 	}
 	s->inflight--;
+	atomic_fetch_sub_explicit(&mx_gauges.shm_inflight, 1, memory_order_relaxed);
 	s->free_slots[s->nfree++] = (uint32_t)(sl - s->slots);
 	if (status)
 		s->failed++;
@@ -308,6 +310,7 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 	sl = &s->slots[s->free_slots[--s->nfree]];
 	s->inflight++;
 	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_add_explicit(&mx_gauges.shm_inflight, 1, memory_order_relaxed);
 
 	sl->user_data = sqe->user_data;
 	sl->desc_off = UINT64_MAX;

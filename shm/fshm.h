@@ -188,7 +188,7 @@ const char *fshm_wait_policy_name(enum fshm_wait_policy p);
 struct fshm_doorbell {
 	int efd;                     /* eventfd (EFD_CLOEXEC | EFD_NONBLOCK) */
 	_Atomic uint32_t *flag;      /* in the segment: the waiter's flag */
-	uint64_t rings;              /* eventfd writes made (statistics) */
+	_Atomic uint64_t rings;      /* eventfd writes made (statistics) */
 	uint64_t spin_budget_ns;     /* waiter: hybrid's adapted spin budget */
 	uint64_t sleeps;             /* waiter: times it blocked (statistics) */
 };

@@ -3,11 +3,15 @@
  * Integration tests of the local path: a real ferryd, real client
  * processes and threads, libferry over shared memory.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -748,4 +752,129 @@ Test(local, ferryctl_status_and_stats_add_up)
 	cr_assert_eq(th_stop(&B), 0);
 	cr_assert_eq(ferryctl("status", out, sizeof(out)), 3, "no broker: exit 3");
 	th_start(&B, "--log-level", "warn", NULL);
+}
+
+/* GET a path from 127.0.0.1:port; returns the HTTP status, body in out. */
+static int http_get(int port, const char *path, char *out, size_t outlen)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	char req[256];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+	(void)!write(fd, req, (size_t)n);
+	size_t len = 0;
+	ssize_t r;
+	while (len < outlen - 1 && (r = read(fd, out + len, outlen - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = '\0';
+	close(fd);
+	int code = -1;
+	sscanf(out, "HTTP/1.%*d %d", &code);
+	return code;
+}
+
+/* The value of the sample line that starts with line_prefix (not the
+ * HELP / TYPE lines, which name the metric too). */
+static uint64_t metric(const char *text, const char *line_prefix)
+{
+	char pat[256];
+	snprintf(pat, sizeof(pat), "\n%s", line_prefix);
+	const char *p = strstr(text, pat);
+	return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+}
+
+struct scrape_arg {
+	int port;
+	_Atomic bool stop;
+	int scrapes;
+	int bad;
+};
+
+static void *scraper(void *p)
+{
+	struct scrape_arg *a = p;
+	static char body[1 << 16];
+	while (!atomic_load(&a->stop)) {
+		if (http_get(a->port, "/metrics", body, sizeof(body)) != 200 ||
+		    !strstr(body, "nv_inference_request_success{model=\"simple\",version=\"1\"}"))
+			a->bad++;
+		a->scrapes++;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+Test(local, metrics_add_up_during_a_load)
+{
+	static char body[1 << 16];
+	struct th_broker b2;
+	char port[16];
+	int p = 20000 + (int)(getpid() % 20000);
+	snprintf(port, sizeof(port), "%d", p);
+	th_init(&b2);
+	th_examples(&b2);
+	th_start(&b2, "--metrics-port", port, "--grpc-port", "0", NULL);
+	cr_assert_eq(http_get(p, "/v2/health/live", body, sizeof(body)), 200);
+	cr_assert_eq(http_get(p, "/v2/health/ready", body, sizeof(body)), 200);
+	cr_assert_eq(http_get(p, "/nope", body, sizeof(body)), 404);
+
+	/* Scrape continuously while 4 processes send 500 requests each. */
+	struct scrape_arg sa = { .port = p };
+	pthread_t t;
+	pthread_create(&t, NULL, scraper, &sa);
+	pid_t pids[4];
+	for (int i = 0; i < 4; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			ferry_client *c;
+			ferry_model *m;
+			if (ferry_connect(&c, b2.sock, NULL) ||
+			    ferry_model_get(c, "simple", FERRY_LATEST, &m))
+				_exit(1);
+			for (int k = 0; k < 500; k++)
+				if (simple_once(c, m, k))
+					_exit(1);
+			ferry_close(c);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	/* One failure too: a shape the model refuses. */
+	ferry_client *c;
+	ferry_model *m;
+	ferry_request *r;
+	int32_t *a;
+	int64_t dims[2] = { 1, 15 };
+	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a);
+	ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&a);
+	cr_assert_lt(ferry_infer(c, r, 10 * SEC), 0);
+	ferry_request_free(r);
+	usleep(250000); /* let the loop publish its gauges */
+	cr_assert_eq(http_get(p, "/metrics", body, sizeof(body)), 200);
+	atomic_store(&sa.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_gt(sa.scrapes, 0);
+	cr_assert_eq(sa.bad, 0, "%d of %d scrapes failed during the load", sa.bad, sa.scrapes);
+	cr_assert_eq(metric(body, "nv_inference_request_success{model=\"simple\",version=\"1\"} "), 2000, "%s", body);
+	cr_assert_eq(metric(body, "nv_inference_count{model=\"simple\",version=\"1\"} "), 2000);
+	cr_assert_eq(metric(body, "nv_inference_exec_count{model=\"simple\",version=\"1\"} "), 2000);
+	cr_assert_eq(metric(body, "ferry_batch_executions_total{model=\"simple\",version=\"1\",batch_size=\"1\"} "), 2000);
+	cr_assert_eq(metric(body, "ferry_sessions "), 1, "the one session still open: %llu", (unsigned long long)metric(body, "ferry_sessions "));
+	cr_assert_eq(metric(body, "ferry_requests_inflight{transport=\"shm\"} "), 0);
+	cr_assert_neq(metric(body, "ferry_broker_cpu_seconds_total "), UINT64_MAX);
+	ferry_close(c);
+	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
 }

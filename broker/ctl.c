@@ -26,6 +26,7 @@
 #include "broker/broker.h"
 #include "broker/log.h"
 #include "broker/metrics.h"
+#include "broker/service.h"
 #include "broker/backend.h"
 #include "broker/models.h"
 #include "broker/sched.h"
@@ -623,6 +624,20 @@ int ctl_listen(struct broker *b)
 	const char *path = b->opt.socket_path;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, ret;
+
+	/* Socket activation: systemd made, bound and owns the socket (its
+	 * mode and group come from ferryd.socket); we only accept on it and
+	 * never unlink it. */
+	fd = svc_listen_fd();
+	if (fd >= 0) {
+		struct sockaddr_un got;
+		socklen_t gl = sizeof(got);
+		if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0 && got.sun_path[0])
+			log_info("socket activation: accepting on %s", got.sun_path);
+		b->listen_fd = fd;
+		b->listen_handle = loop_add(b->loop, fd, ctl__on_accept, b);
+		return b->listen_handle < 0 ? b->listen_handle : 0;
+	}
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error("socket path too long: %s", path);

@@ -32,6 +32,7 @@
 #include "broker/grpc_server.h"
 #include "broker/log.h"
 #include "broker/metrics.h"
+#include "broker/service.h"
 #include "broker/models.h"
 #include "proto/ctl_frame.h"
 
@@ -625,9 +626,11 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&mx_gauges.ready, true);
 	log_info("ready: listening on %s", b->opt.socket_path);
+	svc_notify("READY=1");
 
 	run(b);
 	atomic_store(&mx_gauges.ready, false);
+	svc_notify("STOPPING=1");
 
 	/* Shutdown: no new clients; queued requests run to completion and
 	 * their results reach clients still connected; then sessions go. */

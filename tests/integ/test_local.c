@@ -4,6 +4,9 @@
  * processes and threads, libferry over shared memory.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -876,5 +879,65 @@ Test(local, metrics_add_up_during_a_load)
 	cr_assert_neq(metric(body, "ferry_broker_cpu_seconds_total "), UINT64_MAX);
 	ferry_close(c);
 	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}
+
+Test(local, systemd_socket_activation_and_readiness)
+{
+	/* What systemd does: bind and listen, pass the socket as fd 3 with
+	 * LISTEN_PID / LISTEN_FDS, and wait for READY=1 on NOTIFY_SOCKET. */
+	struct th_broker b2;
+	th_init(&b2);
+	th_examples(&b2);
+	char notify[400];
+	snprintf(notify, sizeof(notify), "%s/notify", b2.dir);
+	int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un na = { .sun_family = AF_UNIX };
+	strcpy(na.sun_path, notify);
+	cr_assert_eq(bind(nfd, (struct sockaddr *)&na, sizeof(na)), 0);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un la = { .sun_family = AF_UNIX };
+	strcpy(la.sun_path, b2.sock);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&la, sizeof(la)), 0);
+	cr_assert_eq(listen(lfd, 16), 0);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		char fdsv[8], pidv[16];
+		dup2(lfd, 3);
+		snprintf(pidv, sizeof(pidv), "%d", (int)getpid());
+		snprintf(fdsv, sizeof(fdsv), "1");
+		setenv("LISTEN_PID", pidv, 1);
+		setenv("LISTEN_FDS", fdsv, 1);
+		setenv("NOTIFY_SOCKET", notify, 1);
+		char ferryd[512];
+		snprintf(ferryd, sizeof(ferryd), "%s/broker/ferryd", getenv("FERRY_TOP_BUILDDIR"));
+		int fd = open(b2.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(fd, 2);
+		execl(ferryd, ferryd, "--model-repository", b2.repo, "--socket", "/nonexistent/x.sock",
+		      "--grpc-port", "0", "--metrics-port", "0", (char *)NULL);
+		_exit(127);
+	}
+	close(lfd);
+	char msg[128] = "";
+	struct pollfd pf = { .fd = nfd, .events = POLLIN };
+	cr_assert_eq(poll(&pf, 1, 10000), 1, "READY=1 within 10 s");
+	ssize_t n = recv(nfd, msg, sizeof(msg) - 1, 0);
+	cr_assert_gt(n, 0);
+	msg[n] = '\0';
+	cr_assert_str_eq(msg, "READY=1");
+
+	ferry_client *c;
+	ferry_model *m;
+	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(simple_once(c, m, 3), 0);
+	ferry_close(c);
+	kill(pid, SIGTERM);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_assert_eq(access(b2.sock, F_OK), 0, "systemd's socket is not unlinked by ferryd");
+	close(nfd);
 	th_cleanup(&b2);
 }

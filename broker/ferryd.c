@@ -34,6 +34,7 @@
 #include "broker/metrics.h"
 #include "broker/service.h"
 #include "broker/models.h"
+#include "broker/onnx/onnx_backend.h"
 #include "proto/ctl_frame.h"
 
 struct broker g_broker;
@@ -393,8 +394,16 @@ static void numa_setup(struct broker_options *o)
 		}
 		return;
 	}
-	/* auto: GPU placement arrives with the GPU backend; on CPUs alone,
-	 * let the kernel's first-touch policy place each arena. */
+	/* auto: beside GPU 0 when there is one (its PCI device's node);
+	 * on CPUs alone, the kernel's first-touch policy places each arena. */
+	if (onnx_gpu_device_count() > 0) {
+		int node = onnx_gpu_numa_node(0);
+		if (node >= 0 && node < nodes) {
+			o->limits.numa_node = node;
+			log_info("NUMA: session arenas bound to node %d (GPU 0's)", node);
+			return;
+		}
+	}
 	if (nodes == 1)
 		log_info("NUMA: one node; placement is a no-op");
 	else
@@ -576,6 +585,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	numa_setup(&b->opt);
+	b->opt.limits.gpu_pin = onnx_gpu_device_count() > 0;
+	if (b->opt.limits.gpu_pin)
+		log_info("GPU: %d device(s); session arenas are pinned (cudaHostRegister)",
+			 onnx_gpu_device_count());
 
 	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->kick_fd < 0 || (b->kick_handle = loop_add(b->loop, b->kick_fd, on_kick, b)) < 0) {

@@ -16,5 +16,5 @@ broker_ferryd_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) $(PROTOBUF_C_CFLAGS) $(MHD_C
 # --export-dynamic: backend plugins call the accessors ferryd exports
 # (include/ferry/backend.h), resolved when they are dlopen()ed.
 broker_ferryd_LDFLAGS = $(AM_LDFLAGS) -Wl,--export-dynamic
-broker_ferryd_LDADD = broker/libfgrpc.la broker/libfsched.la broker/libfconfig.la proto/libfproto.la \
+broker_ferryd_LDADD = broker/libfgrpc.la $(ONNX_BE_LIBS) broker/libfsched.la broker/libfconfig.la proto/libfproto.la \
 	shm/libfshm.la $(URING_LIBS) $(PROTOBUF_C_LIBS) $(MHD_LIBS) $(NUMA_LIBS)

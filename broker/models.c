@@ -17,6 +17,7 @@
 #include "broker/backend.h"
 #include "broker/log.h"
 #include "broker/models.h"
+#include "broker/onnx/onnx_backend.h"
 #include "broker/repo_scan.h"
 #include "broker/sched.h"
 
@@ -176,6 +177,13 @@ int fm_load_all(const struct fm_options *opt)
 	ret = be_registry_create(opt->backend_dir, &fm__reg);
 	if (ret) {
 		log_error("backend registry: %s", ferry_strerror(ret));
+		return ret;
+	}
+	/* The ONNX executor is built in, registered through the same entry
+	 * points as a plugin. */
+	ret = onnx_backend_register(fm__reg, err, sizeof(err));
+	if (ret) {
+		log_error("onnx backend: %s", err);
 		return ret;
 	}
 	ret = rs_scan(opt->repository, &fm__repo, fm__warn, NULL, err, sizeof(err));

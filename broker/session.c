@@ -27,6 +27,7 @@
 #include "broker/log.h"
 #include "broker/metrics.h"
 #include "broker/models.h"
+#include "broker/onnx/onnx_backend.h"
 #include "broker/sched.h"
 #include "broker/session.h"
 
@@ -64,6 +65,8 @@ static void sess__free(struct session *s)
 		close(s->db_broker.efd);
 	if (s->db_client.efd >= 0)
 		close(s->db_client.efd);
+	if (s->gpu_pinned)
+		onnx_gpu_unregister_arena(s->seg.base);
 	fshm_seg_close(&s->seg);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -132,6 +135,17 @@ int sess_create(const struct sess_limits *lim, uint64_t id, uint64_t epoch,
 	}
 	s->arena = fshm_seg_arena(&s->seg);
 	s->arena_bytes = s->seg.arena.bytes;
+	/* Pinned once per session, so every batch is copied to the GPU at
+	 * pinned speed straight from the client's memory. */
+	if (lim->gpu_pin) {
+		int rc = onnx_gpu_register_arena(s->seg.base, s->seg.size);
+		if (rc)
+			log_warn("session %llu: cudaHostRegister of the arena failed (%s); GPU "
+				 "copies run from pageable memory", (unsigned long long)id,
+				 ferry_strerror(rc));
+		else
+			s->gpu_pinned = true;
+	}
 	fshm_ring_init(&s->sq, s->seg.base, &s->seg.sq, false);
 	fshm_ring_init(&s->cq, s->seg.base, &s->seg.cq, true);
 

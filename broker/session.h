@@ -36,6 +36,7 @@ struct sess_limits {
 	uint32_t depth_max;
 	int numa_node;            /* -1: no binding */
 	bool prefault;
+	bool gpu_pin;             /* cudaHostRegister each arena (a GPU is there) */
 };
 
 struct session {
@@ -52,6 +53,7 @@ struct session {
 	uint64_t submitted;
 
 	struct fshm_seg seg;
+	bool gpu_pinned;          /* the segment is registered with CUDA */
 	uint8_t *arena;
 	uint64_t arena_bytes;
 	struct fshm_doorbell db_broker;  /* we wait on it; flag = hdr->broker_wake */

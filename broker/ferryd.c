@@ -10,6 +10,7 @@
  * --spin-us, then sleep on the doorbells) or block.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +32,7 @@
 #include "broker/grpc_server.h"
 #include "broker/log.h"
 #include "broker/metrics.h"
+#include "broker/rescan.h"
 #include "broker/service.h"
 #include "broker/models.h"
 #include "broker/onnx/onnx_backend.h"
@@ -414,19 +415,23 @@ static void numa_setup(struct broker_options *o)
 static void on_signal(void *arg, uint32_t events)
 {
 	struct broker *b = arg;
-	struct signalfd_siginfo si;
-	while (read(b->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		switch (si.ssi_signo) {
-		case SIGTERM:
-		case SIGINT:
-			log_info("signal %d: shutting down", (int)si.ssi_signo);
-			b->stopping = true;
-			break;
-		case SIGHUP:
-			log_info("SIGHUP: repository rescan is not available in this version; ignored");
-			break;
-		default:
-			break;
+	unsigned char sig[64];
+	ssize_t n;
+	while ((n = read(b->signal_fd, sig, sizeof(sig))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			switch (sig[i]) {
+			case SIGTERM:
+			case SIGINT:
+				log_info("signal %d: shutting down", (int)sig[i]);
+				b->stopping = true;
+				break;
+			case SIGHUP:
+				log_info("SIGHUP: rescanning the model repository");
+				rsc_request();
+				break;
+			default:
+				break;
+			}
 		}
 	}
 }
@@ -540,19 +545,38 @@ static void run(struct broker *b)
 	}
 }
 
+/* The write end of the self-pipe, for the handler. */
+static int ferryd__sigpipe = -1;
+
+static void on_signal_handler(int sig)
+{
+	int saved = errno;
+	unsigned char c = (unsigned char)sig;
+	ssize_t n = write(ferryd__sigpipe, &c, 1);
+	(void)n;
+	errno = saved;
+}
+
+/*
+ * Signals reach the loop through a self-pipe written by a handler, not a
+ * signalfd: a signalfd needs the signal blocked in every thread, and
+ * libraries start threads of their own before main() (OpenBLAS's pool, in
+ * its constructor) which keep the default mask, so a SIGTERM delivered to
+ * one of them would kill the process instead of stopping it cleanly.
+ */
 static int setup_signals(struct broker *b)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL))
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC))
+		return -errno;
+	b->signal_fd = fds[0];
+	ferryd__sigpipe = fds[1];
+	struct sigaction sa = { .sa_handler = on_signal_handler, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+	    sigaction(SIGHUP, &sa, NULL))
 		return -errno;
 	signal(SIGPIPE, SIG_IGN);
-	b->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (b->signal_fd < 0)
-		return -errno;
 	b->signal_handle = loop_add(b->loop, b->signal_fd, on_signal, b);
 	return b->signal_handle < 0 ? b->signal_handle : 0;
 }
@@ -572,8 +596,6 @@ int main(int argc, char **argv)
 		 PACKAGE_VERSION, b->opt.repository, b->opt.socket_path,
 		 fshm_wait_policy_name(b->opt.wait));
 
-	/* Threads that models start must not take our signals: block them
-	 * before any model loads. */
 	ret = loop_create(&b->loop, b->opt.force_epoll);
 	if (ret) {
 		log_error("cannot create the event loop: %s", strerror(-ret));
@@ -637,6 +659,7 @@ int main(int argc, char **argv)
 		log_warn("gRPC: the default port %d is not available; serving without gRPC "
 			 "(--grpc-port picks another, 0 turns it off)", ferryd__grpc.port);
 	}
+	rsc_init(b->opt.repository);
 	atomic_store(&mx_gauges.ready, true);
 	log_info("ready: listening on %s", b->opt.socket_path);
 	svc_notify("READY=1");
@@ -654,12 +677,17 @@ int main(int argc, char **argv)
 		b->listen_fd = -1;
 	}
 	gs_stop();
+	rsc_fini();
 	fm_stop_all();
 	ctl_close_listener(b);
 	mx_stop();
 	fm_unload_all();
 	loop_del(b->loop, b->signal_handle);
 	close(b->signal_fd);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
+	close(ferryd__sigpipe);
 	loop_del(b->loop, b->kick_handle);
 	close(b->kick_fd);
 	loop_destroy(b->loop);

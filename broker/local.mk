@@ -10,6 +10,7 @@ broker_ferryd_SOURCES = \
 	broker/loop.c broker/loop.h \
 	broker/metrics.c broker/metrics.h \
 	broker/models.c broker/models.h \
+	broker/rescan.c broker/rescan.h \
 	broker/service.c broker/service.h \
 	broker/session.c broker/session.h
 broker_ferryd_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) $(PROTOBUF_C_CFLAGS) $(MHD_CFLAGS)

@@ -941,3 +941,62 @@ Test(local, systemd_socket_activation_and_readiness)
 	close(nfd);
 	th_cleanup(&b2);
 }
+
+/* Poll until ferry_model_get(name) returns want (a fresh client each
+ * time: a client caches the models it found). */
+static int wait_model(const char *sock, const char *name, int want)
+{
+	int ret = 1;
+	for (int i = 0; i < 500; i++) {
+		ferry_client *c;
+		ferry_model *m;
+		if (ferry_connect(&c, sock, NULL))
+			return -1000;
+		ret = ferry_model_get(c, name, FERRY_LATEST, &m);
+		int mbs = ret ? -1 : ferry_model_max_batch_size(m);
+		ferry_close(c);
+		if (ret == want && (want != 0 || mbs >= 0))
+			return ret;
+		usleep(10000);
+	}
+	return ret;
+}
+
+Test(local, sighup_rescans_the_repository)
+{
+	struct th_broker b2;
+	th_init(&b2);
+	th_examples(&b2);
+	th_start(&b2, "--grpc-port", "0", "--metrics-port", "0", NULL);
+	cr_assert_eq(wait_model(b2.sock, "newcomer", FERRY_ENOENT), FERRY_ENOENT);
+
+	/* A new model, a changed one (max_batch_size 8 -> 4), a removed one. */
+	th_model(&b2, "newcomer", IDENT_BATCH);
+	char path[600], cmd[2000];
+	snprintf(path, sizeof(path), "%s/newcomer/config.pbtxt", b2.repo);
+	snprintf(cmd, sizeof(cmd), "sed -i 's/ident_batch/newcomer/' %s && "
+		 "sed -i 's/max_batch_size: 8/max_batch_size: 4/' %s/simple/config.pbtxt && "
+		 "rm -rf %s/identity", path, b2.repo, b2.repo);
+	cr_assert_eq(system(cmd), 0);
+	kill(b2.pid, SIGHUP);
+	cr_assert_eq(wait_model(b2.sock, "newcomer", 0), 0, "the new model loads");
+	cr_assert_eq(wait_model(b2.sock, "identity", FERRY_UNAVAILABLE), FERRY_UNAVAILABLE,
+		     "the removed model unloads");
+	ferry_client *c;
+	ferry_model *m;
+	int mbs = -1;
+	for (int i = 0; i < 500 && mbs != 4; i++) {
+		cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
+		if (ferry_model_get(c, "simple", FERRY_LATEST, &m) == 0)
+			mbs = ferry_model_max_batch_size(m);
+		if (mbs == 4)
+			cr_assert_eq(simple_once(c, m, 9), 0, "the reloaded model serves");
+		ferry_close(c);
+		usleep(10000);
+	}
+	cr_assert_eq(mbs, 4, "the changed model reloads");
+	snprintf(cmd, sizeof(cmd), "grep -q 'rescan: done: 2 loaded or reloaded, 1 unloaded, 0 failed' %s", b2.log);
+	cr_assert_eq(system(cmd), 0, "the rescan is logged");
+	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}

@@ -1602,15 +1602,38 @@ void gs_stop(void)
 	grpc_server_cancel_all_calls(gs__s.server);
 	grpc_completion_queue_pluck(gs__s.shutdown_cq, &gs__s.shutdown_tag,
 				    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	/* Requests still in a model's queue answer (into cancelled calls)
-	 * when they complete; their calls go away after that. */
+	/*
+	 * Requests still in a model's queue answer (into cancelled calls)
+	 * when they complete; their calls go away after that.  Inline models
+	 * run on this (the loop) thread, which no longer polls them: run
+	 * what is ready for a moment, then stop the models, which flushes
+	 * every queue without waiting out batching delays.  ferryd stops
+	 * them next anyway; sched_model_stop is idempotent.
+	 */
+	uint64_t t0 = sched_now_ns();
+	bool flushed = false;
 	pthread_mutex_lock(&gs__s.lock);
 	while (gs__s.live > 0) {
+		pthread_mutex_unlock(&gs__s.lock);
+		uint64_t now = sched_now_ns(), dl = UINT64_MAX;
+		if (!flushed && now - t0 > 200000000ULL) {
+			log_info("gRPC: finishing queued requests");
+			fm_stop_all();
+			flushed = true;
+		} else if (!flushed) {
+			fm_run_inline(now, &dl);
+		}
+		pthread_mutex_lock(&gs__s.lock);
+		if (gs__s.live == 0)
+			break;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 5;
-		if (pthread_cond_timedwait(&gs__s.cond, &gs__s.lock, &ts))
-			log_info("gRPC: waiting for %ld call(s) to finish", gs__s.live);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&gs__s.cond, &gs__s.lock, &ts);
 	}
 	pthread_mutex_unlock(&gs__s.lock);
 	for (int i = 0; i < gs__s.nthreads; i++)

@@ -31,7 +31,9 @@ struct gs_options {
 int gs_start(const struct gs_options *o);
 
 /* Stop accepting calls, cancel open ones, wait for requests still in the
- * scheduler to complete, join the threads.  Before fm_stop_all(). */
+ * scheduler to complete, join the threads.  On the loop thread, before
+ * fm_stop_all(): it runs inline models meanwhile, and calls fm_stop_all()
+ * itself when requests are still queued after 200 ms. */
 void gs_stop(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,10 +277,25 @@ struct gs_cuda_region {
 };
 static struct gs_cuda_region *gs_cuda__list;  /* gs_shm__lock */
 
+static pthread_once_t gs_cuda__once = PTHREAD_ONCE_INIT;
+static bool gs_cuda__have;
+
+static void gs_cuda__probe(void)
+{
+	/* The CUDA runtime's first call changes the calling thread's signal
+	 * mask (seen with cudart 12 and no driver: ferryd then died of the
+	 * SIGTERM it handles through signalfd): put the mask back. */
+	sigset_t saved;
+	int n = 0;
+	pthread_sigmask(SIG_SETMASK, NULL, &saved);
+	gs_cuda__have = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
 bool gs_cuda_available(void)
 {
-	int n = 0;
-	return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+	pthread_once(&gs_cuda__once, gs_cuda__probe);
+	return gs_cuda__have;
 }
 
 int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len,
@@ -288,6 +304,11 @@ int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len
 	cudaIpcMemHandle_t h;
 	int n = 0;
 
+	if (!gs_cuda_available()) {
+		snprintf(err, errlen, "CUDA shared memory is not available: this ferryd has no "
+			 "CUDA device");
+		return FERRY_UNAVAILABLE;
+	}
 	if (!name || !*name || strlen(name) >= GS_SHM_NAME_MAX) {
 		snprintf(err, errlen, "a region name of 1 to %d bytes is required",
 			 GS_SHM_NAME_MAX - 1);

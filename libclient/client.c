@@ -27,6 +27,7 @@
 #include <ferry/ferry.h>
 
 #include "libclient/client.h"
+#include "libclient/remote.h"
 #include "proto/control.pb-c.h"
 #include "proto/ctl_frame.h"
 
@@ -191,8 +192,7 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 			return fc_fail(FERRY_EINVAL, "socket path too long");
 	} else {
 		if (!strncmp(address, "grpc://", 7))
-			return fc_fail(FERRY_ENOTSUP,
-				       "%s: the gRPC transport is not built into this libferry", address);
+			return fr_connect(out, address, &o);
 		if (!strncmp(address, "unix:", 5))
 			address += 5;
 		if (strlen(address) >= sizeof(path))
@@ -289,6 +289,11 @@ fail:
 	if (resp)
 		ferry__control__response__free_unpacked(resp, NULL);
 	fc__free(c);
+	/* Discovery: no local broker, so a remote one if $FERRY_SERVER names
+	 * it. */
+	const char *srv = getenv("FERRY_SERVER");
+	if ((!address || !*address) && ret == FERRY_ECONNREFUSED && srv && *srv)
+		return fr_connect(out, srv, &o);
 	return ret;
 }
 
@@ -296,6 +301,10 @@ FERRY_API void ferry_close(ferry_client *c)
 {
 	if (!c)
 		return;
+	if (c->remote) {
+		fr_close(c);
+		return;
+	}
 	/* Requests still in flight: the broker drops their results when the
 	 * socket closes.  Mark them so ferry_request_free() can release
 	 * them without waiting. */
@@ -375,6 +384,8 @@ FERRY_API int ferry_model_get(ferry_client *c, const char *name, int64_t version
 
 	if (!c || !name || !out)
 		return fc_fail(FERRY_EINVAL, "ferry_model_get: NULL argument");
+	if (c->remote)
+		return fr_model_get(c, name, version, out);
 	pthread_mutex_lock(&c->ctl_lock);
 	for (ferry_model *m = c->models; m; m = m->next) {
 		if (!strcmp(m->name, name) && (version < 0 ? m->asked_latest : m->version == version)) {
@@ -428,6 +439,8 @@ FERRY_API int ferry_model_list(ferry_client *c,
 
 	if (!c || !fn)
 		return fc_fail(FERRY_EINVAL, "ferry_model_list: NULL argument");
+	if (c->remote)
+		return fr_model_list(c, fn, arg);
 	Ferry__Control__ListModels lm = FERRY__CONTROL__LIST_MODELS__INIT;
 	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
 	req.body_case = FERRY__CONTROL__REQUEST__BODY_LIST_MODELS;

@@ -56,6 +56,7 @@ struct ferry_request {
 	_Atomic int state;              /* enum fc_state */
 	int status;
 	bool freed;                     /* freed by the user while in flight */
+	bool remote;                    /* tensors are malloc'd (remote.c) */
 	ferry_callback cb;
 	void *cb_arg;
 	char errmsg[FSHM_ERRMSG_LEN];
@@ -96,7 +97,15 @@ struct ferry_client {
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cond;
 	_Atomic bool broken;            /* the broker went away */
+	struct fr_client *remote;       /* gRPC transport (remote.c); NULL = local */
 };
+
+/* A tensor's memory: an arena offset (local), or the address of a
+ * malloc'd buffer (remote transport). */
+static inline void *fc_tensor_ptr(const ferry_client *c, uint64_t off)
+{
+	return c->remote ? (void *)(uintptr_t)off : c->arena_base + off;
+}
 
 int fc_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fc_model_free(ferry_model *m);

@@ -13,3 +13,4 @@ libclient_libferry_la_LIBADD = proto/libfproto.la shm/libfshm.la $(PROTOBUF_C_LI
 EXTRA_libclient_libferry_la_DEPENDENCIES = libclient/libferry.map
 EXTRA_DIST += libclient/libferry.map
 pkginclude_HEADERS += include/ferry/ferry.h
+include libclient/remote.mk

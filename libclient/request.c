@@ -12,6 +12,7 @@
 #include <ferry/ferry.h>
 
 #include "libclient/client.h"
+#include "libclient/remote.h"
 
 #define FC_NONE UINT64_MAX
 
@@ -39,6 +40,7 @@ FERRY_API int ferry_request_new(ferry_model *m, ferry_request **out)
 	for (int i = 0; i < m->nin + m->nout; i++)
 		r->t[i].off = FC_NONE;
 	r->client = m->client;
+	r->remote = m->client->remote != NULL;
 	r->model = m;
 	r->desc_off = FC_NONE;
 	r->want_all = true;
@@ -48,7 +50,9 @@ FERRY_API int ferry_request_new(ferry_model *m, ferry_request **out)
 
 static void fc__release(ferry_request *r, uint64_t *off)
 {
-	if (*off != FC_NONE && r->client)
+	if (*off != FC_NONE && r->remote)
+		free((void *)(uintptr_t)*off);
+	else if (*off != FC_NONE && r->client)
 		fshm_arena_free(r->client->arena, *off);
 	*off = FC_NONE;
 }
@@ -95,6 +99,15 @@ static int fc__alloc(ferry_request *r, struct fc_tensor *t, uint64_t bytes)
 	if (t->off != FC_NONE && t->cap >= bytes && bytes > 0)
 		return 0;
 	fc__release(r, &t->off);
+	if (r->remote) {
+		void *p = malloc(bytes ? bytes : 1);
+		if (!p)
+			return fc_fail(FERRY_ENOMEM, "out of memory for %llu bytes",
+				       (unsigned long long)bytes);
+		t->off = (uint64_t)(uintptr_t)p;
+		t->cap = bytes;
+		return 0;
+	}
 	uint64_t off;
 	int ret = fshm_arena_alloc(r->client->arena, bytes ? bytes : 1, &off);
 	if (ret)
@@ -131,7 +144,7 @@ FERRY_API int ferry_request_input_bytes(ferry_request *r, const char *name,
 	t->dtype = dtype;
 	t->ndims = ndims;
 	memcpy(t->dims, dims, sizeof(int64_t) * (size_t)ndims);
-	*data = r->client->arena_base + t->off;
+	*data = fc_tensor_ptr(r->client, t->off);
 	return 0;
 }
 
@@ -304,6 +317,8 @@ FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
 		if (!r->t[i].set)
 			return fc_fail(FERRY_EINVAL, "input '%s' not given",
 				       r->model->t[i].name);
+	if (c->remote)
+		return fr_infer_async(c, r, cb, arg);
 	if ((ret = fc__prepare(r)))
 		return ret;
 	r->cb = cb;
@@ -561,7 +576,8 @@ FERRY_API int ferry_request_wait(ferry_request *r, int64_t timeout_ns)
 	if (st == FC_INFLIGHT) {
 		if (!r->client)
 			return fc_fail(FERRY_EPIPE, "the client is closed");
-		int ret = fc__wait(r->client, fc__req_done, r, timeout_ns, NULL);
+		int ret = r->client->remote ? fr_wait(r->client, fc__req_done, r, timeout_ns)
+					    : fc__wait(r->client, fc__req_done, r, timeout_ns, NULL);
 		if (ret)
 			return fc_fail(ret, "request still in flight after the timeout");
 	}
@@ -598,6 +614,8 @@ FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns)
 
 	if (!c)
 		return fc_fail(FERRY_EINVAL, "NULL client");
+	if (c->remote)
+		return fr_poll(c, min_complete, timeout_ns);
 	/* Whatever is there now, without waiting. */
 	if (pthread_mutex_trylock(&c->reap_lock) == 0) {
 		int n = fc__reap(c, done, 64);
@@ -641,7 +659,7 @@ FERRY_API int ferry_request_output(const ferry_request *r, const char *name,
 	if (dtype) *dtype = t->dtype;
 	if (dims) *dims = t->dims;
 	if (ndims) *ndims = t->ndims;
-	if (data) *data = r->client->arena_base + t->off;
+	if (data) *data = fc_tensor_ptr(r->client, t->off);
 	if (bytes) *bytes = t->bytes;
 	return 0;
 }

@@ -13,3 +13,4 @@ include tests/integ.mk
 include tests/shm.mk
 include tests/onnx.mk
 include tests/sched.mk
+include tests/grpc.mk

@@ -85,10 +85,23 @@ typedef struct ferry_options {
 /*
  * ferry_connect - open a session with a broker
  *
- * address: NULL discovers the broker: $FERRY_SOCKET, else
- * /run/ferry/ferryd.sock for root, else $XDG_RUNTIME_DIR/ferry/ferryd.sock.
- * Otherwise a path to the broker's Unix socket ("unix:" prefix optional).
+ * address: NULL discovers the broker, in this order:
+ *   1. the local socket: $FERRY_SOCKET, else /run/ferry/ferryd.sock for
+ *      root, else $XDG_RUNTIME_DIR/ferry/ferryd.sock;
+ *   2. when no local broker listens there, the remote server named by
+ *      $FERRY_SERVER ("grpc://host:port" or "host:port").
+ * Otherwise an explicit address, used alone: "grpc://host:port" for a
+ * remote ferryd or any KServe v2 / Triton gRPC server, or a path to the
+ * broker's Unix socket ("unix:" prefix optional).
  * opts may be NULL.  Free with ferry_close().
+ *
+ * Over gRPC the same calls work with these differences: tensors live in
+ * the client's own memory (one copy into the request message, one out of
+ * the response) instead of a shared arena; FERRY_ECONNREFUSED means the
+ * server could not be reached (within 5 s); a request's timeout is also
+ * its gRPC deadline; queue_depth bounds the requests in flight over the
+ * one channel (default 256); the wait policy does not apply (completions
+ * are waited for in gRPC's completion queue).
  */
 FERRY_API int ferry_connect(ferry_client **out, const char *address,
 			    const ferry_options *opts);

@@ -1,0 +1,9 @@
+# tests/grpc.mk: the gRPC front end.  test_grpc drives a real ferryd
+# through libferry's remote transport; tests/grpc/run_python.sh runs the
+# tritonclient suite (skipped, exit 77, when the venv lacks tritonclient).
+check_PROGRAMS += tests/test_grpc
+TESTS += tests/test_grpc tests/grpc/run_python.sh
+tests_test_grpc_SOURCES = tests/grpc/test_grpc.c
+tests_test_grpc_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_test_grpc_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)
+EXTRA_DIST += tests/grpc/run_python.sh tests/grpc/test_tritonclient.py tests/grpc/check_proto.py

@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferryd's gRPC front end through libferry's remote transport: a real
+ * ferryd on a free loopback port, the same ferry.h calls as the local
+ * tests, over grpc://.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <ferry/ferry.h>
+
+#include "tests/integ/harness.h"
+
+#define SEC 1000000000LL
+
+static struct th_broker B;
+static char ADDR[64];
+
+/* A delay long enough that a request waits in the queue: deadlines. */
+static const char *SLOW =
+	"name: \"slow\"\nbackend: \"identity\"\nmax_batch_size: 64\n"
+	"input [ { name: \"IN\" data_type: TYPE_FP32 dims: [ 4 ] } ]\n"
+	"output [ { name: \"OUT\" data_type: TYPE_FP32 dims: [ 4 ] } ]\n"
+	"dynamic_batching { max_queue_delay_microseconds: 3000000 preferred_batch_size: [ 64 ] }\n";
+
+static const char *BYTES =
+	"name: \"identity_bytes\"\nbackend: \"identity\"\nmax_batch_size: 8\n"
+	"input [ { name: \"INPUT0\" data_type: TYPE_STRING dims: [ 1 ] } ]\n"
+	"output [ { name: \"OUTPUT0\" data_type: TYPE_STRING dims: [ 1 ] } ]\n";
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(fd >= 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void start(void)
+{
+	char port[16];
+	int p = free_port();
+	snprintf(port, sizeof(port), "%d", p);
+	snprintf(ADDR, sizeof(ADDR), "grpc://127.0.0.1:%d", p);
+	th_init(&B);
+	th_examples(&B);
+	th_model(&B, "slow", SLOW);
+	th_model(&B, "identity_bytes", BYTES);
+	th_start(&B, "--log-level", "warn", "--grpc-port", port, NULL);
+}
+
+static void stop(void)
+{
+	int st = th_stop(&B);
+	th_cleanup(&B);
+	cr_expect_eq(st, 0, "ferryd exit status %d", st);
+}
+
+static ferry_client *conn(void)
+{
+	ferry_client *c = NULL;
+	int ret = -1;
+	/* The socket answers a moment before gRPC listens. */
+	for (int i = 0; i < 40 && ret; i++) {
+		ret = ferry_connect(&c, ADDR, NULL);
+		if (ret)
+			usleep(50000);
+	}
+	cr_assert_eq(ret, 0, "connect %s: %s", ADDR, ferry_last_error());
+	return c;
+}
+
+TestSuite(grpc, .init = start, .fini = stop, .timeout = 60);
+
+Test(grpc, unreachable_server_is_a_clear_error)
+{
+	ferry_client *c;
+	char a[64];
+	snprintf(a, sizeof(a), "grpc://127.0.0.1:%d", free_port());
+	int ret = ferry_connect(&c, a, NULL);
+	cr_assert_eq(ret, FERRY_ECONNREFUSED, "got %d: %s", ret, ferry_last_error());
+	cr_assert(strstr(ferry_last_error(), "cannot reach"), "%s", ferry_last_error());
+}
+
+Test(grpc, model_metadata_and_config)
+{
+	ferry_client *c = conn();
+	ferry_model *m, *m2;
+	const char *name;
+	ferry_dtype dt;
+	const int64_t *dims;
+	int nd;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_version(m), 1);
+	cr_assert_eq(ferry_model_max_batch_size(m), 8);
+	cr_assert_eq(ferry_model_ninputs(m), 2);
+	cr_assert_eq(ferry_model_noutputs(m), 2);
+	cr_assert_eq(ferry_model_input(m, 1, &name, &dt, &dims, &nd), 0);
+	cr_assert_str_eq(name, "INPUT1");
+	cr_assert_eq(dt, FERRY_TYPE_INT32);
+	cr_assert_eq(nd, 1);
+	cr_assert_eq(dims[0], 16);
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m2), 0);
+	cr_assert_eq(m, m2, "the same model object twice");
+	cr_assert_eq(ferry_model_get(c, "nope", FERRY_LATEST, &m2), FERRY_ENOENT);
+	cr_assert(strstr(ferry_last_error(), "nope"), "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", 7, &m2), FERRY_ENOENT);
+	ferry_close(c);
+}
+
+static int simple_once(ferry_client *c, ferry_model *m, int32_t seed)
+{
+	ferry_request *r;
+	int32_t *a, *b;
+	int64_t dims[2] = { 1, 16 };
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
+	for (int i = 0; i < 16; i++) {
+		a[i] = seed + i;
+		b[i] = 2 * i - seed;
+	}
+	int ret = ferry_infer(c, r, 10 * SEC);
+	if (ret == 0) {
+		const int32_t *o0, *o1;
+		size_t bytes;
+		const int64_t *od;
+		int ond;
+		ferry_dtype dt;
+		cr_assert_eq(ferry_request_output(r, "OUTPUT0", &dt, &od, &ond, (const void **)&o0,
+						  &bytes), 0, "%s", ferry_last_error());
+		cr_assert_eq(bytes, 64);
+		cr_assert_eq(dt, FERRY_TYPE_INT32);
+		cr_assert_eq(ond, 2);
+		cr_assert_eq(od[0], 1);
+		cr_assert_eq(od[1], 16);
+		cr_assert_eq(ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1,
+						  NULL), 0);
+		for (int i = 0; i < 16; i++) {
+			cr_assert_eq(o0[i], (seed + i) + (2 * i - seed));
+			cr_assert_eq(o1[i], (seed + i) - (2 * i - seed));
+		}
+	}
+	ferry_request_free(r);
+	return ret;
+}
+
+Test(grpc, simple_sync)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(simple_once(c, m, i * 7), 0, "%s", ferry_last_error());
+	ferry_close(c);
+}
+
+Test(grpc, requested_output_only)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	int32_t *a, *b;
+	int64_t dims[2] = { 1, 16 };
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
+	for (int i = 0; i < 16; i++)
+		a[i] = b[i] = i;
+	cr_assert_eq(ferry_request_want_output(r, "OUTPUT1", 0), 0);
+	cr_assert_eq(ferry_infer(c, r, 10 * SEC), 0, "%s", ferry_last_error());
+	const int32_t *o1;
+	cr_assert_eq(ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1, NULL), 0);
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(o1[i], 0);
+	cr_assert_eq(ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, NULL, NULL), FERRY_ENOENT);
+	ferry_request_free(r);
+	ferry_close(c);
+}
+
+struct cb_count {
+	int ok, failed;
+};
+
+static void on_done(ferry_request *r, int status, void *arg)
+{
+	struct cb_count *n = arg;
+	if (status)
+		n->failed++;
+	else
+		n->ok++;
+}
+
+Test(grpc, async_64_in_flight_one_channel)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r[64];
+	struct cb_count n = { 0, 0 };
+	int64_t dims[2] = { 1, 256 };
+	cr_assert_eq(ferry_model_get(c, "identity", FERRY_LATEST, &m), 0);
+	for (int k = 0; k < 64; k++) {
+		float *x;
+		cr_assert_eq(ferry_request_new(m, &r[k]), 0);
+		cr_assert_eq(ferry_request_input(r[k], "INPUT0", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
+		for (int i = 0; i < 256; i++)
+			x[i] = (float)(k * 1000 + i);
+	}
+	for (int k = 0; k < 64; k++)
+		cr_assert_eq(ferry_infer_async(c, r[k], on_done, &n), 0, "%s", ferry_last_error());
+	int got = 0;
+	while (got < 64) {
+		int p = ferry_poll(c, 64 - got, 10 * SEC);
+		cr_assert(p > 0, "poll: %d %s", p, ferry_last_error());
+		got += p;
+	}
+	cr_assert_eq(n.ok, 64);
+	for (int k = 0; k < 64; k++) {
+		const float *y;
+		size_t bytes;
+		cr_assert_eq(ferry_request_output(r[k], "OUTPUT0", NULL, NULL, NULL, (const void **)&y,
+						  &bytes), 0);
+		cr_assert_eq(bytes, 1024);
+		for (int i = 0; i < 256; i += 17)
+			cr_assert_eq(y[i], (float)(k * 1000 + i));
+		ferry_request_free(r[k]);
+	}
+	ferry_close(c);
+}
+
+Test(grpc, bytes_tensors)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	const char *words[3] = { "", "ferry", "a longer string of bytes" };
+	size_t total = 0;
+	for (int i = 0; i < 3; i++)
+		total += 4 + strlen(words[i]);
+	int64_t dims[2] = { 3, 1 };
+	uint8_t *p;
+	cr_assert_eq(ferry_model_get(c, "identity_bytes", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input_bytes(r, "INPUT0", FERRY_TYPE_BYTES, dims, 2, total,
+					       (void **)&p), 0);
+	for (int i = 0; i < 3; i++) {
+		uint32_t n = (uint32_t)strlen(words[i]);
+		memcpy(p, &n, 4);
+		memcpy(p + 4, words[i], n);
+		p += 4 + n;
+	}
+	cr_assert_eq(ferry_infer(c, r, 10 * SEC), 0, "%s", ferry_last_error());
+	const uint8_t *o;
+	size_t bytes;
+	ferry_dtype dt;
+	cr_assert_eq(ferry_request_output(r, "OUTPUT0", &dt, NULL, NULL, (const void **)&o, &bytes), 0);
+	cr_assert_eq(dt, FERRY_TYPE_BYTES);
+	cr_assert_eq(bytes, total);
+	cr_assert_eq(memcmp(o + 8, "ferry", 5), 0);
+	ferry_request_free(r);
+	ferry_close(c);
+}
+
+Test(grpc, wrong_dtype_and_shape_are_invalid_argument)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	int64_t dims[2] = { 1, 16 };
+	void *a, *b;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, dims, 2, &a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, &b), 0);
+	int ret = ferry_infer(c, r, 10 * SEC);
+	cr_assert_eq(ret, FERRY_EINVAL, "got %d: %s", ret, ferry_last_error());
+	cr_assert(strstr(ferry_last_error(), "INPUT0"), "%s", ferry_last_error());
+	int64_t bad[2] = { 9, 16 };   /* batch above max_batch_size 8 */
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, bad, 2, &a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, bad, 2, &b), 0);
+	ret = ferry_infer(c, r, 10 * SEC);
+	cr_assert_eq(ret, FERRY_EINVAL, "got %d: %s", ret, ferry_last_error());
+	ferry_request_free(r);
+	ferry_close(c);
+}
+
+Test(grpc, deadline_exceeded_in_the_queue)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	int64_t dims[2] = { 1, 4 };
+	float *x;
+	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "IN", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
+	int ret = ferry_infer(c, r, SEC / 5);
+	cr_assert_eq(ret, FERRY_ETIMEDOUT, "got %d: %s", ret, ferry_last_error());
+	ferry_request_free(r);
+	ferry_close(c);
+}
+
+static void count_model(void *arg, const char *name, int64_t version, const char *state)
+{
+	if (!strcmp(state, "READY"))
+		(*(int *)arg)++;
+}
+
+Test(grpc, model_list_through_repository_index)
+{
+	ferry_client *c = conn();
+	int ready = 0;
+	int n = ferry_model_list(c, count_model, &ready);
+	cr_assert_eq(n, 4, "%d models: %s", n, ferry_last_error());
+	cr_assert_eq(ready, 4);
+	ferry_close(c);
+}
+
+Test(grpc, discovery_falls_back_to_ferry_server)
+{
+	char sock[400];
+	snprintf(sock, sizeof(sock), "%s/no-such.sock", B.dir);
+	setenv("FERRY_SOCKET", sock, 1);
+	setenv("FERRY_SERVER", ADDR, 1);
+	ferry_client *c = NULL;
+	int ret = -1;
+	for (int i = 0; i < 40 && ret; i++)
+		if ((ret = ferry_connect(&c, NULL, NULL)))
+			usleep(50000);
+	cr_assert_eq(ret, 0, "%s", ferry_last_error());
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(simple_once(c, m, 3), 0);
+	ferry_close(c);
+	unsetenv("FERRY_SERVER");
+	unsetenv("FERRY_SOCKET");
+}
+
+Test(grpc, local_and_remote_share_the_broker)
+{
+	ferry_client *rc = conn(), *lc;
+	ferry_model *rm, *lm;
+	cr_assert_eq(ferry_connect(&lc, B.sock, NULL), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(rc, "simple", FERRY_LATEST, &rm), 0);
+	cr_assert_eq(ferry_model_get(lc, "simple", FERRY_LATEST, &lm), 0);
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(simple_once(rc, rm, i), 0, "%s", ferry_last_error());
+		cr_assert_eq(simple_once(lc, lm, i), 0, "%s", ferry_last_error());
+	}
+	ferry_close(lc);
+	ferry_close(rc);
+}
+
+Test(grpc, close_with_requests_in_flight)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r[4];
+	int64_t dims[2] = { 1, 4 };
+	float *x;
+	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &m), 0);
+	for (int k = 0; k < 4; k++) {
+		cr_assert_eq(ferry_request_new(m, &r[k]), 0);
+		cr_assert_eq(ferry_request_input(r[k], "IN", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
+		cr_assert_eq(ferry_infer_async(c, r[k], NULL, NULL), 0);
+	}
+	/* Freed while in flight: released when close cancels them.  (A
+	 * request must not outlive its client's models: ferry_close frees
+	 * them, so requests are freed first.) */
+	for (int k = 0; k < 4; k++)
+		ferry_request_free(r[k]);
+	ferry_close(c);
+}

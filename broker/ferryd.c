@@ -90,6 +90,8 @@ static void usage(FILE *f)
 "      --grpc-max-message-bytes N  largest gRPC message (1 GiB); larger ones\n"
 "                               get RESOURCE_EXHAUSTED\n"
 "      --allow-client-shm       let gRPC clients register system shared memory\n"
+"      --idle-exit SECONDS      exit after SECONDS with no client session (the\n"
+"                               private broker libferry starts; default 0: never)\n"
 "      --metrics-port N         Prometheus metrics and HTTP health (/metrics,\n"
 "                               /v2/health/live, /v2/health/ready) (8002; 0: off)\n"
 "      --metrics-address ADDR   metrics listen address (127.0.0.1)\n"
@@ -151,7 +153,7 @@ enum {
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
-	OPT_METRICS_PORT, OPT_METRICS_ADDRESS,
+	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT,
 };
 
 static int parse_options(int argc, char **argv, struct broker_options *o)
@@ -177,6 +179,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 		{ "grpc-threads", required_argument, NULL, OPT_GRPC_THREADS },
 		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
 		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
+		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
 		{ "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
 		{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
 		{ "help", no_argument, NULL, 'h' },
@@ -300,6 +303,13 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 				fprintf(stderr, "ferryd: --event-loop: io_uring or epoll\n");
 				return -1;
 			}
+			break;
+		case OPT_IDLE_EXIT:
+			if (parse_u64(optarg, &v) || v > 86400 * 365) {
+				fprintf(stderr, "ferryd: --idle-exit: seconds, 0 for never\n");
+				return -1;
+			}
+			o->idle_exit_ns = v * 1000000000ULL;
 			break;
 		case OPT_METRICS_PORT:
 			if (parse_u64(optarg, &v) || v > 65535) {
@@ -484,6 +494,7 @@ static void run(struct broker *b)
 	unsigned iter = 0;
 
 	uint64_t last_snapshot = 0;
+	uint64_t idle_from = 0;         /* since when no session (--idle-exit) */
 
 	while (!b->stopping) {
 		uint64_t now = fshm_now_ns();
@@ -525,6 +536,23 @@ static void run(struct broker *b)
 		now = fshm_now_ns();
 		if (!again && fm_run_inline(now, &deadline) > 0)
 			again = true;
+		if (!again && b->opt.idle_exit_ns) {
+			/* A private broker leaves when nobody has used it for
+			 * --idle-exit: wake up in time to notice. */
+			if (b->nsessions)
+				idle_from = 0;
+			else if (!idle_from)
+				idle_from = now;
+			else if (now - idle_from >= b->opt.idle_exit_ns) {
+				log_info("idle for %llu s with no session: exiting (--idle-exit)",
+					 (unsigned long long)(b->opt.idle_exit_ns / 1000000000ULL));
+				b->stopping = true;
+				again = true;
+			}
+			if (b->nsessions == 0 && idle_from &&
+			    idle_from + b->opt.idle_exit_ns < deadline)
+				deadline = idle_from + b->opt.idle_exit_ns;
+		}
 		if (!again) {
 			int64_t timeout = -1;
 			if (deadline != UINT64_MAX)

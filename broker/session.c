@@ -270,6 +270,10 @@ static void sess__done(struct sched_req *r, int status, const char *msg)
 	struct session *s = sl->s;
 	bool dead;
 
+	log_trace("session %llu: request %#llx done: %s%s%s", (unsigned long long)s->id,
+		  (unsigned long long)sl->user_data, ferry_errname(status),
+		  msg ? ": " : "", msg ? msg : "");
+
 	pthread_mutex_lock(&s->lock);
 	dead = s->dead;
 	pthread_mutex_unlock(&s->lock);
@@ -443,6 +447,9 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 		return sess__fail(s, sl, ret, msg);
 	}
 	s->submitted++;
+	log_trace("session %llu: request %#llx queued on '%s' version %lld",
+		  (unsigned long long)s->id, (unsigned long long)sl->user_data, m->name,
+		  (long long)m->version);
 	return 0;
 }
 

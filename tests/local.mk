@@ -14,3 +14,4 @@ include tests/shm.mk
 include tests/onnx.mk
 include tests/sched.mk
 include tests/grpc.mk
+include tests/fuzz.mk

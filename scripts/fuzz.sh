@@ -1,0 +1,136 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# fuzz.sh - build ferry's libFuzzer targets with clang and run each one.
+#
+#   scripts/fuzz.sh [SECONDS]      run every target SECONDS (default 60)
+#   FUZZ_TARGETS="pbtxt ctl" scripts/fuzz.sh 10     only those targets
+#   FUZZ_BUILD_ONLY=1 scripts/fuzz.sh               build, do not run
+#   FUZZ_JOBS=2 scripts/fuzz.sh                     targets run at once
+#
+# The targets are compiled straight from the sources into build-fuzz/
+# (never through automake), so the normal gcc build is not disturbed and
+# no configure run is needed: libFuzzer wants every object instrumented
+# with -fsanitize=fuzzer-no-link, which a configure'd tree would only get
+# by rebuilding everything with clang.
+#
+# Each run starts from the committed seeds in tests/fuzz/corpus/<target>/
+# and keeps what it finds in build-fuzz/corpus/<target>/ (never in the
+# source tree: the committed corpus stays small).  A crash leaves
+# build-fuzz/crash-<target>-*; copy it into tests/fuzz/regressions/<target>/
+# and make check replays it (tests/fuzz/test_regressions.c).
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-60}
+out=${FUZZ_BUILD_DIR:-$top/build-fuzz}
+jobs=${FUZZ_JOBS:-1}
+targets=${FUZZ_TARGETS:-"pbtxt onnx ctl submit"}
+CC=${CLANG:-clang}
+ONNX_PROTO_DIR=${ONNX_PROTO_DIR:-/usr/include}
+
+command -v "$CC" >/dev/null || { echo "fuzz.sh: $CC not found" >&2; exit 77; }
+command -v protoc-c >/dev/null || { echo "fuzz.sh: protoc-c not found" >&2; exit 77; }
+
+mkdir -p "$out/gen/proto" "$out/obj" "$out/corpus"
+# config.h's one job for these files: _GNU_SOURCE before any header.
+printf '#define _GNU_SOURCE 1\n' > "$out/gen/config.h"
+# Generated protobuf-c code, as the automake rules generate it.
+[ "$out/gen/proto/control.pb-c.c" -nt "$top/proto/control.proto" ] ||
+	protoc-c --proto_path="$top" --c_out="$out/gen" "$top/proto/control.proto"
+[ -f "$out/gen/onnx/onnx.pb-c.c" ] ||
+	protoc-c --proto_path="$ONNX_PROTO_DIR" --c_out="$out/gen" onnx/onnx.proto
+
+# -O1 -g: fast enough, readable stacks.  The generated protobuf code is
+# instrumented too: its unpackers are part of what is fuzzed.
+CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -DFUZZ_LIBFUZZER \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+	-include $out/gen/config.h -I$top/include -I$top -I$out/gen -I$out/gen/proto \
+	-Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers"
+LDFLAGS="-fsanitize=fuzzer,address,undefined"
+
+pbtxt_src="broker/pbtxt.c broker/modelcfg.c shm/ferr.c tests/fuzz/fuzz_pbtxt.c"
+onnx_src="broker/onnx/onnx_load.c broker/onnx/onnx_run.c $out/gen/onnx/onnx.pb-c.c
+	shm/ferr.c tests/fuzz/fuzz_onnx.c"
+onnx_libs="-lprotobuf-c -lopenblas -lm -lpthread"
+ctl_src="proto/ctl_frame.c $out/gen/proto/control.pb-c.c tests/fuzz/fuzz_ctl.c"
+ctl_libs="-lprotobuf-c"
+# The submission path end to end: the real session.c and scheduler with
+# the built-in backends; tests/fuzz/fm_shim.c stands in for models.c.
+submit_src="broker/session.c broker/sched.c broker/backend.c broker/be_identity.c
+	broker/be_addsub.c broker/log.c broker/pbtxt.c broker/modelcfg.c
+	shm/fshm_seg.c shm/fshm_ring.c shm/fshm_doorbell.c shm/fshm_arena.c shm/ferr.c
+	tests/fuzz/fm_shim.c tests/fuzz/fuzz_submit.c"
+submit_libs="-ldl -lnuma -lpthread"
+
+build() {
+	t=$1
+	eval "srcs=\$${t}_src"
+	eval "libs=\${${t}_libs:-}"
+	objs=
+	for s in $srcs; do
+		case $s in /*) f=$s ;; *) f=$top/$s ;; esac
+		o=$out/obj/$t-$(basename "$s" .c).o
+		if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ "$top/tests/fuzz/fuzz.h" -nt "$o" ]; then
+			# shellcheck disable=SC2086
+			$CC $CFLAGS -c "$f" -o "$o"
+		fi
+		objs="$objs $o"
+	done
+	# shellcheck disable=SC2086
+	$CC $LDFLAGS -o "$out/fuzz_$t" $objs $libs
+	echo "built $out/fuzz_$t"
+}
+
+for t in $targets; do
+	build "$t"
+done
+[ -z "${FUZZ_BUILD_ONLY:-}" ] || exit 0
+
+# allocator_may_return_null: a huge allocation a hostile input asks for
+# must fail as ENOMEM in the code under test, which is what it handles.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+run() {
+	t=$1
+	mkdir -p "$out/corpus/$t"
+	dict=
+	[ ! -f "$top/tests/fuzz/$t.dict" ] || dict="-dict=$top/tests/fuzz/$t.dict"
+	case $t in
+	onnx) maxlen=65536 ;;
+	submit) maxlen=16384 ;;
+	*) maxlen=4096 ;;
+	esac
+	echo "== fuzz_$t: $secs s"
+	# -timeout: one input taking 10 s is a hang.  -rss_limit_mb: a
+	# target that grows without bound is a leak or a missing cap.
+	# shellcheck disable=SC2086
+	(cd "$out" && ./fuzz_$t $dict -max_total_time="$secs" -timeout=10 \
+		-rss_limit_mb=2048 -max_len=$maxlen -print_final_stats=1 \
+		-artifact_prefix="$out/crash-$t-" \
+		"$out/corpus/$t" "$top/tests/fuzz/corpus/$t") > "$out/fuzz_$t.log" 2>&1
+	rc=$?
+	grep -E '^stat::number_of_executed_units|^Done|ERROR|SUMMARY' "$out/fuzz_$t.log" | sed "s/^/fuzz_$t: /"
+	echo "fuzz_$t: exit $rc, corpus $(ls "$out/corpus/$t" | wc -l) files (log: $out/fuzz_$t.log)"
+	return $rc
+}
+
+fail=0
+set +e
+pids=
+for t in $targets; do
+	run "$t" &
+	pids="$pids $!"
+	# At most $jobs fuzzers at once: wait for the oldest.
+	set -- $pids
+	if [ $# -ge "$jobs" ]; then
+		wait "$1" || fail=1
+		shift
+		pids="$*"
+	fi
+done
+for p in $pids; do
+	wait "$p" || fail=1
+done
+exit $fail

@@ -1,0 +1,34 @@
+# tests/fuzz/: the libFuzzer targets and what make check keeps of them.
+#
+# The fuzzers themselves are built by scripts/fuzz.sh with clang
+# (-fsanitize=fuzzer,address,undefined), outside this build: `make fuzz`
+# runs each for FUZZ_SECONDS.  Here, in the normal build, the same target
+# functions replay the committed seed corpora and every input that once
+# crashed a target (tests/fuzz/test_regressions.c).  broker/session.c is
+# linked with tests/fuzz/fm_shim.c in place of models.c.
+check_PROGRAMS += tests/test_fuzz_regressions
+TESTS += tests/test_fuzz_regressions
+tests_test_fuzz_regressions_SOURCES = tests/fuzz/test_regressions.c \
+	tests/fuzz/fuzz.h tests/fuzz/fuzz_pbtxt.c tests/fuzz/fuzz_onnx.c \
+	tests/fuzz/fuzz_ctl.c tests/fuzz/fuzz_submit.c tests/fuzz/fm_shim.c \
+	broker/session.c broker/log.c
+tests_test_fuzz_regressions_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) \
+	-DFUZZ_TOP_SRCDIR=\"$(abs_top_srcdir)\"
+tests_test_fuzz_regressions_LDADD = broker/libfsched.la broker/libfconfig.la \
+	broker/onnx/libfonnx.la proto/libfproto.la shm/libfshm.la \
+	$(PROTOBUF_C_LIBS) $(NUMA_LIBS) $(CRITERION_TEST_LIBS)
+$(tests_test_fuzz_regressions_OBJECTS): proto/control.pb-c.h
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regressions tests/fuzz/pbtxt.dict \
+	tests/fuzz/onnx.dict tests/fuzz/gen_seeds.c FUZZING.md SECURITY.md
+
+# tests/soak/: the soak client, driven by scripts/soak.sh (not a test: it
+# runs for minutes).
+check_PROGRAMS += tests/soak/soak_client
+tests_soak_soak_client_SOURCES = tests/soak/soak_client.c
+tests_soak_soak_client_LDADD = libclient/libferry.la
+
+FUZZ_SECONDS = 60
+SOAK_MINUTES = 10
+fuzz: ; FUZZ_BUILD_DIR=$(abs_top_builddir)/build-fuzz $(top_srcdir)/scripts/fuzz.sh $(FUZZ_SECONDS)
+soak: tests/soak/soak_client broker/ferryd ; FERRY_BUILDDIR=$(abs_top_builddir) $(top_srcdir)/scripts/soak.sh $(SOAK_MINUTES)
+.PHONY: fuzz soak

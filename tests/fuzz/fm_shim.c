@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fm_shim.c - a stand-in for broker/models.c in the submission fuzz target
+ * and its regression test: session.c needs only fm_by_id() and the
+ * table's read lock, and models.c would drag in the repository scan, the
+ * plugin loader and ferryd's globals.  Single-threaded users only (the
+ * lock is a no-op: the fuzz target has one thread and inline models).
+ */
+#include <stddef.h>
+
+#include <ferry/errors.h>
+
+#include "broker/metrics.h"
+#include "broker/models.h"
+#include "broker/onnx/onnx_backend.h"
+#include "tests/fuzz/fuzz.h"
+
+/*
+ * What else session.c links against, stubbed: the metrics endpoint's
+ * gauges (broker/metrics.c needs libmicrohttpd and ferryd's globals) and
+ * the GPU pinning of arenas (broker/onnx/onnx_backend.c; never called
+ * here, sess_limits.gpu_pin being false).  Weak, so a program that links
+ * the real ones gets those.
+ */
+__attribute__((weak)) struct mx_gauges mx_gauges;
+
+__attribute__((weak)) int onnx_gpu_register_arena(void *base, size_t bytes)
+{
+	return FERRY_UNAVAILABLE;
+}
+
+__attribute__((weak)) int onnx_gpu_unregister_arena(void *base)
+{
+	return FERRY_UNAVAILABLE;
+}
+
+static struct fmodel *fm_shim__tab;
+static int fm_shim__n;
+
+void fm_shim_set(struct fmodel *models, int n)
+{
+	fm_shim__tab = models;
+	fm_shim__n = n;
+}
+
+/* Same numbering as models.c: low 16 bits the slot, high 16 bits its
+ * generation, so a stale or forged id finds nothing. */
+struct fmodel *fm_by_id(uint32_t id)
+{
+	uint32_t slot = id & 0xffff;
+
+	if (slot >= (uint32_t)fm_shim__n || fm_shim__tab[slot].id != id)
+		return NULL;
+	return &fm_shim__tab[slot];
+}
+
+void fm_rdlock(void)
+{
+}
+
+void fm_unlock(void)
+{
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz.h - ferry's fuzz targets (tests/fuzz/fuzz_*.c).  Each target is one
+ * function, fuzz_<target>(data, size), that feeds one input through the
+ * code under test and returns 0; it aborts on a broken invariant, so a
+ * finding is a crash both under libFuzzer (scripts/fuzz.sh) and in the
+ * plain gcc build, where tests/fuzz/test_regressions.c replays the
+ * committed corpus and every past crash through the same function.
+ *
+ * Built with -DFUZZ_LIBFUZZER (scripts/fuzz.sh) a target file also defines
+ * LLVMFuzzerTestOneInput; only one target is linked per fuzzer binary.
+ */
+#ifndef FERRY_TESTS_FUZZ_H
+#define FERRY_TESTS_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int fuzz_pbtxt(const uint8_t *data, size_t size);
+int fuzz_onnx(const uint8_t *data, size_t size);
+int fuzz_ctl(const uint8_t *data, size_t size);
+int fuzz_submit(const uint8_t *data, size_t size);
+
+/*
+ * fm_shim.c: the model table session.c looks models up in, without
+ * ferryd's repository scan.  fm_shim_set() installs n records (not
+ * copied: they must outlive every lookup); a record's id must be
+ * (1 << 16) | its index, as models.c numbers the first generation.
+ */
+struct fmodel;
+void fm_shim_set(struct fmodel *models, int n);
+
+/* An invariant of the code under test failed: a finding, not a skip. */
+#define FUZZ_CHECK(cond) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n",	\
+			__FILE__, __LINE__, #cond);			\
+		abort();						\
+	}								\
+} while (0)
+
+#ifdef FUZZ_LIBFUZZER
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#define FUZZ_ENTRY(fn)							\
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)	\
+	{								\
+		return fn(data, size);					\
+	}
+#else
+#define FUZZ_ENTRY(fn)
+#endif
+
+#endif

@@ -1,0 +1,155 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# soak.sh - ferryd under a long mixed load: 64 client processes, mixed
+# models and payload sizes, every result verified (tests/soak/soak_client.c).
+#
+#   scripts/soak.sh [MINUTES]          default 10
+#
+# Environment:
+#   FERRY_BUILDDIR   the configured build tree (default: ./build); ferryd
+#                    and tests/soak/soak_client are built there if missing
+#   SOAK_CLIENTS     client processes (64)
+#   SOAK_TRANSPORTS  "shm" (default) or "shm grpc": clients are dealt out
+#                    over the listed transports in turn.  grpc starts ferryd
+#                    with --grpc-port $SOAK_GRPC_PORT (18001) and hands those
+#                    clients grpc://127.0.0.1:PORT (libferry's remote
+#                    transport); this is the hook for the second transport.
+#   SOAK_KEEP=1      keep the temporary directory (logs, repository)
+#
+# Passes (exit 0) when every client's every request came back right (no
+# lost, duplicated or corrupted result), ferryd is still up at the end, and
+# its fd count is back to where it was before the clients came.  RSS and fd
+# count are printed at the start, every minute and at the end.
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+minutes=${1:-10}
+B=${FERRY_BUILDDIR:-$top/build}
+nclients=${SOAK_CLIENTS:-64}
+transports=${SOAK_TRANSPORTS:-shm}
+grpc_port=${SOAK_GRPC_PORT:-18001}
+secs=$(awk "BEGIN { printf \"%d\", $minutes * 60 }")
+
+[ -x "$B/broker/ferryd" ] && [ -x "$B/tests/soak/soak_client" ] ||
+	make -C "$B" broker/ferryd tests/soak/soak_client >/dev/null || {
+		echo "soak.sh: cannot build ferryd and soak_client in $B" >&2; exit 1; }
+
+tmp=$(mktemp -d /tmp/ferry-soak.XXXXXX)
+fpid=
+cleanup() {
+	[ -z "$fpid" ] || kill "$fpid" 2>/dev/null
+	[ -n "${SOAK_KEEP:-}" ] || rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# The repository: the examples, plus a dynamically batched identity with a
+# variable dimension (payloads from 8 bytes to 128 KiB batch together).
+repo=$tmp/models
+mkdir -p "$repo"
+cp -r "$top/examples/models/identity" "$top/examples/models/identity_bytes" \
+	"$top/examples/models/simple" "$repo/"
+mkdir -p "$repo/identity_dyn/1"
+cat > "$repo/identity_dyn/config.pbtxt" <<'CFG'
+name: "identity_dyn"
+backend: "identity"
+max_batch_size: 32
+input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ -1 ] } ]
+output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ -1 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 200 preferred_batch_size: [ 8, 16 ] }
+CFG
+
+sock=$tmp/ferryd.sock
+grpc_opt="--grpc-port 0"
+case " $transports " in *" grpc "*) grpc_opt="--grpc-port $grpc_port" ;; esac
+# shellcheck disable=SC2086
+"$B/broker/ferryd" -m "$repo" -s "$sock" $grpc_opt --metrics-port 0 \
+	--log-level warn --wait block > "$tmp/ferryd.log" 2>&1 &
+fpid=$!
+for _ in $(seq 100); do
+	[ -S "$sock" ] && break
+	sleep 0.1
+done
+[ -S "$sock" ] || { echo "soak.sh: ferryd did not start:" >&2; cat "$tmp/ferryd.log" >&2; exit 1; }
+
+sample() {
+	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$fpid/status" 2>/dev/null)
+	fds=$(ls "/proc/$fpid/fd" 2>/dev/null | wc -l)
+	printf '%-8s ferryd RSS %6s KiB, %4s fds\n' "$1" "${rss:-?}" "$fds"
+}
+
+echo "soak: $nclients clients x $secs s, transports: $transports, ferryd pid $fpid"
+sample start
+rss0=$rss
+fds0=$fds
+
+i=0
+set -- $transports
+ntr=$#
+while [ $i -lt "$nclients" ]; do
+	# Deal the clients out over the transports in turn.
+	eval "tr=\${$((i % ntr + 1))}"
+	case $tr in
+	grpc) addr=grpc://127.0.0.1:$grpc_port ;;
+	*) addr=$sock ;;
+	esac
+	"$B/tests/soak/soak_client" "$addr" "$i" "$secs" \
+		> "$tmp/client.$i.out" 2> "$tmp/client.$i.err" &
+	i=$((i + 1))
+done
+
+# Sample every minute while the clients run.
+t=0
+while [ $t -lt "$secs" ]; do
+	step=$((secs - t < 60 ? secs - t : 60))
+	sleep "$step"
+	t=$((t + step))
+	[ $t -ge "$secs" ] || sample "${t}s"
+done
+sample "${secs}s"
+wait_start=$(date +%s)
+# Clients finish their last request, then exit.
+while [ "$(jobs -p | grep -vx "$fpid" | wc -l)" -gt 0 ]; do
+	sleep 1
+	if [ $(($(date +%s) - wait_start)) -gt 120 ]; then
+		echo "soak.sh: clients still running 120 s after the end" >&2
+		break
+	fi
+done
+sleep 1
+sample end
+alive=yes
+kill -0 "$fpid" 2>/dev/null || alive=no
+
+sent=0 ok=0 bad=0 dup=0 lost=0 missing=0
+i=0
+while [ $i -lt "$nclients" ]; do
+	line=$(grep '^soak_client ' "$tmp/client.$i.out" | tail -1)
+	if [ -z "$line" ]; then
+		missing=$((missing + 1))
+		echo "soak.sh: client $i printed no counts:" >&2
+		tail -3 "$tmp/client.$i.err" >&2
+	else
+		set -- $line
+		sent=$((sent + $4)) ok=$((ok + $6)) bad=$((bad + $8))
+		dup=$((dup + ${10})) lost=$((lost + ${12}))
+	fi
+	i=$((i + 1))
+done
+
+echo "soak: requests sent $sent, ok $ok, corrupted $bad, duplicated $dup, lost $lost," \
+	"clients without counts $missing"
+echo "soak: ferryd RSS $rss0 KiB -> $rss KiB, fds $fds0 -> $fds, alive at the end: $alive"
+grep -v '^$' "$tmp/ferryd.log" | tail -5 | sed 's/^/ferryd: /'
+
+status=0
+[ "$sent" -gt 0 ] && [ "$ok" -eq "$sent" ] && [ "$missing" -eq 0 ] || status=1
+[ "$alive" = yes ] || status=1
+# Every session's fds (socket, memfd, eventfds) must be gone again.
+[ "$fds" = "$fds0" ] || { echo "soak.sh: fd count changed" >&2; status=1; }
+kill "$fpid" 2>/dev/null
+wait "$fpid" 2>/dev/null
+fpid=
+[ ! -e "$sock" ] || echo "soak.sh: ferryd left its socket behind" >&2
+[ $status -eq 0 ] && echo "soak: PASS" || echo "soak: FAIL"
+exit $status

@@ -28,3 +28,8 @@ TESTS += tests/cxx_header
 tests_cxx_header_SOURCES = tests/integ/cxx_header.cc
 tests_cxx_header_CXXFLAGS = -Wall -Wextra -Werror
 tests_cxx_header_LDADD = libclient/libferry.la
+
+# make install, then programs built with pkg-config against the installed
+# library, in C and C++, against the installed ferryd.
+TESTS += tests/install/test_install.sh
+EXTRA_DIST += tests/install/test_install.sh tests/install/prog.c tests/install/prog.cc

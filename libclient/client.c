@@ -200,6 +200,8 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 		strcpy(path, address);
 	}
 
+	bool autostarted = false;
+again:
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return fc_fail(FERRY_ENOMEM, "out of memory");
@@ -289,11 +291,22 @@ fail:
 	if (resp)
 		ferry__control__response__free_unpacked(resp, NULL);
 	fc__free(c);
-	/* Discovery: no local broker, so a remote one if $FERRY_SERVER names
-	 * it. */
+	if ((address && *address) || ret != FERRY_ECONNREFUSED || autostarted)
+		return ret;
+	/* Discovery found no local broker: a remote one if $FERRY_SERVER
+	 * names it, else a private one if $FERRY_AUTOSTART names a model
+	 * repository (SONIC's fallback server). */
 	const char *srv = getenv("FERRY_SERVER");
-	if ((!address || !*address) && ret == FERRY_ECONNREFUSED && srv && *srv)
+	if (srv && *srv)
 		return fr_connect(out, srv, &o);
+	const char *repo = getenv("FERRY_AUTOSTART");
+	if (repo && *repo) {
+		ret = fc_autostart(path, repo);
+		if (ret)
+			return ret;
+		autostarted = true;
+		goto again;
+	}
 	return ret;
 }
 

@@ -108,6 +108,16 @@ static inline void *fc_tensor_ptr(const ferry_client *c, uint64_t off)
 }
 
 int fc_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * fc_autostart - start a private ferryd on `repo` listening at `path`,
+ * unless one is already there: one per socket (hence per user and node),
+ * guarded by an flock on path + ".lock" so that jobs starting together
+ * start one broker.  Waits until it accepts connections (30 s at most).
+ * The broker leaves by itself after $FERRY_AUTOSTART_IDLE seconds (600)
+ * with no session.
+ */
+int fc_autostart(const char *path, const char *repo);
 void fc_model_free(ferry_model *m);
 void fc_request_destroy(ferry_request *r);
 void fc_request_complete(ferry_request *r, int status, const char *msg);

@@ -2,8 +2,9 @@
 lib_LTLIBRARIES += libclient/libferry.la
 libclient_libferry_la_SOURCES = \
 	libclient/client.c libclient/client.h \
+	libclient/autostart.c \
 	libclient/request.c
-libclient_libferry_la_CPPFLAGS = $(AM_CPPFLAGS) -DFERRY_BUILDING_LIB
+libclient_libferry_la_CPPFLAGS = $(AM_CPPFLAGS) -DFERRY_BUILDING_LIB -DFERRY_SBINDIR='"$(sbindir)"'
 libclient_libferry_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 # Only the ferry_* symbols are exported (version script); the shm and
 # proto code linked in stays private.

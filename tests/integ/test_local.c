@@ -1000,3 +1000,54 @@ Test(local, sighup_rescans_the_repository)
 	cr_assert_eq(th_stop(&b2), 0);
 	th_cleanup(&b2);
 }
+
+Test(local, autostart_starts_one_private_broker_that_leaves_when_idle)
+{
+	/* No broker at $FERRY_SOCKET; $FERRY_AUTOSTART names a repository:
+	 * four jobs connecting at once start one broker between them. */
+	char dir[] = "/tmp/ferry-auto-XXXXXX", sock[300], cmd[1200];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/run/ferryd.sock", dir);
+	char ferryd[512], repo[512];
+	snprintf(ferryd, sizeof(ferryd), "%s/broker/ferryd", getenv("FERRY_TOP_BUILDDIR"));
+	snprintf(repo, sizeof(repo), "%s/examples/models", getenv("FERRY_TOP_SRCDIR"));
+	setenv("FERRY_SOCKET", sock, 1);
+	setenv("FERRY_AUTOSTART", repo, 1);
+	setenv("FERRY_AUTOSTART_IDLE", "1", 1);
+	setenv("FERRY_FERRYD", ferryd, 1);
+	unsetenv("FERRY_SERVER");
+	pid_t pids[4];
+	for (int i = 0; i < 4; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			ferry_client *c;
+			ferry_model *m;
+			if (ferry_connect(&c, NULL, NULL)) {
+				fprintf(stderr, "autostart: %s\n", ferry_last_error());
+				_exit(1);
+			}
+			if (ferry_model_get(c, "simple", FERRY_LATEST, &m) || simple_once(c, m, 1))
+				_exit(2);
+			ferry_close(c);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "job %d: 0x%x", i, st);
+	}
+	snprintf(cmd, sizeof(cmd), "test $(grep -c 'ready: listening' %s.log) = 1", sock);
+	cr_assert_eq(system(cmd), 0, "exactly one broker started");
+	/* Idle for a second with no session: it leaves, and its socket too. */
+	int gone = 0;
+	for (int i = 0; i < 300 && !gone; i++) {
+		usleep(20000);
+		gone = access(sock, F_OK) != 0;
+	}
+	cr_assert(gone, "the private broker went away when idle");
+	unsetenv("FERRY_SOCKET");
+	unsetenv("FERRY_AUTOSTART");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
+}

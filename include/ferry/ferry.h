@@ -89,7 +89,12 @@ typedef struct ferry_options {
  *   1. the local socket: $FERRY_SOCKET, else /run/ferry/ferryd.sock for
  *      root, else $XDG_RUNTIME_DIR/ferry/ferryd.sock;
  *   2. when no local broker listens there, the remote server named by
- *      $FERRY_SERVER ("grpc://host:port" or "host:port").
+ *      $FERRY_SERVER ("grpc://host:port" or "host:port");
+ *   3. else, when $FERRY_AUTOSTART names a model repository, a private
+ *      ferryd started for this user at the local socket (one per node:
+ *      jobs starting together start one), which leaves after
+ *      $FERRY_AUTOSTART_IDLE seconds (600) with no session.  $FERRY_FERRYD
+ *      names its binary (default: the installed one, then PATH).
  * Otherwise an explicit address, used alone: "grpc://host:port" for a
  * remote ferryd or any KServe v2 / Triton gRPC server, or a path to the
  * broker's Unix socket ("unix:" prefix optional).

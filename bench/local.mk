@@ -2,3 +2,4 @@
 include bench/shm.mk
 include bench/ferry.mk
 include bench/onnx.mk
+include bench/grpc.mk

@@ -55,5 +55,10 @@ extern struct broker g_broker;
 int ctl_listen(struct broker *b);
 void ctl_close_listener(struct broker *b);
 void ctl_session_close(struct broker *b, struct session *s, const char *why);
+/* Loop thread: answer the load / unload requests the admin thread has
+ * finished (called when the kick eventfd fires). */
+void ctl_admin_replies(struct broker *b);
+/* Shutdown: wait for a load or unload under way, drop the rest. */
+void ctl_admin_stop(void);
 
 #endif

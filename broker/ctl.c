@@ -9,6 +9,7 @@
  * the client closed it, crashed, or broke the protocol.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -38,6 +39,7 @@
 #endif
 
 struct ctl_conn {
+	uint64_t id;                /* names it to the admin thread */
 	int fd;
 	int handle;
 	struct ctl_reader rd;
@@ -49,6 +51,28 @@ struct ctl_conn {
 };
 
 static struct ctl_conn *ctl__conns;
+static uint64_t ctl__next_conn_id;
+
+/*
+ * Loading and unloading run on an admin thread: a load drains the models
+ * it replaces, which the loop thread may have to run.  Requests go to the
+ * thread through `todo`, results come back through `done` and the kick
+ * eventfd; the loop thread answers the connection if it is still there.
+ * Both lists are guarded by ctl__admin_lock.
+ */
+struct ctl_admin {
+	uint64_t conn_id, seq;
+	bool unload;
+	char name[256];
+	int code;
+	char msg[1024];
+	struct ctl_admin *next;
+};
+static pthread_mutex_t ctl__admin_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ctl__admin_cond = PTHREAD_COND_INITIALIZER;
+static struct ctl_admin *ctl__todo, *ctl__done;
+static bool ctl__admin_started, ctl__admin_stop;
+static pthread_t ctl__admin_thr;
 
 static void ctl__unlink_conn(struct ctl_conn *c)
 {
@@ -497,6 +521,117 @@ static void ctl__stats(struct ctl_conn *c, uint64_t seq, const Ferry__Control__G
 	free(bcp);
 }
 
+static void *ctl__admin_main(void *arg)
+{
+	struct broker *b = arg;
+	pthread_mutex_lock(&ctl__admin_lock);
+	for (;;) {
+		while (!ctl__todo && !ctl__admin_stop)
+			pthread_cond_wait(&ctl__admin_cond, &ctl__admin_lock);
+		if (ctl__admin_stop)
+			break;
+		struct ctl_admin *a = ctl__todo;
+		ctl__todo = a->next;
+		pthread_mutex_unlock(&ctl__admin_lock);
+		a->msg[0] = '\0';
+		if (a->unload)
+			a->code = fm_unload_model(a->name, a->msg, sizeof(a->msg));
+		else
+			a->code = fm_load_model(a->name, a->msg, sizeof(a->msg));
+		log_info("control: %s '%s': %s%s%s", a->unload ? "unload" : "load", a->name,
+			 a->code ? ferry_errname(a->code) : "done", a->msg[0] ? ": " : "", a->msg);
+		pthread_mutex_lock(&ctl__admin_lock);
+		a->next = ctl__done;
+		ctl__done = a;
+		uint64_t one = 1;
+		ssize_t n = write(b->kick_fd, &one, sizeof(one));
+		(void)n;
+	}
+	pthread_mutex_unlock(&ctl__admin_lock);
+	return NULL;
+}
+
+static void ctl__admin(struct broker *b, struct ctl_conn *c, uint64_t seq, bool unload,
+		       const char *name)
+{
+	struct ctl_admin *a = calloc(1, sizeof(*a));
+	if (!a || !name || !*name || strlen(name) >= sizeof(a->name)) {
+		free(a);
+		ctl__error(c, seq, a ? FERRY_EINVAL : FERRY_ENOMEM, "a model name is needed");
+		return;
+	}
+	a->conn_id = c->id;
+	a->seq = seq;
+	a->unload = unload;
+	strcpy(a->name, name);
+	pthread_mutex_lock(&ctl__admin_lock);
+	if (!ctl__admin_started) {
+		ctl__admin_started = pthread_create(&ctl__admin_thr, NULL, ctl__admin_main, b) == 0;
+		if (!ctl__admin_started) {
+			pthread_mutex_unlock(&ctl__admin_lock);
+			free(a);
+			ctl__error(c, seq, FERRY_ENOMEM, "cannot start the admin thread");
+			return;
+		}
+	}
+	struct ctl_admin **tail = &ctl__todo;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = a;
+	pthread_cond_signal(&ctl__admin_cond);
+	pthread_mutex_unlock(&ctl__admin_lock);
+}
+
+void ctl_admin_replies(struct broker *b)
+{
+	pthread_mutex_lock(&ctl__admin_lock);
+	struct ctl_admin *list = ctl__done;
+	ctl__done = NULL;
+	pthread_mutex_unlock(&ctl__admin_lock);
+	while (list) {
+		struct ctl_admin *a = list;
+		list = a->next;
+		for (struct ctl_conn *c = ctl__conns; c; c = c->next) {
+			if (c->id != a->conn_id)
+				continue;
+			if (a->code) {
+				ctl__error(c, a->seq, a->code, "%s", a->msg[0] ? a->msg : ferry_strerror(a->code));
+			} else {
+				Ferry__Control__Done d = FERRY__CONTROL__DONE__INIT;
+				d.message = a->msg;
+				Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+				resp.seq = a->seq;
+				resp.body_case = FERRY__CONTROL__RESPONSE__BODY_DONE;
+				resp.done = &d;
+				ctl__reply(c, &resp, NULL, 0);
+			}
+			break;
+		}
+		free(a);
+	}
+}
+
+void ctl_admin_stop(void)
+{
+	pthread_mutex_lock(&ctl__admin_lock);
+	ctl__admin_stop = true;
+	pthread_cond_broadcast(&ctl__admin_cond);
+	bool started = ctl__admin_started;
+	pthread_mutex_unlock(&ctl__admin_lock);
+	if (started)
+		pthread_join(ctl__admin_thr, NULL);
+	while (ctl__todo) {
+		struct ctl_admin *a = ctl__todo;
+		ctl__todo = a->next;
+		free(a);
+	}
+	while (ctl__done) {
+		struct ctl_admin *a = ctl__done;
+		ctl__done = a->next;
+		free(a);
+	}
+}
+
 static void ctl__on_conn(void *arg, uint32_t events)
 {
 	struct ctl_conn *c = arg;
@@ -539,6 +674,12 @@ static void ctl__on_conn(void *arg, uint32_t events)
 		case FERRY__CONTROL__REQUEST__BODY_GET_STATS:
 			ctl__stats(c, seq, req->get_stats);
 			break;
+		case FERRY__CONTROL__REQUEST__BODY_LOAD_MODEL:
+			ctl__admin(b, c, seq, false, req->load_model->name);
+			break;
+		case FERRY__CONTROL__REQUEST__BODY_UNLOAD_MODEL:
+			ctl__admin(b, c, seq, true, req->unload_model->name);
+			break;
 		default:
 			ctl__error(c, seq, FERRY_ENOTSUP, "unknown control request");
 			break;
@@ -580,6 +721,7 @@ static void ctl__on_accept(void *arg, uint32_t events)
 			close(fd);
 			continue;
 		}
+		c->id = ++ctl__next_conn_id;
 		c->fd = fd;
 		c->pid = cr.pid;
 		c->uid = cr.uid;

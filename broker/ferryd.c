@@ -452,6 +452,7 @@ static void on_kick(void *arg, uint32_t events)
 	uint64_t v;
 	ssize_t n = read(b->kick_fd, &v, sizeof(v));
 	(void)n;
+	ctl_admin_replies(b);
 }
 
 /* sched kick: an inline model got work from a thread other than ours. */
@@ -706,6 +707,7 @@ int main(int argc, char **argv)
 	}
 	gs_stop();
 	rsc_fini();
+	ctl_admin_stop();
 	fm_stop_all();
 	ctl_close_listener(b);
 	mx_stop();

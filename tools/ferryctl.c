@@ -46,8 +46,8 @@ static int call(Ferry__Control__Request *req, Ferry__Control__Response **resp)
 			return EX_NOBROKER;
 		}
 		struct pollfd p = { .fd = sock, .events = POLLIN };
-		if (poll(&p, 1, 10000) == 0) {
-			fprintf(stderr, "ferryctl: no answer in 10 s\n");
+		if (poll(&p, 1, 120000) == 0) {
+			fprintf(stderr, "ferryctl: no answer in 120 s\n");
 			return EX_NOBROKER;
 		}
 	}
@@ -248,6 +248,43 @@ static int cmd_stats(const char *model)
 	return EX_OK;
 }
 
+static int cmd_admin(const char *what, const char *model)
+{
+	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
+	Ferry__Control__LoadModel l = FERRY__CONTROL__LOAD_MODEL__INIT;
+	Ferry__Control__UnloadModel u = FERRY__CONTROL__UNLOAD_MODEL__INIT;
+	Ferry__Control__Response *resp = NULL;
+
+	if (!model) {
+		fprintf(stderr, "ferryctl: %s needs a model name\n", what);
+		return EX_USAGE;
+	}
+	if (!strcmp(what, "unload")) {
+		u.name = (char *)model;
+		req.body_case = FERRY__CONTROL__REQUEST__BODY_UNLOAD_MODEL;
+		req.unload_model = &u;
+	} else {
+		/* load and reload are the same request: a model that serves
+		 * is replaced once its successor has loaded. */
+		l.name = (char *)model;
+		req.body_case = FERRY__CONTROL__REQUEST__BODY_LOAD_MODEL;
+		req.load_model = &l;
+	}
+	int ret = call(&req, &resp);
+	if (ret)
+		return ret;
+	if (json) {
+		printf("{\"model\":");
+		jstr(model);
+		printf(",\"%s\":true}\n", what);
+	} else {
+		printf("%s: %sed\n", model, !strcmp(what, "unload") ? "unload" :
+		       !strcmp(what, "reload") ? "reload" : "load");
+	}
+	ferry__control__response__free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -257,6 +294,9 @@ static void usage(FILE *f)
 "  models          the model versions and their state\n"
 "  sessions        the client sessions\n"
 "  stats [MODEL]   Triton's statistics per model version\n"
+"  load MODEL      load a model of the repository (reload it if it serves)\n"
+"  reload MODEL    the same: the old versions serve until the new ones load\n"
+"  unload MODEL    unload it once its requests in flight finish\n"
 "The socket: --socket, else $FERRY_SOCKET, else the node's broker.\n"
 "Exit codes: 0 done, 1 the broker refused (e.g. unknown model), 2 usage,\n"
 "3 no broker.\n");
@@ -290,8 +330,9 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[optind];
 	const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+	bool admin = !strcmp(cmd, "load") || !strcmp(cmd, "reload") || !strcmp(cmd, "unload");
 	if (strcmp(cmd, "status") && strcmp(cmd, "models") && strcmp(cmd, "sessions") &&
-	    strcmp(cmd, "stats")) {
+	    strcmp(cmd, "stats") && !admin) {
 		fprintf(stderr, "ferryctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return EX_USAGE;
@@ -313,7 +354,8 @@ int main(int argc, char **argv)
 		return EX_NOBROKER;
 	}
 	ctl_reader_init(&rd);
-	int ret = !strcmp(cmd, "stats") ? cmd_stats(arg) : cmd_status(cmd);
+	int ret = admin ? cmd_admin(cmd, arg) :
+		  !strcmp(cmd, "stats") ? cmd_stats(arg) : cmd_status(cmd);
 	ctl_reader_fini(&rd);
 	close(sock);
 	return ret;

@@ -1051,3 +1051,23 @@ Test(local, autostart_starts_one_private_broker_that_leaves_when_idle)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	(void)!system(cmd);
 }
+
+Test(local, ferryctl_load_unload_reload)
+{
+	static char out[65536];
+	cr_assert_eq(ferryctl("unload simple", out, sizeof(out)), 0, "%s", out);
+	ferry_client *c = conn();
+	ferry_model *m;
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), FERRY_UNAVAILABLE);
+	ferry_close(c);
+	cr_assert_eq(ferryctl("load simple", out, sizeof(out)), 0, "%s", out);
+	c = conn();
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
+	cr_assert_eq(simple_once(c, m, 4), 0);
+	ferry_close(c);
+	cr_assert_eq(ferryctl("--json reload simple", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "\"reload\":true"), "%s", out);
+	cr_assert_eq(ferryctl("load no_such_model", out, sizeof(out)), 1, "%s", out);
+	cr_assert(strstr(out, "no_such_model"), "%s", out);
+	cr_assert_eq(ferryctl("unload", out, sizeof(out)), 2, "a name is needed");
+}

@@ -507,3 +507,51 @@ FERRY_API int ferry_model_output(const ferry_model *m, int i, const char **name,
 		return fc_fail(FERRY_ENOENT, "no output %d", i);
 	return fc__meta(&m->t[m->nin + i], name, dtype, dims, ndims);
 }
+
+FERRY_API int ferry_model_statistics(ferry_client *c, const char *name, int64_t version,
+				     void (*fn)(void *arg, const ferry_model_stats *s),
+				     void *arg)
+{
+	Ferry__Control__Response *resp = NULL;
+	int ret;
+
+	if (!c || !fn)
+		return fc_fail(FERRY_EINVAL, "ferry_model_statistics: NULL argument");
+	if (c->remote)
+		return fr_model_statistics(c, name, version, fn, arg);
+	Ferry__Control__GetStats g = FERRY__CONTROL__GET_STATS__INIT;
+	g.name = (char *)(name ? name : "");
+	g.version = version < 0 ? -1 : version;
+	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
+	req.body_case = FERRY__CONTROL__REQUEST__BODY_GET_STATS;
+	req.get_stats = &g;
+	pthread_mutex_lock(&c->ctl_lock);
+	ret = fc__call(c, &req, &resp, NULL, NULL);
+	pthread_mutex_unlock(&c->ctl_lock);
+	if (ret)
+		return ret;
+	if (resp->body_case != FERRY__CONTROL__RESPONSE__BODY_STATS) {
+		ferry__control__response__free_unpacked(resp, NULL);
+		return fc_fail(FERRY_EPROTO, "unexpected answer to get_stats");
+	}
+	for (size_t i = 0; i < resp->stats->n_stats; i++) {
+		const Ferry__Control__ModelStats *x = resp->stats->stats[i];
+		ferry_model_stats st = {
+			.name = x->name, .version = x->version,
+			.success = x->success, .failure = x->failure,
+			.inference_count = x->inference_count,
+			.execution_count = x->execution_count,
+			.queue_ns = x->queue_ns, .compute_input_ns = x->compute_input_ns,
+			.compute_infer_ns = x->compute_infer_ns,
+			.compute_output_ns = x->compute_output_ns,
+		};
+		for (size_t k = 0; k < x->n_batches; k++) {
+			uint32_t bs = x->batches[k]->batch_size;
+			st.batch_executions[bs < 64 ? bs : 64] += x->batches[k]->count;
+		}
+		fn(arg, &st);
+	}
+	ret = (int)resp->stats->n_stats;
+	ferry__control__response__free_unpacked(resp, NULL);
+	return ret;
+}

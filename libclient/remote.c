@@ -437,6 +437,50 @@ int fr_model_list(ferry_client *c,
 	return ret;
 }
 
+int fr_model_statistics(ferry_client *c, const char *name, int64_t version,
+			void (*fn)(void *arg, const ferry_model_stats *s), void *arg)
+{
+	char vbuf[32] = "";
+	Inference__ModelStatisticsRequest q = INFERENCE__MODEL_STATISTICS_REQUEST__INIT;
+	Inference__ModelStatisticsResponse *r;
+	if (version >= 0)
+		snprintf(vbuf, sizeof(vbuf), "%lld", (long long)version);
+	q.name = (char *)(name ? name : "");
+	q.version = vbuf;
+	int ret = fr__unary(c->remote, FR_METHOD("ModelStatistics"), &q.base,
+			    &inference__model_statistics_response__descriptor,
+			    (ProtobufCMessage **)&r, FR_CTL_TIMEOUT_MS);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < r->n_model_stats; i++) {
+		const Inference__ModelStatistics *x = r->model_stats[i];
+		const Inference__InferStatistics *is = x->inference_stats;
+		ferry_model_stats st = {
+			.name = x->name, .version = fr__parse_version(x->version),
+			.inference_count = x->inference_count,
+			.execution_count = x->execution_count,
+		};
+		if (is) {
+			st.success = is->success ? is->success->count : 0;
+			st.failure = is->fail ? is->fail->count : 0;
+			st.queue_ns = is->queue ? is->queue->ns : 0;
+			st.compute_input_ns = is->compute_input ? is->compute_input->ns : 0;
+			st.compute_infer_ns = is->compute_infer ? is->compute_infer->ns : 0;
+			st.compute_output_ns = is->compute_output ? is->compute_output->ns : 0;
+		}
+		for (size_t k = 0; k < x->n_batch_stats; k++) {
+			const Inference__InferBatchStatistics *b = x->batch_stats[k];
+			uint64_t bs = b->batch_size;
+			st.batch_executions[bs < 64 ? bs : 64] +=
+				b->compute_infer ? b->compute_infer->count : 0;
+		}
+		fn(arg, &st);
+	}
+	ret = (int)r->n_model_stats;
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return ret;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Inference                                                               */
 

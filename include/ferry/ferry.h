@@ -158,6 +158,28 @@ FERRY_API int ferry_model_output(const ferry_model *m, int i,
 				 const char **name, ferry_dtype *dtype,
 				 const int64_t **dims, int *ndims);
 
+/* Triton's statistics of one model version, cumulative since it loaded. */
+typedef struct ferry_model_stats {
+	const char *name;           /* valid during the callback */
+	int64_t version;
+	uint64_t success, failure;  /* requests */
+	uint64_t inference_count;   /* inferences (a batch of n counts n) */
+	uint64_t execution_count;   /* model executions (a batch counts once) */
+	uint64_t queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns;
+	uint64_t batch_executions[65]; /* [n]: executions of batch size n;
+					  [64]: 64 and above */
+} ferry_model_stats;
+
+/*
+ * ferry_model_statistics - the broker's statistics of model `name` (NULL:
+ * every model) and `version` (FERRY_LATEST: every version): fn once per
+ * model version.  Over the local socket and over gRPC (ModelStatistics).
+ * Returns the number of versions reported or a negative error.
+ */
+FERRY_API int ferry_model_statistics(ferry_client *c, const char *name, int64_t version,
+				     void (*fn)(void *arg, const ferry_model_stats *s),
+				     void *arg);
+
 /* ---------------------------------------------------------------------- */
 /* Requests                                                                */
 

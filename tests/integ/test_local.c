@@ -1071,3 +1071,57 @@ Test(local, ferryctl_load_unload_reload)
 	cr_assert(strstr(out, "no_such_model"), "%s", out);
 	cr_assert_eq(ferryctl("unload", out, sizeof(out)), 2, "a name is needed");
 }
+
+struct stats_seen {
+	int versions;
+	ferry_model_stats st;
+	char name[64];
+};
+
+static void on_stats(void *arg, const ferry_model_stats *s)
+{
+	struct stats_seen *x = arg;
+	x->versions++;
+	x->st = *s;
+	snprintf(x->name, sizeof(x->name), "%s", s->name); /* valid only here */
+	x->st.name = x->name;
+}
+
+Test(local, libferry_statistics_locally_and_over_grpc)
+{
+	struct th_broker b2;
+	char port[16], addr[64];
+	int p = 20000 + (int)((getpid() + 7919) % 20000);
+	snprintf(port, sizeof(port), "%d", p);
+	snprintf(addr, sizeof(addr), "grpc://127.0.0.1:%d", p);
+	th_init(&b2);
+	th_examples(&b2);
+	th_start(&b2, "--grpc-port", port, "--metrics-port", "0", NULL);
+	ferry_client *c;
+	ferry_model *m;
+	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	for (int i = 0; i < 25; i++)
+		cr_assert_eq(simple_once(c, m, i), 0);
+	struct stats_seen x = { 0 };
+	cr_assert_eq(ferry_model_statistics(c, "simple", FERRY_LATEST, on_stats, &x), 1,
+		     "%s", ferry_last_error());
+	cr_assert_str_eq(x.st.name, "simple");
+	cr_assert_eq(x.st.success, 25);
+	cr_assert_eq(x.st.inference_count, 25);
+	cr_assert_eq(x.st.batch_executions[1], 25);
+	cr_assert_gt(x.st.compute_infer_ns, 0);
+	cr_assert_lt(ferry_model_statistics(c, "nope", FERRY_LATEST, on_stats, &x), 0);
+	ferry_close(c);
+
+	cr_assert_eq(ferry_connect(&c, addr, NULL), 0, "%s", ferry_last_error());
+	struct stats_seen y = { 0 };
+	cr_assert_eq(ferry_model_statistics(c, "simple", 1, on_stats, &y), 1, "%s",
+		     ferry_last_error());
+	cr_assert_eq(y.st.version, 1);
+	cr_assert_eq(y.st.success, 25, "the same numbers over gRPC");
+	cr_assert_eq(y.st.execution_count, 25);
+	ferry_close(c);
+	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}

@@ -160,7 +160,7 @@ static int gs__convert(struct gs_infer *inf, const Inference__InferTensorContent
 	default:
 		return gs__fail(err, errlen, FERRY_EINVAL,
 				"input '%s': %s data must be sent in raw_input_contents", name,
-				ferry_dtype_name(dt));
+				ferry_dtype_name(dt) ? ferry_dtype_name(dt) : "this datatype's");
 	}
 #undef GS_HAVE
 	if (have != el)

@@ -61,10 +61,10 @@ static int64_t fc__ms_left(uint64_t deadline)
 
 /* Send req and wait for its response (ctl_lock held).  fds received with
  * it are returned in fds[] (up to CTL_MAX_FDS), the caller owns them. */
-static int fc__call(ferry_client *c, Ferry__Control__Request *req,
-		    Ferry__Control__Response **resp, int *fds, int *nfds)
+static int fc__call_t(ferry_client *c, Ferry__Control__Request *req,
+		    Ferry__Control__Response **resp, int *fds, int *nfds, int timeout_s)
 {
-	uint64_t deadline = fshm_now_ns() + 10ULL * 1000000000ULL;
+	uint64_t deadline = fshm_now_ns() + (uint64_t)timeout_s * 1000000000ULL;
 	int ret;
 
 	req->seq = ++c->seq;
@@ -88,7 +88,7 @@ static int fc__call(ferry_client *c, Ferry__Control__Request *req,
 		struct pollfd p = { .fd = c->sock, .events = POLLIN };
 		int64_t ms = fc__ms_left(deadline);
 		if (ms == 0)
-			return fc_fail(FERRY_ETIMEDOUT, "the broker did not answer in 10 s");
+			return fc_fail(FERRY_ETIMEDOUT, "the broker did not answer in %d s", timeout_s);
 		poll(&p, 1, (int)ms);
 	}
 have_frame:
@@ -120,6 +120,13 @@ have_frame:
 		return code;
 	}
 	return 0;
+}
+
+/* Control calls answer at once; 10 s means the broker is stuck. */
+static int fc__call(ferry_client *c, Ferry__Control__Request *req,
+		    Ferry__Control__Response **resp, int *fds, int *nfds)
+{
+	return fc__call_t(c, req, resp, fds, nfds, 10);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -554,4 +561,45 @@ FERRY_API int ferry_model_statistics(ferry_client *c, const char *name, int64_t 
 	ret = (int)resp->stats->n_stats;
 	ferry__control__response__free_unpacked(resp, NULL);
 	return ret;
+}
+
+static int fc__model_admin(ferry_client *c, const char *name, bool unload)
+{
+	Ferry__Control__Response *resp = NULL;
+	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
+	Ferry__Control__LoadModel l = FERRY__CONTROL__LOAD_MODEL__INIT;
+	Ferry__Control__UnloadModel u = FERRY__CONTROL__UNLOAD_MODEL__INIT;
+	int ret;
+
+	if (!c || !name || !*name)
+		return fc_fail(FERRY_EINVAL, "a model name is needed");
+	if (c->remote)
+		return fr_model_admin(c, name, unload);
+	if (unload) {
+		u.name = (char *)name;
+		req.body_case = FERRY__CONTROL__REQUEST__BODY_UNLOAD_MODEL;
+		req.unload_model = &u;
+	} else {
+		l.name = (char *)name;
+		req.body_case = FERRY__CONTROL__REQUEST__BODY_LOAD_MODEL;
+		req.load_model = &l;
+	}
+	/* A load answers when the model has loaded: give it time. */
+	pthread_mutex_lock(&c->ctl_lock);
+	ret = fc__call_t(c, &req, &resp, NULL, NULL, 300);
+	pthread_mutex_unlock(&c->ctl_lock);
+	if (ret)
+		return ret;
+	ferry__control__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+FERRY_API int ferry_model_load(ferry_client *c, const char *name)
+{
+	return fc__model_admin(c, name, false);
+}
+
+FERRY_API int ferry_model_unload(ferry_client *c, const char *name)
+{
+	return fc__model_admin(c, name, true);
 }

@@ -437,6 +437,27 @@ int fr_model_list(ferry_client *c,
 	return ret;
 }
 
+int fr_model_admin(ferry_client *c, const char *name, bool unload)
+{
+	ProtobufCMessage *r = NULL;
+	int ret;
+	if (unload) {
+		Inference__RepositoryModelUnloadRequest q = INFERENCE__REPOSITORY_MODEL_UNLOAD_REQUEST__INIT;
+		q.model_name = (char *)name;
+		ret = fr__unary(c->remote, FR_METHOD("RepositoryModelUnload"), &q.base,
+				&inference__repository_model_unload_response__descriptor, &r,
+				120000);
+	} else {
+		Inference__RepositoryModelLoadRequest q = INFERENCE__REPOSITORY_MODEL_LOAD_REQUEST__INIT;
+		q.model_name = (char *)name;
+		ret = fr__unary(c->remote, FR_METHOD("RepositoryModelLoad"), &q.base,
+				&inference__repository_model_load_response__descriptor, &r, 120000);
+	}
+	if (r)
+		protobuf_c_message_free_unpacked(r, NULL);
+	return ret;
+}
+
 int fr_model_statistics(ferry_client *c, const char *name, int64_t version,
 			void (*fn)(void *arg, const ferry_model_stats *s), void *arg)
 {

@@ -26,6 +26,8 @@
 int fr_connect(ferry_client **out, const char *address, const ferry_options *o);
 void fr_close(ferry_client *c);
 int fr_model_get(ferry_client *c, const char *name, int64_t version, ferry_model **out);
+/* RepositoryModelLoad / RepositoryModelUnload. */
+int fr_model_admin(ferry_client *c, const char *name, bool unload);
 /* ModelStatistics over gRPC, reported as ferry_model_statistics does. */
 int fr_model_statistics(ferry_client *c, const char *name, int64_t version,
 			void (*fn)(void *arg, const ferry_model_stats *s), void *arg);

@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <ferry/errors.h>
+#include <ferry/ferry.h>
 
 #include "config.h"
 #include "proto/control.pb-c.h"
@@ -285,10 +285,117 @@ static int cmd_admin(const char *what, const char *model)
 	return EX_OK;
 }
 
+/* ---- a remote broker (or any KServe v2 server), through libferry ---- */
+
+struct rm_list {
+	bool first;
+};
+
+static void rm_model(void *arg, const char *name, int64_t version, const char *state)
+{
+	struct rm_list *l = arg;
+	if (json) {
+		printf("%s{\"name\":", l->first ? "" : ",");
+		jstr(name);
+		printf(",\"version\":%lld,\"state\":", (long long)version);
+		jstr(state);
+		printf("}");
+	} else {
+		printf("%-24s %-8lld %s\n", name, (long long)version, state);
+	}
+	l->first = false;
+}
+
+static void rm_stats(void *arg, const ferry_model_stats *s)
+{
+	struct rm_list *l = arg;
+	if (json) {
+		printf("%s{\"name\":", l->first ? "" : ",");
+		jstr(s->name);
+		printf(",\"version\":%lld,\"success\":%llu,\"failure\":%llu,"
+		       "\"inference_count\":%llu,\"execution_count\":%llu,\"queue_ns\":%llu,"
+		       "\"compute_input_ns\":%llu,\"compute_infer_ns\":%llu,"
+		       "\"compute_output_ns\":%llu}",
+		       (long long)s->version, (unsigned long long)s->success,
+		       (unsigned long long)s->failure, (unsigned long long)s->inference_count,
+		       (unsigned long long)s->execution_count, (unsigned long long)s->queue_ns,
+		       (unsigned long long)s->compute_input_ns,
+		       (unsigned long long)s->compute_infer_ns,
+		       (unsigned long long)s->compute_output_ns);
+	} else {
+		printf("%-24s %-8lld %10llu %8llu %10llu %10llu %10.1f %10.1f %10.1f %10.1f\n",
+		       s->name, (long long)s->version, (unsigned long long)s->success,
+		       (unsigned long long)s->failure, (unsigned long long)s->inference_count,
+		       (unsigned long long)s->execution_count,
+		       ms_per(s->queue_ns, s->success + s->failure),
+		       ms_per(s->compute_input_ns, s->execution_count),
+		       ms_per(s->compute_infer_ns, s->execution_count),
+		       ms_per(s->compute_output_ns, s->execution_count));
+	}
+	l->first = false;
+}
+
+static int rm_fail(int err)
+{
+	fprintf(stderr, "ferryctl: %s (%s)\n", ferry_last_error(), ferry_errname(err));
+	return err == FERRY_ECONNREFUSED || err == FERRY_EPIPE || err == FERRY_ETIMEDOUT ||
+	       err == FERRY_UNAVAILABLE ? EX_NOBROKER : EX_ERR;
+}
+
+static int remote_main(const char *server, const char *cmd, const char *arg)
+{
+	ferry_client *c;
+	struct rm_list l = { .first = true };
+	int ret = ferry_connect(&c, server, NULL);
+	if (ret)
+		return rm_fail(ret);
+	if (!strcmp(cmd, "sessions")) {
+		fprintf(stderr, "ferryctl: sessions are shown over the local socket only\n");
+		ret = EX_USAGE;
+	} else if (!strcmp(cmd, "stats")) {
+		if (json)
+			printf("[");
+		else
+			printf("%-24s %-8s %10s %8s %10s %10s %10s %10s %10s %10s\n", "MODEL",
+			       "VERSION", "SUCCESS", "FAILURE", "INFER", "EXECS", "QUEUE us",
+			       "INPUT us", "INFER us", "OUTPUT us");
+		ret = ferry_model_statistics(c, arg, FERRY_LATEST, rm_stats, &l);
+		if (json)
+			printf("]\n");
+		ret = ret < 0 ? rm_fail(ret) : EX_OK;
+	} else if (!strcmp(cmd, "load") || !strcmp(cmd, "reload") || !strcmp(cmd, "unload")) {
+		if (!arg) {
+			fprintf(stderr, "ferryctl: %s needs a model name\n", cmd);
+			ret = EX_USAGE;
+		} else {
+			ret = !strcmp(cmd, "unload") ? ferry_model_unload(c, arg) : ferry_model_load(c, arg);
+			if (ret)
+				ret = rm_fail(ret);
+			else if (json)
+				printf("{\"model\":\"%s\",\"%s\":true}\n", arg, cmd);
+			else
+				printf("%s: %sed\n", arg, cmd);
+		}
+	} else { /* status, models */
+		if (!strcmp(cmd, "status") && !json)
+			printf("server %s\n\n", server);
+		if (json)
+			printf("[");
+		else
+			printf("%-24s %-8s %s\n", "MODEL", "VERSION", "STATE");
+		ret = ferry_model_list(c, rm_model, &l);
+		if (json)
+			printf("]\n");
+		ret = ret < 0 ? rm_fail(ret) : EX_OK;
+	}
+	ferry_close(c);
+	return ret;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: ferryctl [--socket PATH] [--json] COMMAND\n"
+"Usage: ferryctl [--socket PATH | --server grpc://HOST:PORT] [--json] COMMAND\n"
 "Commands:\n"
 "  status          version, uptime, models and their state, sessions, GPUs\n"
 "  models          the model versions and their state\n"
@@ -297,7 +404,9 @@ static void usage(FILE *f)
 "  load MODEL      load a model of the repository (reload it if it serves)\n"
 "  reload MODEL    the same: the old versions serve until the new ones load\n"
 "  unload MODEL    unload it once its requests in flight finish\n"
-"The socket: --socket, else $FERRY_SOCKET, else the node's broker.\n"
+"The socket: --socket, else $FERRY_SOCKET, else the node's broker.  With\n"
+"--server, a remote ferryd (or any KServe v2 server) over gRPC: models,\n"
+"stats, load, reload and unload (sessions are local only).\n"
 "Exit codes: 0 done, 1 the broker refused (e.g. unknown model), 2 usage,\n"
 "3 no broker.\n");
 }
@@ -306,18 +415,20 @@ int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "server", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	char path[108];
-	const char *spath = NULL;
+	const char *spath = NULL, *server = NULL;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "s:jhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': spath = optarg; break;
+		case 'S': server = optarg; break;
 		case 'j': json = true; break;
 		case 'h': usage(stdout); return EX_OK;
 		case 'V': printf("ferryctl %s\n", PACKAGE_VERSION); return EX_OK;
@@ -337,6 +448,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
+	if (server)
+		return remote_main(server, cmd, arg);
 	if (!spath) {
 		if (ctl_default_socket_path(path, sizeof(path)))
 			return EX_USAGE;

@@ -180,6 +180,17 @@ FERRY_API int ferry_model_statistics(ferry_client *c, const char *name, int64_t 
 				     void (*fn)(void *arg, const ferry_model_stats *s),
 				     void *arg);
 
+/*
+ * ferry_model_load - load model `name` of the broker's repository, or
+ * reload it if it serves (its old versions serve until the new ones have
+ * loaded); ferry_model_unload - make it unavailable once its requests in
+ * flight finish.  Both return when the broker is done.  Over gRPC:
+ * RepositoryModelLoad / RepositoryModelUnload.  Models already handed out
+ * by ferry_model_get() keep their id: after a reload, get them again.
+ */
+FERRY_API int ferry_model_load(ferry_client *c, const char *name);
+FERRY_API int ferry_model_unload(ferry_client *c, const char *name);
+
 /* ---------------------------------------------------------------------- */
 /* Requests                                                                */
 

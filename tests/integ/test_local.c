@@ -1121,7 +1121,23 @@ Test(local, libferry_statistics_locally_and_over_grpc)
 	cr_assert_eq(y.st.version, 1);
 	cr_assert_eq(y.st.success, 25, "the same numbers over gRPC");
 	cr_assert_eq(y.st.execution_count, 25);
+	/* Unload and load again, over gRPC, then over the local socket. */
+	cr_assert_eq(ferry_model_unload(c, "simple"), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_unload(c, "no_such"), FERRY_ENOENT);
+	cr_assert_eq(ferry_model_load(c, "simple"), 0, "%s", ferry_last_error());
 	ferry_close(c);
+	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
+	cr_assert_eq(ferry_model_unload(c, "simple"), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), FERRY_UNAVAILABLE);
+	cr_assert_eq(ferry_model_load(c, "simple"), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(simple_once(c, m, 2), 0);
+	ferry_close(c);
+	/* ferryctl against the remote endpoint. */
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "%s/tools/ferryctl --server %s --json stats simple | grep -q '\"success\":1,'",
+		 getenv("FERRY_TOP_BUILDDIR"), addr);
+	cr_assert_eq(system(cmd), 0, "ferryctl --server stats (the reloaded model served once)");
 	cr_assert_eq(th_stop(&b2), 0);
 	th_cleanup(&b2);
 }

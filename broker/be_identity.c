@@ -61,8 +61,11 @@ static ferry_be_error *identity_one(ferry_be_request *r, uint32_t idx)
 		return ferry_be_error_new(FERRY_E2BIG, "output %u: %llu bytes to write, the "
 					  "buffer holds %llu", idx, (unsigned long long)bytes,
 					  (unsigned long long)cap);
+	/* memmove: both buffers lie where the client put them in its arena,
+	 * and nothing stops it from overlapping them (found by fuzz_submit;
+	 * memcpy on overlapping ranges is undefined). */
 	if (bytes)
-		memcpy(dst, src, bytes);
+		memmove(dst, src, bytes);
 	if (dt == FERRY_TYPE_BYTES)
 		return ferry_be_request_output_set_bytes(r, idx, bytes);
 	return NULL;

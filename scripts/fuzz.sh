@@ -71,7 +71,11 @@ build() {
 	for s in $srcs; do
 		case $s in /*) f=$s ;; *) f=$top/$s ;; esac
 		o=$out/obj/$t-$(basename "$s" .c).o
-		if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ "$top/tests/fuzz/fuzz.h" -nt "$o" ]; then
+		# Rebuilt when its source or any header of the tree is newer
+		# (structs shared with the code under test change under us).
+		if [ ! -f "$o" ] || [ "$f" -nt "$o" ] ||
+		   [ -n "$(find "$top/include" "$top/broker" "$top/shm" "$top/proto" \
+			"$top/tests/fuzz" "$out/gen" -name '*.h' -newer "$o" 2>/dev/null | head -1)" ]; then
 			# shellcheck disable=SC2086
 			$CC $CFLAGS -c "$f" -o "$o"
 		fi

@@ -321,6 +321,25 @@ FERRY_API void ferry_close(ferry_client *c)
 {
 	if (!c)
 		return;
+	/* Requests that are not in flight outlive the client: detach them,
+	 * so that a later ferry_request_free() only frees their own memory
+	 * (the arena and the models go with the client).  In-flight ones are
+	 * completed or freed below. */
+	pthread_mutex_lock(&c->sq_lock);
+	for (ferry_request *r = c->reqs, *n; r; r = n) {
+		n = r->next;
+		r->next = r->prev = NULL;
+		if (atomic_load_explicit(&r->state, memory_order_acquire) == FC_INFLIGHT)
+			continue;
+		if (!r->remote)
+			for (uint32_t i = 0; i < r->ntensors; i++)
+				r->t[i].off = UINT64_MAX;
+		r->desc_off = r->remote ? r->desc_off : UINT64_MAX;
+		r->client = NULL;
+		r->model = NULL;
+	}
+	c->reqs = NULL;
+	pthread_mutex_unlock(&c->sq_lock);
 	if (c->remote) {
 		fr_close(c);
 		return;

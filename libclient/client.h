@@ -57,6 +57,8 @@ struct ferry_request {
 	int status;
 	bool freed;                     /* freed by the user while in flight */
 	bool remote;                    /* tensors are malloc'd (remote.c) */
+	uint32_t ntensors;              /* entries of t (the model's nin + nout) */
+	ferry_request *next, *prev;     /* the client's live requests; sq_lock */
 	ferry_callback cb;
 	void *cb_arg;
 	char errmsg[FSHM_ERRMSG_LEN];
@@ -83,6 +85,9 @@ struct ferry_client {
 	uint64_t spin_ns;
 
 	pthread_mutex_t sq_lock;
+	ferry_request *reqs;            /* every live request, so that close can
+					 * detach them (ferry_request_free may
+					 * still follow); sq_lock */
 	struct fshm_ring sq;            /* producer */
 	struct fshm_doorbell db_broker; /* we ring it */
 	uint32_t depth;

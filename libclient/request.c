@@ -42,8 +42,15 @@ FERRY_API int ferry_request_new(ferry_model *m, ferry_request **out)
 	r->client = m->client;
 	r->remote = m->client->remote != NULL;
 	r->model = m;
+	r->ntensors = (uint32_t)(m->nin + m->nout);
 	r->desc_off = FC_NONE;
 	r->want_all = true;
+	pthread_mutex_lock(&r->client->sq_lock);
+	r->next = r->client->reqs;
+	if (r->next)
+		r->next->prev = r;
+	r->client->reqs = r;
+	pthread_mutex_unlock(&r->client->sq_lock);
 	*out = r;
 	return 0;
 }
@@ -59,7 +66,18 @@ static void fc__release(ferry_request *r, uint64_t *off)
 
 void fc_request_destroy(ferry_request *r)
 {
-	for (int i = 0; i < r->model->nin + r->model->nout; i++)
+	ferry_client *c = r->client;
+	if (c) {
+		pthread_mutex_lock(&c->sq_lock);
+		if (r->prev)
+			r->prev->next = r->next;
+		else if (c->reqs == r)
+			c->reqs = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+		pthread_mutex_unlock(&c->sq_lock);
+	}
+	for (uint32_t i = 0; i < r->ntensors; i++)
 		fc__release(r, &r->t[i].off);
 	fc__release(r, &r->desc_off);
 	free(r->t);
@@ -645,6 +663,8 @@ FERRY_API int ferry_request_output(const ferry_request *r, const char *name,
 		return fc_fail(FERRY_EINVAL, "ferry_request_output: NULL argument");
 	if (atomic_load_explicit(&r->state, memory_order_acquire) != FC_DONE)
 		return fc_fail(FERRY_EBUSY, "the request has not completed");
+	if (!r->client)
+		return fc_fail(FERRY_EPIPE, "the client is closed");
 	if (r->status)
 		return fc_fail(r->status, "%s", r->errmsg);
 	int i = fc__find(r->model, name, false);

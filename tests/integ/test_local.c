@@ -1141,3 +1141,32 @@ Test(local, libferry_statistics_locally_and_over_grpc)
 	cr_assert_eq(th_stop(&b2), 0);
 	th_cleanup(&b2);
 }
+
+Test(local, requests_freed_after_their_client_closed)
+{
+	/* Allowed by ferry.h: ferry_request_free() after ferry_close(), for
+	 * requests idle, completed and still in flight (the ASan build is
+	 * what proves nothing freed is touched). */
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *idle, *done, *flying;
+	int32_t *a;
+	int64_t dims[2] = { 1, 16 };
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &idle), 0);
+	cr_assert_eq(ferry_request_new(m, &done), 0);
+	cr_assert_eq(ferry_request_new(m, &flying), 0);
+	ferry_request *rs[2] = { done, flying };
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(ferry_request_input(rs[i], "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
+		cr_assert_eq(ferry_request_input(rs[i], "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
+	}
+	cr_assert_eq(ferry_infer(c, done, 10 * SEC), 0);
+	cr_assert_eq(ferry_infer_async(c, flying, NULL, NULL), 0);
+	ferry_close(c);
+	const void *out;
+	cr_assert_eq(ferry_request_output(done, "OUTPUT0", NULL, NULL, NULL, &out, NULL), FERRY_EPIPE);
+	ferry_request_free(idle);
+	ferry_request_free(done);
+	ferry_request_free(flying);
+}

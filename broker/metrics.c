@@ -15,6 +15,7 @@
 #include "broker/log.h"
 #include "broker/metrics.h"
 #include "broker/models.h"
+#include "broker/onnx/onnx_backend.h"
 #include "broker/sched.h"
 
 struct mx_gauges mx_gauges;
@@ -187,8 +188,18 @@ static void mx__ferry(struct mx_buf *b)
 	mx__gauge(b, "ferry_broker_cpu_seconds_total", "counter",
 		  "CPU time used by ferryd, all threads", "",
 		  (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9);
-	int gpus = be_cuda_device_count();
+	int gpus = onnx_gpu_device_count();
 	mx__gauge(b, "ferry_gpus", "gauge", "CUDA devices ferryd sees", "", gpus > 0 ? gpus : 0);
+	if (gpus > 0)
+		mx__printf(b, "# HELP ferry_gpu_memory_used_bytes Device memory in use (all processes)\n"
+			      "# TYPE ferry_gpu_memory_used_bytes gauge\n");
+	for (int d = 0; d < gpus; d++) {
+		size_t used, total;
+		if (onnx_gpu_memory(d, &used, &total) == 0)
+			mx__printf(b, "ferry_gpu_memory_used_bytes{gpu=\"%d\"} %zu\n"
+				      "ferry_gpu_memory_total_bytes{gpu=\"%d\"} %zu\n",
+				   d, used, d, total);
+	}
 }
 
 static enum MHD_Result mx__reply(struct MHD_Connection *conn, unsigned code,

@@ -728,6 +728,17 @@ int onnx_gpu_device_count(void)
 #endif
 }
 
+int onnx_gpu_memory(int device, size_t *used, size_t *total)
+{
+#ifdef HAVE_CUDA
+	return oxg_mem_info(device, used, total);
+#else
+	(void)device;
+	*used = *total = 0;
+	return FERRY_UNAVAILABLE;
+#endif
+}
+
 int onnx_gpu_register_arena(void *base, size_t bytes)
 {
 #ifdef HAVE_CUDA

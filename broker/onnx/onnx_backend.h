@@ -64,6 +64,9 @@ int onnx_gpu_built(void);
 /* CUDA devices the runtime sees; 0 without CUDA, a driver or a device. */
 int onnx_gpu_device_count(void);
 
+/* Memory in use and in all on @device; FERRY_UNAVAILABLE without one. */
+int onnx_gpu_memory(int device, size_t *used, size_t *total);
+
 /*
  * onnx_gpu_register_arena - page-lock a client arena mapping for every
  * device (cudaHostRegister), so batches are copied at pinned speed

@@ -124,6 +124,25 @@ extern "C" int oxg_device_count(void)
 	return n;
 }
 
+extern "C" int oxg_mem_info(int device, size_t *used, size_t *total)
+{
+	size_t fr = 0, tot = 0;
+	int prev = 0;
+
+	if (device < 0 || device >= oxg_device_count())
+		return FERRY_UNAVAILABLE;
+	cudaGetDevice(&prev);
+	if (cudaSetDevice(device) != cudaSuccess || cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+		(void)cudaGetLastError();
+		cudaSetDevice(prev);
+		return FERRY_BACKEND;
+	}
+	cudaSetDevice(prev);
+	*used = tot - fr;
+	*total = tot;
+	return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* weights */
 

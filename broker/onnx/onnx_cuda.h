@@ -48,6 +48,10 @@ struct oxg_ctx;
 /* CUDA devices the runtime sees; 0 without a driver or a device. */
 int oxg_device_count(void);
 
+/* Device memory in use and in all on @device (cudaMemGetInfo).  Creates
+ * the device's primary context if nothing has yet. */
+int oxg_mem_info(int device, size_t *used, size_t *total);
+
 /*
  * oxg_weights_create - upload @m's constants to @device
  * @out: receives the weights; free with oxg_weights_free()

@@ -416,6 +416,14 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 				 (unsigned long long)s->arena_bytes);
 			return sess__fail(s, sl, FERRY_EINVAL, msg);
 		}
+		/* Backends read and write typed elements in place: 8 covers
+		 * every dtype's alignment (found by fuzz_submit: add_sub's
+		 * int32 loads at an odd offset). */
+		if (t->offset & 7) {
+			snprintf(msg, sizeof(msg), "%s '%s': arena offset %llu is not a multiple of 8",
+				 what, name, (unsigned long long)t->offset);
+			return sess__fail(s, sl, FERRY_EINVAL, msg);
+		}
 		st->present = true;
 		st->data = s->arena + t->offset;
 		st->bytes = t->bytes;

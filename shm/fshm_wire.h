@@ -206,7 +206,7 @@ static_assert(sizeof(struct fshm_cqe) == 32, "cqe layout");
  *   8      4    ndims: <= FSHM_MAX_DIMS, batch dimension included
  *   12     4    flags: zero
  *   16     64   dims[8]
- *   80     8    offset: arena offset of the data
+ *   80     8    offset: arena offset of the data, a multiple of 8
  *   88     8    bytes: data bytes (input) / capacity, then bytes written
  */
 struct fshm_tensor {

@@ -30,6 +30,8 @@ struct broker_options {
 	uid_t allow_uid[BROKER_MAX_ALLOW];
 	gid_t allow_gid[BROKER_MAX_ALLOW];
 	uint32_t max_sessions;
+	uint32_t max_sessions_per_uid;  /* 0: no per-user limit */
+	const char *socket_group;       /* group of the control socket, or NULL */
 	uint64_t idle_exit_ns;          /* exit after this long with no session; 0 never */
 	struct sess_limits limits;
 };

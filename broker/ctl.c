@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -197,6 +198,18 @@ static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
 	if (b->stopping) {
 		ctl__error(c, seq, FERRY_UNAVAILABLE, "ferryd is shutting down");
 		return;
+	}
+	if (b->opt.max_sessions_per_uid) {
+		uint32_t mine = 0;
+		for (struct session *o = b->sessions; o; o = o->next)
+			mine += o->uid == c->uid;
+		if (mine >= b->opt.max_sessions_per_uid) {
+			log_warn("refused a session from pid %d uid %d: %u sessions of this user, "
+				 "the limit", (int)c->pid, (int)c->uid, mine);
+			ctl__error(c, seq, FERRY_ENOSPC, "per-user session limit (%u) reached",
+				   b->opt.max_sessions_per_uid);
+			return;
+		}
 	}
 	if (b->nsessions >= b->opt.max_sessions) {
 		log_warn("refused a session from pid %d uid %d: %u sessions, the limit",
@@ -820,6 +833,16 @@ int ctl_listen(struct broker *b)
 	}
 	b->socket_created = true;
 	chmod(path, 0660);
+	if (b->opt.socket_group) {
+		struct group *g = getgrnam(b->opt.socket_group);
+		if (!g || chown(path, (uid_t)-1, g->gr_gid)) {
+			ret = g ? -errno : -ENOENT;
+			log_error("--socket-group %s: %s", b->opt.socket_group,
+				  g ? strerror(errno) : "no such group");
+			close(fd);
+			return ret;
+		}
+	}
 	if (listen(fd, 512)) {
 		ret = -errno;
 		close(fd);

@@ -77,6 +77,8 @@ static void usage(FILE *f)
 "                               socket's mode (0660) is the only gate\n"
 "      --allow-gid LIST         gids allowed to connect\n"
 "      --max-sessions N         sessions at once (1024)\n"
+"      --max-sessions-per-uid N sessions one user may hold (0: no limit)\n"
+"      --socket-group GROUP     group of the control socket (mode 0660)\n"
 "      --max-arena-bytes N      largest arena a session may ask for (1 GiB)\n"
 "      --arena-bytes N          arena of a session that asks for none (64 MiB)\n"
 "      --max-inflight N         requests in flight per session (4096)\n"
@@ -153,7 +155,7 @@ enum {
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
-	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT,
+	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP,
 };
 
 static int parse_options(int argc, char **argv, struct broker_options *o)
@@ -180,6 +182,8 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
 		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
 		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
+		{ "max-sessions-per-uid", required_argument, NULL, OPT_MAX_PER_UID },
+		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 		{ "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
 		{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
 		{ "help", no_argument, NULL, 'h' },
@@ -303,6 +307,16 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 				fprintf(stderr, "ferryd: --event-loop: io_uring or epoll\n");
 				return -1;
 			}
+			break;
+		case OPT_MAX_PER_UID:
+			if (parse_u64(optarg, &v) || v > 1000000) {
+				fprintf(stderr, "ferryd: --max-sessions-per-uid: 0 (no limit) to 1000000\n");
+				return -1;
+			}
+			o->max_sessions_per_uid = (uint32_t)v;
+			break;
+		case OPT_SOCKET_GROUP:
+			o->socket_group = optarg;
 			break;
 		case OPT_IDLE_EXIT:
 			if (parse_u64(optarg, &v) || v > 86400 * 365) {

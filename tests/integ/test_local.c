@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -1169,4 +1170,31 @@ Test(local, requests_freed_after_their_client_closed)
 	ferry_request_free(idle);
 	ferry_request_free(done);
 	ferry_request_free(flying);
+}
+
+Test(local, per_user_session_quota_and_socket_group)
+{
+	struct th_broker b2;
+	th_init(&b2);
+	th_examples(&b2);
+	th_start(&b2, "--max-sessions-per-uid", "2", "--socket-group", "nogroup",
+		 "--grpc-port", "0", "--metrics-port", "0", NULL);
+	struct stat st;
+	cr_assert_eq(stat(b2.sock, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
+	struct group *g = getgrnam("nogroup");
+	cr_assert_not_null(g);
+	cr_assert_eq(st.st_gid, g->gr_gid, "the socket belongs to --socket-group");
+	ferry_client *c1, *c2, *c3;
+	cr_assert_eq(ferry_connect(&c1, b2.sock, NULL), 0);
+	cr_assert_eq(ferry_connect(&c2, b2.sock, NULL), 0);
+	cr_assert_eq(ferry_connect(&c3, b2.sock, NULL), FERRY_ENOSPC);
+	cr_assert(strstr(ferry_last_error(), "per-user"), "%s", ferry_last_error());
+	ferry_close(c1);
+	ferry_close(c2);
+	cr_assert_eq(th_stop(&b2), 0);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "grep -q 'sessions of this user' %s", b2.log);
+	cr_assert_eq(system(cmd), 0, "the refusal is logged");
+	th_cleanup(&b2);
 }

@@ -8,7 +8,7 @@ check_PROGRAMS += tests/test_local
 TESTS += tests/test_local
 tests_test_local_SOURCES = tests/integ/test_local.c
 tests_test_local_CFLAGS = $(CRITERION_TEST_CFLAGS)
-tests_test_local_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)
+tests_test_local_LDADD = tests/libharness.la libclient/libferry.la shm/libfshm.la $(CRITERION_TEST_LIBS)
 
 check_PROGRAMS += tests/test_loop
 TESTS += tests/test_loop

@@ -24,6 +24,7 @@
 
 #include <ferry/ferry.h>
 
+#include "shm/fshm.h"
 #include "tests/integ/harness.h"
 
 #define SEC 1000000000LL
@@ -65,6 +66,11 @@ static void start_default(void)
 	th_init(&B);
 	th_examples(&B);
 	th_model(&B, "ident_batch", IDENT_BATCH);
+	th_model(&B, "slow_batch",
+		 "name: \"slow_batch\"\nbackend: \"identity\"\nmax_batch_size: 32\n"
+		 "input [ { name: \"IN\" data_type: TYPE_INT64 dims: [ 4 ] } ]\n"
+		 "output [ { name: \"OUT\" data_type: TYPE_INT64 dims: [ 4 ] } ]\n"
+		 "dynamic_batching { max_queue_delay_microseconds: 10000000 preferred_batch_size: [ 32 ] }\n");
 	dtype_models();
 	th_start(&B, "--log-level", "info", NULL);
 }
@@ -551,13 +557,32 @@ Test(local, broker_death_fails_waiters_with_epipe)
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	cr_assert_eq(simple_once(c, m, 1), 0);
+	/* A request waiting in a queue (10 s batching delay) when the
+	 * broker is killed: the waiter fails within 100 ms. */
+	ferry_model *slow;
+	ferry_request *r;
+	int64_t *in;
+	int64_t dims[2] = { 1, 4 };
+	cr_assert_eq(ferry_model_get(c, "slow_batch", FERRY_LATEST, &slow), 0);
+	cr_assert_eq(ferry_request_new(slow, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "IN", FERRY_TYPE_INT64, dims, 2, (void **)&in), 0);
+	cr_assert_eq(ferry_infer_async(c, r, NULL, NULL), 0);
+	usleep(50000);
 	kill(B.pid, SIGKILL);
+	uint64_t t0 = fshm_now_ns();
+	int ret = ferry_request_wait(r, 5 * SEC);
+	uint64_t waited = fshm_now_ns() - t0;
+	cr_assert_eq(ret, FERRY_EPIPE, "got %d (%s)", ret, ferry_last_error());
+	cr_assert_lt(waited, 100000000ULL, "the waiter learnt in %llu ms",
+		     (unsigned long long)(waited / 1000000));
+	ferry_request_free(r);
 	waitpid(B.pid, NULL, 0);
 	B.pid = 0;
-	uint64_t t0 = (uint64_t)clock();
-	(void)t0;
-	int ret = simple_once(c, m, 2);
+	/* And a new call on the dead session fails at once too. */
+	t0 = fshm_now_ns();
+	ret = simple_once(c, m, 2);
 	cr_assert_eq(ret, FERRY_EPIPE, "got %d (%s)", ret, ferry_last_error());
+	cr_assert_lt(fshm_now_ns() - t0, 100000000ULL);
 	ferry_close(c);
 	th_start(&B, "--log-level", "warn", NULL);
 }

@@ -126,5 +126,8 @@ int fc_autostart(const char *path, const char *repo);
 void fc_model_free(ferry_model *m);
 void fc_request_destroy(ferry_request *r);
 void fc_request_complete(ferry_request *r, int status, const char *msg);
+/* Run the callbacks of reaped requests (freeing those freed in flight)
+ * and wake the threads waiting; no lock held.  Both transports. */
+void fc_run_callbacks(ferry_client *c, ferry_request **done, int n);
 
 #endif

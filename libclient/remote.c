@@ -746,24 +746,6 @@ static ferry_request *fr__complete(ferry_client *c, struct fr_call *k)
 	return r;
 }
 
-static void fr__run_callbacks(ferry_client *c, ferry_request **done, int n)
-{
-	for (int i = 0; i < n; i++) {
-		ferry_request *r = done[i];
-		if (r->freed) {
-			fc_request_destroy(r);
-			continue;
-		}
-		if (r->cb)
-			r->cb(r, r->status, r->cb_arg);
-	}
-	if (n > 0) {
-		pthread_mutex_lock(&c->wait_lock);
-		pthread_cond_broadcast(&c->wait_cond);
-		pthread_mutex_unlock(&c->wait_lock);
-	}
-}
-
 /* Drain completions, waiting up to wait_ns for the first; reap_lock held. */
 static int fr__reap(ferry_client *c, ferry_request **done, int max, int64_t wait_ns)
 {
@@ -801,7 +783,7 @@ static int fr__wait(ferry_client *c, bool (*pred)(void *), void *arg, int64_t ti
 			pthread_mutex_unlock(&c->reap_lock);
 			if (reaped)
 				*reaped += n;
-			fr__run_callbacks(c, done, n);
+			fc_run_callbacks(c, done, n);
 		} else {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -841,7 +823,7 @@ int fr_poll(ferry_client *c, int min_complete, int64_t timeout_ns)
 		int n = fr__reap(c, done, 64, 0);
 		pthread_mutex_unlock(&c->reap_lock);
 		reaped += n;
-		fr__run_callbacks(c, done, n);
+		fc_run_callbacks(c, done, n);
 	}
 	if (reaped >= min_complete || timeout_ns == 0)
 		return reaped;

@@ -462,7 +462,7 @@ static int fc__reap(ferry_client *c, ferry_request **done, int max)
 	return total;
 }
 
-static void fc__run_callbacks(ferry_client *c, ferry_request **done, int n)
+void fc_run_callbacks(ferry_client *c, ferry_request **done, int n)
 {
 	for (int i = 0; i < n; i++) {
 		ferry_request *r = done[i];
@@ -556,7 +556,7 @@ static int fc__wait(ferry_client *c, bool (*pred)(void *), void *arg,
 			pthread_mutex_unlock(&c->reap_lock);
 			if (reaped)
 				*reaped += n;
-			fc__run_callbacks(c, done, n);
+			fc_run_callbacks(c, done, n);
 		} else {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -642,7 +642,7 @@ FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns)
 		int n = fc__reap(c, done, 64);
 		pthread_mutex_unlock(&c->reap_lock);
 		reaped += n;
-		fc__run_callbacks(c, done, n);
+		fc_run_callbacks(c, done, n);
 	}
 	if (reaped >= min_complete || timeout_ns == 0) {
 		if (reaped == 0 && atomic_load(&c->broken))

@@ -358,45 +358,65 @@ static void ctl__get_model(struct ctl_conn *c, uint64_t seq,
 	ctl__meta_free(&x);
 }
 
-static void ctl__list_models(struct ctl_conn *c, uint64_t seq)
+/* Every model version's metadata, taken under the read lock.  Free with
+ * ctl__metas_free(); NULL arrays when out of memory. */
+struct ctl__metas {
+	struct ctl__meta *xs;
+	Ferry__Control__ModelMeta **mms;
+	size_t n;
+};
+
+static bool ctl__metas_get(struct ctl__metas *ms)
 {
 	size_t n = 0;
 	fm_rdlock();
 	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
 		n++;
-	struct ctl__meta *xs = calloc(n + 1, sizeof(*xs));
-	Ferry__Control__ModelMeta **mms = calloc(n + 1, sizeof(*mms));
-	Ferry__Control__ModelList ml = FERRY__CONTROL__MODEL_LIST__INIT;
-	size_t i = 0;
-	if (!xs || !mms) {
-		fm_unlock();
-		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (struct fmodel *m = fm_next(NULL); m && i < n; m = fm_next(m), i++) {
-		ctl__meta_fill(&xs[i], m);
-		mms[i] = &xs[i].mm;
+	ms->xs = calloc(n + 1, sizeof(*ms->xs));
+	ms->mms = calloc(n + 1, sizeof(*ms->mms));
+	ms->n = 0;
+	if (ms->xs && ms->mms) {
+		for (struct fmodel *m = fm_next(NULL); m && ms->n < n; m = fm_next(m), ms->n++) {
+			ctl__meta_fill(&ms->xs[ms->n], m);
+			ms->mms[ms->n] = &ms->xs[ms->n].mm;
+		}
 	}
 	fm_unlock();
-	ml.n_models = i;
-	ml.models = mms;
-	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
-	resp.seq = seq;
-	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_MODEL_LIST;
-	resp.model_list = &ml;
-	ctl__reply(c, &resp, NULL, 0);
-out:
-	for (size_t k = 0; xs && k < i; k++)
-		ctl__meta_free(&xs[k]);
-	free(xs);
-	free(mms);
+	return ms->xs && ms->mms;
+}
+
+static void ctl__metas_free(struct ctl__metas *ms)
+{
+	for (size_t k = 0; ms->xs && k < ms->n; k++)
+		ctl__meta_free(&ms->xs[k]);
+	free(ms->xs);
+	free(ms->mms);
+}
+
+static void ctl__list_models(struct ctl_conn *c, uint64_t seq)
+{
+	struct ctl__metas ms;
+	if (!ctl__metas_get(&ms)) {
+		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
+	} else {
+		Ferry__Control__ModelList ml = FERRY__CONTROL__MODEL_LIST__INIT;
+		ml.n_models = ms.n;
+		ml.models = ms.mms;
+		Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+		resp.seq = seq;
+		resp.body_case = FERRY__CONTROL__RESPONSE__BODY_MODEL_LIST;
+		resp.model_list = &ml;
+		ctl__reply(c, &resp, NULL, 0);
+	}
+	ctl__metas_free(&ms);
 }
 
 static void ctl__status(struct broker *b, struct ctl_conn *c, uint64_t seq)
 {
 	Ferry__Control__Status st = FERRY__CONTROL__STATUS__INIT;
 	struct timespec now, cpu;
-	size_t nm = 0, ns = 0, i;
+	size_t ns = 0;
+	struct ctl__metas ms;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
@@ -409,27 +429,15 @@ static void ctl__status(struct broker *b, struct ctl_conn *c, uint64_t seq)
 	st.gpus = (uint32_t)(be_cuda_device_count() > 0 ? be_cuda_device_count() : 0);
 	st.cpu_ns = (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec;
 
-	fm_rdlock();
-	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
-		nm++;
-	struct ctl__meta *xs = calloc(nm + 1, sizeof(*xs));
-	Ferry__Control__ModelMeta **mms = calloc(nm + 1, sizeof(*mms));
+	bool have = ctl__metas_get(&ms);
 	Ferry__Control__SessionInfo *sis = calloc((size_t)b->nsessions + 1, sizeof(*sis));
 	Ferry__Control__SessionInfo **sip = calloc((size_t)b->nsessions + 1, sizeof(*sip));
-	i = 0;
-	if (xs && mms) {
-		for (struct fmodel *m = fm_next(NULL); m && i < nm; m = fm_next(m), i++) {
-			ctl__meta_fill(&xs[i], m);
-			mms[i] = &xs[i].mm;
-		}
-	}
-	fm_unlock();
-	if (!xs || !mms || !sis || !sip) {
+	if (!have || !sis || !sip) {
 		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
 		goto out;
 	}
-	st.n_models = i;
-	st.models = mms;
+	st.n_models = ms.n;
+	st.models = ms.mms;
 	for (struct session *s = b->sessions; s && ns < b->nsessions; s = s->next, ns++) {
 		Ferry__Control__SessionInfo *si = &sis[ns];
 		ferry__control__session_info__init(si);
@@ -454,10 +462,7 @@ static void ctl__status(struct broker *b, struct ctl_conn *c, uint64_t seq)
 	resp.status = &st;
 	ctl__reply(c, &resp, NULL, 0);
 out:
-	for (size_t k = 0; xs && k < i; k++)
-		ctl__meta_free(&xs[k]);
-	free(xs);
-	free(mms);
+	ctl__metas_free(&ms);
 	free(sis);
 	free(sip);
 }

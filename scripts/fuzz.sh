@@ -7,6 +7,7 @@
 #   FUZZ_TARGETS="pbtxt ctl" scripts/fuzz.sh 10     only those targets
 #   FUZZ_BUILD_ONLY=1 scripts/fuzz.sh               build, do not run
 #   FUZZ_JOBS=2 scripts/fuzz.sh                     targets run at once
+#   FUZZ_GEN_SEEDS=1 scripts/fuzz.sh                regenerate the binary seeds
 #
 # The targets are compiled straight from the sources into build-fuzz/
 # (never through automake), so the normal gcc build is not disturbed and
@@ -40,6 +41,18 @@ printf '#define _GNU_SOURCE 1\n' > "$out/gen/config.h"
 	protoc-c --proto_path="$top" --c_out="$out/gen" "$top/proto/control.proto"
 [ -f "$out/gen/onnx/onnx.pb-c.c" ] ||
 	protoc-c --proto_path="$ONNX_PROTO_DIR" --c_out="$out/gen" onnx/onnx.proto
+
+# Regenerate the binary seeds (control frames, submissions) after a wire
+# format change; they are committed.
+if [ -n "${FUZZ_GEN_SEEDS:-}" ]; then
+	$CC -std=gnu11 -g -include "$out/gen/config.h" -I"$top/include" -I"$top" \
+		-I"$out/gen" "$top/tests/fuzz/gen_seeds.c" "$out/gen/proto/control.pb-c.c" \
+		-lprotobuf-c -o "$out/gen_seeds"
+	mkdir -p "$top/tests/fuzz/corpus/ctl" "$top/tests/fuzz/corpus/submit"
+	"$out/gen_seeds" "$top/tests/fuzz/corpus"
+	echo "fuzz.sh: seeds written to tests/fuzz/corpus/{ctl,submit}"
+	exit 0
+fi
 
 # -O1 -g: fast enough, readable stacks.  The generated protobuf code is
 # instrumented too: its unpackers are part of what is fuzzed.

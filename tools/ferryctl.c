@@ -60,6 +60,8 @@ static int call(Ferry__Control__Request *req, Ferry__Control__Response **resp)
 	if ((*resp)->body_case == FERRY__CONTROL__RESPONSE__BODY_ERROR) {
 		fprintf(stderr, "ferryctl: %s (%s)\n", (*resp)->error->message,
 			ferry_errname((*resp)->error->code));
+		ferry__control__response__free_unpacked(*resp, NULL);
+		*resp = NULL;
 		return EX_ERR;
 	}
 	return EX_OK;

@@ -18,8 +18,10 @@ export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$root
 flags=$(pkg-config --cflags --libs ferry)
 libdir=$(pkg-config --libs-only-L ferry | sed 's/^ *-L//; s/ *$//')
 echo "pkg-config --cflags --libs ferry: $flags"
-cc -std=c11 -Wall -Werror "$top/tests/install/prog.c" $flags -Wl,-rpath,"$libdir" -o "$root/prog_c"
-c++ -std=c++11 -Wall -Werror "$top/tests/install/prog.cc" $flags -Wl,-rpath,"$libdir" -o "$root/prog_cxx"
+# A sanitized build's libferry needs the sanitizer runtime in the program.
+san=$(sed -n 's/^FERRY_LDFLAGS = //p' "$build/Makefile")
+cc -std=c11 -Wall -Werror $san "$top/tests/install/prog.c" $flags -Wl,-rpath,"$libdir" -o "$root/prog_c"
+c++ -std=c++11 -Wall -Werror $san "$top/tests/install/prog.cc" $flags -Wl,-rpath,"$libdir" -o "$root/prog_cxx"
 
 ferryd=$(find "$root" -path '*/sbin/ferryd' | head -1)
 models=$(find "$root" -path '*/share/ferry/examples/models' -type d | head -1)

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -9,7 +12,10 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench/bench_util.h"
@@ -173,4 +179,150 @@ out:
 	free(b);
 	free(lat);
 	return res;
+}
+
+/* ---- added for ferry-bench-load and ferry-bench-saturate ---- */
+
+double bu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *bu_build_dir(void)
+{
+	static char dir[4096];
+	const char *b = getenv("FERRY_TOP_BUILDDIR");
+	char *s;
+	ssize_t n;
+
+	if (b)
+		return b;
+	n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	if (n <= 0)
+		return ".";
+	dir[n] = 0;
+	if ((s = strrchr(dir, '/')))
+		*s = 0;
+	if ((s = strrchr(dir, '/')) && !strcmp(s, "/.libs"))
+		*s = 0;
+	if ((s = strrchr(dir, '/')) && !strcmp(s, "/bench"))
+		*s = 0;
+	return dir;
+}
+
+int bu_free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	if (port < 0) {
+		fprintf(stderr, "no free port: %s\n", strerror(errno));
+		exit(2);
+	}
+	return port;
+}
+
+static int bu__connectable(const char *sock)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, ok;
+
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		return 0;
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+pid_t bu_ferryd_start(const char *ferryd, const char *sock, const char *logf,
+		      const char *const argv[])
+{
+	const char *av[64];
+	int n = 0, st;
+	pid_t pid;
+
+	av[n++] = ferryd;
+	av[n++] = "--socket";
+	av[n++] = sock;
+	for (int i = 0; argv && argv[i] && n < 63; i++)
+		av[n++] = argv[i];
+	av[n] = NULL;
+	unlink(sock);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(2);
+	}
+	if (pid == 0) {
+		int fd = logf ? open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(ferryd, (char *const *)av);
+		fprintf(stderr, "cannot run %s: %s\n", ferryd, strerror(errno));
+		_exit(127);
+	}
+	for (int i = 0; i < 1000; i++) {
+		if (bu__connectable(sock))
+			return pid;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			char cmd[4200];
+
+			fprintf(stderr, "%s exited during start-up\n", ferryd);
+			if (logf) {
+				snprintf(cmd, sizeof(cmd), "cat '%s' >&2", logf);
+				(void)!system(cmd);
+			}
+			exit(2);
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "%s did not listen on %s within 10 s\n", ferryd, sock);
+	kill(pid, SIGKILL);
+	exit(2);
+}
+
+void bu_ferryd_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+double bu_proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* the command name may hold spaces: fields count from the last ')' */
+	if (!(p = strrchr(buf, ')')))
+		return -1;
+	/* fields 3..13 then utime (14) and stime (15) */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }

@@ -39,4 +39,31 @@ struct bu_lat bu_floor_eventfd(int cpu_a, int cpu_b, unsigned samples);
  * that a zero-copy path avoids. */
 struct bu_lat bu_floor_memcpy(size_t bytes, unsigned samples);
 
+/* ---- added for ferry-bench-load and ferry-bench-saturate ---- */
+
+/* CLOCK_MONOTONIC in seconds. */
+double bu_now(void);
+
+/* The build tree this program runs from: $FERRY_TOP_BUILDDIR, else the
+ * directory of /proc/self/exe less a trailing /.libs and /bench. */
+const char *bu_build_dir(void);
+
+/* A free TCP port on the loopback interface (racy, as any such probe). */
+int bu_free_port(void);
+
+/*
+ * bu_ferryd_start - fork and exec `ferryd --socket sock ARGS...` (argv:
+ * NULL-terminated extra arguments), stderr to logf (may be NULL), the
+ * child killed with its parent; returns once the socket accepts a
+ * connection (10 s at most; exits with the log on failure).
+ */
+pid_t bu_ferryd_start(const char *ferryd, const char *sock, const char *logf,
+		      const char *const argv[]);
+/* SIGTERM and reap. */
+void bu_ferryd_stop(pid_t pid);
+
+/* CPU seconds (user + system, every thread) process pid has used; -1 if
+ * it cannot be read. */
+double bu_proc_cpu_s(pid_t pid);
+
 #endif

@@ -3,3 +3,4 @@ include bench/shm.mk
 include bench/ferry.mk
 include bench/onnx.mk
 include bench/grpc.mk
+include bench/study.mk

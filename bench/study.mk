@@ -1,0 +1,9 @@
+# bench/study.mk: ferry-bench-saturate (the portability study) and
+# ferry-bench-load (perf_analyzer's sweeps for both transports) (included
+# by bench/local.mk).
+noinst_PROGRAMS += ferry-bench-saturate
+ferry_bench_saturate_SOURCES = bench/saturate.c
+ferry_bench_saturate_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
+ferry_bench_saturate_LDADD = bench/libbenchutil.la $(ONNX_BE_LIBS) broker/libfsched.la \
+	broker/libfconfig.la libclient/libferry.la shm/libfshm.la -lm
+$(ferry_bench_saturate_OBJECTS): onnx/onnx.pb-c.h

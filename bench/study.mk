@@ -7,3 +7,8 @@ ferry_bench_saturate_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
 ferry_bench_saturate_LDADD = bench/libbenchutil.la $(ONNX_BE_LIBS) broker/libfsched.la \
 	broker/libfconfig.la libclient/libferry.la shm/libfshm.la -lm
 $(ferry_bench_saturate_OBJECTS): onnx/onnx.pb-c.h
+
+noinst_PROGRAMS += ferry-bench-load
+ferry_bench_load_SOURCES = bench/load.c
+ferry_bench_load_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
+ferry_bench_load_LDADD = bench/libbenchutil.la libclient/libferry.la shm/libfshm.la -lpthread -lm

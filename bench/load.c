@@ -1,0 +1,789 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * load.c - ferry-bench-load: what Triton's perf_analyzer does, for ferry's
+ * shared-memory transport and for gRPC (plain KServe v2 through libferry's
+ * remote transport, so it can be pointed at any KServe v2 server).
+ *
+ *   ferry-bench-load [-u ADDR]... [-m MODEL] [-b BATCH]
+ *                    [--concurrency-range START:END:STEP]
+ *                    [--request-rate-range START:END:STEP]
+ *                    [--request-distribution constant|poisson]
+ *                    [--sync | --async] [--processes N]
+ *                    [-p WINDOW_MS] [-s STABILITY_%] [-r MAX_WINDOWS]
+ *                    [-f FILE.csv] [--ferryd PATH] [--models DIR]
+ *                    [--backend-dir DIR]
+ *
+ * Without -u it starts its own ferryd on a temporary repository holding
+ * the MLP of tests/onnx/gen_models.py (one KIND_CPU instance, dynamic
+ * batching with no queue delay) and measures both transports, shared
+ * memory (the socket) then grpc://127.0.0.1:PORT.  -u ADDR (repeatable)
+ * measures the given addresses instead ("grpc://host:port" or a socket
+ * path); -m names their model (default mlp).  Inputs are built from the
+ * model's metadata: random values, batch dimension -b.
+ *
+ * Load.  --concurrency-range (default 1:4:1, as perf_analyzer's:
+ * additive step): C requests in flight, split over --processes client
+ * processes (default 1).  --sync: one thread per request in flight, each
+ * calling ferry_infer() in a loop; --async (default): one thread per
+ * process keeping its share in flight with ferry_infer_async() and
+ * ferry_poll().  --request-rate-range: requests per second sent on a
+ * schedule (constant intervals or Poisson arrivals) whatever the
+ * completions do, by one async thread per process (up to 1024 in
+ * flight per process).
+ *
+ * Measurement.  Windows of -p ms (500); a level is stable when the last
+ * three windows' throughputs and mean latencies are each within -s
+ * percent (10) of their mean, as perf_analyzer's rule; at most -r
+ * windows (10), else it is reported as unstable.  The reported figures
+ * are those of the last three windows together: throughput (inferences
+ * per second), p50 / p90 / p95 / p99 and mean client latency, and the
+ * server-side breakdown per request (queue, compute input, compute
+ * infer, compute output) from deltas of ferry_model_statistics.
+ *
+ * The parent never links a session itself: the clients and a statistics
+ * reader are child processes (gRPC does not survive fork()).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ferry/ferry.h>
+
+#include "bench/bench_util.h"
+
+#define SEC 1000000000LL
+#define MAXSLOTS 512		/* client threads (sync) or processes (async) */
+#define RING (1u << 17)		/* latencies kept per slot between two reads */
+#define MAXINFLIGHT 1024
+
+struct ring {
+	_Atomic uint64_t n;	/* completions written */
+	_Atomic uint64_t errors;
+	uint64_t lat[RING];	/* ns, at n % RING */
+};
+
+struct ctl {
+	atomic_int ready, stop, go;
+	char err[256];
+	/* the statistics reader's answer */
+	uint64_t success, inferences, queue_ns, cin_ns, cinf_ns, cout_ns, execs;
+};
+
+static struct {
+	const char *urls[8];
+	int nurls;
+	const char *model, *csv, *ferryd, *models, *backend_dir, *dist;
+	int batch, processes, sync, window_ms, max_windows, rate_mode;
+	double stability;
+	double start, end, step;
+} opt = {
+	.model = "mlp", .batch = 1, .processes = 1, .window_ms = 500, .max_windows = 10,
+	.stability = 10, .start = 1, .end = 4, .step = 1, .dist = "constant",
+};
+
+static struct ctl *ctl;
+static struct ring *rings;
+static char tmpdir[256];
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "ferry-bench-load: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void record(struct ring *r, uint64_t ns)
+{
+	uint64_t n = atomic_load_explicit(&r->n, memory_order_relaxed);
+
+	r->lat[n % RING] = ns;
+	atomic_store_explicit(&r->n, n + 1, memory_order_release);
+}
+
+/* ------------------------------------------------------------------ */
+/* clients (child processes)                                            */
+
+static ferry_client *client_connect(const char *addr, ferry_model **m)
+{
+	ferry_options o = { .struct_size = sizeof(o), .client_name = "ferry-bench-load",
+			    .queue_depth = MAXINFLIGHT, .wait = FERRY_WAIT_DEFAULT };
+	ferry_client *c;
+
+	if (ferry_connect(&c, addr, &o))
+		die("connect %s: %s", addr, ferry_last_error());
+	if (ferry_model_get(c, opt.model, FERRY_LATEST, m))
+		die("model %s: %s", opt.model, ferry_last_error());
+	return c;
+}
+
+static ferry_request *make_request(ferry_model *m, unsigned seed)
+{
+	ferry_request *r;
+	int batched = ferry_model_max_batch_size(m) > 0;
+
+	if (ferry_request_new(m, &r))
+		die("request: %s", ferry_last_error());
+	for (int i = 0; i < ferry_model_ninputs(m); i++) {
+		const char *name;
+		const int64_t *dims;
+		ferry_dtype dt;
+		int nd, k = 0;
+		int64_t d[FERRY_MAX_DIMS];
+		size_t n = 1, es;
+		unsigned char *p;
+
+		ferry_model_input(m, i, &name, &dt, &dims, &nd);
+		if (batched)
+			d[k++] = opt.batch;
+		for (int j = 0; j < nd && k < FERRY_MAX_DIMS; j++)
+			d[k++] = dims[j] < 0 ? 1 : dims[j];
+		for (int j = 0; j < k; j++)
+			n *= (size_t)d[j];
+		if (!(es = ferry_dtype_size(dt)))
+			die("input %s: BYTES inputs are not generated", name);
+		if (ferry_request_input(r, name, dt, d, k, (void **)&p))
+			die("input %s: %s", name, ferry_last_error());
+		if (dt == FERRY_TYPE_FP32) {
+			float *f = (float *)p;
+
+			for (size_t j = 0; j < n; j++)
+				f[j] = (float)((rand_r(&seed) % 2000) - 1000) / 1000.0f;
+		} else {
+			for (size_t j = 0; j < n * es; j++)
+				p[j] = (unsigned char)(rand_r(&seed) & 0x3f);
+		}
+	}
+	return r;
+}
+
+static void wait_go(void)
+{
+	atomic_fetch_add(&ctl->ready, 1);
+	while (!atomic_load(&ctl->go))
+		usleep(200);
+}
+
+struct sync_arg {
+	const char *addr;
+	ferry_client *c;
+	ferry_model *m;
+	int slot;
+};
+
+static void *sync_thread(void *p)
+{
+	struct sync_arg *a = p;
+	ferry_request *r = make_request(a->m, (unsigned)a->slot + 1);
+	struct ring *ring = &rings[a->slot];
+
+	wait_go();
+	while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
+		uint64_t t0 = now_ns();
+
+		if (ferry_infer(a->c, r, 30 * SEC))
+			atomic_fetch_add(&ring->errors, 1);
+		else
+			record(ring, now_ns() - t0);
+		ferry_request_reset(r);
+	}
+	ferry_request_free(r);
+	return NULL;
+}
+
+/* one process's share of a synchronous concurrency level */
+static void run_sync(const char *addr, int first_slot, int n)
+{
+	pthread_t th[MAXSLOTS];
+	struct sync_arg a[MAXSLOTS];
+	ferry_model *m;
+	ferry_client *c = client_connect(addr, &m);
+
+	for (int i = 0; i < n; i++) {
+		a[i] = (struct sync_arg){ addr, c, m, first_slot + i };
+		if (pthread_create(&th[i], NULL, sync_thread, &a[i]))
+			die("pthread_create");
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	ferry_close(c);
+}
+
+struct aslot {
+	ferry_request *r;
+	uint64_t t0;
+	int busy;
+	struct ring *ring;
+};
+
+static void on_done(ferry_request *r, int status, void *arg)
+{
+	struct aslot *s = arg;
+
+	(void)r;
+	if (status)
+		atomic_fetch_add(&s->ring->errors, 1);
+	else
+		record(s->ring, now_ns() - s->t0);
+	s->busy = 0;
+}
+
+static void submit(ferry_client *c, struct aslot *s)
+{
+	ferry_request_reset(s->r);
+	s->busy = 1;
+	s->t0 = now_ns();
+	if (ferry_infer_async(c, s->r, on_done, s)) {
+		s->busy = 0;
+		atomic_fetch_add(&s->ring->errors, 1);
+	}
+}
+
+/* a poll that timed out is no failure */
+static void poll_ok(int rc)
+{
+	if (rc < 0 && rc != FERRY_ETIMEDOUT)
+		die("poll: %s", ferry_last_error());
+}
+
+/* Pick the next arrival after t: constant or exponential gaps. */
+static uint64_t next_arrival(uint64_t t, double rate, unsigned *seed)
+{
+	double gap = 1.0 / rate;
+
+	if (!strcmp(opt.dist, "poisson"))
+		gap = -log(((double)rand_r(seed) + 1.0) / ((double)RAND_MAX + 2.0)) / rate;
+	return t + (uint64_t)(gap * 1e9);
+}
+
+/* one process, one thread: n requests in flight, or rate requests/s */
+static void run_async(const char *addr, int slot, int n, double rate)
+{
+	static struct aslot s[MAXINFLIGHT];
+	ferry_model *m;
+	ferry_client *c = client_connect(addr, &m);
+	unsigned seed = (unsigned)slot * 7919u + 1;
+	int k = rate > 0 ? MAXINFLIGHT : n;
+
+	for (int i = 0; i < k; i++)
+		s[i] = (struct aslot){ make_request(m, (unsigned)(slot * 1000 + i + 1)), 0, 0,
+				       &rings[slot] };
+	wait_go();
+	if (rate <= 0) {
+		for (int i = 0; i < n; i++)
+			submit(c, &s[i]);
+		while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
+			poll_ok(ferry_poll(c, 1, SEC / 10));
+			for (int i = 0; i < n; i++)
+				if (!s[i].busy)
+					submit(c, &s[i]);
+		}
+	} else {
+		uint64_t next = next_arrival(now_ns(), rate, &seed);
+		int free_hint = 0;
+
+		while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
+			uint64_t t = now_ns();
+
+			if (t < next) {
+				poll_ok(ferry_poll(c, 1, (int64_t)(next - t)));
+				continue;
+			}
+			next = next_arrival(next, rate, &seed);
+			for (int i = 0; i < k; i++) {
+				int j = (free_hint + i) % k;
+
+				if (!s[j].busy) {
+					submit(c, &s[j]);
+					free_hint = j + 1;
+					break;
+				}
+			}
+			/* all busy: the arrival is dropped (counted nowhere) */
+			ferry_poll(c, 0, 0);
+		}
+	}
+	/* drain */
+	for (int i = 0; i < k; i++)
+		while (s[i].busy)
+			if (ferry_poll(c, 1, SEC) < 0)
+				break;
+	ferry_close(c);
+}
+
+/* the statistics reader: one line on `in`, the model's totals into ctl */
+static void stats_cb(void *arg, const ferry_model_stats *s)
+{
+	(void)arg;
+	ctl->success += s->success;
+	ctl->inferences += s->inference_count;
+	ctl->execs += s->execution_count;
+	ctl->queue_ns += s->queue_ns;
+	ctl->cin_ns += s->compute_input_ns;
+	ctl->cinf_ns += s->compute_infer_ns;
+	ctl->cout_ns += s->compute_output_ns;
+}
+
+static void stats_proc(const char *addr, int in, int out)
+{
+	ferry_client *c;
+	char ch;
+
+	if (ferry_connect(&c, addr, NULL))
+		die("stats connect %s: %s", addr, ferry_last_error());
+	while (read(in, &ch, 1) == 1) {
+		ctl->success = ctl->inferences = ctl->execs = 0;
+		ctl->queue_ns = ctl->cin_ns = ctl->cinf_ns = ctl->cout_ns = 0;
+		if (ferry_model_statistics(c, opt.model, FERRY_LATEST, stats_cb, NULL) < 0)
+			ch = 'e';
+		if (write(out, &ch, 1) != 1)
+			break;
+	}
+	ferry_close(c);
+	_exit(0);
+}
+
+/* ------------------------------------------------------------------ */
+/* the parent                                                           */
+
+struct sstat {
+	uint64_t success, inferences, execs, queue_ns, cin_ns, cinf_ns, cout_ns;
+};
+
+static int st_in = -1, st_out = -1;
+static pid_t st_pid;
+
+static void stats_start(const char *addr)
+{
+	int a[2], b[2];
+
+	if (pipe(a) || pipe(b))
+		die("pipe");
+	st_pid = fork();
+	if (st_pid == 0) {
+		close(a[1]);
+		close(b[0]);
+		stats_proc(addr, a[0], b[1]);
+	}
+	close(a[0]);
+	close(b[1]);
+	st_in = a[1];
+	st_out = b[0];
+}
+
+static void stats_stop(void)
+{
+	close(st_in);
+	close(st_out);
+	waitpid(st_pid, NULL, 0);
+}
+
+static struct sstat stats_read(void)
+{
+	struct sstat s = { 0 };
+	char ch = 'r';
+
+	if (write(st_in, &ch, 1) != 1 || read(st_out, &ch, 1) != 1 || ch == 'e')
+		return s;
+	s = (struct sstat){ ctl->success, ctl->inferences, ctl->execs, ctl->queue_ns,
+			    ctl->cin_ns, ctl->cinf_ns, ctl->cout_ns };
+	return s;
+}
+
+struct result {
+	double level, thr, p50, p90, p95, p99, mean;
+	double q_us, cin_us, cinf_us, cout_us, batch;
+	uint64_t errors;
+	int windows, stable;
+};
+
+struct window {
+	double thr, mean;
+	uint64_t *lat;
+	size_t n;
+	struct sstat st;
+};
+
+static int within(const struct window *w, int k, double pct)
+{
+	double tm = 0, lm = 0;
+
+	for (int i = k - 3; i < k; i++) {
+		tm += w[i].thr / 3;
+		lm += w[i].mean / 3;
+	}
+	for (int i = k - 3; i < k; i++)
+		if (fabs(w[i].thr - tm) > tm * pct / 100 || fabs(w[i].mean - lm) > lm * pct / 100)
+			return 0;
+	return 1;
+}
+
+static struct result measure(const char *tname, const char *addr, double level)
+{
+	struct window w[64];
+	struct result res = { .level = level };
+	uint64_t last[MAXSLOTS] = { 0 }, end[MAXSLOTS], err1 = 0;
+	pid_t pids[MAXSLOTS];
+	int nslots, nprocs = opt.processes, k;
+	struct sstat s0;
+	double t0;
+
+	memset(ctl, 0, offsetof(struct ctl, success));
+	/* spread the level over the processes: sync runs one thread (and
+	 * ring) per request in flight, async and rate one per process */
+	if (!opt.rate_mode && nprocs > (int)level)
+		nprocs = (int)level;
+	nslots = opt.sync && !opt.rate_mode ? (int)level : nprocs;
+	if (nslots > MAXSLOTS)
+		die("too many clients (%d > %d)", nslots, MAXSLOTS);
+	for (int i = 0; i < nslots; i++)
+		atomic_store(&rings[i].n, 0), atomic_store(&rings[i].errors, 0);
+	for (int p = 0, slot = 0; p < nprocs; p++) {
+		/* process p's share: level / nprocs, the rest to the first ones */
+		int share = (int)level / nprocs + (p < (int)level % nprocs);
+		double rate = level / nprocs;
+
+		pids[p] = fork();
+		if (pids[p] < 0)
+			die("fork");
+		if (pids[p] == 0) {
+			if (opt.rate_mode)
+				run_async(addr, p, 0, rate);
+			else if (opt.sync)
+				run_sync(addr, slot, share);
+			else
+				run_async(addr, p, share, 0);
+			_exit(0);
+		}
+		slot += opt.sync && !opt.rate_mode ? share : 1;
+	}
+	while (atomic_load(&ctl->ready) < nslots) {
+		for (int p = 0; p < nprocs; p++)
+			if (waitpid(pids[p], NULL, WNOHANG) == pids[p])
+				die("a client exited during set-up");
+		usleep(1000);
+	}
+	atomic_store(&ctl->go, 1);
+	s0 = stats_read();
+	t0 = bu_now();
+	for (k = 0; k < opt.max_windows && k < 64; k++) {
+		size_t cap = 0, n = 0;
+		double t1;
+
+		usleep((useconds_t)opt.window_ms * 1000);
+		t1 = bu_now();
+		w[k].st = stats_read();
+		/* one snapshot of each ring's count: it moves while we copy */
+		for (int i = 0; i < nslots; i++) {
+			end[i] = atomic_load_explicit(&rings[i].n, memory_order_acquire);
+			cap += end[i] - last[i];
+		}
+		w[k].lat = malloc((cap + 1) * sizeof(uint64_t));
+		for (int i = 0; i < nslots; i++) {
+			uint64_t e = end[i];
+			uint64_t b = last[i];
+
+			if (e - b > RING)
+				b = e - RING;
+			for (uint64_t j = b; j < e; j++)
+				w[k].lat[n++] = rings[i].lat[j % RING];
+			last[i] = e;
+		}
+		w[k].n = n;
+		w[k].thr = (double)n * opt.batch / (t1 - t0);
+		{
+			double s = 0;
+
+			for (size_t j = 0; j < n; j++)
+				s += (double)w[k].lat[j];
+			w[k].mean = n ? s / (double)n : 0;
+		}
+		t0 = t1;
+		fprintf(stderr, "%s[%s %s %g] window %d: %.0f infer/s, mean %.1f us   %s",
+			isatty(2) ? "\r" : "", tname, opt.rate_mode ? "rate" : "concurrency",
+			level, k + 1, w[k].thr, w[k].mean / 1e3, isatty(2) ? "" : "\n");
+		if (k >= 2 && within(w, k + 1, opt.stability)) {
+			k++;
+			res.stable = 1;
+			break;
+		}
+	}
+	atomic_store(&ctl->stop, 1);
+	for (int i = 0; i < nslots; i++)
+		err1 += atomic_load(&rings[i].errors);
+	for (int p = 0; p < nprocs; p++)
+		waitpid(pids[p], NULL, 0);
+	res.windows = k;
+	res.errors = err1;
+	/* the last three windows together */
+	{
+		int a = k >= 3 ? k - 3 : 0;
+		size_t n = 0;
+		uint64_t *all;
+		double thr = 0, sum = 0;
+		struct sstat sa = a ? w[a - 1].st : s0, sb = w[k - 1].st;
+		double reqs;
+
+		for (int i = a; i < k; i++)
+			n += w[i].n;
+		all = malloc((n + 1) * sizeof(uint64_t));
+		n = 0;
+		for (int i = a; i < k; i++) {
+			memcpy(all + n, w[i].lat, w[i].n * sizeof(uint64_t));
+			n += w[i].n;
+			thr += w[i].thr / (k - a);
+		}
+		for (size_t j = 0; j < n; j++)
+			sum += (double)all[j];
+		res.thr = thr;
+		res.mean = n ? sum / (double)n / 1e3 : 0;
+		res.p50 = bu_pct(all, n, 0.50) / 1e3;
+		res.p90 = bu_pct(all, n, 0.90) / 1e3;
+		res.p95 = bu_pct(all, n, 0.95) / 1e3;
+		res.p99 = bu_pct(all, n, 0.99) / 1e3;
+		reqs = (double)(sb.success - sa.success);
+		if (reqs > 0) {
+			res.q_us = (double)(sb.queue_ns - sa.queue_ns) / reqs / 1e3;
+			res.cin_us = (double)(sb.cin_ns - sa.cin_ns) / reqs / 1e3;
+			res.cinf_us = (double)(sb.cinf_ns - sa.cinf_ns) / reqs / 1e3;
+			res.cout_us = (double)(sb.cout_ns - sa.cout_ns) / reqs / 1e3;
+			if (sb.execs > sa.execs)
+				res.batch = (double)(sb.inferences - sa.inferences) /
+					    (double)(sb.execs - sa.execs);
+		}
+		free(all);
+	}
+	for (int i = 0; i < k; i++)
+		free(w[i].lat);
+	if (isatty(2))
+		fprintf(stderr, "\r%100s\r", "");
+	return res;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void write_repo(const char *repo)
+{
+	char path[PATH_MAX + 64], cmd[4 * PATH_MAX], mdir[PATH_MAX];
+	const char *src = getenv("FERRY_TOP_SRCDIR");
+	FILE *f;
+
+	if (!src)
+		src = FERRY_SRCDIR;
+	if (!opt.models) {
+		snprintf(mdir, sizeof(mdir), "%s/models", tmpdir);
+		snprintf(cmd, sizeof(cmd), "'%s/.venv/bin/python' '%s/tests/onnx/gen_models.py' "
+			 "'%s' >/dev/null", src, src, mdir);
+		if (system(cmd))
+			die("generating the models failed (%s); pass --models DIR", cmd);
+		opt.models = strdup(mdir);
+	}
+	snprintf(path, sizeof(path), "%s/mlp/1", repo);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/mlp.onnx' '%s/model.onnx'", path,
+		 opt.models, path);
+	if (system(cmd))
+		die("%s failed", cmd);
+	snprintf(path, sizeof(path), "%s/mlp/config.pbtxt", repo);
+	if (!(f = fopen(path, "w")) ||
+	    fputs("platform: \"onnxruntime_onnx\"\nmax_batch_size: 256\n"
+		  "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 16 ] } ]\n"
+		  "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ 5 ] } ]\n"
+		  "instance_group [ { count: 1 kind: KIND_CPU } ]\n"
+		  "dynamic_batching { max_queue_delay_microseconds: 0 }\n", f) < 0 ||
+	    fclose(f))
+		die("cannot write %s", path);
+}
+
+static void parse_range(const char *s)
+{
+	double a, b = -1, c = 1;
+	int n = sscanf(s, "%lf:%lf:%lf", &a, &b, &c);
+
+	if (n < 1 || a <= 0)
+		die("bad range %s (START[:END[:STEP]])", s);
+	opt.start = a;
+	opt.end = n >= 2 ? b : a;
+	opt.step = n >= 3 ? c : 1;
+	if (opt.end < opt.start || opt.step <= 0)
+		die("bad range %s", s);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: ferry-bench-load [-u ADDR]... [-m MODEL] [-b BATCH]\n"
+		"         [--concurrency-range START:END:STEP] [--request-rate-range START:END:STEP]\n"
+		"         [--request-distribution constant|poisson] [--sync|--async]\n"
+		"         [--processes N] [-p WINDOW_MS] [-s STABILITY_PCT] [-r MAX_WINDOWS]\n"
+		"         [-f FILE.csv] [--ferryd PATH] [--models DIR] [--backend-dir DIR]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "model", required_argument, NULL, 'm' },
+		{ "batch-size", required_argument, NULL, 'b' },
+		{ "concurrency-range", required_argument, NULL, 'C' },
+		{ "request-rate-range", required_argument, NULL, 'R' },
+		{ "request-distribution", required_argument, NULL, 'D' },
+		{ "sync", no_argument, NULL, 'S' },
+		{ "async", no_argument, NULL, 'A' },
+		{ "processes", required_argument, NULL, 'P' },
+		{ "measurement-interval", required_argument, NULL, 'p' },
+		{ "stability-percentage", required_argument, NULL, 's' },
+		{ "max-trials", required_argument, NULL, 'r' },
+		{ "ferryd", required_argument, NULL, 'F' },
+		{ "models", required_argument, NULL, 'M' },
+		{ "backend-dir", required_argument, NULL, 'B' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char addr_shm[600], addr_grpc[64], ferryd[PATH_MAX + 32], bdir[PATH_MAX + 32];
+	const char *names[8];
+	FILE *csv = NULL;
+	pid_t broker = 0;
+	int ch, nlev = 0;
+	char cmd[400];
+
+	while ((ch = getopt_long(argc, argv, "u:m:b:p:s:r:f:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'u':
+			if (opt.nurls < 8)
+				opt.urls[opt.nurls++] = optarg;
+			break;
+		case 'm': opt.model = optarg; break;
+		case 'b': opt.batch = atoi(optarg); break;
+		case 'C': parse_range(optarg); opt.rate_mode = 0; break;
+		case 'R': parse_range(optarg); opt.rate_mode = 1; break;
+		case 'D': opt.dist = optarg; break;
+		case 'S': opt.sync = 1; break;
+		case 'A': opt.sync = 0; break;
+		case 'P': opt.processes = atoi(optarg); break;
+		case 'p': opt.window_ms = atoi(optarg); break;
+		case 's': opt.stability = atof(optarg); break;
+		case 'r': opt.max_windows = atoi(optarg); break;
+		case 'f': opt.csv = optarg; break;
+		case 'F': opt.ferryd = optarg; break;
+		case 'M': opt.models = optarg; break;
+		case 'B': opt.backend_dir = optarg; break;
+		default: usage();
+		}
+	}
+	if (optind != argc || opt.batch < 1 || opt.processes < 1 || opt.processes > MAXSLOTS ||
+	    opt.window_ms < 10 || opt.max_windows < 3 || opt.max_windows > 64 ||
+	    (strcmp(opt.dist, "constant") && strcmp(opt.dist, "poisson")))
+		usage();
+	signal(SIGPIPE, SIG_IGN);
+	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	rings = mmap(NULL, sizeof(struct ring) * MAXSLOTS, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ctl == MAP_FAILED || rings == MAP_FAILED)
+		die("mmap");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-load-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		die("mkdtemp");
+	if (!opt.nurls) {
+		char repo[PATH_MAX], logf[PATH_MAX];
+		static char port[16];
+		const char *build = bu_build_dir();
+
+		if (!opt.ferryd) {
+			snprintf(ferryd, sizeof(ferryd), "%s/broker/ferryd", build);
+			opt.ferryd = ferryd;
+		}
+		if (!opt.backend_dir) {
+			snprintf(bdir, sizeof(bdir), "%s/tests/onnx/.libs", build);
+			opt.backend_dir = bdir;
+		}
+		snprintf(repo, sizeof(repo), "%s/repo", tmpdir);
+		write_repo(repo);
+		snprintf(addr_shm, sizeof(addr_shm), "%s/ferryd.sock", tmpdir);
+		snprintf(logf, sizeof(logf), "%s/ferryd.log", tmpdir);
+		snprintf(port, sizeof(port), "%d", bu_free_port());
+		snprintf(addr_grpc, sizeof(addr_grpc), "grpc://127.0.0.1:%s", port);
+		const char *av[] = { "--model-repository", repo, "--backend-directory",
+				     opt.backend_dir, "--log-level", "warn", "--grpc-port", port,
+				     "--metrics-port", "0", NULL };
+		broker = bu_ferryd_start(opt.ferryd, addr_shm, logf, av);
+		opt.urls[opt.nurls++] = addr_shm;
+		opt.urls[opt.nurls++] = addr_grpc;
+		opt.model = "mlp";
+	}
+	for (int i = 0; i < opt.nurls; i++)
+		names[i] = strncmp(opt.urls[i], "grpc://", 7) ? "shm" : "grpc";
+	if (opt.csv && !(csv = fopen(opt.csv, "w")))
+		die("cannot write %s", opt.csv);
+	if (csv)
+		fprintf(csv, "transport,%s,infer_per_s,p50_us,p90_us,p95_us,p99_us,mean_us,"
+			"queue_us,compute_input_us,compute_infer_us,compute_output_us,"
+			"rows_per_exec,windows,stable,errors\n",
+			opt.rate_mode ? "request_rate" : "concurrency");
+	printf("ferry-bench-load: model %s, batch %d, %s%s, %d process(es), windows of %d ms, "
+	       "stable when the last 3 are within %.0f%%\n", opt.model, opt.batch,
+	       opt.rate_mode ? "request rate, " : (opt.sync ? "sync" : "async"),
+	       opt.rate_mode ? opt.dist : "", opt.processes, opt.window_ms, opt.stability);
+	printf("%-5s %8s %11s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %6s %s\n", "xport",
+	       opt.rate_mode ? "rate" : "conc", "infer/s", "p50 us", "p90 us", "p95 us",
+	       "p99 us", "mean us", "queue", "c-in", "c-infer", "c-out", "rows/x", "");
+	fflush(stdout);
+	for (int u = 0; u < opt.nurls; u++) {
+		stats_start(opt.urls[u]);
+		for (double lv = opt.start; lv <= opt.end + 1e-9; lv += opt.step) {
+			struct result r = measure(names[u], opt.urls[u], lv);
+
+			printf("%-5s %8g %11.0f %9.1f %9.1f %9.1f %9.1f %9.1f | %8.1f %8.1f %8.1f "
+			       "%8.1f %6.1f %s\n", names[u], lv, r.thr, r.p50, r.p90, r.p95, r.p99,
+			       r.mean, r.q_us, r.cin_us, r.cinf_us, r.cout_us, r.batch,
+			       r.stable ? "" : "(unstable)");
+			if (r.errors)
+				printf("      %llu errors\n", (unsigned long long)r.errors);
+			fflush(stdout);
+			if (csv)
+				fprintf(csv, "%s,%g,%.1f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
+					"%.2f,%.2f,%d,%d,%llu\n", names[u], lv, r.thr, r.p50, r.p90,
+					r.p95, r.p99, r.mean, r.q_us, r.cin_us, r.cinf_us, r.cout_us,
+					r.batch, r.windows, r.stable, (unsigned long long)r.errors);
+			nlev++;
+		}
+		stats_stop();
+	}
+	printf("(latency: client-side, per request; queue / c-in / c-infer / c-out: ferryd's "
+	       "statistics per request, us; rows/x: rows per model execution)\n");
+	if (csv)
+		fclose(csv);
+	if (broker)
+		bu_ferryd_stop(broker);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	(void)!system(cmd);
+	return nlev ? 0 : 1;
+}

@@ -23,9 +23,14 @@
  *   broker-shm   jobs infer through ferryd over libferry shared memory
  *   broker-grpc  the same through grpc://127.0.0.1:PORT
  *
- * ferryd serves the MLP with K KIND_CPU instances (default 1) and, unless
- * D < 0, dynamic batching with max_queue_delay_microseconds D (default 0:
- * what is queued when an instance frees is batched, nothing waits).
+ * ferryd serves the MLP with K KIND_CPU instances (default 1: the jobs
+ * already fill the cores) and, when D >= 0, dynamic batching with
+ * max_queue_delay_microseconds D.  The default is no dynamic batching
+ * (D = -1): an event's 64 rows already amortise the executor's per-call
+ * cost, and measured with D = 0 the batcher merged only ~1.4 requests per
+ * execution while the compute per request rose (see BENCHMARKS.md).
+ * ferryd waits with --wait block by default: spin and hybrid take CPU
+ * from the saturating jobs.
  *
  * Printed: events/s per mode (mean and half-range of the R runs), the
  * ratio to direct (mean and half-range of the per-repetition ratios, each
@@ -73,8 +78,8 @@ static struct {
 	const char *models, *ferryd, *backend_dir, *csv, *fwait, *cwait;
 	int modes[NMODES];
 } opt = {
-	.batch = 16, .reps = 3, .instances = 1, .delay_us = 0, .spin_us = -1,
-	.work_us = 200, .seconds = 3, .fwait = "block", .cwait = "block",
+	.batch = 64, .reps = 3, .instances = 1, .delay_us = -1, .spin_us = -1,
+	.work_us = 100, .seconds = 3, .fwait = "block", .cwait = "block",
 };
 
 /* shared between the parent and the jobs */

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Plots of ferry's benchmark CSVs (written by scripts/bench-all.sh).
+
+    plot.py DIR
+
+Reads DIR/load.csv (ferry-bench-load), DIR/saturate.csv
+(ferry-bench-saturate) and DIR/grpc.csv (ferry-grpc-bench) where present
+and writes next to them:
+  load_throughput.png  inferences/s against concurrency, per transport
+  load_latency.png     p50 / p90 / p95 / p99 against concurrency, per transport
+  grpc_latency.png     p50 / p99 round trip per transport (ferry-grpc-bench)
+  saturate.png         events/s per saturate mode, mean and range
+"""
+import csv
+import os
+import sys
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def load_plots(d):
+    p = os.path.join(d, "load.csv")
+    if not os.path.exists(p):
+        return
+    r = rows(p)
+    key = "concurrency" if "concurrency" in r[0] else "request_rate"
+    xports = sorted({x["transport"] for x in r}, key=lambda t: t != "shm")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in xports:
+        s = [x for x in r if x["transport"] == t]
+        ax.plot([float(x[key]) for x in s], [float(x["infer_per_s"]) for x in s],
+                "o-", label=t)
+    ax.set_xlabel(key)
+    ax.set_ylabel("inferences / s")
+    ax.set_yscale("log")
+    ax.set_title("ferry-bench-load: MLP, batch 1, async clients")
+    ax.grid(alpha=.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(d, "load_throughput.png"), dpi=110)
+
+    fig, axs = plt.subplots(1, len(xports), figsize=(5 * len(xports), 4),
+                            sharey=True, squeeze=False)
+    for ax, t in zip(axs[0], xports):
+        s = [x for x in r if x["transport"] == t]
+        xs = [float(x[key]) for x in s]
+        for q in ("p50", "p90", "p95", "p99"):
+            ax.plot(xs, [float(x[q + "_us"]) for x in s], "o-", label=q)
+        ax.set_title(t)
+        ax.set_xlabel(key)
+        ax.set_yscale("log")
+        ax.grid(alpha=.3)
+    axs[0][0].set_ylabel("client latency (us)")
+    axs[0][0].legend()
+    fig.suptitle("ferry-bench-load: latency percentiles per transport")
+    fig.tight_layout()
+    fig.savefig(os.path.join(d, "load_latency.png"), dpi=110)
+
+
+def grpc_plot(d):
+    p = os.path.join(d, "grpc.csv")
+    if not os.path.exists(p):
+        return
+    r = rows(p)
+    sizes = sorted({int(x["bytes"]) for x in r})
+    modes = list(dict.fromkeys(x["mode"] for x in r))
+    fig, axs = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False)
+    for ax, b in zip(axs[0], sizes):
+        s = {x["mode"]: x for x in r if int(x["bytes"]) == b}
+        xs = range(len(modes))
+        ax.bar([i - .2 for i in xs], [float(s[m]["p50_ns"]) / 1e3 for m in modes], .4,
+               label="p50")
+        ax.bar([i + .2 for i in xs], [float(s[m]["p99_ns"]) / 1e3 for m in modes], .4,
+               label="p99")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(modes)
+        ax.set_yscale("log")
+        ax.set_title("identity, %d KiB" % (b // 1024))
+        ax.set_ylabel("round trip (us)")
+        ax.grid(alpha=.3, axis="y")
+    axs[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(d, "grpc_latency.png"), dpi=110)
+
+
+def saturate_plot(d):
+    p = os.path.join(d, "saturate.csv")
+    if not os.path.exists(p):
+        return
+    r = rows(p)
+    means = [x for x in r if x["kind"] == "mean"]
+    runs = [x for x in r if x["kind"] == "run"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    names = [x["mode"] for x in means]
+    for i, m in enumerate(means):
+        ev = [float(x["events_s"]) for x in runs if x["mode"] == m["mode"]]
+        ax.bar(i, float(m["events_s"]), .6, color="C%d" % i, alpha=.7)
+        ax.plot([i] * len(ev), ev, "k.", ms=6)
+        ax.text(i, float(m["events_s"]) * 1.02, "%.3f" % float(m["ratio"]),
+                ha="center", va="bottom")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names)
+    ax.set_ylabel("events / s (all jobs)")
+    ax.set_title("ferry-bench-saturate: bars = mean, dots = runs,\n"
+                 "labels = ratio to direct")
+    ax.grid(alpha=.3, axis="y")
+    ax.set_ylim(0, max(float(x["events_s"]) for x in runs) * 1.15)
+    fig.tight_layout()
+    fig.savefig(os.path.join(d, "saturate.png"), dpi=110)
+
+
+def main():
+    d = sys.argv[1] if len(sys.argv) > 1 else "bench/out"
+    load_plots(d)
+    grpc_plot(d)
+    saturate_plot(d)
+
+
+if __name__ == "__main__":
+    main()

@@ -73,7 +73,7 @@ static const char *const MODE_NAME[NMODES] = {
 };
 
 static struct {
-	int jobs, batch, reps, instances, delay_us, spin_us;
+	int jobs, batch, reps, instances, delay_us, spin_us, inline_run;
 	double work_us, seconds;
 	const char *models, *ferryd, *backend_dir, *csv, *fwait, *cwait;
 	int modes[NMODES];
@@ -310,8 +310,9 @@ static void write_repo(void)
 		 "platform: \"onnxruntime_onnx\"\nmax_batch_size: %d\n"
 		 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
 		 "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
-		 "instance_group [ { count: %d kind: KIND_CPU } ]\n%s",
-		 opt.batch * opt.jobs, IN_ROW, OUT_ROW, opt.instances, db);
+		 "instance_group [ { count: %d kind: KIND_CPU } ]\n%s%s",
+		 opt.batch * opt.jobs, IN_ROW, OUT_ROW, opt.instances, db,
+		 opt.inline_run ? "parameters [ { key: \"ferry_inline\" value: { string_value: \"true\" } } ]\n" : "");
 	snprintf(path, sizeof(path), "%s/repo/mlp/config.pbtxt", tmpdir);
 	if (!(f = fopen(path, "w")) || fputs(cfg, f) < 0 || fclose(f))
 		die("cannot write %s", path);
@@ -495,6 +496,7 @@ static void usage(void)
 		"usage: ferry-bench-saturate [--jobs N] [--work-us W] [--batch B] [--seconds S]\n"
 		"         [--reps R] [--modes direct,broker-idle,broker-shm,broker-grpc]\n"
 		"         [--instances K] [--delay-us D (-1: no dynamic batching)]\n"
+		"         [--inline (ferryd runs the model on its polling thread)]\n"
 		"         [--ferryd-wait spin|hybrid|block] [--spin-us N]\n"
 		"         [--client-wait spin|hybrid|block] [--models DIR] [--ferryd PATH]\n"
 		"         [--backend-dir DIR] [--csv FILE]\n");
@@ -542,6 +544,7 @@ int main(int argc, char **argv)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "modes", required_argument, NULL, 'M' },
 		{ "instances", required_argument, NULL, 'i' },
+		{ "inline", no_argument, NULL, 'I' },
 		{ "delay-us", required_argument, NULL, 'd' },
 		{ "ferryd-wait", required_argument, NULL, 'W' },
 		{ "spin-us", required_argument, NULL, 'S' },
@@ -572,6 +575,7 @@ int main(int argc, char **argv)
 		case 'r': opt.reps = atoi(optarg); break;
 		case 'M': parse_modes(optarg); break;
 		case 'i': opt.instances = atoi(optarg); break;
+		case 'I': opt.inline_run = 1; break;
 		case 'd': opt.delay_us = atoi(optarg); break;
 		case 'W': opt.fwait = optarg; break;
 		case 'S': opt.spin_us = atoi(optarg); break;

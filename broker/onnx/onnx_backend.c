@@ -40,6 +40,8 @@ struct onnx_model {
 	size_t *in_row;		/* per graph input: floats per row */
 	size_t *out_row;	/* per graph output: floats per row */
 	int graphs;		/* capture CUDA graphs */
+	int inline_run;		/* parameter ferry_inline: executed by the
+				 * broker's polling thread */
 	pthread_mutex_t lock;	/* guards gpu[] */
 	void *gpu[ONNX_MAX_DEV];	/* struct oxg_weights *, per device */
 };
@@ -288,6 +290,22 @@ static ferry_be_error *onnx_params(ferry_be_model *m, struct onnx_model *om)
 		if (n > 0)
 			ox_set_blas_threads((int)n);
 	}
+	/*
+	 * ferry_inline: "true" runs the model on the broker's polling thread
+	 * (the light-backend path) instead of instance threads.  For small
+	 * CPU models this saves the two thread wake-ups per request that
+	 * cost more than the model itself; the polling thread is busy for
+	 * the length of each execution, so keep it to models of tens of
+	 * microseconds.
+	 */
+	v = ferry_be_model_parameter_by_name(m, "ferry_inline");
+	if (v) {
+		if (!strcmp(v, "true") || !strcmp(v, "1"))
+			om->inline_run = 1;
+		else if (strcmp(v, "false") && strcmp(v, "0"))
+			return ferry_be_error_new(FERRY_CONFIG, "parameter "
+						  "ferry_inline '%s': true or false", v);
+	}
 	om->graphs = 1;
 	v = ferry_be_model_parameter_by_name(m, "cuda_graphs");
 	if (v) {
@@ -336,6 +354,9 @@ static ferry_be_error *onnx_model_init(ferry_be_model *m)
 		goto fail;
 	}
 	if ((e = onnx_check_io(m, om)) || (e = onnx_params(m, om)))
+		goto fail;
+	if (om->inline_run &&
+	    (e = ferry_be_model_set_property(m, FERRY_BE_MODEL_PROP_LIGHT, 1)))
 		goto fail;
 	ferry_be_model_set_state(m, om);
 	return NULL;
@@ -451,7 +472,10 @@ static ferry_be_error *onnx_inst_init(ferry_be_instance *i)
 
 	if (!in)
 		return ferry_be_error_new(FERRY_ENOMEM, "out of memory");
-	if (ferry_be_instance_kind_of(i) == FERRY_BE_INSTANCE_GPU)
+	if (ferry_be_instance_kind_of(i) == FERRY_BE_INSTANCE_GPU && om->inline_run)
+		e = ferry_be_error_new(FERRY_CONFIG, "parameter ferry_inline runs the model "
+				       "on the polling thread: KIND_CPU instances only");
+	else if (ferry_be_instance_kind_of(i) == FERRY_BE_INSTANCE_GPU)
 		e = onnx_inst_gpu(i, om, in);
 	else
 		e = onnx_inst_cpu(i, om, in);

@@ -58,7 +58,11 @@ static const struct repo_model MODELS[] = {
 	  "instance_group [ { count: 2 kind: KIND_CPU } ]\n"
 	  "dynamic_batching { max_queue_delay_microseconds: 2000 "
 	  "preferred_batch_size: [ 8 ] }\n" },
-	/* max_batch_size 0: the batch is a fixed first dimension */
+	/* run by the polling thread (parameter ferry_inline) */
+	{ "mlp_inline", "mlp.onnx",
+	  MLP_CFG("platform: \"onnxruntime_onnx\"",
+		  "parameters [ { key: \"ferry_inline\" value: { string_value: \"true\" } } ]\n") },
+		/* max_batch_size 0: the batch is a fixed first dimension */
 	{ "mlp_fixed7", "mlp.onnx",
 	  "name: \"%s\"\nbackend: \"onnxruntime\"\nmax_batch_size: 0\n"
 	  "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 7, 16 ] } ]\n"
@@ -215,6 +219,7 @@ struct net {
 static const struct net MLP = { "mlp", "mlp", { 1, 16 }, 2, 16, 5 };
 static const struct net CONV1D = { "conv1d", "conv1d", { 1, 4, 32 }, 3, 128, 10 };
 static const struct net CONV2D = { "conv2d", "conv2d", { 1, 3, 16, 16 }, 4, 768, 10 };
+static const struct net MLP_INLINE = { "mlp_inline", "mlp", { 1, 16 }, 2, 16, 5 };
 
 static void net_batches(const struct net *n)
 {
@@ -234,6 +239,7 @@ static void net_batches(const struct net *n)
 Test(onnx_broker, mlp_batch_1_and_7) { net_batches(&MLP); }
 Test(onnx_broker, conv1d_batch_1_and_7) { net_batches(&CONV1D); }
 Test(onnx_broker, conv2d_batch_1_and_7) { net_batches(&CONV2D); }
+Test(onnx_broker, mlp_inline_batch_1_and_7) { net_batches(&MLP_INLINE); }
 
 Test(onnx_broker, fixed_batch_without_max_batch_size)
 {
@@ -366,6 +372,7 @@ static void concurrent(const struct net *n, int nclients, int rounds)
 }
 
 Test(onnx_broker, mlp_four_clients_batches_form) { concurrent(&MLP, 4, 30); }
+Test(onnx_broker, mlp_inline_four_clients) { concurrent(&MLP_INLINE, 4, 30); }
 Test(onnx_broker, conv2d_three_clients_batches_form) { concurrent(&CONV2D, 3, 8); }
 Test(onnx_broker, conv1d_three_clients_batches_form) { concurrent(&CONV1D, 3, 10); }
 

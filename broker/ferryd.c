@@ -92,6 +92,10 @@ static void usage(FILE *f)
 "      --grpc-max-message-bytes N  largest gRPC message (1 GiB); larger ones\n"
 "                               get RESOURCE_EXHAUSTED\n"
 "      --allow-client-shm       let gRPC clients register system shared memory\n"
+"      --grpc-tls-cert PEM, --grpc-tls-key PEM\n"
+"                               serve gRPC over TLS with this certificate chain\n"
+"      --grpc-tls-ca PEM        and require client certificates signed by this\n"
+"                               CA (mutual TLS)\n"
 "      --idle-exit SECONDS      exit after SECONDS with no client session (the\n"
 "                               private broker libferry starts; default 0: never)\n"
 "      --metrics-port N         Prometheus metrics and HTTP health (/metrics,\n"
@@ -155,7 +159,7 @@ enum {
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
-	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP,
+	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 };
 
 static int parse_options(int argc, char **argv, struct broker_options *o)
@@ -184,6 +188,9 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
 		{ "max-sessions-per-uid", required_argument, NULL, OPT_MAX_PER_UID },
 		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+		{ "grpc-tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "grpc-tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "grpc-tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
 		{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
 		{ "help", no_argument, NULL, 'h' },
@@ -315,6 +322,11 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			}
 			o->max_sessions_per_uid = (uint32_t)v;
 			break;
+		/* TLS asked for and not available is fatal, as an explicit
+		 * port is: never fall back to plaintext. */
+		case OPT_TLS_CERT: ferryd__grpc.tls_cert = optarg; ferryd__grpc_explicit = true; break;
+		case OPT_TLS_KEY: ferryd__grpc.tls_key = optarg; ferryd__grpc_explicit = true; break;
+		case OPT_TLS_CA: ferryd__grpc.tls_ca = optarg; ferryd__grpc_explicit = true; break;
 		case OPT_SOCKET_GROUP:
 			o->socket_group = optarg;
 			break;

@@ -1506,6 +1506,64 @@ static void *gs__thread(void *arg)
 /* ---------------------------------------------------------------------- */
 /* Start / stop                                                            */
 
+/* Read a whole PEM file (small: certificates and keys). */
+static char *gs__read_pem(const char *what, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		log_error("gRPC TLS: %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	char *buf = calloc(1, 1 << 20);
+	size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	if (!buf || n == 0 || !strstr(buf, "-----BEGIN")) {
+		log_error("gRPC TLS: %s %s: not a PEM file", what, path);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/*
+ * TLS with --grpc-tls-cert and --grpc-tls-key; with --grpc-tls-ca too,
+ * mutual TLS: a client without a certificate signed by that CA is refused
+ * during the handshake.
+ */
+static int gs__tls_credentials(const struct gs_options *o, grpc_server_credentials **out)
+{
+	if (!o->tls_cert || !o->tls_key) {
+		log_error("gRPC TLS needs both --grpc-tls-cert and --grpc-tls-key");
+		return FERRY_CONFIG;
+	}
+	char *cert = gs__read_pem("certificate", o->tls_cert);
+	char *key = cert ? gs__read_pem("key", o->tls_key) : NULL;
+	char *ca = key && o->tls_ca ? gs__read_pem("CA", o->tls_ca) : NULL;
+	if (!cert || !key || (o->tls_ca && !ca)) {
+		free(cert);
+		free(key);
+		free(ca);
+		return FERRY_CONFIG;
+	}
+	grpc_ssl_pem_key_cert_pair pair = { .private_key = key, .cert_chain = cert };
+	*out = grpc_ssl_server_credentials_create_ex(
+		ca, &pair, 1,
+		ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+		   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+		NULL);
+	/* gRPC copied what it needs. */
+	free(cert);
+	free(key);
+	free(ca);
+	if (!*out) {
+		log_error("gRPC TLS: the certificate or key was refused");
+		return FERRY_CONFIG;
+	}
+	log_info("gRPC: TLS on (%s)", o->tls_ca ? "mutual: clients need a certificate from "
+		 "--grpc-tls-ca" : "server certificate only");
+	return 0;
+}
+
 int gs_start(const struct gs_options *o)
 {
 	char addr[300];
@@ -1547,7 +1605,14 @@ int gs_start(const struct gs_options *o)
 		snprintf(addr, sizeof(addr), "[%s]:%d", host, o->port);
 	else
 		snprintf(addr, sizeof(addr), "%s:%d", host, o->port);
-	grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
+	grpc_server_credentials *cr = NULL;
+	if (o->tls_cert || o->tls_key || o->tls_ca) {
+		ret = gs__tls_credentials(o, &cr);
+		if (ret)
+			goto fail;
+	} else {
+		cr = grpc_insecure_server_credentials_create();
+	}
 	int port = grpc_server_add_http2_port(gs__s.server, addr, cr);
 	grpc_server_credentials_release(cr);
 	if (port <= 0) {

@@ -24,6 +24,10 @@ struct gs_options {
 	int threads;                    /* completion-queue threads; 0 = 4 */
 	int64_t max_message_bytes;      /* larger messages: RESOURCE_EXHAUSTED */
 	bool allow_client_shm;          /* system shared memory extension */
+	const char *tls_cert;           /* PEM server certificate chain: TLS on */
+	const char *tls_key;            /* PEM private key of tls_cert */
+	const char *tls_ca;             /* PEM CA: clients must present a
+					 * certificate it signed (mutual TLS) */
 };
 
 /* Bind and start serving.  0, or a negative ferry code (FERRY_EBUSY when

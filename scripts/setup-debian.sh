@@ -18,7 +18,7 @@ PKGS=(
 	libopenblas-dev
 	libmicrohttpd-dev
 	libonnx-dev
-	python3 python3-venv
+	python3 python3-venv openssl
 	valgrind
 )
 

@@ -7,3 +7,7 @@ tests_test_grpc_SOURCES = tests/grpc/test_grpc.c
 tests_test_grpc_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_test_grpc_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)
 EXTRA_DIST += tests/grpc/run_python.sh tests/grpc/test_tritonclient.py tests/grpc/check_proto.py
+
+# Mutual TLS on the gRPC endpoint, with certificates made by openssl.
+TESTS += tests/grpc/test_tls.sh
+EXTRA_DIST += tests/grpc/test_tls.sh tests/grpc/tls_check.py

@@ -184,6 +184,20 @@ long th_rss_kb(pid_t pid)
 	return kb;
 }
 
+int th_maps_count(pid_t pid)
+{
+	char path[64], line[512];
+	int n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
 bool th_alive(pid_t pid)
 {
 	return pid > 0 && kill(pid, 0) == 0;

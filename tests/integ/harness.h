@@ -33,6 +33,8 @@ void th_cleanup(struct th_broker *b);
 /* Open file descriptors and RSS (kB) of a process. */
 int th_fd_count(pid_t pid);
 long th_rss_kb(pid_t pid);
+/* Mappings of a process (lines of /proc/PID/maps). */
+int th_maps_count(pid_t pid);
 bool th_alive(pid_t pid);
 
 #endif

@@ -422,7 +422,7 @@ Test(local, sixty_four_processes_ten_thousand_requests_each, .timeout = 300)
 	cr_assert(th_alive(B.pid));
 }
 
-Test(local, clients_killed_in_flight_leave_nothing_behind, .timeout = 300)
+Test(local, clients_killed_in_flight_leave_nothing_behind, .timeout = 1200)
 {
 	/* Warm up: the first session maps code and allocates what stays. */
 	ferry_client *c = conn();
@@ -433,8 +433,12 @@ Test(local, clients_killed_in_flight_leave_nothing_behind, .timeout = 300)
 	usleep(100000);
 	int fd0 = th_fd_count(B.pid);
 	long rss0 = th_rss_kb(B.pid);
+	int maps0 = th_maps_count(B.pid);
+	/* 100 in make check; FERRY_KILL_ROUNDS=1000 for the long run. */
+	const char *env = getenv("FERRY_KILL_ROUNDS");
+	int rounds = env ? atoi(env) : 100;
 
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < rounds; i++) {
 		int sync[2];
 		cr_assert_eq(pipe(sync), 0);
 		pid_t pid = fork();
@@ -479,7 +483,12 @@ Test(local, clients_killed_in_flight_leave_nothing_behind, .timeout = 300)
 		if (fd1 == fd0)
 			break;
 	}
+	int maps1 = th_maps_count(B.pid);
+	fprintf(stderr, "killed %d clients in flight: fds %d -> %d, mappings %d -> %d, "
+		"RSS %ld -> %ld kB\n", rounds, fd0, fd1, maps0, maps1, rss0, rss1);
 	cr_assert_eq(fd1, fd0, "fd count %d after, %d before", fd1, fd0);
+	cr_assert_eq(maps1, maps0, "mappings %d after, %d before: a segment stayed mapped",
+		     maps1, maps0);
 #if defined(__SANITIZE_ADDRESS__)
 	/* ASan keeps freed memory in quarantine: RSS says nothing there (the
 	 * leak checker at exit does). */

@@ -622,3 +622,24 @@ FERRY_API int ferry_model_unload(ferry_client *c, const char *name)
 {
 	return fc__model_admin(c, name, true);
 }
+
+FERRY_API int ferry_connect_wait(ferry_client **out, const char *address,
+				 const ferry_options *opts, int64_t timeout_ns)
+{
+	uint64_t end = timeout_ns < 0 ? UINT64_MAX : fshm_now_ns() + (uint64_t)timeout_ns;
+	uint64_t pause_ms = 10;
+	for (;;) {
+		int ret = ferry_connect(out, address, opts);
+		/* Only "nobody there yet" is worth waiting out. */
+		if (ret != FERRY_ECONNREFUSED && ret != FERRY_EPIPE)
+			return ret;
+		uint64_t now = fshm_now_ns();
+		if (now >= end)
+			return ret;
+		uint64_t left_ms = (end - now) / 1000000;
+		struct timespec ts = { 0, (long)((pause_ms < left_ms ? pause_ms : left_ms) * 1000000) };
+		nanosleep(&ts, NULL);
+		if (pause_ms < 200)
+			pause_ms *= 2; /* back off, up to 5 tries a second */
+	}
+}

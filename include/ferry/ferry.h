@@ -112,6 +112,17 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 			    const ferry_options *opts);
 
 /*
+ * ferry_connect_wait - ferry_connect, retried until a broker answers or
+ * timeout_ns passes (< 0: forever): for a job that outlives a broker
+ * restart.  After FERRY_EPIPE, ferry_close() the old client, reconnect with
+ * this, get the models again and make new requests (the old ones, their
+ * tensors and model handles belonged to the old session).  Returns 0, or
+ * the last connect error (FERRY_ECONNREFUSED) when the time ran out.
+ */
+FERRY_API int ferry_connect_wait(ferry_client **out, const char *address,
+				 const ferry_options *opts, int64_t timeout_ns);
+
+/*
  * ferry_close - end the session: requests still in flight are abandoned
  * (the broker drops their results), every model and the arena are released.
  * Requests of this client must not be used afterwards except by

@@ -1239,3 +1239,51 @@ Test(local, per_user_session_quota_and_socket_group)
 	cr_assert_eq(system(cmd), 0, "the refusal is logged");
 	th_cleanup(&b2);
 }
+
+Test(local, clients_reconnect_to_a_restarted_broker_and_carry_on)
+{
+	/* A job keeps sending; the broker is killed and a new one started on
+	 * the same socket; the job sees FERRY_EPIPE, reconnects with
+	 * ferry_connect_wait and carries on, every result right. */
+	int sync[2];
+	cr_assert_eq(pipe(sync), 0);
+	pid_t job = fork();
+	if (job == 0) {
+		close(sync[0]);
+		ferry_client *c;
+		ferry_model *m;
+		int ok = 0, epipe = 0, reconnects = 0;
+		if (ferry_connect(&c, B.sock, NULL) || ferry_model_get(c, "simple", FERRY_LATEST, &m))
+			_exit(10);
+		while (ok < 3000) {
+			int ret = simple_once(c, m, ok);
+			if (ret == 0) {
+				if (++ok == 1000)
+					(void)!write(sync[1], "k", 1); /* time to kill */
+				continue;
+			}
+			if (ret != FERRY_EPIPE)
+				_exit(11);
+			epipe++;
+			ferry_close(c);
+			if (ferry_connect_wait(&c, B.sock, NULL, 20 * SEC) ||
+			    ferry_model_get(c, "simple", FERRY_LATEST, &m))
+				_exit(12);
+			reconnects++;
+		}
+		ferry_close(c);
+		_exit(reconnects >= 1 && epipe >= 1 ? 0 : 13);
+	}
+	close(sync[1]);
+	char k;
+	cr_assert_eq(read(sync[0], &k, 1), 1);
+	close(sync[0]);
+	kill(B.pid, SIGKILL);
+	waitpid(B.pid, NULL, 0);
+	B.pid = 0;
+	usleep(200000); /* the job is now retrying */
+	th_start(&B, "--log-level", "warn", NULL);
+	int st;
+	waitpid(job, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "job status 0x%x", st);
+}

@@ -12,3 +12,8 @@ noinst_PROGRAMS += ferry-bench-load
 ferry_bench_load_SOURCES = bench/load.c
 ferry_bench_load_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
 ferry_bench_load_LDADD = bench/libbenchutil.la libclient/libferry.la shm/libfshm.la -lpthread -lm
+
+noinst_PROGRAMS += ferry-bench-clients
+ferry_bench_clients_SOURCES = bench/clients.c
+ferry_bench_clients_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
+ferry_bench_clients_LDADD = bench/libbenchutil.la libclient/libferry.la shm/libfshm.la -lm

@@ -20,7 +20,9 @@
  * connect, requests/s completed in the window, p50 / p99 latency, ferryd's
  * CPU seconds over the window (utime + stime of every thread), its VmRSS
  * idle (before the clients) and at the end of the window, the difference
- * per session, and errors (failed connects, failed or wrong requests).
+ * per session, the machine's context switches per request over the
+ * window (/proc/stat ctxt), and errors (failed connects, failed or wrong
+ * requests).
  */
 #include "config.h"
 
@@ -219,6 +221,24 @@ static long rss_kib(pid_t pid)
 	return v;
 }
 
+/* Context switches of the whole machine so far (/proc/stat ctxt). */
+static unsigned long long ctxt(void)
+{
+	char line[256];
+	unsigned long long v = 0;
+	FILE *f = fopen("/proc/stat", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "ctxt ", 5)) {
+			v = strtoull(line + 5, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
 static void wait_port(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -264,7 +284,7 @@ static pid_t broker_start(int n)
 struct point {
 	int ok, failed;
 	long reqs, errs;
-	double rps, cpu_s, connect_max_s;
+	double rps, cpu_s, connect_max_s, cs_per_req;
 	long rss0, rss1;
 	struct bu_lat lat;
 	char err[160];
@@ -276,6 +296,7 @@ static struct point run_point(enum xport x, int n)
 	struct point pt = { 0 };
 	pid_t broker = broker_start(n);
 	double t0, c0, c1, deadline;
+	unsigned long long x0, x1;
 	size_t ns = 0;
 	int pfd[2];
 
@@ -303,6 +324,7 @@ static struct point run_point(enum xport x, int n)
 		usleep(2000);
 	}
 	c0 = bu_proc_cpu_s(broker);
+	x0 = ctxt();
 	t0 = bu_now();
 	sh->t_end = t0 + opt.seconds;
 	close(pfd[1]);	/* go */
@@ -310,6 +332,7 @@ static struct point run_point(enum xport x, int n)
 	while (bu_now() < sh->t_end)
 		usleep(1000);
 	c1 = bu_proc_cpu_s(broker);
+	x1 = ctxt();
 	pt.rss1 = rss_kib(broker);
 	for (int i = 0; i < n; i++) {
 		int st;
@@ -337,6 +360,7 @@ static struct point run_point(enum xport x, int n)
 	}
 	pt.rps = (double)pt.reqs / opt.seconds;
 	pt.cpu_s = c1 - c0;
+	pt.cs_per_req = pt.reqs ? (double)(x1 - x0) / (double)pt.reqs : 0;
 	if (ns)
 		pt.lat = bu_lat_of(samples, ns);
 	return pt;
@@ -452,13 +476,13 @@ int main(int argc, char **argv)
 	if (csv)
 		fprintf(csv, "transport,clients,connected,connect_failed,connect_max_s,req_per_s,"
 			"p50_us,p99_us,ferryd_cpu_s,ferryd_cpu_pct,rss_idle_kib,rss_kib,"
-			"kib_per_session,errors\n");
+			"kib_per_session,ctxsw_per_req,errors\n");
 	loadavg(la, sizeof(la));
 	printf("ferry-bench-clients: simple (add_sub INT32 [1,16]), sync, %.1f s per point, "
 	       "client wait %s; loadavg %s\n", opt.seconds, opt.cwait, la);
-	printf("%-5s %6s %6s %8s %10s %8s %8s %8s %6s %8s %8s %8s %6s\n", "xport", "N",
+	printf("%-5s %6s %6s %8s %10s %8s %8s %8s %6s %8s %8s %8s %6s %6s\n", "xport", "N",
 	       "conn", "conn s", "req/s", "p50 us", "p99 us", "cpu s", "cpu%", "rss0 MiB",
-	       "rss MiB", "KiB/ses", "errs");
+	       "rss MiB", "KiB/ses", "cs/req", "errs");
 	fflush(stdout);
 	for (int x = 0; x < NX; x++) {
 		if (!opt.x[x])
@@ -469,19 +493,19 @@ int main(int argc, char **argv)
 			double kps = (double)(p.rss1 - p.rss0) / n;
 
 			printf("%-5s %6d %6d %8.2f %10.0f %8.1f %8.1f %8.2f %6.0f %8.1f %8.1f "
-			       "%8.1f %6ld\n", XNAME[x], n, p.ok, p.connect_max_s, p.rps,
+			       "%8.1f %6.2f %6ld\n", XNAME[x], n, p.ok, p.connect_max_s, p.rps,
 			       p.lat.p50 / 1e3, p.lat.p99 / 1e3, p.cpu_s,
 			       100 * p.cpu_s / opt.seconds, p.rss0 / 1024.0, p.rss1 / 1024.0,
-			       kps, p.errs + p.failed);
+			       kps, p.cs_per_req, p.errs + p.failed);
 			if (p.err[0])
 				printf("      first error: %s\n", p.err);
 			fflush(stdout);
 			if (csv)
-				fprintf(csv, "%s,%d,%d,%d,%.3f,%.1f,%.2f,%.2f,%.3f,%.1f,%ld,%ld,%.1f,%ld\n",
+				fprintf(csv, "%s,%d,%d,%d,%.3f,%.1f,%.2f,%.2f,%.3f,%.1f,%ld,%ld,%.1f,%.3f,%ld\n",
 					XNAME[x], n, p.ok, p.failed, p.connect_max_s, p.rps,
 					p.lat.p50 / 1e3, p.lat.p99 / 1e3, p.cpu_s,
 					100 * p.cpu_s / opt.seconds, p.rss0, p.rss1, kps,
-					p.errs + p.failed);
+					p.cs_per_req, p.errs + p.failed);
 		}
 	}
 	loadavg(la, sizeof(la));

@@ -129,5 +129,7 @@ void fc_request_complete(ferry_request *r, int status, const char *msg);
 /* Run the callbacks of reaped requests (freeing those freed in flight)
  * and wake the threads waiting; no lock held.  Both transports. */
 void fc_run_callbacks(ferry_client *c, ferry_request **done, int n);
+/* Wait while another thread reaps (at most 1 ms or slice_ns). */
+void fc_wait_reaper(ferry_client *c, bool (*pred)(void *), void *arg, uint64_t slice_ns);
 
 #endif

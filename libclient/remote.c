@@ -785,15 +785,7 @@ static int fr__wait(ferry_client *c, bool (*pred)(void *), void *arg, int64_t ti
 				*reaped += n;
 			fc_run_callbacks(c, done, n);
 		} else {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + (slice < 1000000 ? slice : 1000000);
-			ts.tv_sec += (time_t)(ns / 1000000000);
-			ts.tv_nsec = (long)(ns % 1000000000);
-			pthread_mutex_lock(&c->wait_lock);
-			if (!pred(arg))
-				pthread_cond_timedwait(&c->wait_cond, &c->wait_lock, &ts);
-			pthread_mutex_unlock(&c->wait_lock);
+			fc_wait_reaper(c, pred, arg, slice);
 		}
 	}
 }

@@ -517,6 +517,21 @@ static int fc__fail_all(ferry_client *c, ferry_request **done, int max)
 	return n;
 }
 
+/* A thread that is not the reaper: sleep until the reaper has run
+ * callbacks (wait_cond) or 1 ms, whichever first.  Both transports. */
+void fc_wait_reaper(ferry_client *c, bool (*pred)(void *), void *arg, uint64_t slice_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + (slice_ns < 1000000 ? slice_ns : 1000000);
+	ts.tv_sec += (time_t)(ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	pthread_mutex_lock(&c->wait_lock);
+	if (!pred(arg))
+		pthread_cond_timedwait(&c->wait_cond, &c->wait_lock, &ts);
+	pthread_mutex_unlock(&c->wait_lock);
+}
+
 /*
  * Wait until pred(arg) or the timeout.  One thread at a time reaps (and
  * sleeps on the doorbell); the others sleep on wait_cond and are woken
@@ -558,15 +573,7 @@ static int fc__wait(ferry_client *c, bool (*pred)(void *), void *arg,
 				*reaped += n;
 			fc_run_callbacks(c, done, n);
 		} else {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + (slice < 1000000 ? slice : 1000000);
-			ts.tv_sec += (time_t)(ns / 1000000000);
-			ts.tv_nsec = (long)(ns % 1000000000);
-			pthread_mutex_lock(&c->wait_lock);
-			if (!pred(arg))
-				pthread_cond_timedwait(&c->wait_cond, &c->wait_lock, &ts);
-			pthread_mutex_unlock(&c->wait_lock);
+			fc_wait_reaper(c, pred, arg, slice);
 		}
 	}
 }

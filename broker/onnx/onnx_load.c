@@ -324,11 +324,31 @@ static int attr_str(struct ox__ld *ld, const char *name, const char *def,
  * int64 tensors are kept; any other type becomes OX__T_OTHER, an error only
  * where it is used.  @what names the tensor's origin in messages.
  */
+/* The tensor's data (raw bytes, or the typed list of `typed` values)
+ * holds exactly `count` elements of esz bytes. */
+static int check_count(struct ox__ld *ld, const Onnx__TensorProto *tp, const char *what,
+		       int64_t count, size_t esz, size_t typed, const char *tname)
+{
+	if (tp->has_raw_data) {
+		if (tp->raw_data.len / esz != (size_t)count || tp->raw_data.len % esz) {
+			ld_msg(ld, "%s: raw data holds %zu bytes, the shape needs %lld",
+			       what, tp->raw_data.len, (long long)count * (long long)esz);
+			return FERRY_EBADMSG;
+		}
+	} else if (typed != (size_t)count) {
+		ld_msg(ld, "%s: %zu %s values, the shape needs %lld", what, typed, tname,
+		       (long long)count);
+		return FERRY_EBADMSG;
+	}
+	return 0;
+}
+
 static int load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
 		       const char *what)
 {
 	struct ox__tensor *t = &ld->m->tensors[id];
 	int64_t count = 1;
+	int ret;
 	size_t esz;
 	int dt = tp->has_data_type ? tp->data_type : 0;
 
@@ -365,19 +385,8 @@ static int load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
 			return FERRY_ENOTSUP;
 		}
 		esz = sizeof(float);
-		if (tp->has_raw_data) {
-			if (tp->raw_data.len / esz != (size_t)count ||
-			    tp->raw_data.len % esz) {
-				ld_msg(ld, "%s: raw data holds %zu bytes, the shape needs %lld",
-				       what, tp->raw_data.len,
-				       (long long)count * (long long)esz);
-				return FERRY_EBADMSG;
-			}
-		} else if (tp->n_float_data != (size_t)count) {
-			ld_msg(ld, "%s: %zu float values, the shape needs %lld",
-			       what, tp->n_float_data, (long long)count);
-			return FERRY_EBADMSG;
-		}
+		if ((ret = check_count(ld, tp, what, count, esz, tp->n_float_data, "float")))
+			return ret;
 		d = malloc((size_t)count * esz);
 		if (!d)
 			return FERRY_ENOMEM;
@@ -392,19 +401,8 @@ static int load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
 		int64_t *d;
 
 		esz = sizeof(int64_t);
-		if (tp->has_raw_data) {
-			if (tp->raw_data.len / esz != (size_t)count ||
-			    tp->raw_data.len % esz) {
-				ld_msg(ld, "%s: raw data holds %zu bytes, the shape needs %lld",
-				       what, tp->raw_data.len,
-				       (long long)count * (long long)esz);
-				return FERRY_EBADMSG;
-			}
-		} else if (tp->n_int64_data != (size_t)count) {
-			ld_msg(ld, "%s: %zu int64 values, the shape needs %lld",
-			       what, tp->n_int64_data, (long long)count);
-			return FERRY_EBADMSG;
-		}
+		if ((ret = check_count(ld, tp, what, count, esz, tp->n_int64_data, "int64")))
+			return ret;
 		/* shape arguments are tiny; a big int tensor is never one */
 		if (count > 4096) {
 			t->kind = OX__T_OTHER;

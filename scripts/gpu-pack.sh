@@ -17,7 +17,8 @@
 # 3. Generates the test models and onnxruntime's references into
 #    devlibs/models with the venv's python (the GPU machine has no venv).
 #
-# Then run the device command with carry [BUILD_DIR, devlibs] and
+# Then run the device command with carry [devpack] and, after
+# `tar xzf devpack/ferry-gpu.tgz`,
 # `scripts/gpu-check.sh BUILD_DIR`.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,3 +98,13 @@ py=$top/.venv/bin/python
 rm -rf "$dest/models"
 "$py" "$top/tests/onnx/gen_models.py" "$dest/models" > /dev/null
 echo "gpu-pack: $(ls "$dest" | wc -l) entries, $(du -sh "$dest" | cut -f1) in $dest"
+
+# 4. One archive of what travels (devlibs/ alone is over the device tool's
+#    64 MiB: OpenBLAS's every-CPU build is 36 MiB; gzip takes it to ~27).
+#    On the GPU machine: tar xzf devpack/ferry-gpu.tgz first.
+rel=${build#"$top"/}
+mkdir -p "$top/devpack"
+(cd "$top" && tar czf devpack/ferry-gpu.tgz devlibs "$rel/broker/ferryd" \
+	"$rel/tests/onnx" "$rel/tests/grpc" "$rel/.libs" "$rel/ferry-onnx-bench" \
+	"$rel/libclient/.libs" 2>/dev/null || true)
+echo "gpu-pack: $(du -h "$top/devpack/ferry-gpu.tgz" | cut -f1) in devpack/ferry-gpu.tgz (carry devpack)"

@@ -287,14 +287,17 @@ static void check_arena(int dev)
 		struct oxg_weights *gw = NULL;
 		struct oxg_ctx *g = NULL;
 		float *x, *ref;
+		size_t xlen = 0, rlen = 0;
 		void *buf;
 
 		if (strncmp(line, "case mlp mlp.onnx 7 ", 20))
 			continue;
 		buf = slurp("mlp.onnx", &len);
-		x = slurp("mlp.b7.in0.bin", &len);
-		ref = slurp("mlp.b7.out0.bin", &len);
-		if (!buf || !x || !ref || ox_model_load(buf, len, &m, err, sizeof(err)) ||
+		x = slurp("mlp.b7.in0.bin", &xlen);
+		ref = slurp("mlp.b7.out0.bin", &rlen);
+		if (!buf || !x || !ref || xlen < 7 * 16 * sizeof(float) ||
+		    rlen < 7 * 5 * sizeof(float) ||
+		    ox_model_load(buf, len, &m, err, sizeof(err)) ||
 		    oxg_weights_create(m, dev, &gw, err, sizeof(err)) ||
 		    oxg_ctx_create(m, gw, 7, 1, &g, err, sizeof(err))) {
 			FAIL("arena: MLP setup: %s", err);

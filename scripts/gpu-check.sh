@@ -68,5 +68,10 @@ step onnx_bench 240 "$(real "$build/ferry-onnx-bench")" --models "$FERRY_ONNX_MO
 	--ferryd "$build/broker/ferryd" --backend-dir "$build/tests/onnx/.libs" \
 	--csv "$out/onnx_bench.csv"
 cat "$out/onnx_bench.txt"
+# the offload study (issue 6): the saturating jobs with ferryd on the GPU
+if [ -x "$top/bench/offload.sh" ]; then
+	step offload 200 "$top/bench/offload.sh" "$build" "$out"
+	cat "$out/offload.txt"
+fi
 echo "gpu-check: $failed step(s) failed; results in $out"
 exit $failed

@@ -189,6 +189,9 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_model_set_property(ferry_be_model *m,
 	case FERRY_BE_MODEL_PROP_ACCEPTS_GPU:
 		m->accepts_gpu = value != 0;
 		return NULL;
+	case FERRY_BE_MODEL_PROP_CUDA_MEMORY:
+		m->cuda_memory = value != 0;
+		return NULL;
 	}
 	return ferry_be_error_new(FERRY_ENOTSUP, "unknown model property %d", (int)prop);
 }

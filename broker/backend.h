@@ -77,6 +77,7 @@ struct ferry_be_model {         /* control path, then read-only */
 	void *state;
 	bool light;             /* FERRY_BE_MODEL_PROP_LIGHT */
 	bool accepts_gpu;       /* FERRY_BE_MODEL_PROP_ACCEPTS_GPU */
+	bool cuda_memory;       /* FERRY_BE_MODEL_PROP_CUDA_MEMORY */
 	bool frozen;            /* model_initialize returned: no more properties */
 };
 

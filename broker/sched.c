@@ -217,6 +217,25 @@ static int sched_check_bytes(const uint8_t *p, uint64_t bytes, uint64_t elements
 	return 0;
 }
 
+/* A tensor in CUDA device memory: only for backends that said they take
+ * it, and never BYTES (validating one would read device memory). */
+static int sched_check_cuda(const struct sched_model *m, const char *what,
+			    const struct mc_tensor *t, char *msg, size_t msglen)
+{
+	if (!m->bm.cuda_memory) {
+		sched_msg(msg, msglen, "%s '%s' is in CUDA device memory; model '%s' "
+			  "(backend '%s') takes host memory only", what, t->name,
+			  m->cfg->name, m->cfg->backend[0] ? m->cfg->backend : "?");
+		return FERRY_EINVAL;
+	}
+	if (!ferry_dtype_size(t->dtype)) {
+		sched_msg(msg, msglen, "%s '%s': %s tensors cannot live in CUDA memory",
+			  what, t->name, ferry_dtype_name(t->dtype));
+		return FERRY_DTYPE;
+	}
+	return 0;
+}
+
 static int sched_validate(const struct sched_model *m, struct sched_req *r, char *msg,
 			  size_t msglen)
 {
@@ -226,6 +245,7 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 	int64_t batch = -1;
 	const char *batch_from = NULL;
 	char s1[128];
+	int rc;
 
 	if (!r->done) {
 		sched_msg(msg, msglen, "request has no completion callback");
@@ -246,6 +266,8 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 			sched_msg(msg, msglen, "input '%s' is required but missing", t->name);
 			return FERRY_EINVAL;
 		}
+		if (x->cuda && (rc = sched_check_cuda(m, "input", t, msg, msglen)))
+			return rc;
 		if (x->dtype != t->dtype) {
 			const char *g = ferry_dtype_name(x->dtype);
 			sched_msg(msg, msglen, "input '%s': data type %s does not match the "
@@ -308,10 +330,9 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 					  ferry_dtype_name(t->dtype), el * es);
 				return FERRY_EINVAL;
 			}
-		} else {
-			int rc = sched_check_bytes(x->data, x->bytes, el, t->name, msg, msglen);
-			if (rc)
-				return rc;
+		} else if ((rc = sched_check_bytes(x->data, x->bytes, el, t->name, msg,
+						   msglen))) {
+			return rc;
 		}
 	}
 	if (bd && batch < 0) {
@@ -330,6 +351,8 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 
 		if (!y->present)
 			continue;
+		if (y->cuda && (rc = sched_check_cuda(m, "output", t, msg, msglen)))
+			return rc;
 		for (int d = 0; d < t->ndims && fixed; d++) {
 			if (t->dims[d] < 0 || (t->dims[d] && el > UINT64_MAX / (uint64_t)t->dims[d]))
 				fixed = false;
@@ -1222,6 +1245,40 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_input_by_name(const ferry_be_re
 			return ferry_be_request_input(r, (uint32_t)i, NULL, dtype, shape, ndims,
 						      data, bytes);
 	return ferry_be_error_new(FERRY_ENOENT, "model has no input '%s'", name);
+}
+
+static ferry_be_error *sched_memory(const struct sched_tensor *x, ferry_be_memory *type,
+				    int *device)
+{
+	if (!x->present)
+		return ferry_be_error_new(FERRY_ENOENT, "the tensor is absent");
+	if (type)
+		*type = x->cuda ? FERRY_BE_MEMORY_GPU : FERRY_BE_MEMORY_CPU;
+	if (device)
+		*device = x->cuda ? x->device : -1;
+	return NULL;
+}
+
+FERRY_BE_EXPORT ferry_be_error *ferry_be_request_input_memory(const ferry_be_request *r,
+							      uint32_t index,
+							      ferry_be_memory *type,
+							      int *device)
+{
+	if (index >= (uint32_t)r->cfg->ninputs)
+		return ferry_be_error_new(FERRY_ENOENT, "input index %u out of range (%d)",
+					  index, r->cfg->ninputs);
+	return sched_memory(&r->r->in[index], type, device);
+}
+
+FERRY_BE_EXPORT ferry_be_error *ferry_be_request_output_memory(const ferry_be_request *r,
+							       uint32_t index,
+							       ferry_be_memory *type,
+							       int *device)
+{
+	if (index >= (uint32_t)r->cfg->noutputs)
+		return ferry_be_error_new(FERRY_ENOENT, "output index %u out of range (%d)",
+					  index, r->cfg->noutputs);
+	return sched_memory(&r->r->out[index], type, device);
 }
 
 FERRY_BE_EXPORT bool ferry_be_request_output_requested(const ferry_be_request *r, uint32_t index)

@@ -63,6 +63,8 @@ struct sched_tensor {
 	int ndims;           /* batch dimension included when max_batch_size > 0 */
 	int64_t dims[SCHED_MAX_DIMS]; /* output: set on completion */
 	bool present;        /* input given / output requested */
+	bool cuda;           /* data is CUDA device memory on `device` */
+	int device;
 };
 
 struct sched_req {

@@ -70,7 +70,7 @@ extern "C" {
 #endif
 
 #define FERRY_BACKEND_API_VERSION_MAJOR 1
-#define FERRY_BACKEND_API_VERSION_MINOR 0
+#define FERRY_BACKEND_API_VERSION_MINOR 1
 
 /* Default visibility for the symbols that cross the plugin boundary: the
  * build uses -fvisibility=hidden everywhere else. */
@@ -186,6 +186,11 @@ typedef enum ferry_be_model_property {
 	/* value != 0: the backend runs KIND_GPU instances itself, even where
 	 * ferryd sees no CUDA device (otherwise such a load fails). */
 	FERRY_BE_MODEL_PROP_ACCEPTS_GPU = 2,
+	/* value != 0 (API 1.1): requests may carry tensors in CUDA device
+	 * memory (a local client's CUDA IPC region; see
+	 * ferry_be_request_input_memory).  Without it ferryd refuses such
+	 * requests before they reach the backend. */
+	FERRY_BE_MODEL_PROP_CUDA_MEMORY = 3,
 } ferry_be_model_property;
 FERRY_BE_EXPORT ferry_be_error *ferry_be_model_set_property(ferry_be_model *m,
 							    ferry_be_model_property prop,
@@ -249,6 +254,28 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_input_by_name(const ferry_be_re
 							       const char *name, ferry_dtype *dtype,
 							       const int64_t **shape, int *ndims,
 							       const void **data, uint64_t *bytes);
+/* Where a tensor's data lies (API 1.1). */
+typedef enum ferry_be_memory {
+	FERRY_BE_MEMORY_CPU = 0,   /* host memory: a client arena or a buffer */
+	FERRY_BE_MEMORY_GPU = 1,   /* CUDA device memory, mapped in ferryd */
+} ferry_be_memory;
+/*
+ * ferry_be_request_input_memory / _output_memory (API 1.1) - where input or
+ * output `index` (config order) lies, and for FERRY_BE_MEMORY_GPU the CUDA
+ * device ordinal (ferryd's numbering).  Only models that set
+ * FERRY_BE_MODEL_PROP_CUDA_MEMORY ever see FERRY_BE_MEMORY_GPU; the pointers
+ * the other accessors return are then device pointers (use them with
+ * cudaMemcpy*(..., cudaMemcpyDefault) or in kernels).  FERRY_ENOENT when the
+ * index is out of range or the tensor absent.  Any out pointer may be NULL.
+ */
+FERRY_BE_EXPORT ferry_be_error *ferry_be_request_input_memory(const ferry_be_request *r,
+							      uint32_t index,
+							      ferry_be_memory *type,
+							      int *device);
+FERRY_BE_EXPORT ferry_be_error *ferry_be_request_output_memory(const ferry_be_request *r,
+							       uint32_t index,
+							       ferry_be_memory *type,
+							       int *device);
 /* Outputs in config order. */
 FERRY_BE_EXPORT uint32_t ferry_be_request_output_count(const ferry_be_request *r);
 /* Whether the client asked for output `index`; false when out of range. */

@@ -650,6 +650,60 @@ void ctl_admin_stop(void)
 	}
 }
 
+/* CUDA IPC regions: a session's, so Hello must have come first. */
+static void ctl__cuda_register(struct ctl_conn *c, uint64_t seq,
+			       const Ferry__Control__CudaRegister *cr)
+{
+	char err[512] = "";
+	uint32_t id = 0;
+	int dev = -1, ret;
+
+	if (!c->s) {
+		ctl__error(c, seq, FERRY_EPROTO, "CudaRegister before Hello");
+		return;
+	}
+	ret = sess_cuda_register(c->s, cr->ipc_handle.data, cr->ipc_handle.len,
+				 cr->pci_bus_id, cr->device, cr->byte_size, &id, &dev,
+				 err, sizeof(err));
+	if (ret) {
+		log_info("pid %d: CUDA region of %llu bytes refused: %s", (int)c->pid,
+			 (unsigned long long)cr->byte_size, err);
+		ctl__error(c, seq, ret, "%s", err[0] ? err : ferry_strerror(ret));
+		return;
+	}
+	Ferry__Control__CudaRegion r = FERRY__CONTROL__CUDA_REGION__INIT;
+	r.region_id = id;
+	r.device = dev;
+	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+	resp.seq = seq;
+	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_CUDA_REGION;
+	resp.cuda_region = &r;
+	ctl__reply(c, &resp, NULL, 0);
+}
+
+static void ctl__cuda_release(struct ctl_conn *c, uint64_t seq,
+			      const Ferry__Control__CudaRelease *cr)
+{
+	char err[256] = "";
+	int ret;
+
+	if (!c->s) {
+		ctl__error(c, seq, FERRY_EPROTO, "CudaRelease before Hello");
+		return;
+	}
+	if ((ret = sess_cuda_release(c->s, cr->region_id, err, sizeof(err)))) {
+		ctl__error(c, seq, ret, "%s", err);
+		return;
+	}
+	Ferry__Control__Done d = FERRY__CONTROL__DONE__INIT;
+	d.message = "";
+	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+	resp.seq = seq;
+	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_DONE;
+	resp.done = &d;
+	ctl__reply(c, &resp, NULL, 0);
+}
+
 static void ctl__on_conn(void *arg, uint32_t events)
 {
 	struct ctl_conn *c = arg;
@@ -697,6 +751,12 @@ static void ctl__on_conn(void *arg, uint32_t events)
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_UNLOAD_MODEL:
 			ctl__admin(b, c, seq, true, req->unload_model->name);
+			break;
+		case FERRY__CONTROL__REQUEST__BODY_CUDA_REGISTER:
+			ctl__cuda_register(c, seq, req->cuda_register);
+			break;
+		case FERRY__CONTROL__REQUEST__BODY_CUDA_RELEASE:
+			ctl__cuda_release(c, seq, req->cuda_release);
 			break;
 		default:
 			ctl__error(c, seq, FERRY_ENOTSUP, "unknown control request");

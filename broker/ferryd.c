@@ -410,6 +410,8 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 
 static void numa_setup(struct broker_options *o)
 {
+	/* GPU instances pin their threads to their card's node unless off */
+	onnx_gpu_set_numa(o->numa != -1);
 	if (o->numa == -1)
 		return;
 	if (numa_available() < 0) {

@@ -43,7 +43,7 @@ broker_onnx_libfonnxbe_la_SOURCES = \
 	broker/onnx/onnx_backend.h \
 	broker/onnx/onnx_cuda.h
 broker_onnx_libfonnxbe_la_CFLAGS = $(AM_CFLAGS)
-broker_onnx_libfonnxbe_la_LIBADD = broker/onnx/libfonnx.la
+broker_onnx_libfonnxbe_la_LIBADD = broker/onnx/libfonnx.la $(NUMA_LIBS)
 EXTRA_DIST += broker/onnx/onnx_cuda.cu
 # What a program linking libfonnxbe.la adds to its LDADD: the library and,
 # with CUDA, the runtime, cuBLAS and the C++ runtime that nvcc's code calls

@@ -46,6 +46,9 @@ struct sess_slot {
 	/* Position of each output in the client's descriptor, by output
 	 * index; UINT8_MAX when not requested. */
 	uint8_t out_pos[FSHM_MAX_TENSORS];
+	/* CUDA regions its tensors use, one reference each; s->lock */
+	struct sess_cuda *cuda[FSHM_MAX_TENSORS];
+	uint8_t ncuda;
 };
 
 /* The loop thread's scratch copy of a descriptor block. */
@@ -55,8 +58,20 @@ static union {
 		      FSHM_MAX_TENSORS * sizeof(struct fshm_tensor)];
 } sess__desc;
 
+static void sess__cuda_close(struct sess_cuda *r)
+{
+	onnx_gpu_ipc_close(r->dptr, r->device);
+	free(r);
+}
+
 static void sess__free(struct session *s)
 {
+	/* No request is in flight any more: every region is unused. */
+	while (s->cuda) {
+		struct sess_cuda *r = s->cuda;
+		s->cuda = r->next;
+		sess__cuda_close(r);
+	}
 	for (uint32_t i = 0; i < s->nslots; i++)
 		free(s->slots[i].t);
 	free(s->slots);
@@ -225,6 +240,12 @@ static void sess__post(struct session *s, struct sess_slot *sl, int status)
 			s->dead = true;
 		}
 	}
+	for (uint8_t i = 0; i < sl->ncuda; i++) {
+		struct sess_cuda *r = sl->cuda[i];
+		if (--r->users == 0 && r->released)
+			sess__cuda_close(r);
+	}
+	sl->ncuda = 0;
 	s->inflight--;
 	atomic_fetch_sub_explicit(&mx_gauges.shm_inflight, 1, memory_order_relaxed);
 	s->free_slots[s->nfree++] = (uint32_t)(sl - s->slots);
@@ -312,6 +333,89 @@ static bool sess__in_arena(const struct session *s, uint64_t off, uint64_t len)
 	return off <= s->arena_bytes && len <= s->arena_bytes - off;
 }
 
+/* Look region id up and take a reference for slot sl (loop thread). */
+static struct sess_cuda *sess__cuda_use(struct session *s, struct sess_slot *sl, uint32_t id)
+{
+	struct sess_cuda *r;
+
+	pthread_mutex_lock(&s->lock);
+	for (r = s->cuda; r && r->id != id; r = r->next)
+		;
+	if (r) {
+		r->users++;
+		sl->cuda[sl->ncuda++] = r;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,
+		       const char *pci_bus_id, int device, uint64_t bytes,
+		       uint32_t *id, int *device_out, char *err, size_t errlen)
+{
+	struct sess_cuda *r;
+	int ret;
+
+	if (s->ncuda >= SESS_MAX_CUDA_REGIONS) {
+		snprintf(err, errlen, "the session holds %d CUDA regions, the most it may: "
+			 "release one first", SESS_MAX_CUDA_REGIONS);
+		return FERRY_ENOSPC;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_ENOMEM;
+	}
+	ret = onnx_gpu_ipc_open(handle, handle_len, pci_bus_id, device, bytes, &r->dptr,
+				&r->device, err, errlen);
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	/* ids are never reused within a session: a stale id cannot name a
+	 * newer region */
+	if (s->cuda_next_id >= FSHM_TENSOR_REGION_MAX) {
+		sess__cuda_close(r);
+		snprintf(err, errlen, "the session has used up its CUDA region ids");
+		return FERRY_ENOSPC;
+	}
+	r->id = ++s->cuda_next_id;
+	r->bytes = bytes;
+	pthread_mutex_lock(&s->lock);
+	r->next = s->cuda;
+	s->cuda = r;
+	s->ncuda++;
+	pthread_mutex_unlock(&s->lock);
+	*id = r->id;
+	*device_out = r->device;
+	log_debug("session %llu: CUDA region %u: %llu bytes on GPU %d",
+		  (unsigned long long)s->id, r->id, (unsigned long long)bytes, r->device);
+	return 0;
+}
+
+int sess_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen)
+{
+	struct sess_cuda **pp, *r = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->cuda; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id) {
+			r = *pp;
+			*pp = r->next;
+			s->ncuda--;
+			r->released = true;
+			if (r->users == 0)
+				sess__cuda_close(r);
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	if (!r) {
+		snprintf(err, errlen, "no CUDA region %u in this session", id);
+		return FERRY_ENOENT;
+	}
+	return 0;
+}
+
 /*
  * Validate one submission and hand it to the scheduler.  On failure the
  * request is completed with an error here; nothing is trusted from the
@@ -333,6 +437,7 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 	sl->user_data = sqe->user_data;
 	sl->desc_off = UINT64_MAX;
 	sl->model = NULL;
+	sl->ncuda = 0;
 
 	if (sqe->opcode == FSHM_OP_NOP) {
 		pthread_mutex_lock(&s->lock);
@@ -408,13 +513,38 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 			snprintf(msg, sizeof(msg), "%s '%s' given twice", what, name);
 			return sess__fail(s, sl, FERRY_EINVAL, msg);
 		}
-		if (!sess__in_arena(s, t->offset, t->bytes)) {
+		if (t->flags & ~(FSHM_TENSOR_CUDA | FSHM_TENSOR_REGION_MAX << FSHM_TENSOR_REGION_SHIFT)) {
+			snprintf(msg, sizeof(msg), "%s '%s': unknown flags %#x", what, name,
+				 t->flags);
+			return sess__fail(s, sl, FERRY_EINVAL, msg);
+		}
+		if (t->flags & FSHM_TENSOR_CUDA) {
+			struct sess_cuda *r = sess__cuda_use(s, sl, t->flags >> FSHM_TENSOR_REGION_SHIFT);
+			if (!r) {
+				snprintf(msg, sizeof(msg), "%s '%s': no CUDA region %u in this session",
+					 what, name, t->flags >> FSHM_TENSOR_REGION_SHIFT);
+				return sess__fail(s, sl, FERRY_ENOENT, msg);
+			}
+			if (t->offset > r->bytes || t->bytes > r->bytes - t->offset) {
+				snprintf(msg, sizeof(msg),
+					 "%s '%s': %llu bytes at offset %llu lie outside CUDA region %u (%llu bytes)",
+					 what, name, (unsigned long long)t->bytes,
+					 (unsigned long long)t->offset, r->id,
+					 (unsigned long long)r->bytes);
+				return sess__fail(s, sl, FERRY_EINVAL, msg);
+			}
+			st->cuda = true;
+			st->device = r->device;
+			st->data = (uint8_t *)r->dptr + t->offset;
+		} else if (!sess__in_arena(s, t->offset, t->bytes)) {
 			snprintf(msg, sizeof(msg),
 				 "%s '%s': %llu bytes at arena offset %llu lie outside the arena (%llu bytes)",
 				 what, name, (unsigned long long)t->bytes,
 				 (unsigned long long)t->offset,
 				 (unsigned long long)s->arena_bytes);
 			return sess__fail(s, sl, FERRY_EINVAL, msg);
+		} else {
+			st->data = s->arena + t->offset;
 		}
 		/* Backends read and write typed elements in place: 8 covers
 		 * every dtype's alignment (found by fuzz_submit: add_sub's
@@ -425,7 +555,6 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 			return sess__fail(s, sl, FERRY_EINVAL, msg);
 		}
 		st->present = true;
-		st->data = s->arena + t->offset;
 		st->bytes = t->bytes;
 		if (is_in) {
 			if (t->ndims > FSHM_MAX_DIMS) {

@@ -29,6 +29,19 @@
 
 struct sess_slot;
 
+/* A client's CUDA IPC region, opened in ferryd (CudaRegister). */
+struct sess_cuda {
+	uint32_t id;
+	int device;               /* ferryd's ordinal */
+	void *dptr;               /* the mapping in ferryd */
+	uint64_t bytes;
+	uint32_t users;           /* requests in flight using it; s->lock */
+	bool released;            /* the client let go: closed at users == 0 */
+	struct sess_cuda *next;
+};
+
+#define SESS_MAX_CUDA_REGIONS 256
+
 struct sess_limits {
 	uint64_t arena_default;   /* bytes when the client asks for 0 */
 	uint64_t arena_max;       /* bytes a client may ask for */
@@ -69,6 +82,8 @@ struct session {
 	uint32_t *free_slots;
 	uint32_t nfree;
 	uint64_t completed, failed;
+	struct sess_cuda *cuda;   /* registered regions, not released */
+	uint32_t ncuda, cuda_next_id;
 
 	_Atomic int refs;
 };
@@ -88,6 +103,18 @@ int sess_poll(struct session *s);
 /* Mark dead (later completions are dropped) and drop the loop's
  * reference.  The last reference frees everything.  Loop thread. */
 void sess_kill(struct session *s);
+
+/*
+ * sess_cuda_register - open a client's CUDA IPC handle (see CudaRegister in
+ * proto/control.proto) for the session's tensors; *id names it in tensor
+ * flags.  sess_cuda_release - forget it: no new request may use it, and
+ * it is closed when the requests in flight with it complete.  Loop
+ * thread.  0, or a ferry code with the reason in err.
+ */
+int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,
+		       const char *pci_bus_id, int device, uint64_t bytes,
+		       uint32_t *id, int *device_out, char *err, size_t errlen);
+int sess_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen);
 
 /* The broker going to sleep / waking: set or clear its flag in s. */
 void sess_arm(struct session *s);

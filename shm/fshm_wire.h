@@ -204,11 +204,17 @@ static_assert(sizeof(struct fshm_cqe) == 32, "cqe layout");
  *   0      4    index: position of the input / output in the model metadata
  *   4      4    dtype: enum ferry_dtype
  *   8      4    ndims: <= FSHM_MAX_DIMS, batch dimension included
- *   12     4    flags: zero
+ *   12     4    flags: 0 (offset is in the arena), or FSHM_TENSOR_CUDA |
+ *                region id << FSHM_TENSOR_REGION_SHIFT (offset is in that
+ *                CUDA IPC region of the session; CudaRegister)
  *   16     64   dims[8]
- *   80     8    offset: arena offset of the data, a multiple of 8
+ *   80     8    offset: arena (or region) offset of the data, a multiple of 8
  *   88     8    bytes: data bytes (input) / capacity, then bytes written
  */
+#define FSHM_TENSOR_CUDA          0x1u
+#define FSHM_TENSOR_REGION_SHIFT  8
+#define FSHM_TENSOR_REGION_MAX    0xffffffu
+
 struct fshm_tensor {
 	uint32_t index;
 	uint32_t dtype;

@@ -7,10 +7,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <numa.h>
 
 #include <ferry/backend.h>
 
@@ -59,6 +63,7 @@ struct onnx_inst {
 	void *parts;		/* struct oxg_part[rows] */
 	const float **pin;	/* [rows * nin] */
 	float **pout;		/* [rows * nout] */
+	int pinned;		/* GPU: the NUMA placement was tried */
 };
 
 static uint64_t onnx_now(void)
@@ -358,6 +363,13 @@ static ferry_be_error *onnx_model_init(ferry_be_model *m)
 	if (om->inline_run &&
 	    (e = ferry_be_model_set_property(m, FERRY_BE_MODEL_PROP_LIGHT, 1)))
 		goto fail;
+#ifdef HAVE_CUDA
+	/* GPU instances take clients' CUDA IPC tensors straight (CPU ones
+	 * refuse them per request, with a message) */
+	if (!om->inline_run &&
+	    (e = ferry_be_model_set_property(m, FERRY_BE_MODEL_PROP_CUDA_MEMORY, 1)))
+		goto fail;
+#endif
 	ferry_be_model_set_state(m, om);
 	return NULL;
 fail:
@@ -505,8 +517,25 @@ static ferry_be_error *onnx_inst_fini(ferry_be_instance *i)
  * config, which onnx_check_io matched to the model; the sizes are checked
  * again because the bytes come from a client.
  */
+/* Where the client's tensor lies: CUDA memory only for GPU instances. */
+static ferry_be_error *onnx_where(ferry_be_request *r, bool input, uint32_t ci,
+				  const char *name, bool gpu)
+{
+	ferry_be_memory mt = FERRY_BE_MEMORY_CPU;
+	ferry_be_error *e = input ? ferry_be_request_input_memory(r, ci, &mt, NULL)
+				  : ferry_be_request_output_memory(r, ci, &mt, NULL);
+
+	if (e)
+		return e;
+	if (mt == FERRY_BE_MEMORY_GPU && !gpu)
+		return ferry_be_error_new(FERRY_EINVAL, "%s '%s' is in CUDA memory and this "
+					  "instance runs on the CPU: send it to a model with "
+					  "KIND_GPU instances", input ? "input" : "output", name);
+	return NULL;
+}
+
 static ferry_be_error *onnx_inputs(const struct onnx_model *om, ferry_be_request *r,
-				   const float **in, uint32_t *rows)
+				   const float **in, uint32_t *rows, bool gpu)
 {
 	uint32_t b = om->batching ? ferry_be_request_batch_size(r) : (uint32_t)om->rows;
 
@@ -520,7 +549,7 @@ static ferry_be_error *onnx_inputs(const struct onnx_model *om, ferry_be_request
 		ferry_be_error *e = ferry_be_request_input(r, (uint32_t)om->in_cfg[g], &name,
 							   NULL, NULL, NULL, &data, &bytes);
 
-		if (e)
+		if (e || (e = onnx_where(r, true, (uint32_t)om->in_cfg[g], name, gpu)))
 			return e;
 		if (bytes != (uint64_t)b * om->in_row[g] * sizeof(float))
 			return ferry_be_error_new(FERRY_SHAPE, "input '%s' holds %llu bytes, "
@@ -539,8 +568,10 @@ static ferry_be_error *onnx_inputs(const struct onnx_model *om, ferry_be_request
  * it (shaped for @rows), else NULL.
  */
 static ferry_be_error *onnx_output(const ferry_be_model *m, const struct onnx_model *om,
-				   ferry_be_request *r, int g, uint32_t rows, float **dst)
+				   ferry_be_request *r, int g, uint32_t rows, float **dst,
+				   bool gpu)
 {
+	const char *name;
 	const int64_t *dims;
 	int64_t shape[OX_MAX_RANK + 1];
 	int nd, bd = om->batching ? 1 : 0;
@@ -555,7 +586,8 @@ static ferry_be_error *onnx_output(const ferry_be_model *m, const struct onnx_mo
 	ci = (uint32_t)om->out_cfg[g];
 	if (!ferry_be_request_output_requested(r, ci))
 		return NULL;
-	if ((e = ferry_be_model_output(m, ci, NULL, NULL, &dims, &nd)))
+	if ((e = ferry_be_model_output(m, ci, &name, NULL, &dims, &nd)) ||
+	    (e = onnx_where(r, false, ci, name, gpu)))
 		return e;
 	if (nd > OX_MAX_RANK)
 		return ferry_be_error_new(FERRY_SHAPE, "output %u has %d dims", ci, nd);
@@ -577,10 +609,10 @@ static ferry_be_error *onnx_exec_one(ferry_be_instance *i, const struct onnx_mod
 	uint64_t t_in;
 	int rc;
 
-	if ((e = onnx_inputs(om, r, in->inp, &rows)))
+	if ((e = onnx_inputs(om, r, in->inp, &rows, false)))
 		return e;
 	for (int g = 0; g < om->nout; g++) {
-		if ((e = onnx_output(m, om, r, g, rows, &in->outp[g])))
+		if ((e = onnx_output(m, om, r, g, rows, &in->outp[g], false)))
 			return e;
 		if (!in->outp[g])
 			in->outp[g] = in->gout[g];
@@ -609,7 +641,7 @@ static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_mod
 		return onnx_exec_one(i, om, in, reqs[0]);
 	for (uint32_t k = 0; k < count; k++) {
 		in->row0[k] = UINT32_MAX;
-		if ((e = onnx_inputs(om, reqs[k], src, &rows))) {
+		if ((e = onnx_inputs(om, reqs[k], src, &rows, false))) {
 			ferry_be_request_set_error(reqs[k], e);
 			continue;
 		}
@@ -649,7 +681,7 @@ static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_mod
 		for (int g = 0; g < om->nout; g++) {
 			float *dst;
 
-			if ((e = onnx_output(m, om, reqs[k], g, rows, &dst))) {
+			if ((e = onnx_output(m, om, reqs[k], g, rows, &dst, false))) {
 				ferry_be_request_set_error(reqs[k], e);
 				break;
 			}
@@ -662,7 +694,62 @@ static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_mod
 	return NULL;
 }
 
+static int onnx__numa = 1;
+
+void onnx_gpu_set_numa(int on)
+{
+	onnx__numa = on;
+}
+
+int onnx_pin_to_node(int node)
+{
+	struct bitmask *cpus;
+	int rc;
+
+	if (node < 0 || numa_available() < 0 || node > numa_max_node())
+		return FERRY_ENOENT;
+	cpus = numa_allocate_cpumask();
+	if (!cpus)
+		return FERRY_ENOMEM;
+	if (numa_node_to_cpus(node, cpus) || numa_bitmask_weight(cpus) == 0) {
+		numa_free_cpumask(cpus);
+		return FERRY_ENOENT;
+	}
+	/* pid 0: the calling thread alone */
+	rc = numa_sched_setaffinity(0, cpus);
+	numa_free_cpumask(cpus);
+	return rc ? FERRY_EINVAL : 0;
+}
+
 #ifdef HAVE_CUDA
+/*
+ * On its first batch, a GPU instance's thread moves to the CPUs of its
+ * GPU's NUMA node, where the copies to and from the card are shortest
+ * (the session arenas are bound to that node too: ferryd's --numa).
+ */
+static void onnx_gpu_place(ferry_be_instance *i)
+{
+	static _Atomic int told;
+	const char *name = ferry_be_model_name(ferry_be_instance_model(i));
+	int dev = ferry_be_instance_device_id(i), node, rc;
+
+	if (!onnx__numa)
+		return;
+	node = onnx_gpu_numa_node(dev);
+	if (node < 0) {
+		/* one node, or a platform that reports none: a no-op, said once */
+		if (!atomic_exchange(&told, 1))
+			fprintf(stderr, "ferryd: onnx: GPU %d reports no NUMA node: GPU "
+				"instance threads are not pinned\n", dev);
+		return;
+	}
+	rc = onnx_pin_to_node(node);
+	if (rc)
+		fprintf(stderr, "ferryd: onnx: model '%s' instance %u: cannot pin to NUMA "
+			"node %d (GPU %d's): %s\n", name, ferry_be_instance_index(i), node, dev,
+			ferry_strerror(rc));
+}
+
 /* GPU: every request is a part; the copies gather and scatter. */
 static ferry_be_error *onnx_exec_gpu(ferry_be_instance *i, const struct onnx_model *om,
 				     struct onnx_inst *in, ferry_be_request **reqs,
@@ -676,11 +763,15 @@ static ferry_be_error *onnx_exec_gpu(ferry_be_instance *i, const struct onnx_mod
 	char err[512] = "";
 	int np = 0, rc;
 
+	if (!in->pinned) {
+		in->pinned = 1;
+		onnx_gpu_place(i);
+	}
 	for (uint32_t k = 0; k < count && np < om->rows; k++) {
 		const float **pin = in->pin + (size_t)np * (size_t)om->nin;
 		float **pout = in->pout + (size_t)np * (size_t)om->nout;
 
-		if ((e = onnx_inputs(om, reqs[k], pin, &rows)))
+		if ((e = onnx_inputs(om, reqs[k], pin, &rows, true)))
 			goto bad;
 		if (total + rows > (uint32_t)om->rows) {
 			e = ferry_be_error_new(FERRY_SHAPE, "the batch holds more than %d rows",
@@ -688,7 +779,7 @@ static ferry_be_error *onnx_exec_gpu(ferry_be_instance *i, const struct onnx_mod
 			goto bad;
 		}
 		for (int g = 0; g < om->nout; g++)
-			if ((e = onnx_output(m, om, reqs[k], g, rows, &pout[g])))
+			if ((e = onnx_output(m, om, reqs[k], g, rows, &pout[g], true)))
 				goto bad;
 		parts[np].batch = (int)rows;
 		parts[np].in = pin;
@@ -778,6 +869,31 @@ int onnx_gpu_unregister_arena(void *base)
 	return oxg_host_unregister(base);
 #else
 	return base ? FERRY_UNAVAILABLE : FERRY_EINVAL;
+#endif
+}
+
+int onnx_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
+		      int device, uint64_t bytes, void **dptr, int *device_out,
+		      char *err, size_t errlen)
+{
+#ifdef HAVE_CUDA
+	return oxg_ipc_open(handle, handle_len, pci_bus_id, device, bytes, dptr,
+			    device_out, err, errlen);
+#else
+	(void)handle, (void)handle_len, (void)pci_bus_id, (void)device, (void)bytes;
+	(void)dptr, (void)device_out;
+	snprintf(err, errlen, "CUDA tensors are not available: this ferryd was built "
+		 "without CUDA");
+	return FERRY_UNAVAILABLE;
+#endif
+}
+
+void onnx_gpu_ipc_close(void *dptr, int device)
+{
+#ifdef HAVE_CUDA
+	oxg_ipc_close(dptr, device);
+#else
+	(void)dptr, (void)device;
 #endif
 }
 

@@ -77,6 +77,24 @@ int onnx_gpu_memory(int device, size_t *used, size_t *total);
  */
 int onnx_gpu_register_arena(void *base, size_t bytes);
 int onnx_gpu_unregister_arena(void *base);
+/*
+ * onnx_gpu_ipc_open - open a local client's CUDA IPC handle (64 bytes) on
+ * the card named by @pci_bus_id (else ordinal @device), checking that its
+ * allocation holds @bytes; see oxg_ipc_open.  FERRY_UNAVAILABLE without
+ * CUDA or a device.  onnx_gpu_ipc_close undoes it.
+ */
+int onnx_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
+		      int device, uint64_t bytes, void **dptr, int *device_out,
+		      char *err, size_t errlen);
+void onnx_gpu_ipc_close(void *dptr, int device);
+/*
+ * onnx_gpu_set_numa - whether KIND_GPU instances pin their threads to the
+ * CPUs of their GPU's NUMA node (ferryd's --numa; on by default).
+ * onnx_pin_to_node - pin the calling thread to the CPUs of NUMA node
+ * @node (libnuma); 0 or a ferry code.
+ */
+void onnx_gpu_set_numa(int on);
+int onnx_pin_to_node(int node);
 
 /*
  * onnx_gpu_numa_node - the NUMA node of CUDA device @device, read from

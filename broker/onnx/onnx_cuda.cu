@@ -1101,8 +1101,11 @@ extern "C" int oxg_run(struct oxg_ctx *c, int nparts,
 		for (int p = 0; p < nparts; p++) {
 			size_t b = row * (size_t)parts[p].batch;
 
+			/* Default: host memory (a registered arena) or
+			 * device memory (a client's CUDA IPC region) alike,
+			 * told apart by unified addressing */
 			CK(cudaMemcpyAsync((char *)c->din[i] + at, parts[p].in[i],
-					   b, cudaMemcpyHostToDevice, c->stream));
+					   b, cudaMemcpyDefault, c->stream));
 			at += b;
 		}
 	}
@@ -1121,8 +1124,7 @@ extern "C" int oxg_run(struct oxg_ctx *c, int nparts,
 			if (parts[p].out[i])
 				CK(cudaMemcpyAsync(parts[p].out[i],
 						   (char *)c->dout[i] + at, b,
-						   cudaMemcpyDeviceToHost,
-						   c->stream));
+						   cudaMemcpyDefault, c->stream));
 			at += b;
 		}
 	}
@@ -1189,5 +1191,118 @@ extern "C" int oxg_pci_bus_id(int device, char *buf, size_t len)
 	for (char *p = buf; *p; p++)
 		if (*p >= 'A' && *p <= 'F')
 			*p = (char)(*p - 'A' + 'a');
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* CUDA IPC regions of local clients */
+
+typedef int (*oxg_addr_range_fn)(unsigned long long *base, size_t *size,
+					unsigned long long dptr);
+
+extern "C" int oxg_ipc_open(const void *handle, size_t handle_len,
+			    const char *pci_bus_id, int device, uint64_t bytes,
+			    void **dptr, int *device_out, char *err, size_t errlen)
+{
+	cudaIpcMemHandle_t h;
+	cudaError_t ce;
+	int dev = device, prev = 0;
+	void *p = NULL;
+
+	if (!handle || !dptr || !device_out) {
+		snprintf(err, errlen, "NULL argument");
+		return FERRY_EINVAL;
+	}
+	if (handle_len != sizeof(h)) {
+		snprintf(err, errlen, "a CUDA IPC handle has %zu bytes, not %zu",
+			 sizeof(h), handle_len);
+		return FERRY_EINVAL;
+	}
+	if (bytes == 0) {
+		snprintf(err, errlen, "a CUDA region of 0 bytes");
+		return FERRY_EINVAL;
+	}
+	if (oxg_device_count() < 1) {
+		snprintf(err, errlen, "this ferryd sees no CUDA device");
+		return FERRY_UNAVAILABLE;
+	}
+	/* The client's device ordinal may not be ours (CUDA_VISIBLE_DEVICES
+	 * differs between processes): the PCI bus id names the card. */
+	if (pci_bus_id && *pci_bus_id) {
+		if (cudaDeviceGetByPCIBusId(&dev, pci_bus_id) != cudaSuccess) {
+			(void)cudaGetLastError();
+			snprintf(err, errlen, "no CUDA device at PCI bus id %.32s visible to ferryd",
+				 pci_bus_id);
+			return FERRY_ENOENT;
+		}
+	} else if (dev < 0 || dev >= oxg_device_count()) {
+		snprintf(err, errlen, "no CUDA device %d", dev);
+		return FERRY_ENOENT;
+	}
+	memcpy(&h, handle, sizeof(h));
+	cudaGetDevice(&prev);
+	if (cudaSetDevice(dev) != cudaSuccess) {
+		(void)cudaGetLastError();
+		snprintf(err, errlen, "cannot use CUDA device %d", dev);
+		return FERRY_BACKEND;
+	}
+	ce = cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess);
+	if (ce != cudaSuccess) {
+		(void)cudaGetLastError();
+		cudaSetDevice(prev);
+		snprintf(err, errlen, "cudaIpcOpenMemHandle: %s (a bogus, freed or "
+			 "already-closed handle, or one from this process)",
+			 cudaGetErrorString(ce));
+		return FERRY_EINVAL;
+	}
+	/* The mapping covers the whole allocation the handle was made from;
+	 * its size must hold what the client declared. */
+	{
+		void *fn = NULL;
+		cudaDriverEntryPointQueryResult q;
+		unsigned long long base = 0;
+		size_t size = 0;
+
+		if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000,
+						     cudaEnableDefault, &q) == cudaSuccess &&
+		    fn && q == cudaDriverEntryPointSuccess &&
+		    ((oxg_addr_range_fn)fn)(&base, &size, (unsigned long long)(uintptr_t)p) == 0) {
+			if (base != (unsigned long long)(uintptr_t)p || size < bytes) {
+				cudaIpcCloseMemHandle(p);
+				cudaSetDevice(prev);
+				snprintf(err, errlen, "the shared allocation has %zu bytes, "
+					 "%llu were declared", size, (unsigned long long)bytes);
+				return FERRY_EINVAL;
+			}
+		} else {
+			(void)cudaGetLastError();
+			cudaIpcCloseMemHandle(p);
+			cudaSetDevice(prev);
+			snprintf(err, errlen, "cannot check the size of the shared allocation "
+				 "(cuMemGetAddressRange unavailable)");
+			return FERRY_BACKEND;
+		}
+	}
+	cudaSetDevice(prev);
+	*dptr = p;
+	*device_out = dev;
+	return 0;
+}
+
+extern "C" int oxg_ipc_close(void *dptr, int device)
+{
+	int prev = 0;
+	cudaError_t ce;
+
+	if (!dptr)
+		return FERRY_EINVAL;
+	cudaGetDevice(&prev);
+	cudaSetDevice(device);
+	ce = cudaIpcCloseMemHandle(dptr);
+	cudaSetDevice(prev);
+	if (ce != cudaSuccess) {
+		(void)cudaGetLastError();
+		return FERRY_EINVAL;
+	}
 	return 0;
 }

@@ -84,7 +84,8 @@ int oxg_ctx_graphs(const struct oxg_ctx *c);
 /*
  * struct oxg_part - one request's share of a batch
  * @batch: its rows (1 for a model without a batch dimension)
- * @in:    one host pointer per graph input (ox_model_input order), each to
+ * @in:    one pointer per graph input (host memory, or device memory such
+ *         as a client's CUDA IPC region: copies use unified addressing) (ox_model_input order), each to
  *         ox_tensor_numel(info, batch) floats; read during the call
  * @out:   one host pointer per graph output, each to that many floats, or
  *         NULL for an output nobody wants; written by the call
@@ -116,6 +117,19 @@ int oxg_host_unregister(void *base);
 
 /* oxg_pci_bus_id - the device's PCI bus id ("0000:3b:00.0", lower case). */
 int oxg_pci_bus_id(int device, char *buf, size_t len);
+
+/*
+ * oxg_ipc_open - open a client's CUDA IPC memory handle (cudaIpcMemHandle_t,
+ * @handle_len bytes) on the device named by @pci_bus_id (else ordinal
+ * @device), and check that the allocation it maps starts at the returned
+ * pointer and holds at least @bytes.  *@dptr: the mapping in this process;
+ * *@device_out: the device it was opened on (for oxg_ipc_close).  0, or a
+ * ferry code with the reason in @err.
+ */
+int oxg_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
+		 int device, uint64_t bytes, void **dptr, int *device_out,
+		 char *err, size_t errlen);
+int oxg_ipc_close(void *dptr, int device);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,8 @@
  * lock is a no-op: the fuzz target has one thread and inline models).
  */
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include <ferry/errors.h>
 
@@ -18,8 +20,8 @@
 /*
  * What else session.c links against, stubbed: the metrics endpoint's
  * gauges (broker/metrics.c needs libmicrohttpd and ferryd's globals) and
- * the GPU pinning of arenas (broker/onnx/onnx_backend.c; never called
- * here, sess_limits.gpu_pin being false).  Weak, so a program that links
+ * the GPU pinning of arenas and CUDA regions (broker/onnx/onnx_backend.c;
+ * never called here, sess_limits.gpu_pin being false).  Weak, so a program that links
  * the real ones gets those.
  */
 __attribute__((weak)) struct mx_gauges mx_gauges;
@@ -32,6 +34,20 @@ __attribute__((weak)) int onnx_gpu_register_arena(void *base, size_t bytes)
 __attribute__((weak)) int onnx_gpu_unregister_arena(void *base)
 {
 	return FERRY_UNAVAILABLE;
+}
+
+/* CUDA regions: never opened here (no CUDA), so a submission naming one
+ * finds none, as on a broker without a GPU. */
+__attribute__((weak)) int onnx_gpu_ipc_open(const void *handle, size_t handle_len,
+					    const char *pci_bus_id, int device, uint64_t bytes,
+					    void **dptr, int *device_out, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "no CUDA in this program");
+	return FERRY_UNAVAILABLE;
+}
+
+__attribute__((weak)) void onnx_gpu_ipc_close(void *dptr, int device)
+{
 }
 
 static struct fmodel *fm_shim__tab;

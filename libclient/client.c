@@ -129,6 +129,12 @@ static int fc__call(ferry_client *c, Ferry__Control__Request *req,
 	return fc__call_t(c, req, resp, fds, nfds, 10);
 }
 
+int fc_call(ferry_client *c, Ferry__Control__Request *req,
+	    Ferry__Control__Response **resp)
+{
+	return fc__call(c, req, resp, NULL, NULL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Connect / close                                                         */
 
@@ -340,6 +346,9 @@ FERRY_API void ferry_close(ferry_client *c)
 	}
 	c->reqs = NULL;
 	pthread_mutex_unlock(&c->sq_lock);
+	pthread_mutex_lock(&c->ctl_lock);
+	fc_cuda_detach(c);
+	pthread_mutex_unlock(&c->ctl_lock);
 	if (c->remote) {
 		fr_close(c);
 		return;

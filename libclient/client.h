@@ -9,6 +9,7 @@
 
 #include <ferry/ferry.h>
 
+#include "proto/control.pb-c.h"
 #include "proto/ctl_frame.h"
 #include "shm/fshm.h"
 
@@ -40,6 +41,20 @@ struct fc_tensor {
 	ferry_dtype dtype;
 	int ndims;                      /* batch dimension included */
 	int64_t dims[FERRY_MAX_DIMS];
+	/* In a CUDA region instead of the arena (cuda_id != 0): its offset
+	 * there, the region's size, and the client's device address. */
+	uint32_t cuda_id;
+	uint64_t cuda_off, cuda_size;
+	void *cuda_ptr;
+};
+
+struct ferry_cuda_region {
+	ferry_client *client;           /* NULL once the client closed */
+	uint32_t id;                    /* the broker's name for it */
+	int device;                     /* the broker's ordinal of the card */
+	void *dev_ptr;                  /* the client's address; may be NULL */
+	uint64_t bytes;
+	ferry_cuda_region *next;        /* the client's list; ctl_lock */
 };
 
 enum fc_state { FC_IDLE = 0, FC_INFLIGHT = 1, FC_DONE = 2 };
@@ -103,6 +118,7 @@ struct ferry_client {
 	pthread_cond_t wait_cond;
 	_Atomic bool broken;            /* the broker went away */
 	struct fr_client *remote;       /* gRPC transport (remote.c); NULL = local */
+	ferry_cuda_region *cuda_regions; /* registered, not released; ctl_lock */
 };
 
 /* A tensor's memory: an arena offset (local), or the address of a
@@ -124,6 +140,12 @@ int fc_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  */
 int fc_autostart(const char *path, const char *repo);
 void fc_model_free(ferry_model *m);
+/* A control call on the local socket (ctl_lock held): 0 with *resp, or
+ * the broker's error (ferry_last_error() says why). */
+int fc_call(ferry_client *c, Ferry__Control__Request *req,
+	    Ferry__Control__Response **resp);
+/* ferry_close: detach the client's CUDA regions (ctl_lock held). */
+void fc_cuda_detach(ferry_client *c);
 void fc_request_destroy(ferry_request *r);
 void fc_request_complete(ferry_request *r, int status, const char *msg);
 /* Run the callbacks of reaped requests (freeing those freed in flight)

@@ -3,9 +3,15 @@ lib_LTLIBRARIES += libclient/libferry.la
 libclient_libferry_la_SOURCES = \
 	libclient/client.c libclient/client.h \
 	libclient/autostart.c \
+	libclient/cuda.c \
 	libclient/request.c
 libclient_libferry_la_CPPFLAGS = $(AM_CPPFLAGS) -DFERRY_BUILDING_LIB -DFERRY_SBINDIR='"$(sbindir)"'
 libclient_libferry_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+# CUDA's headers only: cuda.c loads the runtime with dlopen when a job
+# first shares a device buffer, so libferry never links it.
+if HAVE_CUDA
+libclient_libferry_la_CFLAGS += $(CUDA_CFLAGS)
+endif
 # Only the ferry_* symbols are exported (version script); the shm and
 # proto code linked in stays private.
 libclient_libferry_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FERRY_LT_VERSION) \

@@ -155,6 +155,7 @@ FERRY_API int ferry_request_input_bytes(ferry_request *r, const char *name,
 		return fc_fail(FERRY_SHAPE, "input '%s': %d dimensions, at most %d",
 			       name, ndims, FERRY_MAX_DIMS);
 	struct fc_tensor *t = &r->t[i];
+	t->cuda_id = 0;
 	if ((ret = fc__alloc(r, t, bytes)))
 		return ret;
 	t->set = true;
@@ -206,6 +207,93 @@ FERRY_API int ferry_request_want_output(ferry_request *r, const char *name,
 	}
 	r->t[r->model->nin + i].set = true;
 	r->t[r->model->nin + i].want_cap = capacity;
+	r->t[r->model->nin + i].cuda_id = 0;
+	return 0;
+}
+
+/* A region a request of r's client may use, and [off, off + bytes) in it. */
+static int fc__cuda_check(const ferry_request *r, const ferry_cuda_region *reg,
+			  const char *name, size_t off, uint64_t bytes)
+{
+	if (r->remote)
+		return fc_fail(FERRY_ENOTSUP, "'%s': CUDA tensors need a broker on this "
+			       "node; this client talks gRPC to a remote one", name);
+	if (reg->client != r->client)
+		return fc_fail(FERRY_EINVAL, "'%s': the CUDA region belongs to another "
+			       "client, or its client closed", name);
+	if (off & 7)
+		return fc_fail(FERRY_EINVAL, "'%s': offset %zu in the CUDA region is not a "
+			       "multiple of 8", name, off);
+	if (off > reg->bytes || bytes > reg->bytes - off)
+		return fc_fail(FERRY_EINVAL, "'%s': %llu bytes at offset %zu lie outside the "
+			       "CUDA region (%llu bytes)", name, (unsigned long long)bytes,
+			       off, (unsigned long long)reg->bytes);
+	return 0;
+}
+
+FERRY_API int ferry_request_input_cuda(ferry_request *r, const char *name,
+				       ferry_dtype dtype, const int64_t *dims, int ndims,
+				       ferry_cuda_region *reg, size_t offset)
+{
+	size_t esz = ferry_dtype_size(dtype);
+	uint64_t n = 1;
+	int ret;
+
+	if (!r || !name || (ndims && !dims) || !reg)
+		return fc_fail(FERRY_EINVAL, "ferry_request_input_cuda: NULL argument");
+	if ((ret = fc__busy(r)))
+		return ret;
+	int i = fc__find(r->model, name, true);
+	if (i < 0)
+		return fc_fail(FERRY_ENOENT, "model '%s' has no input '%s'",
+			       r->model->name, name);
+	if (!esz)
+		return fc_fail(FERRY_DTYPE, "input '%s': %s tensors cannot live in CUDA "
+			       "memory", name, ferry_dtype_name(dtype) ? ferry_dtype_name(dtype)
+			       : "this dtype's");
+	if (ndims < 0 || ndims > FERRY_MAX_DIMS)
+		return fc_fail(FERRY_SHAPE, "input '%s': %d dimensions, at most %d",
+			       name, ndims, FERRY_MAX_DIMS);
+	for (int k = 0; k < ndims; k++) {
+		if (dims[k] < 0 || (dims[k] && n > UINT64_MAX / 2 / esz / (uint64_t)dims[k]))
+			return fc_fail(FERRY_SHAPE, "input '%s': bad dimension %lld", name,
+				       (long long)dims[k]);
+		n *= (uint64_t)dims[k];
+	}
+	if ((ret = fc__cuda_check(r, reg, name, offset, n * esz)))
+		return ret;
+	struct fc_tensor *t = &r->t[i];
+	fc__release(r, &t->off);
+	t->set = true;
+	t->bytes = t->cap = n * esz;
+	t->dtype = dtype;
+	t->ndims = ndims;
+	memcpy(t->dims, dims, sizeof(int64_t) * (size_t)ndims);
+	t->cuda_id = reg->id;
+	t->cuda_off = offset;
+	t->cuda_size = reg->bytes;
+	t->cuda_ptr = reg->dev_ptr ? (uint8_t *)reg->dev_ptr + offset : NULL;
+	return 0;
+}
+
+FERRY_API int ferry_request_output_cuda(ferry_request *r, const char *name,
+					ferry_cuda_region *reg, size_t offset,
+					size_t capacity)
+{
+	int ret;
+
+	if (!r || !name || !reg)
+		return fc_fail(FERRY_EINVAL, "ferry_request_output_cuda: NULL argument");
+	if ((ret = fc__cuda_check(r, reg, name, offset, capacity)))
+		return ret;
+	if ((ret = ferry_request_want_output(r, name, capacity)))
+		return ret;
+	struct fc_tensor *t = &r->t[r->model->nin + fc__find(r->model, name, false)];
+	fc__release(r, &t->off);
+	t->cuda_id = reg->id;
+	t->cuda_off = offset;
+	t->cuda_size = reg->bytes;
+	t->cuda_ptr = reg->dev_ptr ? (uint8_t *)reg->dev_ptr + offset : NULL;
 	return 0;
 }
 
@@ -282,8 +370,17 @@ static int fc__prepare(ferry_request *r)
 			return fc_fail(FERRY_EINVAL,
 				       "output '%s': its size depends on the data; give a capacity "
 				       "with ferry_request_want_output", m->t[m->nin + o].name);
-		if ((ret = fc__alloc(r, t, need)))
+		if (t->cuda_id) {
+			if (need > t->cuda_size - t->cuda_off)
+				return fc_fail(FERRY_E2BIG, "output '%s': %llu bytes do not fit "
+					       "at offset %llu of its CUDA region (%llu bytes)",
+					       m->t[m->nin + o].name, (unsigned long long)need,
+					       (unsigned long long)t->cuda_off,
+					       (unsigned long long)t->cuda_size);
+			t->cap = need;
+		} else if ((ret = fc__alloc(r, t, need))) {
 			return ret;
+		}
 	}
 	uint32_t nt = nin + nout;
 	if (r->desc_off == FC_NONE || r->desc_ntensors < nt) {
@@ -307,7 +404,8 @@ static int fc__prepare(ferry_request *r)
 		struct fshm_tensor *w = &d->t[k++];
 		memset(w, 0, sizeof(*w));
 		w->index = (uint32_t)(i < m->nin ? i : i - m->nin);
-		w->offset = t->off;
+		w->offset = t->cuda_id ? t->cuda_off : t->off;
+		w->flags = t->cuda_id ? FSHM_TENSOR_CUDA | t->cuda_id << FSHM_TENSOR_REGION_SHIFT : 0;
 		if (i < m->nin) {
 			w->dtype = (uint32_t)t->dtype;
 			w->ndims = (uint32_t)t->ndims;
@@ -682,14 +780,14 @@ FERRY_API int ferry_request_output(const ferry_request *r, const char *name,
 		return fc_fail(FERRY_ENOENT, "model '%s' has no output '%s'",
 			       r->model->name, name);
 	const struct fc_tensor *t = &r->t[r->model->nin + i];
-	if (!t->set || t->off == FC_NONE)
+	if (!t->set || (t->off == FC_NONE && !t->cuda_id))
 		return fc_fail(FERRY_ENOENT, "output '%s' was not requested", name);
 	if (!r->client)
 		return fc_fail(FERRY_EPIPE, "the client is closed");
 	if (dtype) *dtype = t->dtype;
 	if (dims) *dims = t->dims;
 	if (ndims) *ndims = t->ndims;
-	if (data) *data = fc_tensor_ptr(r->client, t->off);
+	if (data) *data = t->cuda_id ? t->cuda_ptr : fc_tensor_ptr(r->client, t->off);
 	if (bytes) *bytes = t->bytes;
 	return 0;
 }

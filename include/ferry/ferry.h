@@ -64,6 +64,7 @@ extern "C" {
 typedef struct ferry_client ferry_client;
 typedef struct ferry_model ferry_model;
 typedef struct ferry_request ferry_request;
+typedef struct ferry_cuda_region ferry_cuda_region;
 
 /* How a thread waits for a completion. */
 typedef enum ferry_wait {
@@ -254,6 +255,75 @@ FERRY_API int ferry_request_reset(ferry_request *r);
  * still in flight is released when its completion arrives.
  */
 FERRY_API void ferry_request_free(ferry_request *r);
+
+/* ---------------------------------------------------------------------- */
+/* CUDA IPC tensors (local broker only)                                    */
+
+/*
+ * ferry_cuda_register - share a CUDA device buffer with the broker
+ *
+ * dev_ptr must be the start of a cudaMalloc allocation (CUDA IPC shares
+ * whole allocations) of at least bytes.  libferry loads the CUDA runtime
+ * (libcudart.so) the first time this is called; jobs that never call it
+ * never need CUDA.  The broker opens the handle once for the session and
+ * checks the allocation's size; then ferry_request_input_cuda() and
+ * ferry_request_output_cuda() name parts of it, and the broker's GPU
+ * instances copy from and to it on the card (no host round trip).  Only
+ * models served by KIND_GPU instances of a backend that takes CUDA memory
+ * (the onnx backend) accept such tensors; others answer FERRY_EINVAL.
+ *
+ * The buffer must stay allocated until ferry_cuda_release().  Errors:
+ * FERRY_ENOTSUP (a remote client, or libferry built without CUDA),
+ * FERRY_UNAVAILABLE (no CUDA runtime here, or no CUDA in the broker),
+ * FERRY_EINVAL (not device memory, not the start of its allocation, a size
+ * larger than the allocation, a handle the broker cannot open).
+ */
+FERRY_API int ferry_cuda_register(ferry_client *c, void *dev_ptr, size_t bytes,
+				  ferry_cuda_region **out);
+
+/*
+ * ferry_cuda_register_handle - the same from a cudaIpcMemHandle_t the
+ * caller made (handle_len 64), with no CUDA runtime in libferry: the card
+ * is named by pci_bus_id (cudaDeviceGetPCIBusId; NULL = the ordinal
+ * device, which must then mean the same card to the broker).  dev_ptr is
+ * the caller's address of the allocation, returned by
+ * ferry_request_output() for outputs in it; it may be NULL.
+ */
+FERRY_API int ferry_cuda_register_handle(ferry_client *c, const void *ipc_handle,
+					 size_t handle_len, const char *pci_bus_id,
+					 int device, void *dev_ptr, size_t bytes,
+					 ferry_cuda_region **out);
+
+/*
+ * ferry_cuda_release - the broker forgets the region (it closes its
+ * mapping once the requests in flight with it complete) and the handle is
+ * freed.  Call it for every region, also after ferry_close() (then it only
+ * frees the handle).
+ */
+FERRY_API int ferry_cuda_release(ferry_cuda_region *region);
+
+/* The device address given when the region was registered. */
+FERRY_API void *ferry_cuda_region_pointer(const ferry_cuda_region *region);
+
+/*
+ * ferry_request_input_cuda - input `name` lies in region at offset (a
+ * multiple of 8), its size computed from dtype and dims (fixed-size dtypes
+ * only).  Fill it on the device before submitting; the broker reads it
+ * during the request.
+ */
+FERRY_API int ferry_request_input_cuda(ferry_request *r, const char *name,
+				       ferry_dtype dtype, const int64_t *dims, int ndims,
+				       ferry_cuda_region *region, size_t offset);
+
+/*
+ * ferry_request_output_cuda - write output `name` into region at offset,
+ * with capacity bytes of room (0 = computed as for
+ * ferry_request_want_output()).  ferry_request_output() then gives the
+ * device address (region pointer + offset) as its data.
+ */
+FERRY_API int ferry_request_output_cuda(ferry_request *r, const char *name,
+					ferry_cuda_region *region, size_t offset,
+					size_t capacity);
 
 /* ---------------------------------------------------------------------- */
 /* Inference                                                               */

@@ -11,3 +11,17 @@ EXTRA_DIST += tests/grpc/run_python.sh tests/grpc/test_tritonclient.py tests/grp
 # Mutual TLS on the gRPC endpoint, with certificates made by openssl.
 TESTS += tests/grpc/test_tls.sh
 EXTRA_DIST += tests/grpc/test_tls.sh tests/grpc/tls_check.py
+
+# Triton's CUDA shared-memory extension end to end (device memory, a raw
+# CUDA IPC handle, ModelInfer reading and writing it); skips without a GPU.
+check_PROGRAMS += tests/test_cuda_shm
+TESTS += tests/test_cuda_shm
+tests_test_cuda_shm_SOURCES = tests/grpc/test_cuda_shm.c
+tests_test_cuda_shm_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) $(GRPC_CFLAGS)
+tests_test_cuda_shm_LDADD = tests/libharness.la proto/libfkserve.la $(GRPC_LIBS) \
+	$(PROTOBUF_C_LIBS) $(CRITERION_TEST_LIBS)
+$(tests_test_cuda_shm_OBJECTS): proto/kserve.pb-c.h
+if HAVE_CUDA
+tests_test_cuda_shm_CFLAGS += $(CUDA_CFLAGS)
+tests_test_cuda_shm_LDADD += $(CUDA_LIBS)
+endif

@@ -39,5 +39,19 @@ TESTS += tests/onnx/run_onnx_gpu.sh
 EXTRA_DIST += tests/onnx/run_onnx_gpu.sh
 tests_onnx_test_onnx_gpu_SOURCES = tests/onnx/test_onnx_gpu.c
 tests_onnx_test_onnx_gpu_LDADD = $(ONNX_BE_LIBS) broker/libfsched.la \
-	broker/libfconfig.la shm/libfshm.la -lm
+	broker/libfconfig.la shm/libfshm.la $(NUMA_LIBS) -lpthread -lm
 $(tests_onnx_test_onnx_gpu_OBJECTS): onnx/onnx.pb-c.h
+
+# CUDA IPC tensors through libferry (test_cuda_ipc, via run_cuda_ipc.sh):
+# refusals everywhere, device buffers end to end where a GPU exists.
+check_PROGRAMS += tests/onnx/test_cuda_ipc
+TESTS += tests/onnx/run_cuda_ipc.sh
+EXTRA_DIST += tests/onnx/run_cuda_ipc.sh
+tests_onnx_test_cuda_ipc_SOURCES = tests/onnx/test_cuda_ipc.c
+tests_onnx_test_cuda_ipc_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_onnx_test_cuda_ipc_LDADD = tests/libharness.la libclient/libferry.la \
+	$(CRITERION_TEST_LIBS) -lm
+if HAVE_CUDA
+tests_onnx_test_cuda_ipc_CFLAGS += $(CUDA_CFLAGS)
+tests_onnx_test_cuda_ipc_LDADD += $(CUDA_LIBS)
+endif

@@ -20,6 +20,8 @@
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <numa.h>
 
 #include <ferry/errors.h>
 
@@ -53,6 +57,43 @@ static int sh(const char *cmd)
 }
 
 /* onnx_pci_numa_node on a fake tree: node 1, node -1, no device, bad id. */
+/* In a thread of its own, so the pin does not follow the other checks:
+ * after onnx_pin_to_node(0) the thread may run on node 0's CPUs only. */
+static void *pin_thread(void *arg)
+{
+	struct bitmask *want = numa_allocate_cpumask(), *got = numa_allocate_cpumask();
+	int *rc = arg;
+
+	*rc = onnx_pin_to_node(0);
+	if (*rc == 0 && (numa_node_to_cpus(0, want) || numa_sched_getaffinity(0, got) < 0 ||
+			 !numa_bitmask_equal(want, got)))
+		*rc = FERRY_EPROTO;
+	numa_free_cpumask(want);
+	numa_free_cpumask(got);
+	return NULL;
+}
+
+static void check_numa_pin(void)
+{
+	pthread_t t;
+	int rc = 0;
+
+	checks++;
+	if (onnx_pin_to_node(-1) != FERRY_ENOENT || onnx_pin_to_node(1 << 20) != FERRY_ENOENT)
+		FAIL("onnx_pin_to_node accepted a node that does not exist");
+	if (pthread_create(&t, NULL, pin_thread, &rc) || pthread_join(t, NULL)) {
+		FAIL("pthread");
+		return;
+	}
+	if (numa_available() < 0)
+		printf("NUMA: libnuma reports none; pinning is a no-op (%s)\n", ferry_errname(rc));
+	else if (rc)
+		FAIL("onnx_pin_to_node(0): %s (affinity differs from node 0's CPUs)",
+		     ferry_errname(rc));
+	else
+		printf("NUMA: a thread pinned to node 0 runs on exactly its CPUs\n");
+}
+
 static void check_pci_numa(void)
 {
 	char root[] = "/tmp/ferry-sysfs-XXXXXX", cmd[512];
@@ -372,6 +413,7 @@ int main(void)
 	int rc = 0;
 
 	check_pci_numa();
+	check_numa_pin();
 	if (failures) {
 		fprintf(stderr, "%d failure(s) before the GPU part\n", failures);
 		return 1;

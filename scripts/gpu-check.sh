@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # gpu-check.sh - the ONE script to run on a GPU machine (the device tool):
 # the ONNX GPU test, the broker-level ONNX test (whose KIND_GPU model then
-# loads and serves), the CPU executor test, and ferry-onnx-bench, with
+# loads and serves), the CPU executor test, CUDA IPC tensors through
+# libferry, Triton's CUDA shared memory over gRPC, ferry-onnx-bench and the
+# offload study (bench/offload.sh), with
 # every output under $OUT (default ./gpu-out).
 #
 # Prepare here, on the build machine (the GPU machine has no compiler, no
@@ -10,9 +12,8 @@
 #     make -j2 && make check TESTS=      # in BUILD_DIR (default build-onnx)
 #     scripts/gpu-pack.sh BUILD_DIR      # fills devlibs/ (libs + models)
 # then run, from the repository root, with carry
-#     [BUILD_DIR/broker/ferryd, BUILD_DIR/tests/onnx, BUILD_DIR/.libs,
-#      BUILD_DIR/ferry-onnx-bench, devlibs]           (about 60 MiB)
-#     scripts/gpu-check.sh BUILD_DIR
+#     [devpack]   (gpu-pack.sh's archive of the build and devlibs, ~30 MiB)
+#     tar xzf devpack/ferry-gpu.tgz && scripts/gpu-check.sh BUILD_DIR
 #
 # Exit status: 0 when every step passed, else the number of failed steps.
 set -u
@@ -63,7 +64,12 @@ step test_onnx_gpu 240 "$(real "$build/tests/onnx/test_onnx_gpu")"
 # the backend through ferryd: KIND_GPU instances next to KIND_CPU ones
 step test_onnx_broker 180 "$(real "$build/tests/onnx/test_onnx_broker")" --jobs 1
 step test_onnx 120 "$(real "$build/tests/onnx/test_onnx")" --jobs 4
-# then the numbers
+# CUDA IPC tensors through libferry from this (second) process, and
+# Triton's CUDA shared memory over gRPC
+step test_cuda_ipc 120 "$(real "$build/tests/onnx/test_cuda_ipc")" --jobs 1 --verbose
+step test_cuda_shm 90 "$(real "$build/tests/test_cuda_shm")" --jobs 1 --verbose
+# then the numbers (FERRY_GPU_QUICK=1: tests only)
+[ -n "${FERRY_GPU_QUICK:-}" ] && { echo "gpu-check: $failed step(s) failed; results in $out"; exit $failed; }
 step onnx_bench 240 "$(real "$build/ferry-onnx-bench")" --models "$FERRY_ONNX_MODELS" \
 	--ferryd "$build/broker/ferryd" --backend-dir "$build/tests/onnx/.libs" \
 	--csv "$out/onnx_bench.csv"

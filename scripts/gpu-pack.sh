@@ -39,7 +39,8 @@ $(real "$build/tests/onnx/test_onnx_broker")
 $(real "$build/tests/onnx/test_onnx")
 $(real "$build/ferry-onnx-bench")
 $(real "$build/ferry-bench-saturate")
-$(real "$build/tests/grpc/test_cuda_shm" 2>/dev/null)
+$(real "$build/tests/onnx/test_cuda_ipc")
+$(real "$build/tests/test_cuda_shm")
 $build/tests/onnx/.libs/libferry_onnx.so"
 
 mkdir -p "$dest"
@@ -107,6 +108,6 @@ echo "gpu-pack: $(ls "$dest" | wc -l) entries, $(du -sh "$dest" | cut -f1) in $d
 rel=${build#"$top"/}
 mkdir -p "$top/devpack"
 (cd "$top" && tar czf devpack/ferry-gpu.tgz devlibs "$rel/broker/ferryd" \
-	"$rel/tests/onnx" "$rel/tests/grpc" "$rel/tests/integ" "$rel/.libs" \
+	"$rel/tests" "$rel/.libs" \
 	"$rel"/ferry-* "$rel/libclient/.libs" "$rel/tools" 2>/dev/null || true)
 echo "gpu-pack: $(du -h "$top/devpack/ferry-gpu.tgz" | cut -f1) in devpack/ferry-gpu.tgz (carry devpack)"

@@ -2,6 +2,4 @@
 # gRPC with system shared memory, in one run (included by bench/local.mk).
 noinst_PROGRAMS += ferry-grpc-bench
 ferry_grpc_bench_SOURCES = bench/grpc_bench.c
-ferry_grpc_bench_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
-ferry_grpc_bench_LDADD = bench/libbenchutil.la libclient/libferry.la shm/libfshm.la proto/libfkserve.la \
-	$(GRPC_LIBS) $(PROTOBUF_C_LIBS)
+ferry_grpc_bench_LDADD = bench/libbenchutil.la libclient/libferry.la shm/libfshm.la

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * grpc_util.c - raw KServe v2 gRPC calls and system shared memory for the
+ * benchmarks (see grpc_util.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "bench/grpc_util.h"
+#include "proto/kserve.pb-c.h"
+
+#define GU_METHOD(m) "/inference.GRPCInferenceService/" m
+#define GU_MAXT 32
+
+struct gu_chan {
+	grpc_channel *ch;
+	grpc_completion_queue *cq;      /* asynchronous calls (gu_next) */
+};
+
+struct gu_infer {
+	grpc_slice msg;                 /* the packed ModelInferRequest */
+	grpc_completion_queue *pluck;   /* blocking calls of this request */
+	/* the call in flight (one at a time) */
+	grpc_call *call;
+	void *tag;
+	grpc_byte_buffer *send, *recv;
+	grpc_metadata_array md_init, md_trail;
+	grpc_status_code status;
+	grpc_slice details;
+};
+
+static _Thread_local char gu__err[512];
+
+const char *gu_error(void)
+{
+	return gu__err;
+}
+
+static int gu__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int gu__fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(gu__err, sizeof(gu__err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* A deadline timeout_ns from now; 0 is already past (gRPC then polls once
+ * without blocking; "now + 0" would be rounded up to the next millisecond
+ * and block until then), < 0 never. */
+static gpr_timespec gu__deadline(int64_t timeout_ns)
+{
+	if (timeout_ns < 0)
+		return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+	if (timeout_ns == 0)
+		return gpr_inf_past(GPR_CLOCK_MONOTONIC);
+	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+			    gpr_time_from_nanos(timeout_ns, GPR_TIMESPAN));
+}
+
+/* ---------------------------------------------------------------------- */
+/* One call: the six operations of a unary RPC                             */
+
+static void gu__call_init(struct gu_infer *q)
+{
+	q->recv = NULL;
+	q->status = GRPC_STATUS_UNKNOWN;
+	q->details = grpc_empty_slice();
+	grpc_metadata_array_init(&q->md_init);
+	grpc_metadata_array_init(&q->md_trail);
+	q->send = grpc_raw_byte_buffer_create(&q->msg, 1);   /* a reference, no copy */
+}
+
+static int gu__call_start(struct gu_infer *q, grpc_channel *ch, grpc_completion_queue *cq,
+			  const char *method, int64_t timeout_ns, void *tag)
+{
+	grpc_op ops[6];
+
+	gu__call_init(q);
+	q->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+					   grpc_slice_from_static_string(method), NULL,
+					   gu__deadline(timeout_ns), NULL);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = q->send;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &q->md_init;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &q->recv;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &q->md_trail;
+	ops[5].data.recv_status_on_client.status = &q->status;
+	ops[5].data.recv_status_on_client.status_details = &q->details;
+	if (grpc_call_start_batch(q->call, ops, 6, tag, NULL) != GRPC_CALL_OK) {
+		grpc_call_unref(q->call);
+		q->call = NULL;
+		grpc_byte_buffer_destroy(q->send);
+		grpc_metadata_array_destroy(&q->md_init);
+		grpc_metadata_array_destroy(&q->md_trail);
+		return gu__fail("%s: cannot start the call", method);
+	}
+	return 0;
+}
+
+/* The call finished: its status (and response, unpacked with rdesc into
+ * *resp when resp is given), and everything it held released. */
+static int gu__call_end(struct gu_infer *q, const ProtobufCMessageDescriptor *rdesc,
+			ProtobufCMessage **resp)
+{
+	int ret = 0;
+
+	if (q->status != GRPC_STATUS_OK) {
+		char *d = grpc_slice_to_c_string(q->details);
+		ret = gu__fail("status %d: %s", (int)q->status, d);
+		gpr_free(d);
+	} else {
+		grpc_byte_buffer_reader rd;
+		ProtobufCMessage *m = NULL;
+
+		if (q->recv && grpc_byte_buffer_reader_init(&rd, q->recv)) {
+			grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+
+			grpc_byte_buffer_reader_destroy(&rd);
+			m = protobuf_c_message_unpack(rdesc, NULL, GRPC_SLICE_LENGTH(all),
+						      GRPC_SLICE_START_PTR(all));
+			grpc_slice_unref(all);
+		}
+		if (!m)
+			ret = gu__fail("malformed %s", rdesc->name);
+		else if (resp)
+			*resp = m;
+		else
+			protobuf_c_message_free_unpacked(m, NULL);
+	}
+	grpc_call_unref(q->call);
+	q->call = NULL;
+	grpc_byte_buffer_destroy(q->send);
+	if (q->recv)
+		grpc_byte_buffer_destroy(q->recv);
+	grpc_slice_unref(q->details);
+	grpc_metadata_array_destroy(&q->md_init);
+	grpc_metadata_array_destroy(&q->md_trail);
+	return ret;
+}
+
+/* One blocking unary call of req on a private queue (the control calls). */
+static int gu__unary(struct gu_chan *c, const char *method, const ProtobufCMessage *req,
+		     const ProtobufCMessageDescriptor *rdesc, int64_t timeout_ns)
+{
+	struct gu_infer q = { .pluck = grpc_completion_queue_create_for_pluck(NULL) };
+	size_t len = protobuf_c_message_get_packed_size(req);
+	uint8_t *buf = malloc(len ? len : 1);
+	int ret = -1;
+
+	if (!buf)
+		return gu__fail("out of memory");
+	protobuf_c_message_pack(req, buf);
+	q.msg = grpc_slice_new(buf, len, free);
+	if (!gu__call_start(&q, c->ch, q.pluck, method, timeout_ns, &q)) {
+		grpc_completion_queue_pluck(q.pluck, &q, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		ret = gu__call_end(&q, rdesc, NULL);
+		if (ret)
+			gu__fail("%s: %s", method, gu_error());
+	}
+	grpc_slice_unref(q.msg);
+	grpc_completion_queue_shutdown(q.pluck);
+	grpc_completion_queue_destroy(q.pluck);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Channels                                                                */
+
+struct gu_chan *gu_open(const char *target)
+{
+	struct gu_chan *c = calloc(1, sizeof(*c));
+	grpc_arg args[2];
+	grpc_channel_args ca = { .num_args = 2, .args = args };
+	grpc_channel_credentials *cr;
+	Inference__ServerLiveRequest live = INFERENCE__SERVER_LIVE_REQUEST__INIT;
+
+	if (!c) {
+		gu__fail("out of memory");
+		return NULL;
+	}
+	if (!strncmp(target, "grpc://", 7))
+		target += 7;
+	grpc_init();
+	memset(args, 0, sizeof(args));
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[0].value.integer = INT32_MAX;
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+	args[1].value.integer = INT32_MAX;
+	cr = grpc_insecure_credentials_create();
+	c->ch = grpc_channel_create(target, cr, &ca);
+	grpc_channel_credentials_release(cr);
+	c->cq = grpc_completion_queue_create_for_next(NULL);
+	/* gRPC connects lazily: ask whether anyone is there. */
+	if (gu__unary(c, GU_METHOD("ServerLive"), &live.base,
+		      &inference__server_live_response__descriptor, 5000000000LL)) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", gu_error());
+		gu_close(c);
+		gu__fail("cannot reach the gRPC server at %s: %s", target, why);
+		return NULL;
+	}
+	return c;
+}
+
+void gu_close(struct gu_chan *c)
+{
+	if (!c)
+		return;
+	grpc_channel_destroy(c->ch);
+	grpc_completion_queue_shutdown(c->cq);
+	while (grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	       GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(c->cq);
+	free(c);
+	grpc_shutdown();
+}
+
+/* ---------------------------------------------------------------------- */
+/* System shared memory                                                    */
+
+int gu_region_create(struct gu_region *r, const char *name, size_t bytes)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->base = MAP_FAILED;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->key, sizeof(r->key), "/ferry_gu_%d_%s", (int)getpid(), name);
+	r->bytes = bytes ? bytes : 1;
+	r->fd = shm_open(r->key, O_CREAT | O_EXCL | O_RDWR, 0600);
+	if (r->fd < 0)
+		return gu__fail("shm_open %s: %s", r->key, strerror(errno));
+	if (ftruncate(r->fd, (off_t)r->bytes) ||
+	    (r->base = mmap(NULL, r->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0)) ==
+	    MAP_FAILED) {
+		int e = errno;
+
+		gu_region_destroy(r);
+		return gu__fail("region %s of %zu bytes: %s", name, bytes, strerror(e));
+	}
+	return 0;
+}
+
+void gu_region_destroy(struct gu_region *r)
+{
+	if (r->base && r->base != MAP_FAILED)
+		munmap(r->base, r->bytes);
+	if (r->fd >= 0) {
+		close(r->fd);
+		shm_unlink(r->key);
+	}
+	r->base = NULL;
+	r->fd = -1;
+}
+
+int gu_region_register(struct gu_chan *c, const struct gu_region *r)
+{
+	Inference__SystemSharedMemoryRegisterRequest q =
+		INFERENCE__SYSTEM_SHARED_MEMORY_REGISTER_REQUEST__INIT;
+
+	q.name = (char *)r->name;
+	q.key = (char *)r->key;
+	q.offset = 0;
+	q.byte_size = r->bytes;
+	return gu__unary(c, GU_METHOD("SystemSharedMemoryRegister"), &q.base,
+			 &inference__system_shared_memory_register_response__descriptor,
+			 10000000000LL);
+}
+
+int gu_region_unregister(struct gu_chan *c, const char *name)
+{
+	Inference__SystemSharedMemoryUnregisterRequest q =
+		INFERENCE__SYSTEM_SHARED_MEMORY_UNREGISTER_REQUEST__INIT;
+
+	q.name = name ? (char *)name : (char *)"";
+	return gu__unary(c, GU_METHOD("SystemSharedMemoryUnregister"), &q.base,
+			 &inference__system_shared_memory_unregister_response__descriptor,
+			 10000000000LL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* ModelInfer                                                              */
+
+/* The three parameters that put a tensor in a region. */
+struct gu__shmp {
+	Inference__InferParameter v[3];
+	Inference__ModelInferRequest__InferInputTensor__ParametersEntry ie[3];
+	Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry oe[3];
+	void *p[3];
+};
+
+static size_t gu__shm_params(struct gu__shmp *s, const struct gu_tensor *t, int input)
+{
+	static const char *const keys[3] = { "shared_memory_region", "shared_memory_offset",
+					      "shared_memory_byte_size" };
+
+	if (!t->region)
+		return 0;
+	for (int k = 0; k < 3; k++) {
+		inference__infer_parameter__init(&s->v[k]);
+		if (input) {
+			inference__model_infer_request__infer_input_tensor__parameters_entry__init(
+				&s->ie[k]);
+			s->ie[k].key = (char *)keys[k];
+			s->ie[k].value = &s->v[k];
+			s->p[k] = &s->ie[k];
+		} else {
+			inference__model_infer_request__infer_requested_output_tensor__parameters_entry__init(
+				&s->oe[k]);
+			s->oe[k].key = (char *)keys[k];
+			s->oe[k].value = &s->v[k];
+			s->p[k] = &s->oe[k];
+		}
+	}
+	s->v[0].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM;
+	s->v[0].string_param = (char *)t->region;
+	s->v[1].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM;
+	s->v[1].int64_param = (int64_t)t->offset;
+	s->v[2].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM;
+	s->v[2].int64_param = (int64_t)t->bytes;
+	return 3;
+}
+
+struct gu_infer *gu_infer_new(const char *model, const struct gu_tensor *in, int nin,
+			      const struct gu_tensor *out, int nout)
+{
+	struct gu__shmp sp[2 * GU_MAXT];
+	Inference__ModelInferRequest__InferInputTensor it[GU_MAXT], *itp[GU_MAXT];
+	Inference__ModelInferRequest__InferRequestedOutputTensor ot[GU_MAXT], *otp[GU_MAXT];
+	ProtobufCBinaryData raw[GU_MAXT];
+	Inference__ModelInferRequest m = INFERENCE__MODEL_INFER_REQUEST__INIT;
+	struct gu_infer *q;
+	size_t nraw = 0, len;
+	uint8_t *buf;
+
+	if (nin > GU_MAXT || nout > GU_MAXT) {
+		gu__fail("more than %d inputs or outputs", GU_MAXT);
+		return NULL;
+	}
+	for (int i = 0; i < nin; i++) {
+		inference__model_infer_request__infer_input_tensor__init(&it[i]);
+		it[i].name = (char *)in[i].name;
+		it[i].datatype = (char *)in[i].datatype;
+		it[i].n_shape = (size_t)in[i].ndims;
+		it[i].shape = (int64_t *)in[i].shape;
+		it[i].n_parameters = gu__shm_params(&sp[i], &in[i], 1);
+		it[i].parameters = (Inference__ModelInferRequest__InferInputTensor__ParametersEntry **)
+			sp[i].p;
+		itp[i] = &it[i];
+		if (!in[i].region) {
+			/* raw contents go all or none: every input without a region */
+			raw[nraw].data = (uint8_t *)in[i].data;
+			raw[nraw++].len = in[i].bytes;
+		}
+	}
+	if (nraw && nraw != (size_t)nin) {
+		gu__fail("mixing inputs in regions and raw contents is not supported");
+		return NULL;
+	}
+	for (int o = 0; o < nout; o++) {
+		inference__model_infer_request__infer_requested_output_tensor__init(&ot[o]);
+		ot[o].name = (char *)out[o].name;
+		ot[o].n_parameters = gu__shm_params(&sp[GU_MAXT + o], &out[o], 0);
+		ot[o].parameters =
+			(Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry **)
+			sp[GU_MAXT + o].p;
+		otp[o] = &ot[o];
+	}
+	m.model_name = (char *)model;
+	m.n_inputs = (size_t)nin;
+	m.inputs = itp;
+	m.n_outputs = (size_t)nout;
+	m.outputs = otp;
+	m.n_raw_input_contents = nraw;
+	m.raw_input_contents = raw;
+
+	q = calloc(1, sizeof(*q));
+	len = protobuf_c_message_get_packed_size(&m.base);
+	buf = malloc(len ? len : 1);
+	if (!q || !buf) {
+		free(q);
+		free(buf);
+		gu__fail("out of memory");
+		return NULL;
+	}
+	protobuf_c_message_pack(&m.base, buf);
+	q->msg = grpc_slice_new(buf, len, free);
+	return q;
+}
+
+void gu_infer_free(struct gu_infer *q)
+{
+	if (!q)
+		return;
+	grpc_slice_unref(q->msg);
+	if (q->pluck) {
+		grpc_completion_queue_shutdown(q->pluck);
+		grpc_completion_queue_destroy(q->pluck);
+	}
+	free(q);
+}
+
+int gu_infer(struct gu_chan *c, struct gu_infer *q)
+{
+	if (!q->pluck)
+		q->pluck = grpc_completion_queue_create_for_pluck(NULL);
+	if (gu__call_start(q, c->ch, q->pluck, GU_METHOD("ModelInfer"), -1, q))
+		return -1;
+	grpc_completion_queue_pluck(q->pluck, q, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	return gu__call_end(q, &inference__model_infer_response__descriptor, NULL);
+}
+
+int gu_infer_start(struct gu_chan *c, struct gu_infer *q, void *tag)
+{
+	q->tag = tag;
+	return gu__call_start(q, c->ch, c->cq, GU_METHOD("ModelInfer"), -1, q);
+}
+
+int gu_next(struct gu_chan *c, int64_t timeout_ns, void **tag, int *status)
+{
+	grpc_event ev = grpc_completion_queue_next(c->cq, gu__deadline(timeout_ns), NULL);
+	struct gu_infer *q;
+
+	if (ev.type != GRPC_OP_COMPLETE)
+		return 0;
+	q = ev.tag;
+	*tag = q->tag;
+	*status = gu__call_end(q, &inference__model_infer_response__descriptor, NULL);
+	return 1;
+}

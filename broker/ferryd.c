@@ -683,9 +683,16 @@ int main(int argc, char **argv)
 	};
 	ret = fm_load_all(&fo);
 	fm_log_table();
-	if (ret) {
+	if (ret == FERRY_CONFIG) {
 		log_error("model repository %s: some models failed to load (see above); exiting "
 			  "(--strict-model-config=false serves the others)", b->opt.repository);
+		fm_unload_all();
+		return 1;
+	} else if (ret) {
+		/* The repository itself (or memory) failed: nothing to serve,
+		 * whatever --strict-model-config says. */
+		log_error("model repository %s: cannot be read (see above); exiting",
+			  b->opt.repository);
 		fm_unload_all();
 		return 1;
 	}

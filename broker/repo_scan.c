@@ -285,8 +285,13 @@ int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
 	if (rc == FERRY_ENOMEM)
 		goto nomem;
 	if (rc == FERRY_ENOENT) {
-		snprintf(msg, sizeof(msg), "%s: no config.pbtxt in the model directory",
-			 cfgpath);
+		/* A link to nowhere is there but cannot be read: say so,
+		 * rather than that the directory has no config. */
+		struct stat lst;
+		bool dangling = lstat(cfgpath, &lst) == 0 && S_ISLNK(lst.st_mode);
+		snprintf(msg, sizeof(msg), "%s: %s", cfgpath,
+			 dangling ? "a dangling symbolic link" :
+				    "no config.pbtxt in the model directory");
 		if (fail_model(m, FERRY_CONFIG, msg))
 			goto nomem;
 		goto done;

@@ -33,3 +33,11 @@ tests_cxx_header_LDADD = libclient/libferry.la
 # library, in C and C++, against the installed ferryd.
 TESTS += tests/install/test_install.sh
 EXTRA_DIST += tests/install/test_install.sh tests/install/prog.c tests/install/prog.cc
+
+# Disk-less and memory-tight starts: missing repository, unreadable files,
+# a full arena, a failed allocation.
+check_PROGRAMS += tests/test_start
+TESTS += tests/test_start
+tests_test_start_SOURCES = tests/integ/test_start.c
+tests_test_start_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_test_start_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)

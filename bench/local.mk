@@ -4,3 +4,4 @@ include bench/ferry.mk
 include bench/onnx.mk
 include bench/grpc.mk
 include bench/study.mk
+include bench/distance.mk

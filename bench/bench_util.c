@@ -157,6 +157,60 @@ struct bu_lat bu_floor_eventfd(int cpu_a, int cpu_b, unsigned samples)
 	return res;
 }
 
+/* Write or read exactly n bytes; 0, or -1 on error or end of file. */
+static int bu__full(int fd, char *p, size_t n, int out)
+{
+	while (n) {
+		ssize_t k = out ? write(fd, p, n) : read(fd, p, n);
+
+		if (k <= 0) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+struct bu_lat bu_floor_unix(int cpu_a, int cpu_b, size_t bytes, unsigned samples)
+{
+	int sv[2];
+	uint64_t n = 100 + (uint64_t)samples;
+	uint64_t *lat = calloc(samples, sizeof(*lat));
+	char *buf = malloc(bytes ? bytes : 1);
+	struct bu_lat res = { 0 };
+
+	if (!lat || !buf || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		goto out;
+	memset(buf, 3, bytes);
+	pid_t pid = bu__child(cpu_b);
+	if (pid == 0) {
+		close(sv[0]);
+		for (uint64_t i = 0; i < n; i++)
+			if (bu__full(sv[1], buf, bytes, 0) || bu__full(sv[1], buf, bytes, 1))
+				_exit(1);
+		_exit(0);
+	}
+	close(sv[1]);
+	bu_pin(cpu_a);
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t t0 = fshm_now_ns();
+		if (bu__full(sv[0], buf, bytes, 1) || bu__full(sv[0], buf, bytes, 0))
+			break;
+		if (i >= 100)
+			lat[i - 100] = fshm_now_ns() - t0;
+	}
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	res = bu_lat_of(lat, samples);
+out:
+	free(lat);
+	free(buf);
+	return res;
+}
+
 struct bu_lat bu_floor_memcpy(size_t bytes, unsigned samples)
 {
 	char *a = malloc(bytes), *b = malloc(bytes);

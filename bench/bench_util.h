@@ -35,6 +35,11 @@ struct bu_lat bu_floor_cacheline(int cpu_a, int cpu_b, unsigned samples);
  * processes: the floor of any design that sleeps on both sides. */
 struct bu_lat bu_floor_eventfd(int cpu_a, int cpu_b, unsigned samples);
 
+/* bu_floor_unix - round trip of bytes over a Unix stream socket between
+ * two processes (written, read back whole by the peer, written back): the
+ * floor of any transport that moves the payload through the kernel. */
+struct bu_lat bu_floor_unix(int cpu_a, int cpu_b, size_t bytes, unsigned samples);
+
 /* bu_floor_memcpy - one memcpy of bytes (warm caches): the cost of a copy
  * that a zero-copy path avoids. */
 struct bu_lat bu_floor_memcpy(size_t bytes, unsigned samples);

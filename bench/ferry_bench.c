@@ -4,9 +4,11 @@
  * it is compared with, measured in the same run.
  *
  *   ferry-bench latency     round trip of an identity request through
- *                           ferryd over shared memory, per wait policy
- *                           and payload, beside the cache-line, eventfd
- *                           and memcpy floors
+ *                           ferryd over shared memory (per wait policy),
+ *                           over KServe v2 gRPC and over gRPC with system
+ *                           shared memory, per payload, beside the
+ *                           cache-line, eventfd, Unix-socket and memcpy
+ *                           floors
  *   ferry-bench throughput  requests per second from several client
  *                           processes with many requests in flight
  *
@@ -36,6 +38,7 @@
 #include <ferry/ferry.h>
 
 #include "bench/bench_util.h"
+#include "bench/grpc_util.h"
 #include "shm/fshm.h"
 
 #define SEC 1000000000LL
@@ -52,9 +55,10 @@ static struct {
 	const char *broker_wait;
 	const char *client_wait;
 	bool quiet;
+	bool grpc;
 } opt = {
 	.cpu_client = 0, .cpu_broker = 1, .samples = 20000, .seconds = 3.0,
-	.processes = 2, .depth = 64, .policies = "spin,hybrid,block",
+	.processes = 2, .depth = 64, .policies = "spin,hybrid,block", .grpc = true,
 };
 
 static char tmpdir[256], repo[300], sock[300];
@@ -158,7 +162,9 @@ static bool connectable(void)
 	return ok;
 }
 
-static void broker_start(const char *wait)
+/* grpc_port: "0" for none, else a port to serve KServe v2 gRPC on, with
+ * client system shared memory allowed. */
+static void broker_start(const char *wait, const char *grpc_port)
 {
 	const char *ferryd = find_ferryd();
 	pid_t pid = fork();
@@ -168,8 +174,14 @@ static void broker_start(const char *wait)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (opt.cpu_broker >= 0)
 			bu_pin(opt.cpu_broker);
-		execlp(ferryd, ferryd, "--model-repository", repo, "--socket", sock,
-		       "--wait", wait, "--log-level", "warn", (char *)NULL);
+		if (strcmp(grpc_port, "0"))
+			execlp(ferryd, ferryd, "--model-repository", repo, "--socket", sock,
+			       "--wait", wait, "--log-level", "warn", "--metrics-port", "0",
+			       "--grpc-port", grpc_port, "--allow-client-shm", (char *)NULL);
+		else
+			execlp(ferryd, ferryd, "--model-repository", repo, "--socket", sock,
+			       "--wait", wait, "--log-level", "warn", "--metrics-port", "0",
+			       "--grpc-port", "0", (char *)NULL);
 		fprintf(stderr, "ferry-bench: cannot run %s: %s\n", ferryd, strerror(errno));
 		_exit(127);
 	}
@@ -213,7 +225,7 @@ static void print_row(const char *what, const char *policy, size_t bytes,
 	char ratio[64] = "";
 	if (floor_p50 > 0)
 		snprintf(ratio, sizeof(ratio), "%.2fx %s", l.p50 / floor_p50, floor_name);
-	printf("  %-34s %-7s %8zu %10.0f %10.0f   %s\n", what, policy, bytes, l.p50,
+	printf("  %-36s %-7s %8zu %10.0f %10.0f   %s\n", what, policy, bytes, l.p50,
 	       l.p99, ratio);
 	if (csv)
 		fprintf(csv, "latency,\"%s\",%s,%zu,%.0f,%.0f,%.0f,%.3f\n", what, policy,
@@ -222,7 +234,7 @@ static void print_row(const char *what, const char *policy, size_t bytes,
 }
 
 static struct bu_lat measure_rtt(ferry_client *c, const char *model, size_t bytes,
-				 unsigned samples)
+				 unsigned samples, unsigned warm)
 {
 	ferry_model *m;
 	ferry_request *r;
@@ -235,7 +247,6 @@ static struct bu_lat measure_rtt(ferry_client *c, const char *model, size_t byte
 		die("%s: %s", model, ferry_last_error());
 	for (size_t i = 0; i < bytes / 4; i++)
 		in[i] = (float)i;
-	unsigned warm = samples / 10 + 10;
 	for (unsigned i = 0; i < warm + samples; i++) {
 		uint64_t t0 = fshm_now_ns();
 		ferry_request_reset(r);
@@ -254,6 +265,47 @@ static struct bu_lat measure_rtt(ferry_client *c, const char *model, size_t byte
 	return l;
 }
 
+/* The identity round trip over gRPC with system shared memory: input and
+ * output in two registered regions, only descriptors in the messages. */
+static struct bu_lat measure_grpc_shm(const char *target, const char *model, size_t bytes,
+				      unsigned samples, unsigned warm)
+{
+	struct gu_chan *ch = gu_open(target);
+	struct gu_region rin, rout;
+	int64_t shape[1] = { (int64_t)(bytes / 4) };
+	struct gu_tensor in = { .name = "INPUT0", .datatype = "FP32", .shape = shape,
+				.ndims = 1, .region = "bench_in", .bytes = bytes };
+	struct gu_tensor out = { .name = "OUTPUT0", .region = "bench_out", .bytes = bytes };
+	struct gu_infer *q;
+	uint64_t *lat = calloc(samples, sizeof(*lat));
+
+	if (!ch || gu_region_create(&rin, "bench_in", bytes) ||
+	    gu_region_create(&rout, "bench_out", bytes) || gu_region_register(ch, &rin) ||
+	    gu_region_register(ch, &rout) || !(q = gu_infer_new(model, &in, 1, &out, 1)))
+		die("grpc+shm: %s", gu_error());
+	float *x = rin.base;
+	for (size_t i = 0; i < bytes / 4; i++)
+		x[i] = (float)i;
+	for (unsigned i = 0; i < warm + samples; i++) {
+		uint64_t t0 = fshm_now_ns();
+		if (gu_infer(ch, q))
+			die("grpc+shm: ModelInfer: %s", gu_error());
+		if (i >= warm)
+			lat[i - warm] = fshm_now_ns() - t0;
+	}
+	if (memcmp(rout.base, rin.base, bytes))
+		die("grpc+shm: the output region does not hold the input");
+	if (gu_region_unregister(ch, NULL))
+		die("grpc+shm: %s", gu_error());
+	gu_infer_free(q);
+	gu_close(ch);
+	gu_region_destroy(&rin);
+	gu_region_destroy(&rout);
+	struct bu_lat l = bu_lat_of(lat, samples);
+	free(lat);
+	return l;
+}
+
 static int cmd_latency(void)
 {
 	static const struct { const char *model; size_t bytes; } sizes[] = {
@@ -261,20 +313,28 @@ static int cmd_latency(void)
 	};
 	printf("ferry-bench latency: client on CPU %d, ferryd on CPU %d, %u samples\n",
 	       opt.cpu_client, opt.cpu_broker, opt.samples);
-	printf("  %-34s %-7s %8s %10s %10s   %s\n", "what", "policy", "bytes", "p50 ns",
+	printf("  %-36s %-7s %8s %10s %10s   %s\n", "what", "policy", "bytes", "p50 ns",
 	       "p99 ns", "p50 / floor");
 
 	struct bu_lat fl = bu_floor_cacheline(opt.cpu_client, opt.cpu_broker, opt.samples);
 	print_row("cache-line ping-pong (floor)", "-", 64, fl, 0, "");
 	struct bu_lat fe = bu_floor_eventfd(opt.cpu_client, opt.cpu_broker, opt.samples / 10);
 	print_row("eventfd ping-pong (floor)", "-", 8, fe, 0, "");
-	struct bu_lat fm[2];
+	struct bu_lat fu = bu_floor_unix(opt.cpu_client, opt.cpu_broker, 64, opt.samples / 10);
+	print_row("unix-socket ping-pong (floor)", "-", 64, fu, 0, "");
+	struct bu_lat fup[2], fm[2];
+	for (int s = 0; s < 2; s++) {
+		fup[s] = bu_floor_unix(opt.cpu_client, opt.cpu_broker, sizes[s].bytes,
+				       opt.samples / (s ? 100 : 10));
+		print_row("unix-socket echo of the payload", "-", sizes[s].bytes, fup[s], 0, "");
+	}
 	for (int s = 0; s < 2; s++) {
 		fm[s] = bu_floor_memcpy(sizes[s].bytes, opt.samples / (s ? 20 : 1));
 		print_row("memcpy of the payload", "-", sizes[s].bytes, fm[s], 0, "");
 	}
 	bu_pin(opt.cpu_client);
 
+	double shm_hybrid_1k = 0;
 	char pols[128];
 	snprintf(pols, sizeof(pols), "%s", opt.policies);
 	char *save = NULL;
@@ -282,13 +342,13 @@ static int cmd_latency(void)
 		enum fshm_wait_policy wp;
 		if (fshm_wait_policy_parse(p, &wp))
 			die("unknown policy '%s'", p);
-		broker_start(p);
+		broker_start(p, "0");
 		ferry_client *c = client((ferry_wait)wp, 64);
 		for (int s = 0; s < 2; s++) {
 			unsigned n = opt.samples / (s ? 20 : 1);
 			if (wp == FSHM_WAIT_BLOCK)
 				n /= 4;
-			struct bu_lat l = measure_rtt(c, sizes[s].model, sizes[s].bytes, n);
+			struct bu_lat l = measure_rtt(c, sizes[s].model, sizes[s].bytes, n, n / 10 + 10);
 			/* The floor: the hand-off (a cache line, or two eventfd
 			 * wake-ups when both sides sleep) plus the one copy the
 			 * identity model itself makes. */
@@ -296,9 +356,45 @@ static int cmd_latency(void)
 			print_row("ferry shm round trip (identity)", p, sizes[s].bytes, l,
 				  (sleeps ? fe.p50 : fl.p50) + fm[s].p50,
 				  sleeps ? "eventfd+memcpy" : "cache line+memcpy");
+			if (wp == FSHM_WAIT_HYBRID && s == 0)
+				shm_hybrid_1k = l.p50;
 		}
 		ferry_close(c);
 		broker_stop();
+	}
+
+	/* gRPC, to a ferryd with its default wait policy: plain KServe v2
+	 * (tensors in the messages, through libferry's remote transport),
+	 * then system shared memory (descriptors only, raw calls). */
+	if (opt.grpc) {
+		char port[16], target[64];
+		snprintf(port, sizeof(port), "%d", bu_free_port());
+		snprintf(target, sizeof(target), "grpc://127.0.0.1:%s", port);
+		broker_start("hybrid", port);
+		ferry_client *c = NULL;
+		for (int i = 0; i < 100 && ferry_connect(&c, target, NULL); i++)
+			usleep(50000);   /* the gRPC listener comes up after the socket */
+		if (!c)
+			die("connect %s: %s", target, ferry_last_error());
+		struct bu_lat g[2], gs[2];
+		for (int s = 0; s < 2; s++) {
+			unsigned n = opt.samples / (s ? 20 : 10);
+			g[s] = measure_rtt(c, sizes[s].model, sizes[s].bytes, n, n / 10 + 10);
+			print_row("gRPC round trip (identity)", "hybrid", sizes[s].bytes, g[s],
+				  fup[s].p50, "unix-socket echo");
+		}
+		ferry_close(c);
+		for (int s = 0; s < 2; s++) {
+			unsigned n = opt.samples / 10;
+			gs[s] = measure_grpc_shm(target, sizes[s].model, sizes[s].bytes, n,
+						 n / 10 + 10);
+			print_row("gRPC + system shm round trip", "hybrid", sizes[s].bytes, gs[s],
+				  fu.p50 + fm[s].p50, "unix ping-pong+memcpy");
+		}
+		broker_stop();
+		if (shm_hybrid_1k > 0)
+			printf("  1 KiB p50: gRPC %.0fx, gRPC + system shm %.0fx the ferry shm round "
+			       "trip (hybrid)\n", g[0].p50 / shm_hybrid_1k, gs[0].p50 / shm_hybrid_1k);
 	}
 	return 0;
 }
@@ -382,7 +478,7 @@ static int cmd_throughput(void)
 				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	memset(sh, 0, sizeof(*sh));
 	opt.cpu_broker = -1; /* let the scheduler place everyone */
-	broker_start(bw);
+	broker_start(bw, "0");
 	pid_t *pids = calloc((size_t)opt.processes, sizeof(*pids));
 	for (int p = 0; p < opt.processes; p++) {
 		pids[p] = fork();
@@ -422,8 +518,10 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: ferry-bench MODE [OPTIONS]\n"
 "Modes:\n"
-"  latency      identity round trip through ferryd per wait policy, 1 KiB and\n"
-"               1 MiB, beside the cache-line, eventfd and memcpy floors\n"
+"  latency      identity round trip through ferryd, 1 KiB and 1 MiB: over shared\n"
+"               memory per wait policy, over gRPC and over gRPC with system\n"
+"               shared memory, beside the cache-line, eventfd, Unix-socket and\n"
+"               memcpy floors\n"
 "  throughput   requests/s from --processes clients, --depth in flight each\n"
 "Options:\n"
 "  --ferryd PATH        the broker to start (default: the build tree's, then\n"
@@ -431,6 +529,7 @@ static void usage(FILE *f)
 "  --cpus A,B           client CPU and ferryd CPU for latency (0,1)\n"
 "  --samples N          latency samples for 1 KiB (20000; 1 MiB uses N/20)\n"
 "  --policies LIST      latency: wait policies to measure (spin,hybrid,block)\n"
+"  --no-grpc            latency: leave out the gRPC rows\n"
 "  --processes N        throughput: client processes (2)\n"
 "  --depth N            throughput: requests in flight per process (64)\n"
 "  --seconds S          throughput: duration (3)\n"
@@ -446,6 +545,7 @@ int main(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "samples", required_argument, NULL, 'n' },
 		{ "policies", required_argument, NULL, 'P' },
+		{ "no-grpc", no_argument, NULL, 'G' },
 		{ "processes", required_argument, NULL, 'p' },
 		{ "depth", required_argument, NULL, 'd' },
 		{ "seconds", required_argument, NULL, 's' },
@@ -471,6 +571,7 @@ int main(int argc, char **argv)
 			break;
 		case 'n': opt.samples = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'P': opt.policies = optarg; break;
+		case 'G': opt.grpc = false; break;
 		case 'p': opt.processes = atoi(optarg); break;
 		case 'd': opt.depth = atoi(optarg); break;
 		case 's': opt.seconds = atof(optarg); break;

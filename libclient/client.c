@@ -204,7 +204,7 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 		if (ctl_default_socket_path(path, sizeof(path)))
 			return fc_fail(FERRY_EINVAL, "socket path too long");
 	} else {
-		if (!strncmp(address, "grpc://", 7))
+		if (!strncmp(address, "grpc://", 7) || !strncmp(address, "grpcs://", 8))
 			return fr_connect(out, address, &o);
 		if (!strncmp(address, "unix:", 5))
 			address += 5;

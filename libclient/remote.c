@@ -7,9 +7,11 @@
  * a time drain the completion queue; wait_lock + wait_cond wake the other
  * waiters after each reap.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,21 +175,98 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Connect / close                                                         */
 
+#define FR_PEM_MAX (1 << 20)
+
+/* The PEM file named by environment variable @var, NUL-terminated, in
+ * *pem (free() it); NULL when the variable is unset or empty.  0, or
+ * FERRY_EINVAL with the reason. */
+static int fr__read_pem(const char *var, char **pem)
+{
+	const char *path = getenv(var);
+	*pem = NULL;
+	if (!path || !*path)
+		return 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return fc_fail(FERRY_EINVAL, "%s: cannot read %s: %s", var, path, strerror(errno));
+	char *buf = malloc(FR_PEM_MAX + 1);
+	size_t n = buf ? fread(buf, 1, FR_PEM_MAX + 1, f) : 0;
+	int err = ferror(f);
+	fclose(f);
+	if (!buf)
+		return fc_fail(FERRY_ENOMEM, "out of memory");
+	if (err || n == 0 || n > FR_PEM_MAX) {
+		free(buf);
+		return fc_fail(FERRY_EINVAL, "%s: %s is %s", var, path,
+			       err ? "unreadable" : n ? "larger than 1 MiB" : "empty");
+	}
+	buf[n] = '\0';
+	*pem = buf;
+	return 0;
+}
+
+/* The channel's credentials: plaintext, or for grpcs:// TLS with the
+ * roots of $FERRY_GRPC_TLS_CA (else gRPC's defaults) and, for mutual TLS,
+ * the client certificate and key of $FERRY_GRPC_TLS_CERT and
+ * $FERRY_GRPC_TLS_KEY.  0 with *out, or a ferry code. */
+static int fr__credentials(bool tls, grpc_channel_credentials **out)
+{
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	int ret;
+
+	*out = NULL;
+	if (!tls) {
+		*out = grpc_insecure_credentials_create();
+		return 0;
+	}
+	if ((ret = fr__read_pem("FERRY_GRPC_TLS_CA", &ca)) ||
+	    (ret = fr__read_pem("FERRY_GRPC_TLS_CERT", &cert)) ||
+	    (ret = fr__read_pem("FERRY_GRPC_TLS_KEY", &key)))
+		goto out;
+	if (!cert != !key) {
+		ret = fc_fail(FERRY_EINVAL, "mutual TLS needs both FERRY_GRPC_TLS_CERT and "
+			      "FERRY_GRPC_TLS_KEY (only %s is set)",
+			      cert ? "FERRY_GRPC_TLS_CERT" : "FERRY_GRPC_TLS_KEY");
+		goto out;
+	}
+	grpc_ssl_pem_key_cert_pair pair = { .private_key = key, .cert_chain = cert };
+	*out = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+	ret = *out ? 0 : fc_fail(FERRY_EINVAL, "gRPC refused the TLS credentials");
+out:
+	free(ca);
+	free(cert);
+	free(key);
+	return ret;
+}
+
 int fr_connect(ferry_client **out, const char *address, const ferry_options *o)
 {
 	ferry_client *c;
 	struct fr_client *rc;
+	grpc_channel_credentials *cr;
+	bool tls = false;
 	int ret;
 
-	if (!strncmp(address, "grpc://", 7))
+	if (!strncmp(address, "grpc://", 7)) {
 		address += 7;
+	} else if (!strncmp(address, "grpcs://", 8)) {
+		address += 8;
+		tls = true;
+	}
 	if (!*address || strlen(address) >= sizeof(rc->target))
 		return fc_fail(FERRY_EINVAL, "bad gRPC server address '%s'", address);
+	grpc_init();
+	if ((ret = fr__credentials(tls, &cr))) {
+		grpc_shutdown();
+		return ret;
+	}
 	c = calloc(1, sizeof(*c));
 	rc = calloc(1, sizeof(*rc));
 	if (!c || !rc) {
 		free(c);
 		free(rc);
+		grpc_channel_credentials_release(cr);
+		grpc_shutdown();
 		return fc_fail(FERRY_ENOMEM, "out of memory");
 	}
 	c->remote = rc;
@@ -202,7 +281,6 @@ int fr_connect(ferry_client **out, const char *address, const ferry_options *o)
 	snprintf(rc->target, sizeof(rc->target), "%s", address);
 	rc->depth = o && o->queue_depth ? o->queue_depth : 256;
 
-	grpc_init();
 	grpc_arg args[2];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
@@ -212,7 +290,6 @@ int fr_connect(ferry_client **out, const char *address, const ferry_options *o)
 	args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
 	args[1].value.integer = INT32_MAX;
 	grpc_channel_args ca = { .num_args = 2, .args = args };
-	grpc_channel_credentials *cr = grpc_insecure_credentials_create();
 	rc->ch = grpc_channel_create(rc->target, cr, &ca);
 	grpc_channel_credentials_release(cr);
 	rc->cq = grpc_completion_queue_create_for_next(NULL);
@@ -228,7 +305,8 @@ int fr_connect(ferry_client **out, const char *address, const ferry_options *o)
 		fr_close(c);
 		if (ret == FERRY_ETIMEDOUT)
 			ret = FERRY_ECONNREFUSED;
-		return fc_fail(ret, "cannot reach the gRPC server at %s: %s", address, why);
+		return fc_fail(ret, "cannot reach the gRPC server at %s%s: %s", address,
+			       tls ? " over TLS" : "", why);
 	}
 	protobuf_c_message_free_unpacked(resp, NULL);
 	*out = c;

@@ -97,9 +97,20 @@ typedef struct ferry_options {
  *      $FERRY_AUTOSTART_IDLE seconds (600) with no session.  $FERRY_FERRYD
  *      names its binary (default: the installed one, then PATH).
  * Otherwise an explicit address, used alone: "grpc://host:port" for a
- * remote ferryd or any KServe v2 / Triton gRPC server, or a path to the
- * broker's Unix socket ("unix:" prefix optional).
+ * remote ferryd or any KServe v2 / Triton gRPC server, "grpcs://host:port"
+ * for the same over TLS, or a path to the broker's Unix socket ("unix:"
+ * prefix optional).
  * opts may be NULL.  Free with ferry_close().
+ *
+ * TLS (grpcs:// only; grpc:// is always plaintext), from PEM files named
+ * by the environment: $FERRY_GRPC_TLS_CA, the CA that signed the server's
+ * certificate (unset: gRPC's default roots); $FERRY_GRPC_TLS_CERT and
+ * $FERRY_GRPC_TLS_KEY, the client's certificate chain and private key for
+ * mutual TLS (both or neither).  The server's certificate must name the
+ * host of the address.  A file that cannot be read, or a certificate
+ * without its key, is FERRY_EINVAL with the reason; a failed handshake is
+ * FERRY_ECONNREFUSED ("cannot reach the gRPC server at host:port over
+ * TLS: ...").
  *
  * Over gRPC the same calls work with these differences: tensors live in
  * the client's own memory (one copy into the request message, one out of

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * load.c - ferry-bench-load: what Triton's perf_analyzer does, for ferry's
- * shared-memory transport and for gRPC (plain KServe v2 through libferry's
- * remote transport, so it can be pointed at any KServe v2 server).
+ * shared-memory transport, for gRPC (plain KServe v2 through libferry's
+ * remote transport) and for gRPC with system shared memory (raw KServe v2
+ * calls whose tensors live in POSIX shm regions the client registers,
+ * bench/grpc_util.c); both gRPC transports can be pointed at any KServe
+ * v2 server, grpc-shm at any that has the system shared-memory extension.
  *
  *   ferry-bench-load [-u ADDR]... [-m MODEL] [-b BATCH]
  *                    [--concurrency-range START:END:STEP]
@@ -11,15 +14,21 @@
  *                    [--sync | --async] [--processes N]
  *                    [-p WINDOW_MS] [-s STABILITY_%] [-r MAX_WINDOWS]
  *                    [-f FILE.csv] [--ferryd PATH] [--models DIR]
- *                    [--backend-dir DIR]
+ *                    [--backend-dir DIR] [--transport LIST]
+ *                    [--output-shm-size BYTES]
  *
  * Without -u it starts its own ferryd on a temporary repository holding
  * the MLP of tests/onnx/gen_models.py (one KIND_CPU instance, dynamic
- * batching with no queue delay) and measures both transports, shared
- * memory (the socket) then grpc://127.0.0.1:PORT.  -u ADDR (repeatable)
- * measures the given addresses instead ("grpc://host:port" or a socket
- * path); -m names their model (default mlp).  Inputs are built from the
- * model's metadata: random values, batch dimension -b.
+ * batching with no queue delay; --allow-client-shm) and measures the
+ * transports --transport lists (default shm,grpc,grpc-shm): the socket,
+ * grpc://127.0.0.1:PORT and grpc-shm://127.0.0.1:PORT.  -u ADDR
+ * (repeatable) measures the given addresses instead (a socket path,
+ * "grpc://host:port" or "grpc-shm://host:port"); -m names their model
+ * (default mlp).  Inputs are built from the model's metadata: random
+ * values, batch dimension -b.  grpc-shm gives each request slot its own
+ * place in one input and one output region per client process; an output
+ * whose size the metadata leaves open gets --output-shm-size bytes (100
+ * KiB, as perf_analyzer's default).
  *
  * Load.  --concurrency-range (default 1:4:1, as perf_analyzer's:
  * additive step): C requests in flight, split over --processes client
@@ -28,8 +37,9 @@
  * process keeping its share in flight with ferry_infer_async() and
  * ferry_poll().  --request-rate-range: requests per second sent on a
  * schedule (constant intervals or Poisson arrivals) whatever the
- * completions do, by one async thread per process (up to 1024 in
- * flight per process).
+ * completions do, by a sender thread per process that sleeps until each
+ * arrival and a reaper thread that completes (up to 1024 in flight per
+ * process; an arrival that finds every slot busy is dropped and counted).
  *
  * Measurement.  Windows of -p ms (500); a level is stable when the last
  * three windows' throughputs and mean latencies are each within -s
@@ -58,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,15 +77,21 @@
 #include <ferry/ferry.h>
 
 #include "bench/bench_util.h"
+#include "bench/grpc_util.h"
 
 #define SEC 1000000000LL
 #define MAXSLOTS 512		/* client threads (sync) or processes (async) */
 #define RING (1u << 17)		/* latencies kept per slot between two reads */
 #define MAXINFLIGHT 1024
+#define GU_MAXT 32		/* inputs or outputs of a grpc-shm request */
+
+enum { T_SHM, T_GRPC, T_GRPC_SHM };
+static const char *const tnames[] = { "shm", "grpc", "grpc-shm" };
 
 struct ring {
 	_Atomic uint64_t n;	/* completions written */
 	_Atomic uint64_t errors;
+	_Atomic uint64_t dropped;	/* rate mode: arrivals with every slot busy */
 	uint64_t lat[RING];	/* ns, at n % RING */
 };
 
@@ -88,13 +105,15 @@ struct ctl {
 static struct {
 	const char *urls[8];
 	int nurls;
-	const char *model, *csv, *ferryd, *models, *backend_dir, *dist;
+	const char *model, *csv, *ferryd, *models, *backend_dir, *dist, *transports;
+	size_t out_shm;
 	int batch, processes, sync, window_ms, max_windows, rate_mode;
 	double stability;
 	double start, end, step;
 } opt = {
 	.model = "mlp", .batch = 1, .processes = 1, .window_ms = 500, .max_windows = 10,
 	.stability = 10, .start = 1, .end = 4, .step = 1, .dist = "constant",
+	.transports = "shm,grpc,grpc-shm", .out_shm = 102400,
 };
 
 static struct ctl *ctl;
@@ -132,6 +151,31 @@ static void record(struct ring *r, uint64_t ns)
 /* ------------------------------------------------------------------ */
 /* clients (child processes)                                            */
 
+/* What one client process talks to: a libferry session (shared memory or
+ * gRPC), or raw gRPC calls whose tensors live in system shared memory
+ * regions this process registers with the server. */
+struct conn {
+	int kind;
+	ferry_client *c;		/* T_SHM, T_GRPC */
+	ferry_model *m;
+	struct gu_chan *g;		/* T_GRPC_SHM */
+	struct gu_region rin, rout;
+};
+
+/* One request slot: a request in flight at a time. */
+struct aslot {
+	ferry_request *r;		/* T_SHM, T_GRPC */
+	struct gu_infer *q;		/* T_GRPC_SHM */
+	uint64_t t0;
+	/* Set by the thread that submits, cleared by the one that completes
+	 * (the reaper in rate mode): release / acquire, so the submitter sees
+	 * the request and the latency record as the completer left them. */
+	atomic_int busy;
+	struct ring *ring;
+};
+
+static atomic_int inflight;
+
 static ferry_client *client_connect(const char *addr, ferry_model **m)
 {
 	ferry_options o = { .struct_size = sizeof(o), .client_name = "ferry-bench-load",
@@ -145,44 +189,199 @@ static ferry_client *client_connect(const char *addr, ferry_model **m)
 	return c;
 }
 
+/* Fill n elements of dtype dt at p with reproducible values. */
+static void fill(void *p, ferry_dtype dt, size_t n, size_t es, unsigned *seed)
+{
+	if (dt == FERRY_TYPE_FP32) {
+		float *f = p;
+
+		for (size_t j = 0; j < n; j++)
+			f[j] = (float)((rand_r(seed) % 2000) - 1000) / 1000.0f;
+	} else {
+		unsigned char *b = p;
+
+		for (size_t j = 0; j < n * es; j++)
+			b[j] = (unsigned char)(rand_r(seed) & 0x3f);
+	}
+}
+
+/* The shape of tensor i (input, or output when out) with the batch
+ * dimension -b; *elems its element count, -1 when a dimension is variable
+ * (inputs: variable dimensions become 1). */
+static int shape_of(ferry_model *m, int i, int out, int64_t *d, int64_t *elems)
+{
+	const int64_t *dims;
+	int nd, k = 0;
+	int64_t n = 1;
+
+	if (out)
+		ferry_model_output(m, i, NULL, NULL, &dims, &nd);
+	else
+		ferry_model_input(m, i, NULL, NULL, &dims, &nd);
+	if (ferry_model_max_batch_size(m) > 0)
+		d[k++] = opt.batch;
+	for (int j = 0; j < nd && k < FERRY_MAX_DIMS; j++) {
+		d[k] = dims[j] < 0 && !out ? 1 : dims[j];
+		if (d[k] < 0)
+			n = -1;
+		else if (n >= 0)
+			n *= d[k];
+		k++;
+	}
+	*elems = n;
+	return k;
+}
+
 static ferry_request *make_request(ferry_model *m, unsigned seed)
 {
 	ferry_request *r;
-	int batched = ferry_model_max_batch_size(m) > 0;
 
 	if (ferry_request_new(m, &r))
 		die("request: %s", ferry_last_error());
 	for (int i = 0; i < ferry_model_ninputs(m); i++) {
 		const char *name;
-		const int64_t *dims;
 		ferry_dtype dt;
-		int nd, k = 0;
-		int64_t d[FERRY_MAX_DIMS];
-		size_t n = 1, es;
-		unsigned char *p;
+		int64_t d[FERRY_MAX_DIMS], n;
+		int k;
+		size_t es;
+		void *p;
 
-		ferry_model_input(m, i, &name, &dt, &dims, &nd);
-		if (batched)
-			d[k++] = opt.batch;
-		for (int j = 0; j < nd && k < FERRY_MAX_DIMS; j++)
-			d[k++] = dims[j] < 0 ? 1 : dims[j];
-		for (int j = 0; j < k; j++)
-			n *= (size_t)d[j];
+		ferry_model_input(m, i, &name, &dt, NULL, NULL);
+		k = shape_of(m, i, 0, d, &n);
 		if (!(es = ferry_dtype_size(dt)))
 			die("input %s: BYTES inputs are not generated", name);
-		if (ferry_request_input(r, name, dt, d, k, (void **)&p))
+		if (ferry_request_input(r, name, dt, d, k, &p))
 			die("input %s: %s", name, ferry_last_error());
-		if (dt == FERRY_TYPE_FP32) {
-			float *f = (float *)p;
-
-			for (size_t j = 0; j < n; j++)
-				f[j] = (float)((rand_r(&seed) % 2000) - 1000) / 1000.0f;
-		} else {
-			for (size_t j = 0; j < n * es; j++)
-				p[j] = (unsigned char)(rand_r(&seed) & 0x3f);
-		}
+		fill(p, dt, (size_t)n, es, &seed);
 	}
 	return r;
+}
+
+#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
+
+/*
+ * Connect and prepare k request slots.  grpc-shm: the model's metadata
+ * comes over plain KServe v2 (libferry's gRPC transport, closed again);
+ * each slot gets its own place in one input region and one output region
+ * (an output of variable size gets --output-shm-size bytes), and its
+ * ModelInfer request names them by region, offset and size.
+ */
+static void conn_open(struct conn *x, int kind, const char *addr, struct aslot *s, int k,
+		      struct ring *ring, int seed0)
+{
+	memset(x, 0, sizeof(*x));
+	x->kind = kind;
+	if (kind != T_GRPC_SHM) {
+		x->c = client_connect(addr, &x->m);
+		for (int i = 0; i < k; i++) {
+			s[i] = (struct aslot){ .r = make_request(x->m, (unsigned)(seed0 + i + 1)),
+					       .ring = ring };
+			atomic_init(&s[i].busy, 0);
+		}
+		return;
+	}
+
+	char gaddr[300], rname[2][64];
+	ferry_model *m;
+	ferry_client *c;
+	int nin, nout;
+	size_t ioff[GU_MAXT], ooff[GU_MAXT], ib[GU_MAXT], ob[GU_MAXT], istride = 0, ostride = 0;
+	int64_t shp[GU_MAXT][FERRY_MAX_DIMS];
+	int nd[GU_MAXT];
+	struct gu_tensor ti[GU_MAXT], to[GU_MAXT];
+
+	snprintf(gaddr, sizeof(gaddr), "grpc://%s", addr + strlen("grpc-shm://"));
+	c = client_connect(gaddr, &m);
+	nin = ferry_model_ninputs(m);
+	nout = ferry_model_noutputs(m);
+	if (nin > GU_MAXT || nout > GU_MAXT)
+		die("model %s: more than %d inputs or outputs", opt.model, GU_MAXT);
+	for (int i = 0; i < nin; i++) {
+		ferry_dtype dt;
+		int64_t n;
+
+		ferry_model_input(m, i, &ti[i].name, &dt, NULL, NULL);
+		nd[i] = shape_of(m, i, 0, shp[i], &n);
+		if (!ferry_dtype_size(dt))
+			die("input %s: BYTES inputs are not generated", ti[i].name);
+		ti[i].name = strdup(ti[i].name);
+		ti[i].datatype = ferry_dtype_name(dt);
+		ti[i].shape = shp[i];
+		ti[i].ndims = nd[i];
+		ib[i] = (size_t)n * ferry_dtype_size(dt);
+		ioff[i] = istride;
+		istride += ALIGN64(ib[i]);
+	}
+	for (int o = 0; o < nout; o++) {
+		ferry_dtype dt;
+		int64_t d[FERRY_MAX_DIMS], n;
+
+		ferry_model_output(m, o, &to[o].name, &dt, NULL, NULL);
+		shape_of(m, o, 1, d, &n);
+		to[o].name = strdup(to[o].name);
+		ob[o] = n >= 0 && ferry_dtype_size(dt) ? (size_t)n * ferry_dtype_size(dt)
+						       : opt.out_shm;
+		ooff[o] = ostride;
+		ostride += ALIGN64(ob[o]);
+	}
+	ferry_close(c);
+
+	if (!(x->g = gu_open(addr + strlen("grpc-shm://"))))
+		die("%s", gu_error());
+	snprintf(rname[0], sizeof(rname[0]), "ferry_load_in_%d", (int)getpid());
+	snprintf(rname[1], sizeof(rname[1]), "ferry_load_out_%d", (int)getpid());
+	if (gu_region_create(&x->rin, rname[0], istride * (size_t)k) ||
+	    gu_region_create(&x->rout, rname[1], (ostride ? ostride : 64) * (size_t)k) ||
+	    gu_region_register(x->g, &x->rin) || gu_region_register(x->g, &x->rout))
+		die("grpc-shm: %s", gu_error());
+	for (int i = 0; i < k; i++) {
+		unsigned seed = (unsigned)(seed0 + i + 1);
+
+		for (int j = 0; j < nin; j++) {
+			ferry_dtype dt = FERRY_TYPE_FP32;
+
+			for (int t = 1; t < FERRY_TYPE__COUNT; t++)
+				if (!strcmp(ferry_dtype_name((ferry_dtype)t), ti[j].datatype))
+					dt = (ferry_dtype)t;
+			ti[j].region = rname[0];
+			ti[j].offset = (uint64_t)i * istride + ioff[j];
+			ti[j].bytes = ib[j];
+			fill((char *)x->rin.base + ti[j].offset, dt, ib[j] / ferry_dtype_size(dt),
+			     ferry_dtype_size(dt), &seed);
+		}
+		for (int o = 0; o < nout; o++) {
+			to[o].region = rname[1];
+			to[o].offset = (uint64_t)i * ostride + ooff[o];
+			to[o].bytes = ob[o];
+		}
+		s[i] = (struct aslot){ .q = gu_infer_new(opt.model, ti, nin, to, nout),
+				       .ring = ring };
+		atomic_init(&s[i].busy, 0);
+		if (!s[i].q)
+			die("grpc-shm: %s", gu_error());
+	}
+	for (int i = 0; i < nin; i++)
+		free((void *)ti[i].name);
+	for (int o = 0; o < nout; o++)
+		free((void *)to[o].name);
+}
+
+static void conn_close(struct conn *x, struct aslot *s, int k)
+{
+	for (int i = 0; i < k; i++) {
+		if (s[i].r)
+			ferry_request_free(s[i].r);
+		gu_infer_free(s[i].q);
+	}
+	if (x->c)
+		ferry_close(x->c);
+	if (x->g) {
+		gu_region_unregister(x->g, x->rin.name);
+		gu_region_unregister(x->g, x->rout.name);
+		gu_close(x->g);
+		gu_region_destroy(&x->rin);
+		gu_region_destroy(&x->rout);
+	}
 }
 
 static void wait_go(void)
@@ -192,86 +391,109 @@ static void wait_go(void)
 		usleep(200);
 }
 
+/* A request finished: its latency, and the slot free again. */
+static void complete(struct aslot *s, int status)
+{
+	if (status)
+		atomic_fetch_add(&s->ring->errors, 1);
+	else
+		record(s->ring, now_ns() - s->t0);
+	atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->busy, 0, memory_order_release);
+}
+
+static void on_done(ferry_request *r, int status, void *arg)
+{
+	(void)r;
+	complete(arg, status);
+}
+
+static void submit(struct conn *x, struct aslot *s)
+{
+	int rc;
+
+	atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed);
+	s->t0 = now_ns();
+	if (x->kind == T_GRPC_SHM) {
+		rc = gu_infer_start(x->g, s->q, s);
+	} else {
+		ferry_request_reset(s->r);
+		rc = ferry_infer_async(x->c, s->r, on_done, s);
+	}
+	if (rc) {
+		atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
+		atomic_store_explicit(&s->busy, 0, memory_order_relaxed);
+		atomic_fetch_add(&s->ring->errors, 1);
+	}
+}
+
+/* Complete what has finished, waiting up to timeout_ns for the first. */
+static void conn_poll(struct conn *x, int64_t timeout_ns)
+{
+	if (x->kind == T_GRPC_SHM) {
+		void *tag;
+		int st;
+
+		for (int n = 0; n < 64 && gu_next(x->g, n ? 0 : timeout_ns, &tag, &st) == 1; n++)
+			complete(tag, st);
+		return;
+	}
+	int rc = ferry_poll(x->c, 1, timeout_ns);
+
+	/* a poll that timed out is no failure */
+	if (rc < 0 && rc != FERRY_ETIMEDOUT)
+		die("poll: %s", ferry_last_error());
+}
+
 struct sync_arg {
-	const char *addr;
-	ferry_client *c;
-	ferry_model *m;
-	int slot;
+	struct conn *x;
+	struct aslot *s;
 };
 
 static void *sync_thread(void *p)
 {
 	struct sync_arg *a = p;
-	ferry_request *r = make_request(a->m, (unsigned)a->slot + 1);
-	struct ring *ring = &rings[a->slot];
+	struct aslot *s = a->s;
 
 	wait_go();
 	while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
 		uint64_t t0 = now_ns();
+		int rc;
 
-		if (ferry_infer(a->c, r, 30 * SEC))
-			atomic_fetch_add(&ring->errors, 1);
+		if (a->x->kind == T_GRPC_SHM) {
+			rc = gu_infer(a->x->g, s->q);
+		} else {
+			rc = ferry_infer(a->x->c, s->r, 30 * SEC);
+			ferry_request_reset(s->r);
+		}
+		if (rc)
+			atomic_fetch_add(&s->ring->errors, 1);
 		else
-			record(ring, now_ns() - t0);
-		ferry_request_reset(r);
+			record(s->ring, now_ns() - t0);
 	}
-	ferry_request_free(r);
 	return NULL;
 }
 
-/* one process's share of a synchronous concurrency level */
-static void run_sync(const char *addr, int first_slot, int n)
+/* one process's share of a synchronous concurrency level: a thread (and
+ * a ring) per request in flight */
+static void run_sync(int kind, const char *addr, int first_slot, int n)
 {
 	pthread_t th[MAXSLOTS];
 	struct sync_arg a[MAXSLOTS];
-	ferry_model *m;
-	ferry_client *c = client_connect(addr, &m);
+	static struct aslot s[MAXSLOTS];
+	struct conn x;
 
+	conn_open(&x, kind, addr, s, n, NULL, first_slot * 1000);
 	for (int i = 0; i < n; i++) {
-		a[i] = (struct sync_arg){ addr, c, m, first_slot + i };
+		s[i].ring = &rings[first_slot + i];
+		a[i] = (struct sync_arg){ &x, &s[i] };
 		if (pthread_create(&th[i], NULL, sync_thread, &a[i]))
 			die("pthread_create");
 	}
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
-	ferry_close(c);
-}
-
-struct aslot {
-	ferry_request *r;
-	uint64_t t0;
-	int busy;
-	struct ring *ring;
-};
-
-static void on_done(ferry_request *r, int status, void *arg)
-{
-	struct aslot *s = arg;
-
-	(void)r;
-	if (status)
-		atomic_fetch_add(&s->ring->errors, 1);
-	else
-		record(s->ring, now_ns() - s->t0);
-	s->busy = 0;
-}
-
-static void submit(ferry_client *c, struct aslot *s)
-{
-	ferry_request_reset(s->r);
-	s->busy = 1;
-	s->t0 = now_ns();
-	if (ferry_infer_async(c, s->r, on_done, s)) {
-		s->busy = 0;
-		atomic_fetch_add(&s->ring->errors, 1);
-	}
-}
-
-/* a poll that timed out is no failure */
-static void poll_ok(int rc)
-{
-	if (rc < 0 && rc != FERRY_ETIMEDOUT)
-		die("poll: %s", ferry_last_error());
+	conn_close(&x, s, n);
 }
 
 /* Pick the next arrival after t: constant or exponential gaps. */
@@ -284,59 +506,101 @@ static uint64_t next_arrival(uint64_t t, double rate, unsigned *seed)
 	return t + (uint64_t)(gap * 1e9);
 }
 
-/* one process, one thread: n requests in flight, or rate requests/s */
-static void run_async(const char *addr, int slot, int n, double rate)
+struct reaper_arg {
+	struct conn *x;
+	atomic_int done;
+};
+
+/* Rate mode's second thread: completes requests as they finish, so the
+ * sender never waits on a completion queue. */
+static void *reaper(void *p)
+{
+	struct reaper_arg *a = p;
+	uint64_t give_up = 0;
+
+	for (;;) {
+		if (atomic_load_explicit(&a->done, memory_order_acquire)) {
+			if (atomic_load_explicit(&inflight, memory_order_relaxed) <= 0)
+				break;
+			if (!give_up)
+				give_up = now_ns() + 10 * SEC;
+			else if (now_ns() > give_up)
+				break;
+		}
+		conn_poll(a->x, SEC / 50);
+	}
+	return NULL;
+}
+
+/*
+ * One process: n requests in flight (concurrency), or rate requests/s on
+ * a schedule.  Rate mode runs two threads: this one sleeps until each
+ * arrival (clock_nanosleep with a 1 ns timer slack) and submits; a reaper
+ * completes.  (One thread doing both stalled over gRPC: gRPC's timers
+ * count whole milliseconds, so its "non-blocking" poll after each submit
+ * waited for the completion of the request just sent, about 200 us, and
+ * the rate stuck at one request in flight, 4.5 k/s; see BENCHMARKS.md.)
+ */
+static void run_async(int kind, const char *addr, int slot, int n, double rate)
 {
 	static struct aslot s[MAXINFLIGHT];
-	ferry_model *m;
-	ferry_client *c = client_connect(addr, &m);
+	struct conn x;
 	unsigned seed = (unsigned)slot * 7919u + 1;
 	int k = rate > 0 ? MAXINFLIGHT : n;
 
-	for (int i = 0; i < k; i++)
-		s[i] = (struct aslot){ make_request(m, (unsigned)(slot * 1000 + i + 1)), 0, 0,
-				       &rings[slot] };
+	conn_open(&x, kind, addr, s, k, &rings[slot], slot * 1000);
 	wait_go();
 	if (rate <= 0) {
 		for (int i = 0; i < n; i++)
-			submit(c, &s[i]);
+			submit(&x, &s[i]);
 		while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
-			poll_ok(ferry_poll(c, 1, SEC / 10));
+			conn_poll(&x, SEC / 10);
 			for (int i = 0; i < n; i++)
-				if (!s[i].busy)
-					submit(c, &s[i]);
+				if (!atomic_load_explicit(&s[i].busy, memory_order_acquire))
+					submit(&x, &s[i]);
 		}
 	} else {
+		struct reaper_arg ra = { .x = &x };
+		pthread_t th;
 		uint64_t next = next_arrival(now_ns(), rate, &seed);
 		int free_hint = 0;
 
+		prctl(PR_SET_TIMERSLACK, 1UL);
+		atomic_init(&ra.done, 0);
+		if (pthread_create(&th, NULL, reaper, &ra))
+			die("pthread_create");
 		while (!atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
-			uint64_t t = now_ns();
+			struct timespec ts = { (time_t)(next / SEC), (long)(next % SEC) };
+			int i;
 
-			if (t < next) {
-				poll_ok(ferry_poll(c, 1, (int64_t)(next - t)));
-				continue;
-			}
+			if (now_ns() < next)
+				clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 			next = next_arrival(next, rate, &seed);
-			for (int i = 0; i < k; i++) {
+			for (i = 0; i < k; i++) {
 				int j = (free_hint + i) % k;
 
-				if (!s[j].busy) {
-					submit(c, &s[j]);
+				if (!atomic_load_explicit(&s[j].busy, memory_order_acquire)) {
+					submit(&x, &s[j]);
 					free_hint = j + 1;
 					break;
 				}
 			}
-			/* all busy: the arrival is dropped (counted nowhere) */
-			ferry_poll(c, 0, 0);
+			if (i == k)	/* every slot busy: the arrival is dropped */
+				atomic_fetch_add(&rings[slot].dropped, 1);
 		}
+		atomic_store_explicit(&ra.done, 1, memory_order_release);
+		pthread_join(th, NULL);
 	}
 	/* drain */
 	for (int i = 0; i < k; i++)
-		while (s[i].busy)
-			if (ferry_poll(c, 1, SEC) < 0)
-				break;
-	ferry_close(c);
+		while (atomic_load_explicit(&s[i].busy, memory_order_acquire)) {
+			uint64_t before = atomic_load(&s[i].ring->n) + atomic_load(&s[i].ring->errors);
+
+			conn_poll(&x, SEC);
+			if (atomic_load(&s[i].ring->n) + atomic_load(&s[i].ring->errors) == before)
+				break;	/* nothing in a second: give up */
+		}
+	conn_close(&x, s, k);
 }
 
 /* the statistics reader: one line on `in`, the model's totals into ctl */
@@ -421,7 +685,7 @@ static struct sstat stats_read(void)
 struct result {
 	double level, thr, p50, p90, p95, p99, mean;
 	double q_us, cin_us, cinf_us, cout_us, batch;
-	uint64_t errors;
+	uint64_t errors, dropped;
 	int windows, stable;
 };
 
@@ -446,11 +710,12 @@ static int within(const struct window *w, int k, double pct)
 	return 1;
 }
 
-static struct result measure(const char *tname, const char *addr, double level)
+static struct result measure(int kind, const char *addr, double level)
 {
 	struct window w[64];
 	struct result res = { .level = level };
-	uint64_t last[MAXSLOTS] = { 0 }, end[MAXSLOTS], err1 = 0;
+	uint64_t last[MAXSLOTS] = { 0 }, end[MAXSLOTS], err1 = 0, drop1 = 0;
+	const char *tname = tnames[kind];
 	pid_t pids[MAXSLOTS];
 	int nslots, nprocs = opt.processes, k;
 	struct sstat s0;
@@ -465,7 +730,8 @@ static struct result measure(const char *tname, const char *addr, double level)
 	if (nslots > MAXSLOTS)
 		die("too many clients (%d > %d)", nslots, MAXSLOTS);
 	for (int i = 0; i < nslots; i++)
-		atomic_store(&rings[i].n, 0), atomic_store(&rings[i].errors, 0);
+		atomic_store(&rings[i].n, 0), atomic_store(&rings[i].errors, 0),
+		atomic_store(&rings[i].dropped, 0);
 	for (int p = 0, slot = 0; p < nprocs; p++) {
 		/* process p's share: level / nprocs, the rest to the first ones */
 		int share = (int)level / nprocs + (p < (int)level % nprocs);
@@ -476,11 +742,11 @@ static struct result measure(const char *tname, const char *addr, double level)
 			die("fork");
 		if (pids[p] == 0) {
 			if (opt.rate_mode)
-				run_async(addr, p, 0, rate);
+				run_async(kind, addr, p, 0, rate);
 			else if (opt.sync)
-				run_sync(addr, slot, share);
+				run_sync(kind, addr, slot, share);
 			else
-				run_async(addr, p, share, 0);
+				run_async(kind, addr, p, share, 0);
 			_exit(0);
 		}
 		slot += opt.sync && !opt.rate_mode ? share : 1;
@@ -537,12 +803,15 @@ static struct result measure(const char *tname, const char *addr, double level)
 		}
 	}
 	atomic_store(&ctl->stop, 1);
-	for (int i = 0; i < nslots; i++)
-		err1 += atomic_load(&rings[i].errors);
 	for (int p = 0; p < nprocs; p++)
 		waitpid(pids[p], NULL, 0);
+	for (int i = 0; i < nslots; i++) {
+		err1 += atomic_load(&rings[i].errors);
+		drop1 += atomic_load(&rings[i].dropped);
+	}
 	res.windows = k;
 	res.errors = err1;
+	res.dropped = drop1;
 	/* the last three windows together */
 	{
 		int a = k >= 3 ? k - 3 : 0;
@@ -643,7 +912,10 @@ static void usage(void)
 		"         [--concurrency-range START:END:STEP] [--request-rate-range START:END:STEP]\n"
 		"         [--request-distribution constant|poisson] [--sync|--async]\n"
 		"         [--processes N] [-p WINDOW_MS] [-s STABILITY_PCT] [-r MAX_WINDOWS]\n"
-		"         [-f FILE.csv] [--ferryd PATH] [--models DIR] [--backend-dir DIR]\n");
+		"         [-f FILE.csv] [--ferryd PATH] [--models DIR] [--backend-dir DIR]\n"
+		"         [--transport shm,grpc,grpc-shm] [--output-shm-size BYTES]\n"
+		"  ADDR: a socket path (shm), grpc://HOST:PORT (KServe v2, tensors in the\n"
+		"  messages) or grpc-shm://HOST:PORT (KServe v2 with system shared memory)\n");
 	exit(2);
 }
 
@@ -665,11 +937,14 @@ int main(int argc, char **argv)
 		{ "ferryd", required_argument, NULL, 'F' },
 		{ "models", required_argument, NULL, 'M' },
 		{ "backend-dir", required_argument, NULL, 'B' },
+		{ "transport", required_argument, NULL, 'T' },
+		{ "output-shm-size", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static char addr_shm[600], addr_grpc[64], ferryd[PATH_MAX + 32], bdir[PATH_MAX + 32];
-	const char *names[8];
+	static char addr_shm[600], addr_grpc[64], addr_gshm[64], ferryd[PATH_MAX + 32],
+		bdir[PATH_MAX + 32];
+	int kinds[8];
 	FILE *csv = NULL;
 	pid_t broker = 0;
 	int ch, nlev = 0;
@@ -696,11 +971,13 @@ int main(int argc, char **argv)
 		case 'F': opt.ferryd = optarg; break;
 		case 'M': opt.models = optarg; break;
 		case 'B': opt.backend_dir = optarg; break;
+		case 'T': opt.transports = optarg; break;
+		case 'O': opt.out_shm = (size_t)strtoull(optarg, NULL, 0); break;
 		default: usage();
 		}
 	}
 	if (optind != argc || opt.batch < 1 || opt.processes < 1 || opt.processes > MAXSLOTS ||
-	    opt.window_ms < 10 || opt.max_windows < 3 || opt.max_windows > 64 ||
+	    opt.window_ms < 10 || opt.max_windows < 3 || opt.max_windows > 64 || !opt.out_shm ||
 	    (strcmp(opt.dist, "constant") && strcmp(opt.dist, "poisson")))
 		usage();
 	signal(SIGPIPE, SIG_IGN);
@@ -731,48 +1008,76 @@ int main(int argc, char **argv)
 		snprintf(logf, sizeof(logf), "%s/ferryd.log", tmpdir);
 		snprintf(port, sizeof(port), "%d", bu_free_port());
 		snprintf(addr_grpc, sizeof(addr_grpc), "grpc://127.0.0.1:%s", port);
+		snprintf(addr_gshm, sizeof(addr_gshm), "grpc-shm://127.0.0.1:%s", port);
 		const char *av[] = { "--model-repository", repo, "--backend-directory",
 				     opt.backend_dir, "--log-level", "warn", "--grpc-port", port,
-				     "--metrics-port", "0", NULL };
+				     "--metrics-port", "0", "--allow-client-shm", NULL };
 		broker = bu_ferryd_start(opt.ferryd, addr_shm, logf, av);
-		opt.urls[opt.nurls++] = addr_shm;
-		opt.urls[opt.nurls++] = addr_grpc;
+		{
+			char list[128], *save = NULL;
+
+			snprintf(list, sizeof(list), "%s", opt.transports);
+			for (char *t = strtok_r(list, ",", &save); t && opt.nurls < 8;
+			     t = strtok_r(NULL, ",", &save)) {
+				if (!strcmp(t, "shm"))
+					opt.urls[opt.nurls++] = addr_shm;
+				else if (!strcmp(t, "grpc"))
+					opt.urls[opt.nurls++] = addr_grpc;
+				else if (!strcmp(t, "grpc-shm"))
+					opt.urls[opt.nurls++] = addr_gshm;
+				else
+					die("unknown transport '%s' (shm, grpc, grpc-shm)", t);
+			}
+		}
 		opt.model = "mlp";
 	}
 	for (int i = 0; i < opt.nurls; i++)
-		names[i] = strncmp(opt.urls[i], "grpc://", 7) ? "shm" : "grpc";
+		kinds[i] = !strncmp(opt.urls[i], "grpc://", 7) ? T_GRPC :
+			   !strncmp(opt.urls[i], "grpc-shm://", 11) ? T_GRPC_SHM : T_SHM;
 	if (opt.csv && !(csv = fopen(opt.csv, "w")))
 		die("cannot write %s", opt.csv);
 	if (csv)
 		fprintf(csv, "transport,%s,infer_per_s,p50_us,p90_us,p95_us,p99_us,mean_us,"
 			"queue_us,compute_input_us,compute_infer_us,compute_output_us,"
-			"rows_per_exec,windows,stable,errors\n",
+			"rows_per_exec,windows,stable,errors,dropped\n",
 			opt.rate_mode ? "request_rate" : "concurrency");
 	printf("ferry-bench-load: model %s, batch %d, %s%s, %d process(es), windows of %d ms, "
 	       "stable when the last 3 are within %.0f%%\n", opt.model, opt.batch,
 	       opt.rate_mode ? "request rate, " : (opt.sync ? "sync" : "async"),
 	       opt.rate_mode ? opt.dist : "", opt.processes, opt.window_ms, opt.stability);
-	printf("%-5s %8s %11s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %6s %s\n", "xport",
+	printf("%-8s %8s %11s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %6s %s\n", "xport",
 	       opt.rate_mode ? "rate" : "conc", "infer/s", "p50 us", "p90 us", "p95 us",
 	       "p99 us", "mean us", "queue", "c-in", "c-infer", "c-out", "rows/x", "");
 	fflush(stdout);
 	for (int u = 0; u < opt.nurls; u++) {
-		stats_start(opt.urls[u]);
-		for (double lv = opt.start; lv <= opt.end + 1e-9; lv += opt.step) {
-			struct result r = measure(names[u], opt.urls[u], lv);
+		const char *name = tnames[kinds[u]];
+		char saddr[300];
 
-			printf("%-5s %8g %11.0f %9.1f %9.1f %9.1f %9.1f %9.1f | %8.1f %8.1f %8.1f "
-			       "%8.1f %6.1f %s\n", names[u], lv, r.thr, r.p50, r.p90, r.p95, r.p99,
+		/* the statistics come over libferry: grpc-shm's server by gRPC */
+		if (kinds[u] == T_GRPC_SHM)
+			snprintf(saddr, sizeof(saddr), "grpc://%s", opt.urls[u] + 11);
+		else
+			snprintf(saddr, sizeof(saddr), "%s", opt.urls[u]);
+		stats_start(saddr);
+		for (double lv = opt.start; lv <= opt.end + 1e-9; lv += opt.step) {
+			struct result r = measure(kinds[u], opt.urls[u], lv);
+
+			printf("%-8s %8g %11.0f %9.1f %9.1f %9.1f %9.1f %9.1f | %8.1f %8.1f %8.1f "
+			       "%8.1f %6.1f %s\n", name, lv, r.thr, r.p50, r.p90, r.p95, r.p99,
 			       r.mean, r.q_us, r.cin_us, r.cinf_us, r.cout_us, r.batch,
 			       r.stable ? "" : "(unstable)");
 			if (r.errors)
 				printf("      %llu errors\n", (unsigned long long)r.errors);
+			if (r.dropped)
+				printf("      %llu arrivals dropped: all %d slots of a process busy\n",
+				       (unsigned long long)r.dropped, MAXINFLIGHT);
 			fflush(stdout);
 			if (csv)
 				fprintf(csv, "%s,%g,%.1f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
-					"%.2f,%.2f,%d,%d,%llu\n", names[u], lv, r.thr, r.p50, r.p90,
+					"%.2f,%.2f,%d,%d,%llu,%llu\n", name, lv, r.thr, r.p50, r.p90,
 					r.p95, r.p99, r.mean, r.q_us, r.cin_us, r.cinf_us, r.cout_us,
-					r.batch, r.windows, r.stable, (unsigned long long)r.errors);
+					r.batch, r.windows, r.stable, (unsigned long long)r.errors,
+					(unsigned long long)r.dropped);
 			nlev++;
 		}
 		stats_stop();

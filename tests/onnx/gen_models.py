@@ -15,6 +15,9 @@ read by tests/onnx/test_onnx.c.  Its lines are
 "fail": loading MODEL must fail with ferry error CODE (EBADMSG, ENOTSUP)
 and a message containing every WORD.
 
+mlp_wide.onnx, the offload benchmark's network, has no reference files
+and no MANIFEST line.
+
 Everything is drawn from fixed seeds, so the files are the same on every
 run.  The batch dimension is symbolic ("N") in every model.
 """
@@ -51,11 +54,13 @@ def weights(r, shape, scale=0.5):
 
 
 def save(name, nodes, inputs, outputs, inits=(), opset=OPSET, low=-1.0,
-         high=1.0, seed=None):
+         high=1.0, seed=None, case=True):
     """Build, save, run with onnxruntime and record a model.
 
     inputs: list of (name, shape with "N" as the batch dimension).
     outputs: list of (name, shape) for the graph's declared outputs.
+    case: False writes the model alone (no reference files, no MANIFEST
+    line), for a model the benchmarks use and the test suites do not.
     """
     graph = helper.make_graph(
         nodes, name, [vinfo(n, s) for n, s in inputs],
@@ -69,6 +74,8 @@ def save(name, nodes, inputs, outputs, inits=(), opset=OPSET, low=-1.0,
     data = model.SerializeToString()
     with open(os.path.join(out_dir, fname), "wb") as f:
         f.write(data)
+    if not case:
+        return
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     r = rng(seed if seed is not None else zlib.crc32(name.encode()))
     for b in BATCHES:
@@ -146,6 +153,31 @@ def mlp(name="mlp", opset=OPSET):
     ]
     save(name, nodes, [("x", ["N", 16])], [("y", ["N", 5])], inits,
          opset=opset)
+
+
+def mlp_wide(name="mlp_wide", hidden=512, layers=3):
+    """The offload study's network (bench/saturate.c --model mlp_wide):
+    the MLP's interface, 16 -> 512 -> 512 -> 512 -> 5 (Gemm + Relu,
+    Softmax), about 0.54 M multiply-adds per row, so that inference is a
+    large share of an event.  Saved without a MANIFEST case, so the test
+    suites' cases stay as they are (checked once against onnxruntime at
+    batch 1 and 7 with test_onnx's reference test: within its 1e-4)."""
+    r = rng(11)
+    sizes = [16] + [hidden] * layers + [5]
+    inits, nodes, x = [], [], "x"
+    for i in range(len(sizes) - 1):
+        # scaled by 1/sqrt(fan-in), so activations stay of order one
+        w = weights(r, (sizes[i], sizes[i + 1]), 1 / np.sqrt(sizes[i]))
+        inits += [init("w%d" % i, w),
+                  init("b%d" % i, weights(r, (sizes[i + 1],), 0.1))]
+        h = "h%d" % i
+        nodes.append(helper.make_node("Gemm", [x, "w%d" % i, "b%d" % i], [h],
+                                      name="fc%d" % i))
+        if i < len(sizes) - 2:
+            x = "a%d" % i
+            nodes.append(helper.make_node("Relu", [h], [x], name="relu%d" % i))
+    nodes.append(helper.make_node("Softmax", [h], ["y"], name="softmax"))
+    save(name, nodes, [("x", ["N", 16])], [("y", ["N", 5])], inits, case=False)
 
 
 def conv1d():
@@ -530,6 +562,7 @@ def main():
     conv1d()
     conv2d()
     conv2d("conv2d_op13", opset=13)
+    mlp_wide()
     ops()
     negatives()
     with open(os.path.join(out_dir, "MANIFEST"), "w") as f:

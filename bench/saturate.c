@@ -3,18 +3,25 @@
  * saturate.c - ferry-bench-saturate: the portability study.  Does a broker
  * running beside CPU-saturating jobs cost them throughput?
  *
- *   ferry-bench-saturate [--jobs N] [--work-us W] [--batch B] [--seconds S]
- *                        [--reps R] [--modes LIST] [--instances K]
- *                        [--delay-us D] [--ferryd-wait spin|hybrid|block]
- *                        [--spin-us N] [--client-wait spin|hybrid|block]
- *                        [--models DIR] [--ferryd PATH] [--backend-dir DIR]
- *                        [--csv FILE]
+ *   ferry-bench-saturate [--jobs N | --jobs-list N1,N2,...] [--work-us W]
+ *                        [--batch B] [--seconds S] [--reps R] [--modes LIST]
+ *                        [--model NAME] [--instances K] [--delay-us D]
+ *                        [--inline] [--gpu-instances G] [--gpu-delay-us E]
+ *                        [--require-gpu] [--max-seconds T]
+ *                        [--ferryd-wait spin|hybrid|block] [--spin-us N]
+ *                        [--client-wait spin|hybrid|block] [--models DIR]
+ *                        [--ferryd PATH] [--backend-dir DIR] [--csv FILE]
  *
  * N jobs (default: the CPUs this process may use), each a process running
  * a synthetic event loop: W microseconds of deterministic CPU work per
  * event (a xorshift chain calibrated in this process first; it stands for
- * reconstruction) and then one inference of the MLP of
- * tests/onnx/gen_models.py on B rows (the event's candidates).
+ * reconstruction) and then one inference on B rows (the event's
+ * candidates) of model NAME of tests/onnx/gen_models.py (default "mlp",
+ * 16-64-32-32-5; "mlp_wide", 16-512-512-512-5, is the offload study's:
+ * about 125x the multiply-adds, so inference is a large share of an
+ * event).  Any model with one batched input "x" and one batched output "y"
+ * of one dimension each will do.  Each job runs one untimed event before
+ * the start (first-call costs: page faults, a GPU's first launch).
  *
  * Modes, each run R times, interleaved (the order alternates from one
  * repetition to the next), each run S seconds with all N jobs at once:
@@ -22,6 +29,26 @@
  *   broker-idle  ferryd running with the model loaded, jobs infer in-process
  *   broker-shm   jobs infer through ferryd over libferry shared memory
  *   broker-grpc  the same through grpc://127.0.0.1:PORT
+ *   broker-gpu   the offload study: jobs infer through shared memory with a
+ *                ferryd of its own serving the model on G KIND_GPU
+ *                instances on GPU 0 (default 1) with dynamic batching,
+ *                max_queue_delay_microseconds E (default 0: whatever has
+ *                queued while the GPU was busy; -1: no dynamic batching),
+ *                so the GPU runs many jobs' requests at once
+ * The default is the first four; broker-gpu runs only when named.  Before
+ * measuring anything, broker-gpu starts that ferryd once
+ * (--strict-model-config=false) and asks for the model: where it did not
+ * load (ferryd built without CUDA, no driver or no device) it prints
+ * "broker-gpu: skipped: no GPU" with ferryd's reason and the other modes
+ * run alone, or, with --require-gpu, the program exits 77 (automake's
+ * "skipped") at once.  No number is ever printed for a skipped mode.
+ *
+ * --jobs-list runs the whole comparison once per job count, in the order
+ * given (e.g. 1,2,4,8,16,32: how many CPU jobs one GPU serves before the
+ * gain stops rising), and ends with a table of the sweep.  --max-seconds
+ * T stops a sweep before a job count that would end past T seconds from
+ * the start (estimated from the count before it), so a caller with a time
+ * limit gets the counts that fit; the CSV is written as each count ends.
  *
  * ferryd serves the MLP with K KIND_CPU instances (default 1: the jobs
  * already fill the cores) and, when D >= 0, dynamic batching with
@@ -37,6 +64,13 @@
  * against the direct run of the same repetition), the fraction of an
  * event's wall time spent waiting for inference, ferryd's CPU time, and
  * the batch sizes the batcher formed (ferry_model_statistics deltas).
+ * For broker-gpu also, per job count: the measured gain (its ratio to
+ * direct) beside the gain Amdahl's law predicts from the inference
+ * fraction f measured in direct, 1 / (1 - f) (an infinitely fast
+ * coprocessor and free transport), and the fraction of each broker-gpu
+ * event still spent waiting for inference.  The CSV (--csv) has one "run"
+ * row per run, one "mean" row per mode and one "batch" row per batch size,
+ * each with the job count; a broker-gpu "mean" row carries Amdahl's gain.
  */
 #include "config.h"
 
@@ -62,25 +96,32 @@
 #include "broker/onnx/onnx_exec.h"
 
 #define SEC 1000000000LL
-#define MAXJOBS 64
+#define MAXJOBS 256
 #define MAXREPS 16
-#define IN_ROW 16
-#define OUT_ROW 5
+#define MAXCOUNTS 32	/* job counts in a --jobs-list */
 
-enum mode { M_DIRECT, M_IDLE, M_SHM, M_GRPC, NMODES };
+enum mode { M_DIRECT, M_IDLE, M_SHM, M_GRPC, M_GPU, NMODES };
 static const char *const MODE_NAME[NMODES] = {
-	"direct", "broker-idle", "broker-shm", "broker-grpc"
+	"direct", "broker-idle", "broker-shm", "broker-grpc", "broker-gpu"
 };
+/* which ferryd a mode needs: none, the KIND_CPU one or the KIND_GPU one */
+enum bkind { BK_NONE, BK_CPU, BK_GPU };
+static const enum bkind MODE_BROKER[NMODES] = { BK_NONE, BK_CPU, BK_CPU, BK_CPU, BK_GPU };
 
 static struct {
 	int jobs, batch, reps, instances, delay_us, spin_us, inline_run;
-	double work_us, seconds;
-	const char *models, *ferryd, *backend_dir, *csv, *fwait, *cwait;
+	int gpu_instances, gpu_delay_us, require_gpu, ncounts;
+	int counts[MAXCOUNTS];
+	double work_us, seconds, max_seconds;
+	const char *models, *model, *ferryd, *backend_dir, *csv, *fwait, *cwait;
 	int modes[NMODES];
 } opt = {
 	.batch = 64, .reps = 3, .instances = 1, .delay_us = -1, .spin_us = -1,
-	.work_us = 100, .seconds = 3, .fwait = "block", .cwait = "block",
+	.gpu_instances = 1, .gpu_delay_us = 0, .work_us = 100, .seconds = 3,
+	.fwait = "block", .cwait = "block", .model = "mlp",
 };
+/* the model's row sizes (the input's and the output's one dimension) */
+static int in_row, out_row;
 
 /* shared between the parent and the jobs */
 struct job_res {
@@ -99,6 +140,7 @@ static struct shared *sh;
 static double iters_per_us;
 static char tmpdir[256], sock[512], grpc_addr[64];
 static pid_t broker;
+static enum bkind broker_kind;
 static volatile uint64_t sink;
 
 static void die(const char *fmt, ...)
@@ -148,7 +190,7 @@ static void calibrate(void)
 
 static void fill(float *x, int rows, uint64_t h)
 {
-	for (int i = 0; i < rows * IN_ROW; i++) {
+	for (int i = 0; i < rows * in_row; i++) {
 		h ^= h << 13;
 		h ^= h >> 7;
 		h ^= h << 17;
@@ -168,33 +210,56 @@ struct infer {
 	ferry_request *r;
 };
 
-static void job_setup(enum mode m, struct infer *in, struct ox_model **om)
+/* Load opt.model from opt.models; free with ox_model_free(). */
+static struct ox_model *load_model(void)
 {
 	char path[PATH_MAX + 16], err[512];
-	int64_t dims[2] = { opt.batch, IN_ROW };
+	struct ox_model *om;
+	FILE *f;
+	long n;
+	void *buf;
+
+	snprintf(path, sizeof(path), "%s/%s.onnx", opt.models, opt.model);
+	if (!(f = fopen(path, "rb")))
+		die("%s: %s", path, strerror(errno));
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		die("cannot read %s", path);
+	fclose(f);
+	if (ox_model_load(buf, (size_t)n, &om, err, sizeof(err)))
+		die("%s: %s", path, err);
+	free(buf);
+	return om;
+}
+
+/* The row sizes, from the model; it must be x [N, in_row] -> y [N, out_row]. */
+static void model_shape(void)
+{
+	struct ox_model *om = load_model();
+	struct ox_tensor_info i, o;
+
+	if (ox_model_num_inputs(om) != 1 || ox_model_num_outputs(om) != 1 ||
+	    ox_model_input(om, 0, &i) || ox_model_output(om, 0, &o) || strcmp(i.name, "x") ||
+	    strcmp(o.name, "y") || !i.batched || !o.batched || i.rank != 2 || o.rank != 2)
+		die("model %s: want one input x [N, n] and one output y [N, m]", opt.model);
+	in_row = (int)i.dims[1];
+	out_row = (int)o.dims[1];
+	ox_model_free(om);
+}
+
+static void job_setup(enum mode m, struct infer *in, struct ox_model **om)
+{
+	int64_t dims[2] = { opt.batch, in_row };
 
 	if (m == M_DIRECT || m == M_IDLE) {
-		FILE *f;
-		long n;
-		void *buf;
-
-		snprintf(path, sizeof(path), "%s/mlp.onnx", opt.models);
-		if (!(f = fopen(path, "rb")))
-			die("%s: %s", path, strerror(errno));
-		fseek(f, 0, SEEK_END);
-		n = ftell(f);
-		rewind(f);
-		buf = malloc((size_t)n);
-		if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-			die("cannot read %s", path);
-		fclose(f);
-		if (ox_model_load(buf, (size_t)n, om, err, sizeof(err)))
-			die("%s: %s", path, err);
-		free(buf);
+		*om = load_model();
 		if (ox_ctx_create(*om, opt.batch, &in->ctx))
 			die("ox_ctx_create");
-		in->x = calloc((size_t)opt.batch * IN_ROW, sizeof(float));
-		in->y = calloc((size_t)opt.batch * OUT_ROW, sizeof(float));
+		in->x = calloc((size_t)opt.batch * in_row, sizeof(float));
+		in->y = calloc((size_t)opt.batch * out_row, sizeof(float));
 		if (!in->x || !in->y)
 			die("out of memory");
 		return;
@@ -211,7 +276,7 @@ static void job_setup(enum mode m, struct infer *in, struct ox_model **om)
 		o.wait = FERRY_WAIT_BLOCK;
 	if (ferry_connect(&in->c, m == M_GRPC ? grpc_addr : sock, &o))
 		die("connect: %s", ferry_last_error());
-	if (ferry_model_get(in->c, "mlp", FERRY_LATEST, &fm) || ferry_request_new(fm, &in->r) ||
+	if (ferry_model_get(in->c, opt.model, FERRY_LATEST, &fm) || ferry_request_new(fm, &in->r) ||
 	    ferry_request_input(in->r, "x", FERRY_TYPE_FP32, dims, 2, &x))
 		die("request: %s", ferry_last_error());
 	in->x = x;
@@ -251,8 +316,17 @@ static void job(int id, enum mode m, int go_fd)
 	float acc = 0, y0;
 	char c;
 	long ev = 0;
+	int rc0;
 
 	job_setup(m, &in, &om);
+	/* one untimed event: first-call costs stay out of the measurement */
+	fill(in.x, opt.batch, h);
+	if ((rc0 = infer_once(m, &in, &y0))) {
+		res->failed = 1;
+		snprintf(res->err, sizeof(res->err), "%s: first inference failed: %d %s",
+			 MODE_NAME[m], rc0, ferry_last_error());
+		_exit(1);
+	}
 	atomic_fetch_add(&sh->ready, 1);
 	/* the parent closes the pipe's write end: everyone starts at once */
 	(void)!read(go_fd, &c, 1);
@@ -293,44 +367,67 @@ static void job(int id, enum mode m, int go_fd)
 /* ------------------------------------------------------------------ */
 /* the broker                                                           */
 
-static void write_repo(void)
+/* One model directory, repo/NAME/{1/model.onnx,config.pbtxt}; max_batch_size
+ * holds every job's rows at once. */
+static void write_model(const char *repo, const char *group, int delay_us, const char *extra)
 {
 	char path[PATH_MAX], cmd[3 * PATH_MAX], cfg[1024], db[128] = "";
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/repo/mlp/1", tmpdir);
-	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/mlp.onnx' '%s/model.onnx'", path,
-		 opt.models, path);
+	snprintf(path, sizeof(path), "%s/%s/%s/1", tmpdir, repo, opt.model);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/%s.onnx' '%s/model.onnx'", path,
+		 opt.models, opt.model, path);
 	if (system(cmd))
 		die("%s failed", cmd);
-	if (opt.delay_us >= 0)
+	if (delay_us >= 0)
 		snprintf(db, sizeof(db), "dynamic_batching { max_queue_delay_microseconds: %d }\n",
-			 opt.delay_us);
+			 delay_us);
 	snprintf(cfg, sizeof(cfg),
 		 "platform: \"onnxruntime_onnx\"\nmax_batch_size: %d\n"
 		 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
 		 "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
-		 "instance_group [ { count: %d kind: KIND_CPU } ]\n%s%s",
-		 opt.batch * opt.jobs, IN_ROW, OUT_ROW, opt.instances, db,
-		 opt.inline_run ? "parameters [ { key: \"ferry_inline\" value: { string_value: \"true\" } } ]\n" : "");
-	snprintf(path, sizeof(path), "%s/repo/mlp/config.pbtxt", tmpdir);
+		 "instance_group [ %s ]\n%s%s",
+		 opt.batch * opt.jobs, in_row, out_row, group, db, extra);
+	snprintf(path, sizeof(path), "%s/%s/%s/config.pbtxt", tmpdir, repo, opt.model);
 	if (!(f = fopen(path, "w")) || fputs(cfg, f) < 0 || fclose(f))
 		die("cannot write %s", path);
 }
 
-static void broker_on(int on)
+/* repo/ for the KIND_CPU ferryd, repo-gpu/ for broker-gpu's; rewritten for
+ * each job count (max_batch_size follows it) */
+static void write_repo(void)
+{
+	char group[128];
+
+	snprintf(group, sizeof(group), "{ count: %d kind: KIND_CPU }", opt.instances);
+	write_model("repo", group, opt.delay_us, opt.inline_run ?
+		    "parameters [ { key: \"ferry_inline\" value: { string_value: \"true\" } } ]\n" :
+		    "");
+	snprintf(group, sizeof(group), "{ count: %d kind: KIND_GPU gpus: [ 0 ] }",
+		 opt.gpu_instances);
+	write_model("repo-gpu", group, opt.gpu_delay_us, "");
+}
+
+/* Have the ferryd of @kind running (BK_NONE: none); a ferryd of another
+ * kind is stopped first.  The KIND_GPU one starts with
+ * --strict-model-config=false, so that a model that cannot load on a GPU
+ * leaves it running without the model (gpu_probe() asks) instead of
+ * stopping it. */
+static void broker_on(enum bkind kind)
 {
 	char repo[PATH_MAX], logf[PATH_MAX], port[16], spin[16];
 	static char portbuf[16];
 
-	if (!on) {
+	if (broker && broker_kind == kind)
+		return;
+	if (broker) {
 		bu_ferryd_stop(broker);
 		broker = 0;
-		return;
 	}
-	if (broker)
+	broker_kind = kind;
+	if (kind == BK_NONE)
 		return;
-	snprintf(repo, sizeof(repo), "%s/repo", tmpdir);
+	snprintf(repo, sizeof(repo), "%s/%s", tmpdir, kind == BK_GPU ? "repo-gpu" : "repo");
 	snprintf(logf, sizeof(logf), "%s/ferryd.log", tmpdir);
 	snprintf(port, sizeof(port), "%d", bu_free_port());
 	snprintf(grpc_addr, sizeof(grpc_addr), "grpc://127.0.0.1:%s", port);
@@ -339,7 +436,8 @@ static void broker_on(int on)
 	const char *av[] = {
 		"--model-repository", repo, "--backend-directory", opt.backend_dir,
 		"--log-level", "warn", "--wait", opt.fwait, "--spin-us", spin,
-		"--grpc-port", portbuf, "--metrics-port", "0", NULL
+		"--grpc-port", portbuf, "--metrics-port", "0",
+		kind == BK_GPU ? "--strict-model-config=false" : NULL, NULL
 	};
 	broker = bu_ferryd_start(opt.ferryd, sock, logf, av);
 }
@@ -371,9 +469,48 @@ static void read_stats(struct bstats *b)
 		return;
 	if (ferry_connect(&c, sock, NULL))
 		die("stats connect: %s", ferry_last_error());
-	if (ferry_model_statistics(c, "mlp", FERRY_LATEST, stats_cb, b) < 0)
+	if (ferry_model_statistics(c, opt.model, FERRY_LATEST, stats_cb, b) < 0)
 		die("statistics: %s", ferry_last_error());
 	ferry_close(c);
+}
+
+/*
+ * gpu_probe - can broker-gpu run here?  Starts the KIND_GPU ferryd (for the
+ * job count of the repository written last) and asks it for the model.
+ * Returns 1 when it serves it; else 0 with @why set to ferry's error (and
+ * ferryd's log lines about the GPU when that error does not say).  Stops
+ * that ferryd either way.
+ */
+static int gpu_probe(char *why, size_t len)
+{
+	char logf[PATH_MAX], line[512];
+	ferry_client *c;
+	ferry_model *fm;
+	size_t n;
+	int ok;
+	FILE *f;
+
+	broker_on(BK_GPU);
+	if (ferry_connect(&c, sock, NULL))
+		die("probe connect: %s", ferry_last_error());
+	ok = ferry_model_get(c, opt.model, FERRY_LATEST, &fm) == 0;
+	n = (size_t)snprintf(why, len, "%s", ok ? "" : ferry_last_error());
+	ferry_close(c);
+	broker_on(BK_NONE);
+	if (ok)
+		return 1;
+	snprintf(logf, sizeof(logf), "%s/ferryd.log", tmpdir);
+	/* ferry's message names the reason when the model failed to load; if
+	 * it does not, ferryd's log lines about the GPU do */
+	if (strstr(why, "GPU") || strstr(why, "CUDA") || !(f = fopen(logf, "r")))
+		return 0;
+	while (fgets(line, sizeof(line), f) && n + 8 < len) {
+		line[strcspn(line, "\n")] = 0;
+		if (strstr(line, "GPU") || strstr(line, "CUDA") || strstr(line, "cuda"))
+			n += (size_t)snprintf(why + n, len - n, "\n    ferryd: %s", line);
+	}
+	fclose(f);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -394,7 +531,7 @@ static struct run run_mode(enum mode m)
 	long ev = 0;
 	double inf = 0, wk = 0, wall = 0;
 
-	broker_on(m != M_DIRECT);
+	broker_on(MODE_BROKER[m]);
 	memset(sh, 0, sizeof(*sh));
 	if (pipe(pfd))
 		die("pipe");
@@ -413,10 +550,11 @@ static struct run run_mode(enum mode m)
 
 		for (int j = 0; j < opt.jobs; j++)
 			if (waitpid(pids[j], &st, WNOHANG) == pids[j])
-				die("job %d exited during set-up", j);
+				die("job %d exited during set-up%s%s", j,
+				    sh->res[j].failed ? ": " : "", sh->res[j].err);
 		usleep(1000);
 	}
-	if (m == M_SHM || m == M_GRPC)
+	if (m == M_SHM || m == M_GRPC || m == M_GPU)
 		read_stats(&b0);
 	if (broker)
 		c0 = bu_proc_cpu_s(broker);
@@ -434,7 +572,7 @@ static struct run run_mode(enum mode m)
 	r.wall_s = bu_now() - t0;
 	if (broker)
 		c1 = bu_proc_cpu_s(broker);
-	if (m == M_SHM || m == M_GRPC) {
+	if (m == M_SHM || m == M_GRPC || m == M_GPU) {
 		read_stats(&b1);
 		r.st.exec = b1.exec - b0.exec;
 		r.st.infer = b1.infer - b0.infer;
@@ -493,10 +631,15 @@ static void defaults(void)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: ferry-bench-saturate [--jobs N] [--work-us W] [--batch B] [--seconds S]\n"
-		"         [--reps R] [--modes direct,broker-idle,broker-shm,broker-grpc]\n"
+		"usage: ferry-bench-saturate [--jobs N | --jobs-list N1,N2,...] [--work-us W]\n"
+		"         [--batch B] [--seconds S] [--reps R]\n"
+		"         [--modes direct,broker-idle,broker-shm,broker-grpc,broker-gpu]\n"
+		"         [--model NAME (default mlp; mlp_wide for the offload study)]\n"
 		"         [--instances K] [--delay-us D (-1: no dynamic batching)]\n"
 		"         [--inline (ferryd runs the model on its polling thread)]\n"
+		"         [--gpu-instances G] [--gpu-delay-us E (broker-gpu; -1: no batching)]\n"
+		"         [--require-gpu (exit 77 when broker-gpu cannot run)]\n"
+		"         [--max-seconds T (stop a sweep before a count that ends past T)]\n"
 		"         [--ferryd-wait spin|hybrid|block] [--spin-us N]\n"
 		"         [--client-wait spin|hybrid|block] [--models DIR] [--ferryd PATH]\n"
 		"         [--backend-dir DIR] [--csv FILE]\n");
@@ -521,6 +664,24 @@ static void parse_modes(const char *s)
 	}
 }
 
+static void parse_counts(const char *s)
+{
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	opt.ncounts = 0;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int n = atoi(t);
+
+		if (n < 1 || n > MAXJOBS || opt.ncounts == MAXCOUNTS)
+			die("--jobs-list: %s: want 1 to %d counts of 1 to %d jobs", s, MAXCOUNTS,
+			    MAXJOBS);
+		opt.counts[opt.ncounts++] = n;
+	}
+	if (!opt.ncounts)
+		die("--jobs-list: empty");
+}
+
 static void meanspread(const double *v, int n, double *mean, double *half)
 {
 	double s = 0, lo = INFINITY, hi = -INFINITY;
@@ -534,121 +695,39 @@ static void meanspread(const double *v, int n, double *mean, double *half)
 	*half = (hi - lo) / 2;
 }
 
-int main(int argc, char **argv)
+static void loadavg(char *la, size_t len)
 {
-	static const struct option lo[] = {
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "work-us", required_argument, NULL, 'w' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "reps", required_argument, NULL, 'r' },
-		{ "modes", required_argument, NULL, 'M' },
-		{ "instances", required_argument, NULL, 'i' },
-		{ "inline", no_argument, NULL, 'I' },
-		{ "delay-us", required_argument, NULL, 'd' },
-		{ "ferryd-wait", required_argument, NULL, 'W' },
-		{ "spin-us", required_argument, NULL, 'S' },
-		{ "client-wait", required_argument, NULL, 'C' },
-		{ "models", required_argument, NULL, 'm' },
-		{ "ferryd", required_argument, NULL, 'F' },
-		{ "backend-dir", required_argument, NULL, 'B' },
-		{ "csv", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	static struct run runs[NMODES][MAXREPS];
-	cpu_set_t cs;
-	FILE *csv = NULL;
-	char cmd[400], la[128] = "?";
-	int ch;
+	FILE *f = fopen("/proc/loadavg", "r");
 
-	for (int k = 0; k < NMODES; k++)
-		opt.modes[k] = 1;
-	if (!sched_getaffinity(0, sizeof(cs), &cs))
-		opt.jobs = CPU_COUNT(&cs);
-	while ((ch = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'j': opt.jobs = atoi(optarg); break;
-		case 'w': opt.work_us = atof(optarg); break;
-		case 'b': opt.batch = atoi(optarg); break;
-		case 's': opt.seconds = atof(optarg); break;
-		case 'r': opt.reps = atoi(optarg); break;
-		case 'M': parse_modes(optarg); break;
-		case 'i': opt.instances = atoi(optarg); break;
-		case 'I': opt.inline_run = 1; break;
-		case 'd': opt.delay_us = atoi(optarg); break;
-		case 'W': opt.fwait = optarg; break;
-		case 'S': opt.spin_us = atoi(optarg); break;
-		case 'C': opt.cwait = optarg; break;
-		case 'm': opt.models = optarg; break;
-		case 'F': opt.ferryd = optarg; break;
-		case 'B': opt.backend_dir = optarg; break;
-		case 'f': opt.csv = optarg; break;
-		default: usage();
-		}
+	snprintf(la, len, "?");
+	if (f) {
+		if (fgets(la, (int)len, f))
+			la[strcspn(la, "\n")] = 0;
+		fclose(f);
 	}
-	if (optind != argc || opt.jobs < 1 || opt.jobs > MAXJOBS || opt.batch < 1 ||
-	    opt.reps < 1 || opt.reps > MAXREPS || opt.seconds <= 0 || opt.work_us < 0 ||
-	    opt.instances < 1)
-		usage();
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-saturate-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		die("mkdtemp");
-	snprintf(sock, sizeof(sock), "%s/ferryd.sock", tmpdir);
-	defaults();
-	write_repo();
-	if (opt.csv && !(csv = fopen(opt.csv, "w")))
-		die("cannot write %s", opt.csv);
-	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED)
-		die("mmap");
-	signal(SIGPIPE, SIG_IGN);
-	calibrate();
-	{
-		FILE *f = fopen("/proc/loadavg", "r");
+}
 
-		if (f) {
-			if (fgets(la, sizeof(la), f))
-				la[strcspn(la, "\n")] = 0;
-			fclose(f);
-		}
-	}
-	printf("ferry-bench-saturate: %d jobs, %.0f us of work (%.0f iterations, calibrated) + "
-	       "one MLP inference of %d rows per event; %d x %.1f s per mode, interleaved\n",
-	       opt.jobs, opt.work_us, opt.work_us * iters_per_us, opt.batch, opt.reps,
-	       opt.seconds);
-	printf("ferryd: %d KIND_CPU instance(s), %s, --wait %s; jobs' libferry wait: %s; "
-	       "loadavg at start: %s\n", opt.instances,
-	       opt.delay_us < 0 ? "no dynamic batching" : "dynamic batching", opt.fwait,
-	       opt.cwait, la);
-	if (opt.delay_us >= 0)
-		printf("dynamic batching: max_queue_delay_microseconds %d\n", opt.delay_us);
-	fflush(stdout);
+/* one job count's means, for the sweep's table */
+struct summary {
+	int jobs;
+	double ev[NMODES], ev_half[NMODES], ratio[NMODES], ratio_half[NMODES];
+	double frac[NMODES], cpu[NMODES], req_exec[NMODES];
+};
 
-	for (int rep = 0; rep < opt.reps; rep++) {
-		for (int i = 0; i < NMODES; i++) {
-			/* odd repetitions go backwards, so no mode always runs first */
-			enum mode m = (enum mode)(rep % 2 ? NMODES - 1 - i : i);
+static struct run runs[NMODES][MAXREPS];
 
-			if (!opt.modes[m])
-				continue;
-			runs[m][rep] = run_mode(m);
-			fprintf(stderr, "%s[rep %d/%d] %-12s %10.0f events/s   ",
-				isatty(2) ? "\r" : "", rep + 1, opt.reps, MODE_NAME[m],
-				runs[m][rep].ev_s);
-			if (!isatty(2))
-				fputc('\n', stderr);
-		}
-	}
-	broker_on(0);
-	if (isatty(2))
-		fprintf(stderr, "\r%60s\r", "");
+/* Print (and write to csv) the table of one job count's runs. */
+static void report(FILE *csv, struct summary *sum)
+{
+	double f_direct = 0;
 
-	if (csv)
-		fprintf(csv, "kind,mode,rep,events_s,infer_frac,work_us,infer_us,ferryd_cpu_s,"
-			"wall_s,ratio,ratio_half,events_s_half|batch_rows,executions\n");
-	printf("\n%-12s %12s %9s %8s %8s %9s %9s %9s %11s\n", "mode", "events/s", "+-",
-	       "ratio", "+-", "work us", "infer us", "infer %", "ferryd cpu");
+	memset(sum, 0, sizeof(*sum));
+	sum->jobs = opt.jobs;
+	if (opt.modes[M_DIRECT])
+		for (int r = 0; r < opt.reps; r++)
+			f_direct += runs[M_DIRECT][r].infer_frac / opt.reps;
+	printf("\n%d jobs:\n%-12s %12s %9s %8s %8s %9s %9s %9s %11s\n", opt.jobs, "mode",
+	       "events/s", "+-", "ratio", "+-", "work us", "infer us", "infer %", "ferryd cpu");
 	for (int m = 0; m < NMODES; m++) {
 		double ev[MAXREPS], ra[MAXREPS], em, eh, rm = 1, rh = 0, f = 0, wu = 0, iu = 0,
 		       cpu = 0, wall = 0;
@@ -667,34 +746,44 @@ int main(int argc, char **argv)
 		}
 		if (csv)
 			for (int r = 0; r < opt.reps; r++)
-				fprintf(csv, "run,%s,%d,%.1f,%.4f,%.2f,%.2f,%.3f,%.3f,%.4f,,,\n",
+				fprintf(csv, "run,%s,%d,%.1f,%.4f,%.2f,%.2f,%.3f,%.3f,%.4f,,,,%d,\n",
 					MODE_NAME[m], r, ev[r], runs[m][r].infer_frac,
 					runs[m][r].work_us, runs[m][r].infer_us,
 					runs[m][r].ferryd_cpu_s, runs[m][r].wall_s,
-					opt.modes[M_DIRECT] ? ra[r] : 1.0);
+					opt.modes[M_DIRECT] ? ra[r] : 1.0, opt.jobs);
 		meanspread(ev, opt.reps, &em, &eh);
 		if (opt.modes[M_DIRECT])
 			meanspread(ra, opt.reps, &rm, &rh);
 		printf("%-12s %12.0f %9.0f %8.3f %8.3f %9.1f %9.1f %8.1f%% %10.1f%%\n",
 		       MODE_NAME[m], em, eh, rm, rh, wu, iu, 100 * f,
 		       m == M_DIRECT ? 0 : 100 * cpu / wall);
-		if (csv)
-			fprintf(csv, "mean,%s,,%.1f,%.4f,%.2f,%.2f,%.3f,%.3f,%.4f,%.4f,%.1f,\n",
+		if (csv) {
+			fprintf(csv, "mean,%s,,%.1f,%.4f,%.2f,%.2f,%.3f,%.3f,%.4f,%.4f,%.1f,,%d,",
 				MODE_NAME[m], em, f, wu, iu, cpu / opt.reps, wall / opt.reps, rm,
-				rh, eh);
+				rh, eh, opt.jobs);
+			if (m == M_GPU && opt.modes[M_DIRECT])
+				fprintf(csv, "%.4f", 1 / (1 - f_direct));
+			fputc('\n', csv);
+		}
+		sum->ev[m] = em;
+		sum->ev_half[m] = eh;
+		sum->ratio[m] = rm;
+		sum->ratio_half[m] = rh;
+		sum->frac[m] = f;
+		sum->cpu[m] = wall > 0 ? cpu / wall : 0;
 	}
 	printf("(+-: half the range of the %d runs; ratio: against the direct run of the same "
 	       "repetition; ferryd cpu: its CPU time over the runs' wall time, %% of one core)\n",
 	       opt.reps);
-	if (opt.modes[M_DIRECT]) {
-		double f = 0;
-
-		for (int r = 0; r < opt.reps; r++)
-			f += runs[M_DIRECT][r].infer_frac / opt.reps;
+	if (opt.modes[M_DIRECT])
 		printf("Amdahl: inference is %.1f%% of a direct event; free inference would give "
-		       "at most %.2fx events/s\n", 100 * f, 1 / (1 - f));
-	}
-	for (int m = M_SHM; m <= M_GRPC; m++) {
+		       "at most %.2fx events/s\n", 100 * f_direct, 1 / (1 - f_direct));
+	if (opt.modes[M_GPU] && opt.modes[M_DIRECT])
+		printf("broker-gpu: gain %.2fx +- %.2f measured against direct, %.2fx predicted by "
+		       "Amdahl (1 / (1 - f), f = %.1f%% in direct); %.1f%% of a broker-gpu event "
+		       "still waits on inference\n", sum->ratio[M_GPU], sum->ratio_half[M_GPU],
+		       1 / (1 - f_direct), 100 * f_direct, 100 * sum->frac[M_GPU]);
+	for (int m = M_SHM; m < NMODES; m++) {
 		struct bstats t = { 0 };
 		int shown = 0;
 
@@ -711,9 +800,10 @@ int main(int argc, char **argv)
 		}
 		if (!t.exec)
 			continue;
+		sum->req_exec[m] = (double)t.infer / opt.batch / (double)t.exec;
 		printf("%s batches: %llu executions, %.2f requests (%.1f rows) each; queue %.1f us, "
 		       "infer %.1f us per request; sizes (rows: share):", MODE_NAME[m],
-		       (unsigned long long)t.exec, (double)t.infer / opt.batch / (double)t.exec,
+		       (unsigned long long)t.exec, sum->req_exec[m],
 		       (double)t.infer / (double)t.exec, t.queue_ns / 1e3 / (double)t.success,
 		       t.infer_ns / 1e3 / (double)t.success);
 		for (int i = 1; i < 65 && shown < 6; i++)
@@ -726,20 +816,247 @@ int main(int argc, char **argv)
 		if (csv) {
 			for (int i = 1; i < 65; i++)
 				if (t.hist[i])
-					fprintf(csv, "batch,%s,,,,,,,,,,%d,%llu\n", MODE_NAME[m],
-						i, (unsigned long long)t.hist[i]);
+					fprintf(csv, "batch,%s,,,,,,,,,,%d,%llu,%d,\n",
+						MODE_NAME[m], i, (unsigned long long)t.hist[i],
+						opt.jobs);
 		}
+	}
+	if (csv)
+		fflush(csv);
+	fflush(stdout);
+}
+
+/* The sweep's table: one line per job count. */
+static void report_sweep(const struct summary *sum, int n)
+{
+	int best = 0;
+
+	printf("\nsweep: events/s of all jobs (ratio to direct at the same job count)\n%6s",
+	       "jobs");
+	for (int m = 0; m < NMODES; m++)
+		if (opt.modes[m])
+			printf(" %20s", MODE_NAME[m]);
+	printf("\n");
+	for (int k = 0; k < n; k++) {
+		printf("%6d", sum[k].jobs);
+		for (int m = 0; m < NMODES; m++)
+			if (opt.modes[m])
+				printf(" %11.0f (%5.2fx)", sum[k].ev[m], sum[k].ratio[m]);
+		printf("\n");
+	}
+	if (!opt.modes[M_GPU] || !opt.modes[M_DIRECT])
+		return;
+	printf("\noffload: broker-gpu against direct at each job count\n"
+	       "%6s %12s %12s %8s %6s %8s %10s %10s %11s %9s\n", "jobs", "direct ev/s",
+	       "gpu ev/s", "gain", "+-", "Amdahl", "f direct", "gpu wait", "ferryd cpu",
+	       "req/exec");
+	for (int k = 0; k < n; k++) {
+		const struct summary *s = &sum[k];
+
+		printf("%6d %12.0f %12.0f %7.2fx %6.2f %7.2fx %9.1f%% %9.1f%% %10.1f%% %9.2f\n",
+		       s->jobs, s->ev[M_DIRECT], s->ev[M_GPU], s->ratio[M_GPU],
+		       s->ratio_half[M_GPU], 1 / (1 - s->frac[M_DIRECT]), 100 * s->frac[M_DIRECT],
+		       100 * s->frac[M_GPU], 100 * s->cpu[M_GPU], s->req_exec[M_GPU]);
+		if (s->ev[M_GPU] > sum[best].ev[M_GPU])
+			best = k;
+	}
+	printf("(gain: broker-gpu events/s / direct events/s, per repetition; Amdahl: "
+	       "1 / (1 - f) with f the inference fraction of direct; gpu wait: the fraction "
+	       "of a broker-gpu event spent waiting on inference)\n");
+	printf("broker-gpu's events/s peak at %d jobs: %.0f events/s, %.2fx direct at that "
+	       "count\n", sum[best].jobs, sum[best].ev[M_GPU], sum[best].ratio[M_GPU]);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "jobs-list", required_argument, NULL, 'L' },
+		{ "work-us", required_argument, NULL, 'w' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "modes", required_argument, NULL, 'M' },
+		{ "model", required_argument, NULL, 'N' },
+		{ "instances", required_argument, NULL, 'i' },
+		{ "inline", no_argument, NULL, 'I' },
+		{ "delay-us", required_argument, NULL, 'd' },
+		{ "gpu-instances", required_argument, NULL, 'g' },
+		{ "gpu-delay-us", required_argument, NULL, 'D' },
+		{ "require-gpu", no_argument, NULL, 'R' },
+		{ "max-seconds", required_argument, NULL, 'T' },
+		{ "ferryd-wait", required_argument, NULL, 'W' },
+		{ "spin-us", required_argument, NULL, 'S' },
+		{ "client-wait", required_argument, NULL, 'C' },
+		{ "models", required_argument, NULL, 'm' },
+		{ "ferryd", required_argument, NULL, 'F' },
+		{ "backend-dir", required_argument, NULL, 'B' },
+		{ "csv", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct summary sum[MAXCOUNTS];
+	cpu_set_t cs;
+	FILE *csv = NULL;
+	char cmd[400], la[128], why[2048];
+	double t_start = bu_now(), t_count = 0;
+	int ch, ndone = 0, maxjobs = 0;
+
+	for (int k = 0; k < NMODES; k++)
+		opt.modes[k] = k != M_GPU;
+	if (!sched_getaffinity(0, sizeof(cs), &cs))
+		opt.jobs = CPU_COUNT(&cs);
+	while ((ch = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'j': opt.jobs = atoi(optarg); break;
+		case 'L': parse_counts(optarg); break;
+		case 'w': opt.work_us = atof(optarg); break;
+		case 'b': opt.batch = atoi(optarg); break;
+		case 's': opt.seconds = atof(optarg); break;
+		case 'r': opt.reps = atoi(optarg); break;
+		case 'M': parse_modes(optarg); break;
+		case 'N': opt.model = optarg; break;
+		case 'i': opt.instances = atoi(optarg); break;
+		case 'I': opt.inline_run = 1; break;
+		case 'd': opt.delay_us = atoi(optarg); break;
+		case 'g': opt.gpu_instances = atoi(optarg); break;
+		case 'D': opt.gpu_delay_us = atoi(optarg); break;
+		case 'R': opt.require_gpu = 1; break;
+		case 'T': opt.max_seconds = atof(optarg); break;
+		case 'W': opt.fwait = optarg; break;
+		case 'S': opt.spin_us = atoi(optarg); break;
+		case 'C': opt.cwait = optarg; break;
+		case 'm': opt.models = optarg; break;
+		case 'F': opt.ferryd = optarg; break;
+		case 'B': opt.backend_dir = optarg; break;
+		case 'f': opt.csv = optarg; break;
+		default: usage();
+		}
+	}
+	if (!opt.ncounts) {
+		opt.counts[0] = opt.jobs;
+		opt.ncounts = 1;
+	}
+	for (int k = 0; k < opt.ncounts; k++)
+		maxjobs = opt.counts[k] > maxjobs ? opt.counts[k] : maxjobs;
+	if (optind != argc || maxjobs < 1 || maxjobs > MAXJOBS || opt.batch < 1 ||
+	    opt.reps < 1 || opt.reps > MAXREPS || opt.seconds <= 0 || opt.work_us < 0 ||
+	    opt.instances < 1 || opt.gpu_instances < 1 || opt.max_seconds < 0 ||
+	    strchr(opt.model, '/') || strchr(opt.model, '\''))
+		usage();
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-saturate-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		die("mkdtemp");
+	snprintf(sock, sizeof(sock), "%s/ferryd.sock", tmpdir);
+	defaults();
+	model_shape();
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		die("mmap");
+	signal(SIGPIPE, SIG_IGN);
+	if (opt.modes[M_GPU]) {
+		/* before any measurement: a skip costs nothing and fakes nothing */
+		opt.jobs = maxjobs;
+		write_repo();
+		if (!gpu_probe(why, sizeof(why))) {
+			printf("broker-gpu: skipped: no GPU (ferryd could not serve %s on a "
+			       "KIND_GPU instance)\n    %s\n", opt.model, why);
+			if (opt.require_gpu) {
+				snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+				(void)!system(cmd);
+				return 77;
+			}
+			opt.modes[M_GPU] = 0;
+		}
+	} else if (opt.require_gpu) {
+		die("--require-gpu: broker-gpu is not among the modes");
 	}
 	{
-		FILE *f = fopen("/proc/loadavg", "r");
+		int any = 0;
 
-		if (f) {
-			if (fgets(la, sizeof(la), f))
-				la[strcspn(la, "\n")] = 0;
-			fclose(f);
+		for (int m = 0; m < NMODES; m++)
+			any |= opt.modes[m];
+		if (!any) {
+			printf("ferry-bench-saturate: no mode left to run\n");
+			snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+			(void)!system(cmd);
+			return 77;
 		}
-		printf("loadavg at end: %s\n", la);
 	}
+	if (opt.csv && !(csv = fopen(opt.csv, "w")))
+		die("cannot write %s", opt.csv);
+	calibrate();
+	loadavg(la, sizeof(la));
+	printf("ferry-bench-saturate: ");
+	for (int k = 0; k < opt.ncounts; k++)
+		printf("%s%d", k ? "," : "", opt.counts[k]);
+	printf(" jobs%s, %.0f us of work (%.0f iterations, calibrated) + one %s inference "
+	       "(%d -> %d) of %d rows per event; %d x %.1f s per mode, interleaved\n",
+	       opt.ncounts > 1 ? " (a sweep)" : "", opt.work_us, opt.work_us * iters_per_us,
+	       opt.model, in_row, out_row, opt.batch, opt.reps, opt.seconds);
+	printf("loadavg at start: %s\n", la);
+	if (opt.modes[M_IDLE] || opt.modes[M_SHM] || opt.modes[M_GRPC])
+		printf("ferryd: %d KIND_CPU instance(s), %s, --wait %s; jobs' libferry wait: %s\n",
+		       opt.instances, opt.delay_us < 0 ? "no dynamic batching" : "dynamic batching",
+		       opt.fwait, opt.cwait);
+	if (opt.delay_us >= 0 && (opt.modes[M_SHM] || opt.modes[M_GRPC]))
+		printf("dynamic batching: max_queue_delay_microseconds %d\n", opt.delay_us);
+	if (opt.modes[M_GPU]) {
+		printf("ferryd for broker-gpu: %d KIND_GPU instance(s) on GPU 0, ", opt.gpu_instances);
+		if (opt.gpu_delay_us < 0)
+			printf("no dynamic batching");
+		else
+			printf("dynamic batching (max_queue_delay_microseconds %d)", opt.gpu_delay_us);
+		printf(", --wait %s; jobs' libferry wait: %s\n", opt.fwait, opt.cwait);
+	}
+	fflush(stdout);
+	if (csv)
+		fprintf(csv, "kind,mode,rep,events_s,infer_frac,work_us,infer_us,ferryd_cpu_s,"
+			"wall_s,ratio,ratio_half,events_s_half|batch_rows,executions,jobs,"
+			"amdahl_gain\n");
+
+	for (int k = 0; k < opt.ncounts; k++) {
+		double t0 = bu_now();
+
+		if (k && opt.max_seconds > 0) {
+			/* a larger count takes a little longer: set-up per job */
+			double est = t_count * (opt.counts[k] > opt.counts[k - 1] ? 1.15 : 1.0);
+
+			if (t0 - t_start + est > opt.max_seconds) {
+				printf("\nsweep stopped before %d jobs: about %.1f s more would pass "
+				       "--max-seconds %g (%.1f s used)\n", opt.counts[k], est,
+				       opt.max_seconds, t0 - t_start);
+				break;
+			}
+		}
+		opt.jobs = opt.counts[k];
+		broker_on(BK_NONE);
+		write_repo();
+		for (int rep = 0; rep < opt.reps; rep++) {
+			for (int i = 0; i < NMODES; i++) {
+				/* odd repetitions go backwards, so no mode always runs first */
+				enum mode m = (enum mode)(rep % 2 ? NMODES - 1 - i : i);
+
+				if (!opt.modes[m])
+					continue;
+				runs[m][rep] = run_mode(m);
+				fprintf(stderr, "%s[%d jobs, rep %d/%d] %-12s %10.0f events/s   ",
+					isatty(2) ? "\r" : "", opt.jobs, rep + 1, opt.reps,
+					MODE_NAME[m], runs[m][rep].ev_s);
+				if (!isatty(2))
+					fputc('\n', stderr);
+			}
+		}
+		broker_on(BK_NONE);
+		if (isatty(2))
+			fprintf(stderr, "\r%70s\r", "");
+		report(csv, &sum[ndone++]);
+		t_count = bu_now() - t0;
+	}
+	if (ndone > 1 || opt.modes[M_GPU])
+		report_sweep(sum, ndone);
+	loadavg(la, sizeof(la));
+	printf("loadavg at end: %s\n", la);
 	if (csv)
 		fclose(csv);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

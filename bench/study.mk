@@ -1,6 +1,7 @@
-# bench/study.mk: ferry-bench-saturate (the portability study) and
-# ferry-bench-load (perf_analyzer's sweeps for both transports) (included
-# by bench/local.mk).
+# bench/study.mk: ferry-bench-saturate (the portability study, and with
+# --modes broker-gpu the offload study that bench/offload.sh runs on a GPU
+# machine) and ferry-bench-load (perf_analyzer's sweeps for both
+# transports) (included by bench/local.mk).
 noinst_PROGRAMS += ferry-bench-saturate
 ferry_bench_saturate_SOURCES = bench/saturate.c
 ferry_bench_saturate_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'

@@ -235,6 +235,8 @@ static int fr__credentials(bool tls, grpc_channel_credentials **out)
 out:
 	free(ca);
 	free(cert);
+	if (key) /* gRPC keeps its own copy; leave none of the key behind */
+		explicit_bzero(key, strlen(key));
 	free(key);
 	return ret;
 }

@@ -4,11 +4,16 @@
 
     plot.py DIR
 
-Reads DIR/load.csv (ferry-bench-load), DIR/saturate.csv
+Reads DIR/load.csv and DIR/load-rate.csv (ferry-bench-load),
+DIR/latency.csv (ferry-bench latency), DIR/saturate.csv
 (ferry-bench-saturate) and DIR/grpc.csv (ferry-grpc-bench) where present
 and writes next to them:
   load_throughput.png  inferences/s against concurrency, per transport
   load_latency.png     p50 / p90 / p95 / p99 against concurrency, per transport
+  load_rate.png        achieved against offered request rate, and p99, per
+                       transport
+  latency.png          p50 / p99 round trip per transport and floor, per
+                       payload (ferry-bench latency)
   grpc_latency.png     p50 / p99 round trip per transport (ferry-grpc-bench)
   saturate.png         events/s per saturate mode, mean and range
 """
@@ -19,6 +24,7 @@ import sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 
 def rows(path):
@@ -63,6 +69,71 @@ def load_plots(d):
     fig.suptitle("ferry-bench-load: latency percentiles per transport")
     fig.tight_layout()
     fig.savefig(os.path.join(d, "load_latency.png"), dpi=110)
+
+
+def rate_plot(d):
+    p = os.path.join(d, "load-rate.csv")
+    if not os.path.exists(p):
+        return
+    r = rows(p)
+    xports = sorted({x["transport"] for x in r}, key=lambda t: t != "shm")
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4))
+    hi = max(float(x["request_rate"]) for x in r)
+    axs[0].plot([0, hi], [0, hi], "k:", lw=1, label="offered")
+    for t in xports:
+        s = [x for x in r if x["transport"] == t]
+        xs = [float(x["request_rate"]) for x in s]
+        axs[0].plot(xs, [float(x["infer_per_s"]) for x in s], "o-", label=t)
+        axs[1].plot(xs, [float(x["p99_us"]) for x in s], "o-", label=t)
+    axs[0].set_xlabel("offered requests / s")
+    axs[0].set_ylabel("achieved inferences / s")
+    axs[1].set_xlabel("offered requests / s")
+    axs[1].set_ylabel("p99 client latency (us)")
+    axs[1].set_yscale("log")
+    for ax in axs:
+        ax.grid(alpha=.3)
+        ax.legend()
+    fig.suptitle("ferry-bench-load --request-rate-range: MLP, batch 1")
+    fig.tight_layout()
+    fig.savefig(os.path.join(d, "load_rate.png"), dpi=110)
+
+
+def latency_plot(d):
+    """ferry-bench latency's CSV rows: latency,what,policy,bytes,p50,p90,p99,ratio"""
+    p = os.path.join(d, "latency.csv")
+    if not os.path.exists(p):
+        return
+    with open(p) as f:
+        r = [x for x in csv.reader(f) if x and x[0] == "latency"]
+    if not r:
+        return
+    sizes = sorted({int(x[3]) for x in r if int(x[3]) >= 1024})
+    fig, axs = plt.subplots(1, len(sizes), figsize=(7 * len(sizes), 5), squeeze=False)
+    for ax, b in zip(axs[0], sizes):
+        # the rows of this payload, and the small-message floors
+        s = [x for x in r if int(x[3]) == b or int(x[3]) < 1024]
+        labels = [(x[1].replace(" round trip", "").replace(" (identity)", "")
+                   .replace(" (floor)", "") + ("" if x[2] == "-" else " " + x[2]))
+                  for x in s]
+        ys = range(len(s))
+        floor = ["floor" in x[1] or "memcpy" in x[1] or "echo" in x[1] for x in s]
+        ax.barh([i - .2 for i in ys], [float(x[4]) / 1e3 for x in s], .4, label="p50",
+                color=["0.6" if f else "C0" for f in floor])
+        ax.barh([i + .2 for i in ys], [float(x[6]) / 1e3 for x in s], .4, label="p99",
+                color=["0.8" if f else "C1" for f in floor])
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("round trip (us)")
+        ax.set_title("identity, %s (grey: floors)" %
+                     ("%d KiB" % (b // 1024) if b < (1 << 20) else "%d MiB" % (b >> 20)))
+        ax.grid(alpha=.3, axis="x")
+        ax.legend(handles=[Patch(color="C0", label="p50"), Patch(color="C1", label="p99")],
+                  loc="lower right")
+    fig.suptitle("ferry-bench latency: one request in flight, client and ferryd pinned")
+    fig.tight_layout()
+    fig.savefig(os.path.join(d, "latency.png"), dpi=110)
 
 
 def grpc_plot(d):
@@ -120,6 +191,8 @@ def saturate_plot(d):
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "bench/out"
     load_plots(d)
+    rate_plot(d)
+    latency_plot(d)
     grpc_plot(d)
     saturate_plot(d)
 

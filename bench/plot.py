@@ -32,13 +32,20 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
+def xport_order(r):
+    """shm, grpc, grpc-shm first (the same colour in every plot), then the rest"""
+    known = ["shm", "grpc", "grpc-shm"]
+    ts = {x["transport"] for x in r}
+    return [t for t in known if t in ts] + sorted(ts - set(known))
+
+
 def load_plots(d):
     p = os.path.join(d, "load.csv")
     if not os.path.exists(p):
         return
     r = rows(p)
     key = "concurrency" if "concurrency" in r[0] else "request_rate"
-    xports = sorted({x["transport"] for x in r}, key=lambda t: t != "shm")
+    xports = xport_order(r)
     fig, ax = plt.subplots(figsize=(6, 4))
     for t in xports:
         s = [x for x in r if x["transport"] == t]
@@ -76,7 +83,7 @@ def rate_plot(d):
     if not os.path.exists(p):
         return
     r = rows(p)
-    xports = sorted({x["transport"] for x in r}, key=lambda t: t != "shm")
+    xports = xport_order(r)
     fig, axs = plt.subplots(1, 2, figsize=(10, 4))
     hi = max(float(x["request_rate"]) for x in r)
     axs[0].plot([0, hi], [0, hi], "k:", lw=1, label="offered")

@@ -14,7 +14,7 @@
 #                    over the listed transports in turn.  grpc starts ferryd
 #                    with --grpc-port $SOAK_GRPC_PORT (18001) and hands those
 #                    clients grpc://127.0.0.1:PORT (libferry's remote
-#                    transport); this is the hook for the second transport.
+#                    transport).
 #   SOAK_KEEP=1      keep the temporary directory (logs, repository)
 #
 # Passes (exit 0) when every client's every request came back right (no

@@ -112,13 +112,18 @@ static int parse_u64(const char *s, uint64_t *out)
 	unsigned long long v = strtoull(s, &end, 0);
 	if (errno || end == s)
 		return -1;
-	/* Accept K, M, G suffixes (powers of two). */
+	/* Accept K, M, G suffixes (powers of two); a value the suffix
+	 * would carry past 64 bits is refused, not wrapped. */
+	int shift = 0;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
 	default: break;
 	}
+	if (v > (ULLONG_MAX >> shift))
+		return -1;
+	v <<= shift;
 	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
 		return -1;
 	*out = v;

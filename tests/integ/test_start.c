@@ -447,3 +447,17 @@ Test(start, a_default_arena_larger_than_memory)
 	cr_assert_eq(th_stop(&b), 0);
 	th_cleanup(&b);
 }
+
+Test(start, an_arena_size_past_64_bits_is_refused_not_wrapped)
+{
+	/* 2^34 + 1 GiB: shifted into bytes it wraps to 1 GiB, which a
+	 * careless parser would take. */
+	struct th_broker b;
+	th_init(&b);
+	th_examples(&b);
+	cr_assert_eq(run_until_exit(&b, "--arena-bytes 17179869185G"), 2, "a usage error");
+	cr_assert(log_has(&b, "--arena-bytes: a size from 4096 bytes to 512 GiB"));
+	cr_assert_eq(run_until_exit(&b, "--max-arena-bytes 18014398509481985K"), 2);
+	cr_assert(log_has(&b, "--max-arena-bytes: a size from"));
+	th_cleanup(&b);
+}

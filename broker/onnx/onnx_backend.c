@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <numa.h>
 
@@ -110,34 +113,44 @@ static void onnx_model_free(struct onnx_model *om)
 
 static ferry_be_error *onnx_read(const char *path, void **buf, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	long n;
+	/* O_NONBLOCK: a FIFO in the repository must not hang the load; only
+	 * a regular file is read, by the size fstat gives */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	size_t got = 0;
 
-	if (!f)
+	if (fd < 0)
 		return ferry_be_error_new(FERRY_ENOENT, "cannot open %s: %s", path,
 					  strerror(errno));
-	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-		fclose(f);
-		return ferry_be_error_new(FERRY_EINVAL, "cannot read %s: %s", path,
-					  strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return ferry_be_error_new(FERRY_EINVAL, "%s is not a regular file", path);
 	}
-	if ((unsigned long long)n > ONNX_MAX_FILE) {
-		fclose(f);
-		return ferry_be_error_new(FERRY_E2BIG, "%s holds %ld bytes; at most %llu",
-					  path, n, ONNX_MAX_FILE);
+	if ((unsigned long long)st.st_size > ONNX_MAX_FILE) {
+		close(fd);
+		return ferry_be_error_new(FERRY_E2BIG, "%s holds %lld bytes; at most %llu",
+					  path, (long long)st.st_size, ONNX_MAX_FILE);
 	}
-	*len = (size_t)n;
+	*len = (size_t)st.st_size;
 	*buf = malloc(*len ? *len : 1);
 	if (!*buf) {
-		fclose(f);
+		close(fd);
 		return ferry_be_error_new(FERRY_ENOMEM, "out of memory reading %s", path);
 	}
-	if (fread(*buf, 1, *len, f) != *len) {
-		free(*buf);
-		fclose(f);
-		return ferry_be_error_new(FERRY_EINVAL, "short read on %s", path);
+	while (got < *len) {
+		ssize_t n = read(fd, (char *)*buf + got, *len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(*buf);
+			close(fd);
+			return ferry_be_error_new(FERRY_EINVAL, "short read on %s: %s", path,
+						  n < 0 ? strerror(errno) : "the file shrank");
+		}
+		got += (size_t)n;
 	}
-	fclose(f);
+	close(fd);
 	return NULL;
 }
 

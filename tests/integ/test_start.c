@@ -273,17 +273,15 @@ Test(start, model_file_that_is_a_dangling_symlink)
 	unreadable_model_file(plant_dangling, "model.onnx: No such file or directory");
 }
 
-/* broker/onnx/onnx_backend.c's onnx_read() opens the model file with a
- * blocking fopen and trusts ftell: a FIFO hangs ferryd's start-up (and
- * SIGTERM with it), a directory reports "holds 9223372036854775807
- * bytes".  Enable these once onnx_read() opens with O_NONBLOCK and refuses
- * what is not a regular file. */
-Test(start, model_file_that_is_a_directory, .disabled = true)
+/* onnx_read() opens the model file with O_NONBLOCK and reads only a
+ * regular file (a FIFO used to hang the start-up, a directory to report
+ * "holds 9223372036854775807 bytes"). */
+Test(start, model_file_that_is_a_directory)
 {
 	unreadable_model_file(plant_dir, "not a regular file");
 }
 
-Test(start, model_file_that_is_a_fifo, .disabled = true)
+Test(start, model_file_that_is_a_fifo)
 {
 	unreadable_model_file(plant_fifo, "not a regular file");
 }

@@ -218,8 +218,10 @@ static int shape_of(ferry_model *m, int i, int out, int64_t *d, int64_t *elems)
 		ferry_model_output(m, i, NULL, NULL, &dims, &nd);
 	else
 		ferry_model_input(m, i, NULL, NULL, &dims, &nd);
-	if (ferry_model_max_batch_size(m) > 0)
+	if (ferry_model_max_batch_size(m) > 0) {
 		d[k++] = opt.batch;
+		n = opt.batch;
+	}
 	for (int j = 0; j < nd && k < FERRY_MAX_DIMS; j++) {
 		d[k] = dims[j] < 0 && !out ? 1 : dims[j];
 		if (d[k] < 0)
@@ -394,10 +396,17 @@ static void wait_go(void)
 /* A request finished: its latency, and the slot free again. */
 static void complete(struct aslot *s, int status)
 {
-	if (status)
+	if (status) {
+		/* the first failure of each client process says why */
+		static atomic_int said;
+
 		atomic_fetch_add(&s->ring->errors, 1);
-	else
+		if (!atomic_exchange(&said, 1))
+			fprintf(stderr, "ferry-bench-load: a request failed: %s\n",
+				s->q ? gu_error() : ferry_strerror(status));
+	} else {
 		record(s->ring, now_ns() - s->t0);
+	}
 	atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->busy, 0, memory_order_release);
 }

@@ -830,8 +830,12 @@ static ferry_request *fr__complete(ferry_client *c, struct fr_call *k)
 static int fr__reap(ferry_client *c, ferry_request **done, int max, int64_t wait_ns)
 {
 	int n = 0;
-	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-				       gpr_time_from_nanos(wait_ns, GPR_TIMESPAN));
+	/* A wait of 0 must not block: gRPC rounds "now + 0" up to the next
+	 * millisecond, which made ferry_poll(c, 0, 0) wait for a completion
+	 * (found by ferry-bench-load's request-rate mode) */
+	gpr_timespec dl = wait_ns <= 0 ? gpr_inf_past(GPR_CLOCK_MONOTONIC)
+				       : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+						      gpr_time_from_nanos(wait_ns, GPR_TIMESPAN));
 	while (n < max) {
 		grpc_event ev = grpc_completion_queue_next(c->remote->cq, dl, NULL);
 		if (ev.type != GRPC_OP_COMPLETE)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# bench-all.sh - rerun every benchmark this machine can run and regenerate
+# bench-all.sh - rerun every benchmark this machine can run (the GPU ones:
+# scripts/gpu-check.sh on a GPU machine) and regenerate
 # the CSVs, the terminal logs and the plots into bench/out/ (gitignored).
 #
 #   scripts/bench-all.sh [BUILD_DIR]      (default: build-bench)
@@ -35,6 +36,16 @@ run load "$build/ferry-bench-load" --concurrency-range 1:8:1 -f "$out/load.csv"
 run load-rate "$build/ferry-bench-load" --request-rate-range 5000:25000:10000 \
 	--request-distribution poisson -f "$out/load-rate.csv"
 run saturate "$build/ferry-bench-saturate" --csv "$out/saturate.csv"
+[ -x "$build/ferry-bench-clients" ] &&
+	run clients "$build/ferry-bench-clients" --csv "$out/clients.csv"
+# the distance study needs root (network namespaces); Triton, a 55 MB
+# wheel from PyPI (FERRY_BENCH_TRITON=0 leaves it out)
+if [ "$(id -u)" = 0 ]; then
+	run distance "$top/bench/distance.sh" "$build"
+else
+	echo "== distance: skipped (needs root for network namespaces)" >&2
+fi
+[ "${FERRY_BENCH_TRITON:-1}" != 0 ] && run triton "$top/bench/triton/run.sh" "$build"
 
 py=$top/.venv/bin/python
 if ! "$py" -c 'import matplotlib' 2>/dev/null; then

@@ -20,6 +20,7 @@ PKGS=(
 	libonnx-dev
 	python3 python3-venv openssl
 	valgrind
+	clang libclang-rt-14-dev
 )
 
 missing=()

@@ -39,5 +39,18 @@ mkdir -p build-tsan
 	[ "$res" != FAIL ]
 ) || { tail -30 build-tsan/tests/shm/test_threads.log 2>/dev/null; rc=1; }
 
-scripts/test-summary.sh build build-tsan | tail -1
+# A short run of every libFuzzer target from its committed seeds (5 s
+# each; a long run is `scripts/fuzz.sh 300` by hand): a crash fails it.
+if command -v clang >/dev/null 2>&1; then
+	mkdir -p build-fuzz
+	FUZZ_JOBS=2 scripts/fuzz.sh 5 >build-fuzz/fuzz_smoke.log 2>&1
+	t=$?
+	res=PASS
+	[ $t != 0 ] && res=FAIL
+	printf ':test-result: %s\n' "$res" >build-fuzz/fuzz_smoke.trs
+	echo "$res: libFuzzer targets, 5 s each (scripts/fuzz.sh 5)"
+	[ "$res" = PASS ] || { tail -30 build-fuzz/fuzz_smoke.log; rc=1; }
+fi
+
+scripts/test-summary.sh build build-tsan build-fuzz | tail -1
 exit $rc

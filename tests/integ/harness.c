@@ -184,7 +184,7 @@ long th_rss_kb(pid_t pid)
 	return kb;
 }
 
-int th_maps_count(pid_t pid)
+int th_maps_count(pid_t pid, const char *what)
 {
 	char path[64], line[512];
 	int n = 0;
@@ -193,7 +193,8 @@ int th_maps_count(pid_t pid)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		n++;
+		if (!what || strstr(line, what))
+			n++;
 	fclose(f);
 	return n;
 }

@@ -33,8 +33,9 @@ void th_cleanup(struct th_broker *b);
 /* Open file descriptors and RSS (kB) of a process. */
 int th_fd_count(pid_t pid);
 long th_rss_kb(pid_t pid);
-/* Mappings of a process (lines of /proc/PID/maps). */
-int th_maps_count(pid_t pid);
+/* Mappings of a process (lines of /proc/PID/maps), those whose line holds
+ * `what` when it is not NULL (e.g. "ferry-seg": session segments). */
+int th_maps_count(pid_t pid, const char *what);
 bool th_alive(pid_t pid);
 
 #endif

@@ -237,6 +237,37 @@ out:
 
 /* ---- added for ferry-bench-load and ferry-bench-saturate ---- */
 
+uint64_t bu_work(uint64_t iters, uint64_t x)
+{
+	double acc = 0;
+
+	x |= 1;
+	for (uint64_t i = 0; i < iters; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		acc += (double)(x & 0xffff) * 1e-5;
+	}
+	return x ^ (uint64_t)acc;
+}
+
+double bu_work_calibrate(void)
+{
+	static volatile uint64_t sink;
+	const uint64_t n = 2000000;
+	double best = 1e9;
+
+	for (int i = 0; i < 7; i++) {
+		double t0 = bu_now(), t;
+
+		sink ^= bu_work(n, (uint64_t)i + 1);
+		t = bu_now() - t0;
+		if (t < best)
+			best = t;
+	}
+	return (double)n / (best * 1e6);
+}
+
 double bu_now(void)
 {
 	struct timespec ts;

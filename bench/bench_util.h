@@ -71,4 +71,14 @@ void bu_ferryd_stop(pid_t pid);
  * it cannot be read. */
 double bu_proc_cpu_s(pid_t pid);
 
+/*
+ * bu_work - the synthetic events' CPU work (ferry-bench-saturate,
+ * ferry-bench-distance): a deterministic xorshift chain of iters steps
+ * from seed x; returns its result (keep it, so the compiler keeps the
+ * work).  bu_work_calibrate - iterations per microsecond on this CPU,
+ * the best of 7 timed runs (a descheduled one does not shrink the work).
+ */
+uint64_t bu_work(uint64_t iters, uint64_t x);
+double bu_work_calibrate(void);
+
 #endif

@@ -81,37 +81,6 @@ static int64_t now_ns(void)
 static volatile uint64_t sink;
 static double iters_per_us;
 
-/* The same deterministic work as ferry-bench-saturate's events. */
-static uint64_t work(uint64_t iters, uint64_t x)
-{
-	double acc = 0;
-
-	x |= 1;
-	for (uint64_t i = 0; i < iters; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		acc += (double)(x & 0xffff) * 1e-5;
-	}
-	return x ^ (uint64_t)acc;
-}
-
-/* Best of 7, so a descheduled sample does not shrink the work. */
-static void calibrate(void)
-{
-	const uint64_t n = 2000000;
-	double best = 1e9;
-
-	for (int i = 0; i < 7; i++) {
-		double t0 = bu_now(), t;
-
-		sink ^= work(n, (uint64_t)i + 1);
-		t = bu_now() - t0;
-		if (t < best)
-			best = t;
-	}
-	iters_per_us = (double)n / (best * 1e6);
-}
 
 struct slot {
 	ferry_request *r;
@@ -211,7 +180,7 @@ static int cmd_run(int argc, char **argv)
 		die("bad --window, --work-us or --seconds");
 	if (!cpu_only && !url)
 		die("-u grpc://HOST:PORT is required");
-	calibrate();
+	iters_per_us = bu_work_calibrate();
 	iters = (uint64_t)(work_us * iters_per_us + 0.5);
 	if (!cpu_only) {
 		ferry_options o = { .struct_size = sizeof(o), .queue_depth = MAXWINDOW,
@@ -249,7 +218,7 @@ static int cmd_run(int argc, char **argv)
 		}
 		if ((t = now_ns()) >= t_end)
 			break;
-		h = work(iters, h + k);
+		h = bu_work(iters, h + k);
 		if (cpu_only) {
 			events++;
 			sink ^= h;

@@ -156,37 +156,8 @@ static void die(const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
-/* the event: deterministic work, then the inputs of one inference      */
-
-static uint64_t work(uint64_t iters, uint64_t x)
-{
-	double acc = 0;
-
-	x |= 1;
-	for (uint64_t i = 0; i < iters; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		acc += (double)(x & 0xffff) * 1e-5;
-	}
-	return x ^ (uint64_t)acc;
-}
-
-static void calibrate(void)
-{
-	const uint64_t n = 2000000;
-	double best = 1e9;
-
-	for (int i = 0; i < 7; i++) {
-		double t0 = bu_now(), t;
-
-		sink ^= work(n, (uint64_t)i + 1);
-		t = bu_now() - t0;
-		if (t < best)
-			best = t;
-	}
-	iters_per_us = (double)n / (best * 1e6);
-}
+/* the event: deterministic work (bu_work), then the inputs of one       */
+/* inference                                                             */
 
 static void fill(float *x, int rows, uint64_t h)
 {
@@ -336,7 +307,7 @@ static void job(int id, enum mode m, int go_fd)
 		double a = bu_now(), b, e;
 		int rc;
 
-		h = work(iters, h);
+		h = bu_work(iters, h);
 		fill(in.x, opt.batch, h);
 		b = bu_now();
 		rc = infer_once(m, &in, &y0);
@@ -985,7 +956,7 @@ int main(int argc, char **argv)
 	}
 	if (opt.csv && !(csv = fopen(opt.csv, "w")))
 		die("cannot write %s", opt.csv);
-	calibrate();
+	iters_per_us = bu_work_calibrate();
 	loadavg(la, sizeof(la));
 	printf("ferry-bench-saturate: ");
 	for (int k = 0; k < opt.ncounts; k++)

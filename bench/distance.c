@@ -81,7 +81,6 @@ static int64_t now_ns(void)
 static volatile uint64_t sink;
 static double iters_per_us;
 
-
 struct slot {
 	ferry_request *r;
 	float *in;		/* the input, in the request's buffer */

@@ -162,22 +162,33 @@ static int gu__call_end(struct gu_infer *q, const ProtobufCMessageDescriptor *rd
 	return ret;
 }
 
-/* One blocking unary call of req on a private queue (the control calls). */
-static int gu__unary(struct gu_chan *c, const char *method, const ProtobufCMessage *req,
-		     const ProtobufCMessageDescriptor *rdesc, int64_t timeout_ns)
+static _Thread_local int gu__status;
+
+int gu_status(void)
+{
+	return gu__status;
+}
+
+int gu_call(struct gu_chan *c, const char *method, const ProtobufCMessage *req,
+	    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+	    int64_t timeout_ns)
 {
 	struct gu_infer q = { .pluck = grpc_completion_queue_create_for_pluck(NULL) };
 	size_t len = protobuf_c_message_get_packed_size(req);
 	uint8_t *buf = malloc(len ? len : 1);
 	int ret = -1;
 
+	if (resp)
+		*resp = NULL;
+	gu__status = GRPC_STATUS_UNKNOWN;
 	if (!buf)
 		return gu__fail("out of memory");
 	protobuf_c_message_pack(req, buf);
 	q.msg = grpc_slice_new(buf, len, free);
 	if (!gu__call_start(&q, c->ch, q.pluck, method, timeout_ns, &q)) {
 		grpc_completion_queue_pluck(q.pluck, &q, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		ret = gu__call_end(&q, rdesc, NULL);
+		gu__status = (int)q.status;
+		ret = gu__call_end(&q, rdesc, resp);
 		if (ret)
 			gu__fail("%s: %s", method, gu_error());
 	}
@@ -217,8 +228,8 @@ struct gu_chan *gu_open(const char *target)
 	grpc_channel_credentials_release(cr);
 	c->cq = grpc_completion_queue_create_for_next(NULL);
 	/* gRPC connects lazily: ask whether anyone is there. */
-	if (gu__unary(c, GU_METHOD("ServerLive"), &live.base,
-		      &inference__server_live_response__descriptor, 5000000000LL)) {
+	if (gu_call(c, GU_METHOD("ServerLive"), &live.base,
+		      &inference__server_live_response__descriptor, NULL, 5000000000LL)) {
 		char why[512];
 
 		snprintf(why, sizeof(why), "%s", gu_error());
@@ -289,8 +300,8 @@ int gu_region_register(struct gu_chan *c, const struct gu_region *r)
 	q.key = (char *)r->key;
 	q.offset = 0;
 	q.byte_size = r->bytes;
-	return gu__unary(c, GU_METHOD("SystemSharedMemoryRegister"), &q.base,
-			 &inference__system_shared_memory_register_response__descriptor,
+	return gu_call(c, GU_METHOD("SystemSharedMemoryRegister"), &q.base,
+			 &inference__system_shared_memory_register_response__descriptor, NULL,
 			 10000000000LL);
 }
 
@@ -300,8 +311,8 @@ int gu_region_unregister(struct gu_chan *c, const char *name)
 		INFERENCE__SYSTEM_SHARED_MEMORY_UNREGISTER_REQUEST__INIT;
 
 	q.name = name ? (char *)name : (char *)"";
-	return gu__unary(c, GU_METHOD("SystemSharedMemoryUnregister"), &q.base,
-			 &inference__system_shared_memory_unregister_response__descriptor,
+	return gu_call(c, GU_METHOD("SystemSharedMemoryUnregister"), &q.base,
+			 &inference__system_shared_memory_unregister_response__descriptor, NULL,
 			 10000000000LL);
 }
 

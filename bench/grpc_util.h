@@ -30,6 +30,20 @@ struct gu_chan *gu_open(const char *target);
 /* Close a channel; every call started on it must have completed. */
 void gu_close(struct gu_chan *c);
 
+/*
+ * gu_call - one blocking unary call of any KServe v2 method ("/inference.
+ * GRPCInferenceService/Name") with request req; the response is unpacked
+ * with rdesc into *resp when resp is not NULL (free it with
+ * protobuf_c_message_free_unpacked).  0, or -1 with gu_error() and the
+ * call's gRPC status code in gu_status() (also set on success: 0).
+ */
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+int gu_call(struct gu_chan *c, const char *method, const struct ProtobufCMessage *req,
+	    const struct ProtobufCMessageDescriptor *rdesc, struct ProtobufCMessage **resp,
+	    int64_t timeout_ns);
+int gu_status(void);
+
 /* A POSIX shared-memory region this process created and mapped. */
 struct gu_region {
 	char name[64];      /* the name registered with the server */

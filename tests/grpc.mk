@@ -18,8 +18,8 @@ check_PROGRAMS += tests/test_cuda_shm
 TESTS += tests/test_cuda_shm
 tests_test_cuda_shm_SOURCES = tests/grpc/test_cuda_shm.c
 tests_test_cuda_shm_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) $(GRPC_CFLAGS)
-tests_test_cuda_shm_LDADD = tests/libharness.la proto/libfkserve.la $(GRPC_LIBS) \
-	$(PROTOBUF_C_LIBS) $(CRITERION_TEST_LIBS)
+tests_test_cuda_shm_LDADD = tests/libharness.la bench/libbenchutil.la \
+	$(CRITERION_TEST_LIBS)
 $(tests_test_cuda_shm_OBJECTS): proto/kserve.pb-c.h
 if HAVE_CUDA
 tests_test_cuda_shm_CFLAGS += $(CUDA_CFLAGS)

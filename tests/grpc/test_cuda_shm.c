@@ -11,20 +11,16 @@
  * after unregistering) and unregistering.  Skips (Criterion) where CUDA
  * finds no device; built wherever gRPC is, so CI keeps it compiling.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/support/alloc.h>
 
+#include <grpc/status.h>
+
+#include "bench/grpc_util.h"
 #include "proto/kserve.pb-c.h"
 #include "tests/integ/harness.h"
 
@@ -36,94 +32,19 @@
 #define REGION (1u << 20)
 
 static struct th_broker B;
-static grpc_channel *ch;
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert(fd >= 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
+static struct gu_chan *ch;
 
 #ifdef HAVE_CUDA
-/*
- * One blocking unary call: the gRPC status code, the response unpacked
- * with rdesc into *resp when it is OK, the status message in detail.
- */
-static grpc_status_code call(const char *method, const ProtobufCMessage *req,
-			     const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
-			     char *detail, size_t dlen)
+/* One blocking unary call: the gRPC status code (detail: its message);
+ * the response, when OK and resp is given, unpacked with rdesc. */
+static int call(const char *method, const ProtobufCMessage *req,
+		const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+		char *detail, size_t dlen)
 {
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-	size_t len = protobuf_c_message_get_packed_size(req);
-	uint8_t *buf = malloc(len ? len : 1);
-	grpc_slice s, details = grpc_empty_slice();
-	grpc_byte_buffer *send, *recv = NULL;
-	grpc_metadata_array md0, md1;
-	grpc_status_code st = GRPC_STATUS_UNKNOWN;
-	grpc_op ops[6];
-	grpc_call *c;
+	int ret = gu_call(ch, method, req, rdesc, resp, 20000000000LL);
 
-	cr_assert_not_null(buf);
-	protobuf_c_message_pack(req, buf);
-	s = grpc_slice_new(buf, len, free);
-	send = grpc_raw_byte_buffer_create(&s, 1);
-	grpc_metadata_array_init(&md0);
-	grpc_metadata_array_init(&md1);
-	c = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-				     grpc_slice_from_static_string(method), NULL,
-				     gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-						  gpr_time_from_seconds(20, GPR_TIMESPAN)), NULL);
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &md0;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &recv;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &md1;
-	ops[5].data.recv_status_on_client.status = &st;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	cr_assert_eq(grpc_call_start_batch(c, ops, 6, c, NULL), GRPC_CALL_OK);
-	grpc_completion_queue_pluck(cq, c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	if (detail) {
-		char *d = grpc_slice_to_c_string(details);
-		snprintf(detail, dlen, "%s", d);
-		gpr_free(d);
-	}
-	if (resp)
-		*resp = NULL;
-	if (st == GRPC_STATUS_OK && resp && recv) {
-		grpc_byte_buffer_reader rd;
-
-		cr_assert(grpc_byte_buffer_reader_init(&rd, recv));
-		grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-		grpc_byte_buffer_reader_destroy(&rd);
-		*resp = protobuf_c_message_unpack(rdesc, NULL, GRPC_SLICE_LENGTH(all),
-						  GRPC_SLICE_START_PTR(all));
-		grpc_slice_unref(all);
-		cr_assert_not_null(*resp, "malformed %s", rdesc->name);
-	}
-	grpc_call_unref(c);
-	grpc_byte_buffer_destroy(send);
-	if (recv)
-		grpc_byte_buffer_destroy(recv);
-	grpc_slice_unref(s);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&md0);
-	grpc_metadata_array_destroy(&md1);
-	grpc_completion_queue_shutdown(cq);
-	grpc_completion_queue_destroy(cq);
-	return st;
+	snprintf(detail, dlen, "%s", ret ? gu_error() : "");
+	return gu_status();
 }
 
 static int have_gpu(void)
@@ -145,23 +66,20 @@ static void start(void)
 
 	if (!have_gpu())
 		cr_skip_test("no CUDA device");
-	snprintf(port, sizeof(port), "%d", free_port());
+	snprintf(port, sizeof(port), "%d", th_free_port());
 	th_init(&B);
 	th_examples(&B);
 	th_start(&B, "--grpc-port", port, "--metrics-port", "0", NULL);
-	grpc_init();
 	snprintf(target, sizeof(target), "127.0.0.1:%s", port);
-	grpc_channel_credentials *cred = grpc_insecure_credentials_create();
-	ch = grpc_channel_create(target, cred, NULL);
-	grpc_channel_credentials_release(cred);
+	ch = gu_open(target);
+	cr_assert_not_null(ch, "%s", gu_error());
 }
 
 static void stop(void)
 {
 	int st;
 
-	grpc_channel_destroy(ch);
-	grpc_shutdown();
+	gu_close(ch);
 	st = th_stop(&B);
 	th_cleanup(&B);
 	cr_expect_eq(st, 0, "ferryd exit status %d", st);
@@ -172,7 +90,7 @@ TestSuite(cuda_shm, .init = start, .fini = stop, .timeout = 60);
 #ifdef HAVE_CUDA
 /* A ModelInfer of identity (FP32 [1, 256]) with input and output in
  * region `name` at the given offsets. */
-static grpc_status_code infer_in_region(const char *name, uint64_t in_off, uint64_t out_off,
+static int infer_in_region(const char *name, uint64_t in_off, uint64_t out_off,
 					char *detail, size_t dlen,
 					Inference__ModelInferResponse **resp)
 {
@@ -235,7 +153,7 @@ static grpc_status_code infer_in_region(const char *name, uint64_t in_off, uint6
 		    (ProtobufCMessage **)resp, detail, dlen);
 }
 
-static grpc_status_code reg(const char *name, const void *handle, size_t hlen, uint64_t bytes,
+static int reg(const char *name, const void *handle, size_t hlen, uint64_t bytes,
 			    char *detail, size_t dlen)
 {
 	Inference__CudaSharedMemoryRegisterRequest r =
@@ -257,7 +175,7 @@ Test(cuda_shm, register_infer_status_unregister)
 	char detail[512], *d;
 	float x[256], y[256];
 	Inference__ModelInferResponse *resp;
-	grpc_status_code st;
+	int st;
 
 	for (int i = 0; i < 256; i++)
 		x[i] = (float)i * 0.25f - 7.0f;

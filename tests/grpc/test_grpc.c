@@ -4,12 +4,9 @@
  * ferryd on a free loopback port, the same ferry.h calls as the local
  * tests, over grpc://.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -35,22 +32,10 @@ static const char *BYTES =
 	"input [ { name: \"INPUT0\" data_type: TYPE_STRING dims: [ 1 ] } ]\n"
 	"output [ { name: \"OUTPUT0\" data_type: TYPE_STRING dims: [ 1 ] } ]\n";
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert(fd >= 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static void start(void)
 {
 	char port[16];
-	int p = free_port();
+	int p = th_free_port();
 	snprintf(port, sizeof(port), "%d", p);
 	snprintf(ADDR, sizeof(ADDR), "grpc://127.0.0.1:%d", p);
 	th_init(&B);
@@ -87,7 +72,7 @@ Test(grpc, unreachable_server_is_a_clear_error)
 {
 	ferry_client *c;
 	char a[64];
-	snprintf(a, sizeof(a), "grpc://127.0.0.1:%d", free_port());
+	snprintf(a, sizeof(a), "grpc://127.0.0.1:%d", th_free_port());
 	int ret = ferry_connect(&c, a, NULL);
 	cr_assert_eq(ret, FERRY_ECONNREFUSED, "got %d: %s", ret, ferry_last_error());
 	cr_assert(strstr(ferry_last_error(), "cannot reach"), "%s", ferry_last_error());

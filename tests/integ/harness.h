@@ -37,5 +37,7 @@ long th_rss_kb(pid_t pid);
  * `what` when it is not NULL (e.g. "ferry-seg": session segments). */
 int th_maps_count(pid_t pid, const char *what);
 bool th_alive(pid_t pid);
+/* A free TCP port on the loopback interface (racy, as any such probe). */
+int th_free_port(void);
 
 #endif

@@ -167,25 +167,42 @@ FERRY_API int ferry_request_input_bytes(ferry_request *r, const char *name,
 	return 0;
 }
 
+/* The bytes of a fixed-size tensor of esz-byte elements shaped dims. */
+static int fc__shape_bytes(const char *name, size_t esz, const int64_t *dims, int ndims,
+			   uint64_t *bytes)
+{
+	uint64_t n = 1;
+
+	if (ndims < 0 || ndims > FERRY_MAX_DIMS)
+		return fc_fail(FERRY_SHAPE, "input '%s': %d dimensions, at most %d",
+			       name, ndims, FERRY_MAX_DIMS);
+	for (int k = 0; k < ndims && dims; k++) {
+		if (dims[k] < 0 || (dims[k] && n > UINT64_MAX / 2 / (uint64_t)dims[k]))
+			return fc_fail(FERRY_SHAPE, "input '%s': bad dimension %lld",
+				       name, (long long)dims[k]);
+		n *= (uint64_t)dims[k];
+	}
+	if (n > UINT64_MAX / 2 / esz)
+		return fc_fail(FERRY_E2BIG, "input '%s' too large", name);
+	*bytes = n * esz;
+	return 0;
+}
+
 FERRY_API int ferry_request_input(ferry_request *r, const char *name,
 				  ferry_dtype dtype, const int64_t *dims,
 				  int ndims, void **data)
 {
 	size_t esz = ferry_dtype_size(dtype);
+	uint64_t bytes;
+	int ret;
+
 	if (!esz)
 		return fc_fail(FERRY_DTYPE,
 			       "input '%s': use ferry_request_input_bytes for %s",
 			       name ? name : "?", ferry_dtype_name(dtype) ? ferry_dtype_name(dtype) : "this dtype");
-	uint64_t n = 1;
-	for (int k = 0; k < ndims && dims; k++) {
-		if (dims[k] < 0 || (dims[k] && n > UINT64_MAX / 2 / (uint64_t)dims[k]))
-			return fc_fail(FERRY_SHAPE, "input '%s': bad dimension %lld",
-				       name ? name : "?", (long long)dims[k]);
-		n *= (uint64_t)dims[k];
-	}
-	if (n > UINT64_MAX / 2 / esz)
-		return fc_fail(FERRY_E2BIG, "input '%s' too large", name ? name : "?");
-	return ferry_request_input_bytes(r, name, dtype, dims, ndims, n * esz, data);
+	if ((ret = fc__shape_bytes(name ? name : "?", esz, dims, ndims, &bytes)))
+		return ret;
+	return ferry_request_input_bytes(r, name, dtype, dims, ndims, bytes, data);
 }
 
 FERRY_API int ferry_request_want_output(ferry_request *r, const char *name,
@@ -236,7 +253,7 @@ FERRY_API int ferry_request_input_cuda(ferry_request *r, const char *name,
 				       ferry_cuda_region *reg, size_t offset)
 {
 	size_t esz = ferry_dtype_size(dtype);
-	uint64_t n = 1;
+	uint64_t bytes;
 	int ret;
 
 	if (!r || !name || (ndims && !dims) || !reg)
@@ -251,21 +268,13 @@ FERRY_API int ferry_request_input_cuda(ferry_request *r, const char *name,
 		return fc_fail(FERRY_DTYPE, "input '%s': %s tensors cannot live in CUDA "
 			       "memory", name, ferry_dtype_name(dtype) ? ferry_dtype_name(dtype)
 			       : "this dtype's");
-	if (ndims < 0 || ndims > FERRY_MAX_DIMS)
-		return fc_fail(FERRY_SHAPE, "input '%s': %d dimensions, at most %d",
-			       name, ndims, FERRY_MAX_DIMS);
-	for (int k = 0; k < ndims; k++) {
-		if (dims[k] < 0 || (dims[k] && n > UINT64_MAX / 2 / esz / (uint64_t)dims[k]))
-			return fc_fail(FERRY_SHAPE, "input '%s': bad dimension %lld", name,
-				       (long long)dims[k]);
-		n *= (uint64_t)dims[k];
-	}
-	if ((ret = fc__cuda_check(r, reg, name, offset, n * esz)))
+	if ((ret = fc__shape_bytes(name, esz, dims, ndims, &bytes)) ||
+	    (ret = fc__cuda_check(r, reg, name, offset, bytes)))
 		return ret;
 	struct fc_tensor *t = &r->t[i];
 	fc__release(r, &t->off);
 	t->set = true;
-	t->bytes = t->cap = n * esz;
+	t->bytes = t->cap = bytes;
 	t->dtype = dtype;
 	t->ndims = ndims;
 	memcpy(t->dims, dims, sizeof(int64_t) * (size_t)ndims);

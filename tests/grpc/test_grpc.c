@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -293,6 +294,32 @@ Test(grpc, deadline_exceeded_in_the_queue)
 	cr_assert_eq(ferry_request_input(r, "IN", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
 	int ret = ferry_infer(c, r, SEC / 5);
 	cr_assert_eq(ret, FERRY_ETIMEDOUT, "got %d: %s", ret, ferry_last_error());
+	ferry_request_free(r);
+	ferry_close(c);
+}
+
+/* A poll that may not wait returns at once while a request is in flight
+ * (gRPC rounds a deadline of "now" up to the next millisecond: 100 such
+ * polls took 108 ms before the fix, here). */
+Test(grpc, poll_without_waiting_does_not_block)
+{
+	ferry_client *c = conn();
+	ferry_model *m;
+	ferry_request *r;
+	int64_t dims[2] = { 1, 4 };
+	struct timespec t0, t1;
+	float *x;
+
+	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "IN", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
+	cr_assert_eq(ferry_infer_async(c, r, NULL, NULL), 0, "%s", ferry_last_error());
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(ferry_poll(c, 0, 0), 0, "the slow request completed early");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	cr_assert_lt(ms, 25.0, "100 polls without waiting took %.1f ms", ms);
 	ferry_request_free(r);
 	ferry_close(c);
 }

@@ -282,6 +282,18 @@ Test(hostile, bad_tensors_get_errors)
 	raw_desc(&w)->t[2].bytes = 8;
 	EXPECT_ERR(&w, sqe, "output too small");
 
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[0].flags = 0x2;
+	EXPECT_ERR(&w, sqe, "unknown tensor flags");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[1].flags = FSHM_TENSOR_CUDA | 5u << FSHM_TENSOR_REGION_SHIFT;
+	EXPECT_ERR(&w, sqe, "a CUDA region the session never registered");
+
+	sqe = raw_valid(&w);
+	raw_desc(&w)->t[2].flags = FSHM_TENSOR_CUDA;
+	EXPECT_ERR(&w, sqe, "CUDA region 0 (ids start at 1)");
+
 	/* After all that, a valid request on the same session works. */
 	sqe = raw_valid(&w);
 	cr_expect_eq(raw_submit(&w, &sqe), 0);

@@ -182,6 +182,24 @@ Test(cuda_nogpu, unknown_region_refused)
 
 	cr_assert_eq(infer_forged(c, "mlp_cpu", 7, msg, sizeof(msg)), FERRY_ENOENT, "%s", msg);
 	cr_assert(strstr(msg, "no CUDA region 7"), "message: %s", msg);
+	/* libferry's own bounds, before anything is sent */
+	{
+		struct ferry_cuda_region fake = { .client = c, .id = 7, .bytes = 4096 };
+		int64_t dims[2] = { 1, 16 };
+		ferry_model *m;
+		ferry_request *r;
+
+		cr_assert_eq(ferry_model_get(c, "mlp_cpu", FERRY_LATEST, &m), 0);
+		cr_assert_eq(ferry_request_new(m, &r), 0);
+		cr_assert_eq(ferry_request_input_cuda(r, "x", FERRY_TYPE_FP32, dims, 2, &fake,
+						      4096 - 32), FERRY_EINVAL);
+		cr_assert(strstr(ferry_last_error(), "outside the CUDA region"), "%s",
+			  ferry_last_error());
+		cr_assert_eq(ferry_request_input_cuda(r, "x", FERRY_TYPE_FP32, dims, 2, &fake, 4),
+			     FERRY_EINVAL);
+		cr_assert_eq(ferry_request_output_cuda(r, "y", &fake, 4096, 64), FERRY_EINVAL);
+		ferry_request_free(r);
+	}
 	identity_ok(c);
 	ferry_close(c);
 }

@@ -406,6 +406,21 @@ Test(builtin, validation_accepts_the_fixture)
 	unload(v.m);
 }
 
+Test(builtin, validation_cuda_tensor_for_a_host_only_backend)
+{
+	/* identity never set FERRY_BE_MODEL_PROP_CUDA_MEMORY: device memory
+	 * is refused before the backend could read it */
+	struct vfix v;
+	vfix_init(&v);
+	v.r.in[1].cuda = true;
+	v.r.in[1].device = 0;
+	expect_refusal(&v, FERRY_EINVAL, "'IN_B' is in CUDA device memory");
+	v.r.in[1].cuda = false;
+	v.r.out[0].cuda = true;
+	expect_refusal(&v, FERRY_EINVAL, "host memory only");
+	unload(v.m);
+}
+
 Test(builtin, validation_missing_input)
 {
 	struct vfix v;

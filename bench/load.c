@@ -780,7 +780,7 @@ static struct result measure(int kind, const char *addr, double level)
 		/* one snapshot of each ring's count: it moves while we copy */
 		for (int i = 0; i < nslots; i++) {
 			end[i] = atomic_load_explicit(&rings[i].n, memory_order_acquire);
-			cap += end[i] - last[i];
+			cap += end[i] - last[i] > RING ? RING : end[i] - last[i];
 		}
 		w[k].lat = malloc((cap + 1) * sizeof(uint64_t));
 		for (int i = 0; i < nslots; i++) {

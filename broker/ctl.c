@@ -691,6 +691,11 @@ static void ctl__cuda_release(struct ctl_conn *c, uint64_t seq,
 		ctl__error(c, seq, FERRY_EPROTO, "CudaRelease before Hello");
 		return;
 	}
+	/* The client submitted on its ring before it sent this: take those
+	 * requests first, so they hold the region (found on the H100: the
+	 * socket's event can come before the ring's). */
+	while (sess_poll(c->s) > 0)
+		;
 	if ((ret = sess_cuda_release(c->s, cr->region_id, err, sizeof(err)))) {
 		ctl__error(c, seq, ret, "%s", err);
 		return;

@@ -108,7 +108,8 @@ void sess_kill(struct session *s);
  * sess_cuda_register - open a client's CUDA IPC handle (see CudaRegister in
  * proto/control.proto) for the session's tensors; *id names it in tensor
  * flags.  sess_cuda_release - forget it: no new request may use it, and
- * it is closed when the requests in flight with it complete.  Loop
+ * it is closed when the requests in flight with it complete (the caller
+ * first takes what the ring holds: those were submitted before).  Loop
  * thread.  0, or a ferry code with the reason in err.
  */
 int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,

@@ -307,8 +307,8 @@ FERRY_API int ferry_cuda_register_handle(ferry_client *c, const void *ipc_handle
 
 /*
  * ferry_cuda_release - the broker forgets the region (it closes its
- * mapping once the requests in flight with it complete) and the handle is
- * freed.  Call it for every region, also after ferry_close() (then it only
+ * mapping once the requests in flight with it complete, those submitted
+ * before the release included) and the handle is freed.  Call it for every region, also after ferry_close() (then it only
  * frees the handle).
  */
 FERRY_API int ferry_cuda_release(ferry_cuda_region *region);

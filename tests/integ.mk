@@ -3,6 +3,8 @@
 check_LTLIBRARIES += tests/libharness.la
 tests_libharness_la_SOURCES = tests/integ/harness.c tests/integ/harness.h
 tests_libharness_la_CFLAGS = $(CRITERION_TEST_CFLAGS)
+# th_simple_once makes a request through libferry
+tests_libharness_la_LIBADD = libclient/libferry.la
 
 check_PROGRAMS += tests/test_local
 TESTS += tests/test_local

@@ -105,50 +105,13 @@ Test(grpc, model_metadata_and_config)
 	ferry_close(c);
 }
 
-static int simple_once(ferry_client *c, ferry_model *m, int32_t seed)
-{
-	ferry_request *r;
-	int32_t *a, *b;
-	int64_t dims[2] = { 1, 16 };
-	cr_assert_eq(ferry_request_new(m, &r), 0);
-	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
-	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
-	for (int i = 0; i < 16; i++) {
-		a[i] = seed + i;
-		b[i] = 2 * i - seed;
-	}
-	int ret = ferry_infer(c, r, 10 * SEC);
-	if (ret == 0) {
-		const int32_t *o0, *o1;
-		size_t bytes;
-		const int64_t *od;
-		int ond;
-		ferry_dtype dt;
-		cr_assert_eq(ferry_request_output(r, "OUTPUT0", &dt, &od, &ond, (const void **)&o0,
-						  &bytes), 0, "%s", ferry_last_error());
-		cr_assert_eq(bytes, 64);
-		cr_assert_eq(dt, FERRY_TYPE_INT32);
-		cr_assert_eq(ond, 2);
-		cr_assert_eq(od[0], 1);
-		cr_assert_eq(od[1], 16);
-		cr_assert_eq(ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1,
-						  NULL), 0);
-		for (int i = 0; i < 16; i++) {
-			cr_assert_eq(o0[i], (seed + i) + (2 * i - seed));
-			cr_assert_eq(o1[i], (seed + i) - (2 * i - seed));
-		}
-	}
-	ferry_request_free(r);
-	return ret;
-}
-
 Test(grpc, simple_sync)
 {
 	ferry_client *c = conn();
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	for (int i = 0; i < 20; i++)
-		cr_assert_eq(simple_once(c, m, i * 7), 0, "%s", ferry_last_error());
+		cr_assert_eq(th_simple_once(c, m, i * 7), 0, "%s", ferry_last_error());
 	ferry_close(c);
 }
 
@@ -354,7 +317,7 @@ Test(grpc, discovery_falls_back_to_ferry_server)
 	cr_assert_eq(ret, 0, "%s", ferry_last_error());
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
-	cr_assert_eq(simple_once(c, m, 3), 0);
+	cr_assert_eq(th_simple_once(c, m, 3), 0);
 	ferry_close(c);
 	unsetenv("FERRY_SERVER");
 	unsetenv("FERRY_SOCKET");
@@ -368,8 +331,8 @@ Test(grpc, local_and_remote_share_the_broker)
 	cr_assert_eq(ferry_model_get(rc, "simple", FERRY_LATEST, &rm), 0);
 	cr_assert_eq(ferry_model_get(lc, "simple", FERRY_LATEST, &lm), 0);
 	for (int i = 0; i < 10; i++) {
-		cr_assert_eq(simple_once(rc, rm, i), 0, "%s", ferry_last_error());
-		cr_assert_eq(simple_once(lc, lm, i), 0, "%s", ferry_last_error());
+		cr_assert_eq(th_simple_once(rc, rm, i), 0, "%s", ferry_last_error());
+		cr_assert_eq(th_simple_once(lc, lm, i), 0, "%s", ferry_last_error());
 	}
 	ferry_close(lc);
 	ferry_close(rc);

@@ -218,3 +218,40 @@ int th_free_port(void)
 	close(fd);
 	return ntohs(a.sin_port);
 }
+
+int th_simple_once(ferry_client *c, ferry_model *m, int32_t seed)
+{
+	ferry_request *r;
+	int32_t *a, *b;
+	int64_t dims[2] = { 1, 16 };
+	cr_assert_eq(ferry_request_new(m, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
+	for (int i = 0; i < 16; i++) {
+		a[i] = seed + i;
+		b[i] = 2 * i - seed;
+	}
+	int ret = ferry_infer(c, r, 10000000000LL);
+	if (ret == 0) {
+		const int32_t *o0, *o1;
+		size_t bytes;
+		const int64_t *od;
+		int ond;
+		ferry_dtype dt;
+		cr_assert_eq(ferry_request_output(r, "OUTPUT0", &dt, &od, &ond, (const void **)&o0,
+						  &bytes), 0, "%s", ferry_last_error());
+		cr_assert_eq(bytes, 64);
+		cr_assert_eq(dt, FERRY_TYPE_INT32);
+		cr_assert_eq(ond, 2);
+		cr_assert_eq(od[0], 1);
+		cr_assert_eq(od[1], 16);
+		cr_assert_eq(ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1,
+						  NULL), 0);
+		for (int i = 0; i < 16; i++) {
+			cr_assert_eq(o0[i], (seed + i) + (2 * i - seed));
+			cr_assert_eq(o1[i], (seed + i) - (2 * i - seed));
+		}
+	}
+	ferry_request_free(r);
+	return ret;
+}

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <ferry/ferry.h>
+
 struct th_broker {
 	pid_t pid;
 	char dir[256];      /* temporary directory, removed by th_stop() */
@@ -37,6 +39,12 @@ long th_rss_kb(pid_t pid);
  * `what` when it is not NULL (e.g. "ferry-seg": session segments). */
 int th_maps_count(pid_t pid, const char *what);
 bool th_alive(pid_t pid);
+/*
+ * th_simple_once - one add_sub request on the example model "simple" (m),
+ * inputs derived from seed: asserts the outputs (sum and difference, their
+ * dtype and shape) when it succeeds; returns ferry_infer's result.
+ */
+int th_simple_once(ferry_client *c, ferry_model *m, int32_t seed);
 /* A free TCP port on the loopback interface (racy, as any such probe). */
 int th_free_port(void);
 

@@ -91,34 +91,6 @@ static ferry_client *conn(void)
 }
 
 /* One add_sub request with a+b, a-b checked; returns 0 or the error. */
-static int simple_once(ferry_client *c, ferry_model *m, int32_t seed)
-{
-	ferry_request *r;
-	int32_t *a, *b;
-	int64_t dims[2] = { 1, 16 };
-	cr_assert_eq(ferry_request_new(m, &r), 0);
-	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a), 0);
-	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b), 0);
-	for (int i = 0; i < 16; i++) {
-		a[i] = seed + i;
-		b[i] = 2 * i - seed;
-	}
-	int ret = ferry_infer(c, r, 10 * SEC);
-	if (ret == 0) {
-		const int32_t *o0, *o1;
-		size_t bytes;
-		cr_assert_eq(ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&o0, &bytes), 0);
-		cr_assert_eq(bytes, 64);
-		cr_assert_eq(ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1, NULL), 0);
-		for (int i = 0; i < 16; i++) {
-			cr_assert_eq(o0[i], (seed + i) + (2 * i - seed));
-			cr_assert_eq(o1[i], (seed + i) - (2 * i - seed));
-		}
-	}
-	ferry_request_free(r);
-	return ret;
-}
-
 TestSuite(local, .init = start_default, .fini = stop_default, .timeout = 120);
 
 Test(local, model_metadata)
@@ -163,7 +135,7 @@ Test(local, add_sub_int32)
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	for (int i = 0; i < 100; i++)
-		cr_assert_eq(simple_once(c, m, i * 7), 0, "%s", ferry_last_error());
+		cr_assert_eq(th_simple_once(c, m, i * 7), 0, "%s", ferry_last_error());
 	ferry_close(c);
 }
 
@@ -184,7 +156,7 @@ Test(local, wrong_dtype_is_refused_with_a_message)
 	cr_assert(strstr(ferry_last_error(), "INPUT0"), "message names the input: %s", ferry_last_error());
 	ferry_request_free(r);
 	/* The session still works. */
-	cr_assert_eq(simple_once(c, m, 3), 0);
+	cr_assert_eq(th_simple_once(c, m, 3), 0);
 	ferry_close(c);
 }
 
@@ -428,7 +400,7 @@ Test(local, clients_killed_in_flight_leave_nothing_behind, .timeout = 1200)
 	ferry_client *c = conn();
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
-	cr_assert_eq(simple_once(c, m, 1), 0);
+	cr_assert_eq(th_simple_once(c, m, 1), 0);
 	/* the count below sees a session's segment (and only those:
 	 * a sanitizer's allocator maps memory of its own) */
 	cr_assert_geq(th_maps_count(B.pid, "ferry-seg"), 1, "no ferry-seg mapping seen");
@@ -474,7 +446,7 @@ Test(local, clients_killed_in_flight_leave_nothing_behind, .timeout = 1200)
 	}
 	c = conn();
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
-	cr_assert_eq(simple_once(c, m, 5), 0, "the broker still serves");
+	cr_assert_eq(th_simple_once(c, m, 5), 0, "the broker still serves");
 	ferry_close(c);
 	/* Let the loop notice the last hang-ups. */
 	int fd1 = -1;
@@ -552,7 +524,7 @@ Test(local, epoll_fallback_serves)
 	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	for (int i = 0; i < 50; i++)
-		cr_assert_eq(simple_once(c, m, i), 0);
+		cr_assert_eq(th_simple_once(c, m, i), 0);
 	ferry_close(c);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "grep -q 'event loop: epoll' %s", b2.log);
@@ -575,7 +547,7 @@ Test(local, broker_death_fails_waiters_with_epipe)
 	ferry_client *c = conn();
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
-	cr_assert_eq(simple_once(c, m, 1), 0);
+	cr_assert_eq(th_simple_once(c, m, 1), 0);
 	/* A request waiting in a queue (10 s batching delay) when the
 	 * broker is killed: the waiter fails within 100 ms. */
 	ferry_model *slow;
@@ -599,7 +571,7 @@ Test(local, broker_death_fails_waiters_with_epipe)
 	B.pid = 0;
 	/* And a new call on the dead session fails at once too. */
 	t0 = fshm_now_ns();
-	ret = simple_once(c, m, 2);
+	ret = th_simple_once(c, m, 2);
 	cr_assert_eq(ret, FERRY_EPIPE, "got %d (%s)", ret, ferry_last_error());
 	cr_assert_lt(fshm_now_ns() - t0, 100000000ULL);
 	ferry_close(c);
@@ -784,7 +756,7 @@ Test(local, ferryctl_status_and_stats_add_up)
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	for (int i = 0; i < 37; i++)
-		cr_assert_eq(simple_once(c, m, i), 0);
+		cr_assert_eq(th_simple_once(c, m, i), 0);
 	cr_assert_eq(ferryctl("--json stats simple", out, sizeof(out)), 0, "%s", out);
 	cr_assert(strstr(out, "\"success\":37,"), "%s", out);
 	cr_assert(strstr(out, "\"inference_count\":37,"), "%s", out);
@@ -885,7 +857,7 @@ Test(local, metrics_add_up_during_a_load)
 			    ferry_model_get(c, "simple", FERRY_LATEST, &m))
 				_exit(1);
 			for (int k = 0; k < 500; k++)
-				if (simple_once(c, m, k))
+				if (th_simple_once(c, m, k))
 					_exit(1);
 			ferry_close(c);
 			_exit(0);
@@ -976,7 +948,7 @@ Test(local, systemd_socket_activation_and_readiness)
 	ferry_model *m;
 	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
-	cr_assert_eq(simple_once(c, m, 3), 0);
+	cr_assert_eq(th_simple_once(c, m, 3), 0);
 	ferry_close(c);
 	kill(pid, SIGTERM);
 	int st;
@@ -1035,7 +1007,7 @@ Test(local, sighup_rescans_the_repository)
 		if (ferry_model_get(c, "simple", FERRY_LATEST, &m) == 0)
 			mbs = ferry_model_max_batch_size(m);
 		if (mbs == 4)
-			cr_assert_eq(simple_once(c, m, 9), 0, "the reloaded model serves");
+			cr_assert_eq(th_simple_once(c, m, 9), 0, "the reloaded model serves");
 		ferry_close(c);
 		usleep(10000);
 	}
@@ -1071,7 +1043,7 @@ Test(local, autostart_starts_one_private_broker_that_leaves_when_idle)
 				fprintf(stderr, "autostart: %s\n", ferry_last_error());
 				_exit(1);
 			}
-			if (ferry_model_get(c, "simple", FERRY_LATEST, &m) || simple_once(c, m, 1))
+			if (ferry_model_get(c, "simple", FERRY_LATEST, &m) || th_simple_once(c, m, 1))
 				_exit(2);
 			ferry_close(c);
 			_exit(0);
@@ -1108,7 +1080,7 @@ Test(local, ferryctl_load_unload_reload)
 	cr_assert_eq(ferryctl("load simple", out, sizeof(out)), 0, "%s", out);
 	c = conn();
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
-	cr_assert_eq(simple_once(c, m, 4), 0);
+	cr_assert_eq(th_simple_once(c, m, 4), 0);
 	ferry_close(c);
 	cr_assert_eq(ferryctl("--json reload simple", out, sizeof(out)), 0, "%s", out);
 	cr_assert(strstr(out, "\"reload\":true"), "%s", out);
@@ -1147,7 +1119,7 @@ Test(local, libferry_statistics_locally_and_over_grpc)
 	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	for (int i = 0; i < 25; i++)
-		cr_assert_eq(simple_once(c, m, i), 0);
+		cr_assert_eq(th_simple_once(c, m, i), 0);
 	struct stats_seen x = { 0 };
 	cr_assert_eq(ferry_model_statistics(c, "simple", FERRY_LATEST, on_stats, &x), 1,
 		     "%s", ferry_last_error());
@@ -1176,7 +1148,7 @@ Test(local, libferry_statistics_locally_and_over_grpc)
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), FERRY_UNAVAILABLE);
 	cr_assert_eq(ferry_model_load(c, "simple"), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
-	cr_assert_eq(simple_once(c, m, 2), 0);
+	cr_assert_eq(th_simple_once(c, m, 2), 0);
 	ferry_close(c);
 	/* ferryctl against the remote endpoint. */
 	char cmd[1200];
@@ -1259,7 +1231,7 @@ Test(local, clients_reconnect_to_a_restarted_broker_and_carry_on)
 		if (ferry_connect(&c, B.sock, NULL) || ferry_model_get(c, "simple", FERRY_LATEST, &m))
 			_exit(10);
 		while (ok < 3000) {
-			int ret = simple_once(c, m, ok);
+			int ret = th_simple_once(c, m, ok);
 			if (ret == 0) {
 				if (++ok == 1000)
 					(void)!write(sync[1], "k", 1); /* time to kill */

@@ -4,7 +4,7 @@
 bin_PROGRAMS += ferry-onnx-bench
 ferry_onnx_bench_SOURCES = bench/onnx_bench.c
 ferry_onnx_bench_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
-ferry_onnx_bench_LDADD = $(ONNX_BE_LIBS) broker/libfsched.la broker/libfconfig.la \
+ferry_onnx_bench_LDADD = $(ONNX_BE_LIBS) broker/sched/libfsched.la broker/config/libfconfig.la \
 	libclient/libferry.la shm/libfshm.la -lm
 $(ferry_onnx_bench_OBJECTS): onnx/onnx.pb-c.h
 if HAVE_CUDA

@@ -58,13 +58,13 @@
 
 #include <ferry/ferry.h>
 
-#include "broker/onnx/onnx_backend.h"
-#include "broker/onnx/onnx_exec.h"
+#include "broker/backends/onnx/ox_backend.h"
+#include "broker/backends/onnx/ox_exec.h"
 #ifdef HAVE_CUDA
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "broker/onnx/onnx_cuda.h"
+#include "broker/backends/onnx/ox_cuda.h"
 #endif
 
 #define SEC 1000000000LL

@@ -93,7 +93,7 @@
 #include <ferry/ferry.h>
 
 #include "bench/bench_util.h"
-#include "broker/onnx/onnx_exec.h"
+#include "broker/backends/onnx/ox_exec.h"
 
 #define SEC 1000000000LL
 #define MAXJOBS 256

@@ -5,8 +5,8 @@
 noinst_PROGRAMS += ferry-bench-saturate
 ferry_bench_saturate_SOURCES = bench/saturate.c
 ferry_bench_saturate_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
-ferry_bench_saturate_LDADD = bench/libbenchutil.la $(ONNX_BE_LIBS) broker/libfsched.la \
-	broker/libfconfig.la libclient/libferry.la shm/libfshm.la -lm
+ferry_bench_saturate_LDADD = bench/libbenchutil.la $(ONNX_BE_LIBS) broker/sched/libfsched.la \
+	broker/config/libfconfig.la libclient/libferry.la shm/libfshm.la -lm
 $(ferry_bench_saturate_OBJECTS): onnx/onnx.pb-c.h
 
 noinst_PROGRAMS += ferry-bench-load

@@ -1,6 +1,6 @@
 # tests/config/: the protobuf text parser, config.pbtxt and the model
-# repository scan (broker/libfconfig.la).  Included by tests/local.mk.
-CONFIG_TEST_LIBS = broker/libfconfig.la shm/libfshm.la $(CRITERION_TEST_LIBS)
+# repository scan (broker/config/libfconfig.la).  Included by tests/local.mk.
+CONFIG_TEST_LIBS = broker/config/libfconfig.la shm/libfshm.la $(CRITERION_TEST_LIBS)
 
 check_PROGRAMS += tests/config/test_pbtxt tests/config/test_modelcfg \
 	tests/config/test_repo_scan

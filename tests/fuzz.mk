@@ -4,18 +4,18 @@
 # (-fsanitize=fuzzer,address,undefined), outside this build: `make fuzz`
 # runs each for FUZZ_SECONDS.  Here, in the normal build, the same target
 # functions replay the committed seed corpora and every input that once
-# crashed a target (tests/fuzz/test_regressions.c).  broker/session.c is
+# crashed a target (tests/fuzz/test_regressions.c).  broker/core/session.c is
 # linked with tests/fuzz/fm_shim.c in place of models.c.
 check_PROGRAMS += tests/test_fuzz_regressions
 TESTS += tests/test_fuzz_regressions
 tests_test_fuzz_regressions_SOURCES = tests/fuzz/test_regressions.c \
 	tests/fuzz/fuzz.h tests/fuzz/fuzz_pbtxt.c tests/fuzz/fuzz_onnx.c \
 	tests/fuzz/fuzz_ctl.c tests/fuzz/fuzz_submit.c tests/fuzz/fm_shim.c \
-	broker/session.c broker/log.c
+	broker/core/session.c broker/core/log.c
 tests_test_fuzz_regressions_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) \
 	-DFUZZ_TOP_SRCDIR=\"$(abs_top_srcdir)\"
-tests_test_fuzz_regressions_LDADD = broker/libfsched.la broker/libfconfig.la \
-	broker/onnx/libfonnx.la proto/libfproto.la shm/libfshm.la \
+tests_test_fuzz_regressions_LDADD = broker/sched/libfsched.la broker/config/libfconfig.la \
+	broker/backends/onnx/libfonnx.la proto/libfproto.la shm/libfshm.la \
 	$(PROTOBUF_C_LIBS) $(NUMA_LIBS) $(CRITERION_TEST_LIBS)
 $(tests_test_fuzz_regressions_OBJECTS): proto/control.pb-c.h
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regressions tests/fuzz/pbtxt.dict \

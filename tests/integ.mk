@@ -14,7 +14,7 @@ tests_test_local_LDADD = tests/libharness.la libclient/libferry.la shm/libfshm.l
 
 check_PROGRAMS += tests/test_loop
 TESTS += tests/test_loop
-tests_test_loop_SOURCES = tests/integ/test_loop.c broker/loop.c broker/log.c
+tests_test_loop_SOURCES = tests/integ/test_loop.c broker/core/loop.c broker/core/log.c
 tests_test_loop_CFLAGS = $(CRITERION_TEST_CFLAGS) $(URING_CFLAGS)
 tests_test_loop_LDADD = $(URING_LIBS) $(CRITERION_TEST_LIBS)
 

@@ -7,10 +7,10 @@ TESTS += tests/onnx/run_onnx_tests.sh
 EXTRA_DIST += tests/onnx/run_onnx_tests.sh tests/onnx/gen_models.py
 tests_onnx_test_onnx_SOURCES = tests/onnx/test_onnx.c
 tests_onnx_test_onnx_CFLAGS = $(CRITERION_TEST_CFLAGS)
-tests_onnx_test_onnx_LDADD = broker/onnx/libfonnx.la shm/libfshm.la \
+tests_onnx_test_onnx_LDADD = broker/backends/onnx/libfonnx.la shm/libfshm.la \
 	$(CRITERION_TEST_LIBS) -lm
 tests_onnx_onnx_bench_SOURCES = tests/onnx/onnx_bench.c
-tests_onnx_onnx_bench_LDADD = broker/onnx/libfonnx.la shm/libfshm.la -lm
+tests_onnx_onnx_bench_LDADD = broker/backends/onnx/libfonnx.la shm/libfshm.la -lm
 
 # The "onnx" backend through a real ferryd (test_onnx_broker, via
 # run_onnx_broker.sh), loaded as a plugin from tests/onnx/.libs where
@@ -38,8 +38,8 @@ check_PROGRAMS += tests/onnx/test_onnx_gpu
 TESTS += tests/onnx/run_onnx_gpu.sh
 EXTRA_DIST += tests/onnx/run_onnx_gpu.sh
 tests_onnx_test_onnx_gpu_SOURCES = tests/onnx/test_onnx_gpu.c
-tests_onnx_test_onnx_gpu_LDADD = $(ONNX_BE_LIBS) broker/libfsched.la \
-	broker/libfconfig.la shm/libfshm.la $(NUMA_LIBS) -lpthread -lm
+tests_onnx_test_onnx_gpu_LDADD = $(ONNX_BE_LIBS) broker/sched/libfsched.la \
+	broker/config/libfconfig.la shm/libfshm.la $(NUMA_LIBS) -lpthread -lm
 $(tests_onnx_test_onnx_gpu_OBJECTS): onnx/onnx.pb-c.h
 
 # CUDA IPC tensors through libferry (test_cuda_ipc, via run_cuda_ipc.sh):

@@ -8,7 +8,7 @@
 
 #include <ferry/errors.h>
 
-#include "broker/modelcfg.h"
+#include "broker/config/modelcfg.h"
 
 struct warns {
 	int n;

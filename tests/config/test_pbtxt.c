@@ -8,7 +8,7 @@
 
 #include <ferry/errors.h>
 
-#include "broker/pbtxt.h"
+#include "broker/config/pbtxt.h"
 
 static char err[512];
 

@@ -10,7 +10,7 @@
 
 #include <ferry/errors.h>
 
-#include "broker/repo_scan.h"
+#include "broker/config/repo.h"
 
 static char root[64];
 static char err[512];

@@ -12,9 +12,9 @@
 
 #include <ferry/errors.h>
 
-#include "broker/metrics.h"
-#include "broker/models.h"
-#include "broker/onnx/onnx_backend.h"
+#include "broker/frontends/metrics.h"
+#include "broker/models/models.h"
+#include "broker/backends/onnx/ox_backend.h"
 #include "tests/fuzz/fuzz.h"
 
 /*

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/gs_infer.h"
-#include "broker/gs_shm.h"
-#include "broker/modelcfg.h"
+#include "broker/frontends/grpc/gs_infer.h"
+#include "broker/frontends/grpc/gs_shm.h"
+#include "broker/config/modelcfg.h"
 
 static const char *const CFGS[2] = {
 	"name: \"simple\"\nbackend: \"add_sub\"\nmax_batch_size: 8\n"

@@ -17,7 +17,7 @@
 
 #include <ferry/errors.h>
 
-#include "broker/onnx/onnx_int.h"
+#include "broker/backends/onnx/ox_int.h"
 #include "tests/fuzz/fuzz.h"
 
 /* Budget of one run at batch 1: elements per tensor, multiply-adds. */

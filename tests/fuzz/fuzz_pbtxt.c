@@ -10,7 +10,7 @@
 
 #include <ferry/errors.h>
 
-#include "broker/modelcfg.h"
+#include "broker/config/modelcfg.h"
 #include "tests/fuzz/fuzz.h"
 
 static void fuzz_pbtxt__warn(void *arg, const char *where, const char *msg)

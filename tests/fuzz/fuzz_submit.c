@@ -29,11 +29,11 @@
 
 #include <ferry/errors.h>
 
-#include "broker/backend.h"
-#include "broker/log.h"
-#include "broker/models.h"
-#include "broker/sched.h"
-#include "broker/session.h"
+#include "broker/sched/be_host.h"
+#include "broker/core/log.h"
+#include "broker/models/models.h"
+#include "broker/sched/sched.h"
+#include "broker/core/session.h"
 #include "shm/fshm.h"
 #include "tests/fuzz/fuzz.h"
 

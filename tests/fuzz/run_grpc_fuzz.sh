@@ -41,8 +41,8 @@ EOP
 $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-include "$out/config.h" -I"$top/include" -I"$top" -I"$out" -I"$out/proto" \
 	$(pkg-config --cflags libprotobuf-c) \
-	"$top/tests/fuzz/fuzz_grpc_infer.c" "$top/broker/gs_infer.c" "$top/broker/gs_shm.c" \
-	"$top/broker/modelcfg.c" "$top/broker/pbtxt.c" "$top/broker/log.c" \
+	"$top/tests/fuzz/fuzz_grpc_infer.c" "$top/broker/frontends/grpc/gs_infer.c" "$top/broker/frontends/grpc/gs_shm.c" \
+	"$top/broker/config/modelcfg.c" "$top/broker/config/pbtxt.c" "$top/broker/core/log.c" \
 	"$out/proto/kserve.pb-c.c" \
 	$(pkg-config --libs libprotobuf-c) -lpthread -o "$out/fuzz_grpc_infer"
 cd "$out"

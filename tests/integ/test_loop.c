@@ -14,7 +14,7 @@
 
 #include <criterion/criterion.h>
 
-#include "broker/loop.h"
+#include "broker/core/loop.h"
 
 struct grow {
 	struct loop *l;

@@ -14,7 +14,7 @@
 
 #include <ferry/errors.h>
 
-#include "broker/onnx/onnx_exec.h"
+#include "broker/backends/onnx/ox_exec.h"
 
 static double now(void)
 {

@@ -10,7 +10,7 @@
 
 #include <ferry/backend.h>
 
-#include "broker/onnx/onnx_backend.h"
+#include "broker/backends/onnx/ox_backend.h"
 
 FERRY_BACKEND_DECLARE_VERSION
 

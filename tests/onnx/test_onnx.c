@@ -24,7 +24,7 @@
 
 #include <ferry/errors.h>
 
-#include "broker/onnx/onnx_exec.h"
+#include "broker/backends/onnx/ox_exec.h"
 
 #define TOL 1e-4
 

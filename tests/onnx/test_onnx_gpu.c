@@ -34,10 +34,10 @@
 
 #include <ferry/errors.h>
 
-#include "broker/onnx/onnx_backend.h"
-#include "broker/onnx/onnx_exec.h"
+#include "broker/backends/onnx/ox_backend.h"
+#include "broker/backends/onnx/ox_exec.h"
 #ifdef HAVE_CUDA
-#include "broker/onnx/onnx_cuda.h"
+#include "broker/backends/onnx/ox_cuda.h"
 #endif
 
 #define TOL 1e-4

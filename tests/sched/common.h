@@ -17,9 +17,9 @@
 #include <ferry/backend.h>
 #include <ferry/errors.h>
 
-#include "broker/backend.h"
-#include "broker/modelcfg.h"
-#include "broker/sched.h"
+#include "broker/sched/be_host.h"
+#include "broker/config/modelcfg.h"
+#include "broker/sched/sched.h"
 
 #define T_MAX 8
 

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * repo_scan.h - read a Triton-style model repository from disk.
+ * Module prefix: rs_.
+ *
+ *   <repo>/<model>/config.pbtxt
+ *   <repo>/<model>/<version>/...      version: digits, no leading zero
+ *
+ * The scan only reads: it parses each config, lists the version
+ * directories and applies the version policy.  Loading backends is the
+ * repository's (repo.c) job.  One bad model never stops the scan: it
+ * becomes an entry with `error` set, so the broker can report it through
+ * RepositoryIndex while serving the others.
+ */
+#ifndef FERRY_REPO_SCAN_H
+#define FERRY_REPO_SCAN_H
+
+#include <stdint.h>
+
+#include "broker/config/modelcfg.h"
+
+/* Bounds on what one directory may hold, so a hostile tree stays cheap. */
+#define RS_MAX_MODELS   65536
+#define RS_MAX_VERSIONS 65536   /* version directories of one model */
+
+struct rs_model {
+	char *name;                     /* directory name */
+	char *dir;                      /* <repo>/<name> */
+	struct model_config cfg;        /* zeroed when the config failed */
+	int nversions;
+	int64_t *versions;              /* selected, ascending, no duplicates */
+	int err;                        /* 0, or why it cannot load */
+	char *error;                    /* NULL, or a message ("file:line:col:
+					 * ..." for a bad config) */
+};
+
+struct rs_repo {
+	char *path;
+	int nmodels;
+	struct rs_model *models;        /* sorted by name */
+};
+
+/*
+ * rs_scan - scan every model directory of a repository
+ *
+ * Subdirectories whose names start with '.' are skipped; plain files at the
+ * top are ignored.  Warnings (unknown config fields ...) go to warn, which
+ * may be NULL.  Returns 0 with *repo filled (free with rs_free()) even when
+ * some models have errors; a negative code (FERRY_ENOENT, FERRY_EPERM,
+ * FERRY_ENOMEM, FERRY_E2BIG) with a message in err when the repository
+ * itself cannot be read, and then *repo is zeroed.
+ */
+int rs_scan(const char *repo_path, struct rs_repo *repo,
+	    mc_warn_fn warn, void *warn_arg, char *err, size_t errlen);
+
+/*
+ * rs_scan_model - scan one model directory <repo_path>/<name> into *m
+ *
+ * For a load request of a single model.  Returns 0 when *m was filled,
+ * whether or not the model has an error (see m->err); FERRY_ENOMEM
+ * otherwise, with *m zeroed.  Free with rs_model_free().
+ */
+int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
+		  mc_warn_fn warn, void *warn_arg);
+
+/* Release one entry; leaves it zeroed. */
+void rs_model_free(struct rs_model *m);
+
+/* Release everything rs_scan() filled; leaves *repo zeroed. */
+void rs_free(struct rs_repo *repo);
+
+/* The entry of a model by name, or NULL. */
+const struct rs_model *rs_find(const struct rs_repo *repo, const char *name);
+
+/*
+ * rs_select_versions - apply a version policy to the available versions
+ *
+ * `avail` need not be sorted and may hold duplicates.  On success *sel
+ * (malloc'd, ascending, free with free()) and *nsel.  LATEST n takes the n
+ * highest (all of them when fewer exist); ALL takes every one; SPECIFIC
+ * takes the listed ones and fails with FERRY_ENOENT naming the first that
+ * does not exist.  No version selected at all is FERRY_ENOENT too (Triton
+ * refuses such a model).  Other errors: FERRY_ENOMEM.  err may be NULL.
+ */
+int rs_select_versions(const struct mc_version_policy *vp,
+		       const int64_t *avail, int navail,
+		       int64_t **sel, int *nsel, char *err, size_t errlen);
+
+#endif /* FERRY_REPO_SCAN_H */

@@ -1,0 +1,766 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferryd - the node-local inference broker.
+ *
+ * One thread (this one) runs the event loop and polls every session's
+ * submission ring; light models (identity, add_sub) run right here, so a
+ * request costs no thread hand-off; other models run on their instances'
+ * threads.  The loop thread's wait policy decides what it does when there
+ * is no work: spin (lowest latency, burns a core), hybrid (spin for
+ * --spin-us, then sleep on the doorbells) or block.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <numa.h>
+
+#include <ferry/errors.h>
+
+#include "config.h"
+#include "broker/core/broker.h"
+#include "broker/frontends/grpc/gs_server.h"
+#include "broker/core/log.h"
+#include "broker/frontends/metrics.h"
+#include "broker/models/rescan.h"
+#include "broker/core/systemd.h"
+#include "broker/models/models.h"
+#include "broker/backends/onnx/ox_backend.h"
+#include "proto/ctl_frame.h"
+
+struct broker g_broker;
+
+static char ferryd__socket_buf[PATH_MAX];
+
+/* Prometheus / health endpoint; explicit: --metrics-port was given, so a
+ * port in use is fatal rather than a warning. */
+static int ferryd__metrics_port = 8002;
+static const char *ferryd__metrics_address = "127.0.0.1";
+static bool ferryd__metrics_explicit;
+/* gRPC front end options; grpc_explicit: --grpc-port was given, so a port
+ * that cannot be bound is fatal (the default one only warns). */
+static struct gs_options ferryd__grpc = {
+	.address = "127.0.0.1", .port = 8001, .threads = 4,
+	.max_message_bytes = 1LL << 30,
+};
+static bool ferryd__grpc_explicit;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: ferryd [OPTIONS]\n"
+"The node-local inference broker: serves the models of a Triton-style model\n"
+"repository to local jobs over shared memory.\n"
+"\n"
+"  -m, --model-repository DIR   models to serve (env FERRY_MODEL_REPOSITORY)\n"
+"  -s, --socket PATH            control socket (env FERRY_SOCKET; default\n"
+"                               /run/ferry/ferryd.sock for root, else\n"
+"                               $XDG_RUNTIME_DIR/ferry/ferryd.sock)\n"
+"      --backend-directory DIR  backend plugins (env FERRY_BACKEND_DIR)\n"
+"      --wait spin|hybrid|block what the polling thread does when idle\n"
+"                               (env FERRY_WAIT; default hybrid)\n"
+"      --spin-us N              hybrid: spin N microseconds before sleeping (50)\n"
+"      --numa auto|off|N        NUMA node for session arenas (default auto)\n"
+"      --log-level LEVEL        error, warn, info, debug, trace (env FERRY_LOG_LEVEL)\n"
+"      --allow-uid LIST         uids allowed to connect (comma-separated names\n"
+"                               or numbers; repeatable); with no allow-list the\n"
+"                               socket's mode (0660) is the only gate\n"
+"      --allow-gid LIST         gids allowed to connect\n"
+"      --max-sessions N         sessions at once (1024)\n"
+"      --max-sessions-per-uid N sessions one user may hold (0: no limit)\n"
+"      --socket-group GROUP     group of the control socket (mode 0660)\n"
+"      --max-arena-bytes N      largest arena a session may ask for (1 GiB)\n"
+"      --arena-bytes N          arena of a session that asks for none (64 MiB)\n"
+"      --max-inflight N         requests in flight per session (4096)\n"
+"      --strict-model-config=true|false\n"
+"                               exit if a model fails to load (default true)\n"
+"      --event-loop io_uring|epoll  (default io_uring, epoll if refused)\n"
+"      --grpc-port N            KServe v2 gRPC port (8001; 0 turns gRPC off)\n"
+"      --grpc-address ADDR      gRPC listen address (127.0.0.1: loopback only;\n"
+"                               0.0.0.0 serves every interface)\n"
+"      --grpc-threads N         gRPC completion-queue threads (4)\n"
+"      --grpc-max-message-bytes N  largest gRPC message (1 GiB); larger ones\n"
+"                               get RESOURCE_EXHAUSTED\n"
+"      --allow-client-shm       let gRPC clients register system shared memory\n"
+"      --grpc-tls-cert PEM, --grpc-tls-key PEM\n"
+"                               serve gRPC over TLS with this certificate chain\n"
+"      --grpc-tls-ca PEM        and require client certificates signed by this\n"
+"                               CA (mutual TLS)\n"
+"      --idle-exit SECONDS      exit after SECONDS with no client session (the\n"
+"                               private broker libferry starts; default 0: never)\n"
+"      --metrics-port N         Prometheus metrics and HTTP health (/metrics,\n"
+"                               /v2/health/live, /v2/health/ready) (8002; 0: off)\n"
+"      --metrics-address ADDR   metrics listen address (127.0.0.1)\n"
+"  -h, --help                   this text\n"
+"  -V, --version                the version\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -1;
+	/* Accept K, M, G suffixes (powers of two); a value the suffix
+	 * would carry past 64 bits is refused, not wrapped. */
+	int shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (v > (ULLONG_MAX >> shift))
+		return -1;
+	v <<= shift;
+	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_ids(const char *list, bool gid, struct broker_options *o)
+{
+	char *dup = strdup(list), *save = NULL;
+	int ret = 0;
+	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		long v = strtol(tok, &end, 10);
+		if (*end) {
+			if (gid) {
+				struct group *g = getgrnam(tok);
+				if (!g) { fprintf(stderr, "ferryd: unknown group '%s'\n", tok); ret = -1; break; }
+				v = g->gr_gid;
+			} else {
+				struct passwd *p = getpwnam(tok);
+				if (!p) { fprintf(stderr, "ferryd: unknown user '%s'\n", tok); ret = -1; break; }
+				v = p->pw_uid;
+			}
+		}
+		int *n = gid ? &o->nallow_gid : &o->nallow_uid;
+		if (*n >= BROKER_MAX_ALLOW) { fprintf(stderr, "ferryd: too many ids\n"); ret = -1; break; }
+		if (gid)
+			o->allow_gid[(*n)++] = (gid_t)v;
+		else
+			o->allow_uid[(*n)++] = (uid_t)v;
+	}
+	free(dup);
+	return ret;
+}
+
+enum {
+	OPT_BACKEND_DIR = 256, OPT_WAIT, OPT_SPIN_US, OPT_NUMA, OPT_LOG_LEVEL,
+	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
+	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
+	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
+	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
+};
+
+static int parse_options(int argc, char **argv, struct broker_options *o)
+{
+	static const struct option longopts[] = {
+		{ "model-repository", required_argument, NULL, 'm' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "backend-directory", required_argument, NULL, OPT_BACKEND_DIR },
+		{ "wait", required_argument, NULL, OPT_WAIT },
+		{ "spin-us", required_argument, NULL, OPT_SPIN_US },
+		{ "numa", required_argument, NULL, OPT_NUMA },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+		{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
+		{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
+		{ "max-arena-bytes", required_argument, NULL, OPT_MAX_ARENA },
+		{ "arena-bytes", required_argument, NULL, OPT_ARENA },
+		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+		{ "strict-model-config", required_argument, NULL, OPT_STRICT },
+		{ "event-loop", required_argument, NULL, OPT_EVENT_LOOP },
+		{ "grpc-port", required_argument, NULL, OPT_GRPC_PORT },
+		{ "grpc-address", required_argument, NULL, OPT_GRPC_ADDRESS },
+		{ "grpc-threads", required_argument, NULL, OPT_GRPC_THREADS },
+		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
+		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
+		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
+		{ "max-sessions-per-uid", required_argument, NULL, OPT_MAX_PER_UID },
+		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+		{ "grpc-tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "grpc-tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "grpc-tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
+		{ "metrics-address", required_argument, NULL, OPT_METRICS_ADDRESS },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *env;
+	uint64_t v;
+
+	/* Defaults, then the environment, then the command line. */
+	o->wait = FSHM_WAIT_HYBRID;
+	o->spin_ns = 50000;
+	o->numa = -2;
+	o->strict = true;
+	o->max_sessions = 1024;
+	o->limits.arena_default = 64ULL << 20;
+	o->limits.arena_max = 1ULL << 30;
+	o->limits.depth_default = 256;
+	o->limits.depth_max = 4096;
+	o->limits.numa_node = -1;
+	o->repository = getenv("FERRY_MODEL_REPOSITORY");
+	o->backend_dir = getenv("FERRY_BACKEND_DIR");
+	if ((env = getenv("FERRY_WAIT")) && fshm_wait_policy_parse(env, &o->wait)) {
+		fprintf(stderr, "ferryd: FERRY_WAIT: unknown policy '%s'\n", env);
+		return -1;
+	}
+	if ((env = getenv("FERRY_LOG_LEVEL")) && log_level_parse(env, &log_threshold)) {
+		fprintf(stderr, "ferryd: FERRY_LOG_LEVEL: unknown level '%s'\n", env);
+		return -1;
+	}
+
+	int c;
+	while ((c = getopt_long(argc, argv, "m:s:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm': o->repository = optarg; break;
+		case 's': o->socket_path = optarg; break;
+		case OPT_BACKEND_DIR: o->backend_dir = optarg; break;
+		case OPT_WAIT:
+			if (fshm_wait_policy_parse(optarg, &o->wait)) {
+				fprintf(stderr, "ferryd: --wait: spin, hybrid or block, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_SPIN_US:
+			if (parse_u64(optarg, &v) || v > 10000000) {
+				fprintf(stderr, "ferryd: --spin-us: a number of microseconds up to 10000000\n");
+				return -1;
+			}
+			o->spin_ns = v * 1000;
+			break;
+		case OPT_NUMA:
+			if (!strcmp(optarg, "auto"))
+				o->numa = -2;
+			else if (!strcmp(optarg, "off"))
+				o->numa = -1;
+			else if (parse_u64(optarg, &v) == 0 && v < 1024)
+				o->numa = (int)v;
+			else {
+				fprintf(stderr, "ferryd: --numa: auto, off or a node number\n");
+				return -1;
+			}
+			break;
+		case OPT_LOG_LEVEL:
+			if (log_level_parse(optarg, &log_threshold)) {
+				fprintf(stderr, "ferryd: --log-level: error, warn, info, debug or trace\n");
+				return -1;
+			}
+			break;
+		case OPT_ALLOW_UID:
+			if (parse_ids(optarg, false, o))
+				return -1;
+			break;
+		case OPT_ALLOW_GID:
+			if (parse_ids(optarg, true, o))
+				return -1;
+			break;
+		case OPT_MAX_SESSIONS:
+			if (parse_u64(optarg, &v) || v == 0 || v > 1000000) {
+				fprintf(stderr, "ferryd: --max-sessions: 1 to 1000000\n");
+				return -1;
+			}
+			o->max_sessions = (uint32_t)v;
+			break;
+		case OPT_MAX_ARENA:
+		case OPT_ARENA:
+			if (parse_u64(optarg, &v) || v < 4096 || v > FSHM_SEG_MAX_BYTES / 2) {
+				fprintf(stderr, "ferryd: %s: a size from 4096 bytes to 512 GiB\n",
+					c == OPT_ARENA ? "--arena-bytes" : "--max-arena-bytes");
+				return -1;
+			}
+			if (c == OPT_ARENA)
+				o->limits.arena_default = v;
+			else
+				o->limits.arena_max = v;
+			break;
+		case OPT_MAX_INFLIGHT:
+			if (parse_u64(optarg, &v) || v < 2 || v > FSHM_RING_MAX_ENTRIES) {
+				fprintf(stderr, "ferryd: --max-inflight: 2 to %u\n", FSHM_RING_MAX_ENTRIES);
+				return -1;
+			}
+			o->limits.depth_max = (uint32_t)v;
+			if (o->limits.depth_default > v)
+				o->limits.depth_default = (uint32_t)v;
+			break;
+		case OPT_STRICT:
+			if (!strcmp(optarg, "true") || !strcmp(optarg, "1"))
+				o->strict = true;
+			else if (!strcmp(optarg, "false") || !strcmp(optarg, "0"))
+				o->strict = false;
+			else {
+				fprintf(stderr, "ferryd: --strict-model-config: true or false\n");
+				return -1;
+			}
+			break;
+		case OPT_EVENT_LOOP:
+			if (!strcmp(optarg, "epoll"))
+				o->force_epoll = true;
+			else if (!strcmp(optarg, "io_uring"))
+				o->force_epoll = false;
+			else {
+				fprintf(stderr, "ferryd: --event-loop: io_uring or epoll\n");
+				return -1;
+			}
+			break;
+		case OPT_MAX_PER_UID:
+			if (parse_u64(optarg, &v) || v > 1000000) {
+				fprintf(stderr, "ferryd: --max-sessions-per-uid: 0 (no limit) to 1000000\n");
+				return -1;
+			}
+			o->max_sessions_per_uid = (uint32_t)v;
+			break;
+		/* TLS asked for and not available is fatal, as an explicit
+		 * port is: never fall back to plaintext. */
+		case OPT_TLS_CERT: ferryd__grpc.tls_cert = optarg; ferryd__grpc_explicit = true; break;
+		case OPT_TLS_KEY: ferryd__grpc.tls_key = optarg; ferryd__grpc_explicit = true; break;
+		case OPT_TLS_CA: ferryd__grpc.tls_ca = optarg; ferryd__grpc_explicit = true; break;
+		case OPT_SOCKET_GROUP:
+			o->socket_group = optarg;
+			break;
+		case OPT_IDLE_EXIT:
+			if (parse_u64(optarg, &v) || v > 86400 * 365) {
+				fprintf(stderr, "ferryd: --idle-exit: seconds, 0 for never\n");
+				return -1;
+			}
+			o->idle_exit_ns = v * 1000000000ULL;
+			break;
+		case OPT_METRICS_PORT:
+			if (parse_u64(optarg, &v) || v > 65535) {
+				fprintf(stderr, "ferryd: --metrics-port: 0 to 65535\n");
+				return -1;
+			}
+			ferryd__metrics_port = (int)v;
+			ferryd__metrics_explicit = true;
+			break;
+		case OPT_METRICS_ADDRESS:
+			ferryd__metrics_address = optarg;
+			break;
+		case OPT_GRPC_PORT:
+			if (parse_u64(optarg, &v) || v > 65535) {
+				fprintf(stderr, "ferryd: --grpc-port: 0 to 65535\n");
+				return -1;
+			}
+			ferryd__grpc.port = (int)v;
+			ferryd__grpc_explicit = true;
+			break;
+		case OPT_GRPC_ADDRESS:
+			ferryd__grpc.address = optarg;
+			break;
+		case OPT_GRPC_THREADS:
+			if (parse_u64(optarg, &v) || v < 1 || v > 64) {
+				fprintf(stderr, "ferryd: --grpc-threads: 1 to 64\n");
+				return -1;
+			}
+			ferryd__grpc.threads = (int)v;
+			break;
+		case OPT_GRPC_MAX_MSG:
+			if (parse_u64(optarg, &v) || v < 4096 || v > INT32_MAX) {
+				fprintf(stderr, "ferryd: --grpc-max-message-bytes: 4096 to 2147483647\n");
+				return -1;
+			}
+			ferryd__grpc.max_message_bytes = (int64_t)v;
+			break;
+		case OPT_ALLOW_CLIENT_SHM:
+			ferryd__grpc.allow_client_shm = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("ferryd %s\n", PACKAGE_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferryd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->limits.arena_default > o->limits.arena_max)
+		o->limits.arena_default = o->limits.arena_max;
+	if (!o->repository) {
+		fprintf(stderr, "ferryd: no model repository: give --model-repository DIR "
+				"or set FERRY_MODEL_REPOSITORY\n");
+		return -1;
+	}
+	if (!o->socket_path) {
+		if (ctl_default_socket_path(ferryd__socket_buf, sizeof(ferryd__socket_buf))) {
+			fprintf(stderr, "ferryd: socket path too long\n");
+			return -1;
+		}
+		o->socket_path = ferryd__socket_buf;
+	}
+	return 0;
+}
+
+static void numa_setup(struct broker_options *o)
+{
+	/* GPU instances pin their threads to their card's node unless off */
+	onnx_gpu_set_numa(o->numa != -1);
+	if (o->numa == -1)
+		return;
+	if (numa_available() < 0) {
+		if (o->numa >= 0)
+			log_warn("--numa %d: libnuma reports no NUMA support; not binding", o->numa);
+		else
+			log_info("NUMA: not available on this machine; arenas are not bound");
+		o->limits.numa_node = -1;
+		return;
+	}
+	int nodes = numa_max_node() + 1;
+	if (o->numa >= 0) {
+		if (o->numa >= nodes) {
+			log_warn("--numa %d: the machine has %d node(s); not binding", o->numa, nodes);
+			o->limits.numa_node = -1;
+		} else {
+			o->limits.numa_node = o->numa;
+			log_info("NUMA: session arenas bound to node %d", o->numa);
+		}
+		return;
+	}
+	/* auto: beside GPU 0 when there is one (its PCI device's node);
+	 * on CPUs alone, the kernel's first-touch policy places each arena. */
+	if (onnx_gpu_device_count() > 0) {
+		int node = onnx_gpu_numa_node(0);
+		if (node >= 0 && node < nodes) {
+			o->limits.numa_node = node;
+			log_info("NUMA: session arenas bound to node %d (GPU 0's)", node);
+			return;
+		}
+	}
+	if (nodes == 1)
+		log_info("NUMA: one node; placement is a no-op");
+	else
+		log_info("NUMA: %d nodes, no GPU: arenas follow first touch", nodes);
+	o->limits.numa_node = -1;
+}
+
+static void on_signal(void *arg, uint32_t events)
+{
+	struct broker *b = arg;
+	unsigned char sig[64];
+	ssize_t n;
+	while ((n = read(b->signal_fd, sig, sizeof(sig))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			switch (sig[i]) {
+			case SIGTERM:
+			case SIGINT:
+				log_info("signal %d: shutting down", (int)sig[i]);
+				b->stopping = true;
+				break;
+			case SIGHUP:
+				log_info("SIGHUP: rescanning the model repository");
+				rsc_request();
+				break;
+			default:
+				break;
+			}
+		}
+	}
+}
+
+static void on_kick(void *arg, uint32_t events)
+{
+	struct broker *b = arg;
+	uint64_t v;
+	ssize_t n = read(b->kick_fd, &v, sizeof(v));
+	(void)n;
+	ctl_admin_replies(b);
+}
+
+/* sched kick: an inline model got work from a thread other than ours. */
+static void broker_kick(void *arg)
+{
+	struct broker *b = arg;
+	/* Pairs with the full fence in run() after sleeping = 1: either the
+	 * loop thread's re-check sees the queued request, or we see its
+	 * flag and write the eventfd. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&b->sleeping, memory_order_relaxed)) {
+		uint64_t one = 1;
+		ssize_t n = write(b->kick_fd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+static int poll_sessions(struct broker *b)
+{
+	int work = 0;
+	struct session *s = b->sessions, *next;
+	for (; s; s = next) {
+		next = s->next;
+		int n = sess_poll(s);
+		if (n < 0) {
+			log_warn("session %llu: corrupt ring indices; closing it",
+				 (unsigned long long)s->id);
+			ctl_session_close(b, s, "corrupt ring");
+			continue;
+		}
+		work += n;
+	}
+	return work;
+}
+
+static void run(struct broker *b)
+{
+	uint64_t idle_since = fshm_now_ns();
+	uint64_t deadline;
+	unsigned iter = 0;
+
+	uint64_t last_snapshot = 0;
+	uint64_t idle_from = 0;         /* since when no session (--idle-exit) */
+
+	while (!b->stopping) {
+		uint64_t now = fshm_now_ns();
+		/* Publish the gauges only the loop may read, ten times a
+		 * second at most. */
+		if (now - last_snapshot > 100000000) {
+			mx_snapshot(b);
+			last_snapshot = now;
+		}
+		int work = poll_sessions(b);
+		deadline = UINT64_MAX;
+		work += fm_run_inline(now, &deadline);
+		if (work) {
+			idle_since = now;
+			/* Control traffic and new connections between bursts. */
+			if ((++iter & 63) == 0)
+				loop_wait(b->loop, 0);
+			continue;
+		}
+		if (b->opt.wait == FSHM_WAIT_SPIN ||
+		    (b->opt.wait == FSHM_WAIT_HYBRID && now - idle_since < b->opt.spin_ns)) {
+			if ((++iter & 63) == 0)
+				loop_wait(b->loop, 0);
+			fshm_cpu_relax();
+			continue;
+		}
+
+		/* Going to sleep: NEED_WAKEUP handshake.  Set every flag, one
+		 * full fence, re-check every ring; a client that published
+		 * before the fence is seen here, one that publishes after it
+		 * sees our flag and rings the eventfd. */
+		atomic_store_explicit(&b->sleeping, 1, memory_order_relaxed);
+		for (struct session *s = b->sessions; s; s = s->next)
+			sess_arm(s);
+		atomic_thread_fence(memory_order_seq_cst);
+		bool again = false;
+		for (struct session *s = b->sessions; s && !again; s = s->next)
+			again = sess_has_work(s);
+		now = fshm_now_ns();
+		if (!again && fm_run_inline(now, &deadline) > 0)
+			again = true;
+		if (!again && b->opt.idle_exit_ns) {
+			/* A private broker leaves when nobody has used it for
+			 * --idle-exit: wake up in time to notice. */
+			if (b->nsessions)
+				idle_from = 0;
+			else if (!idle_from)
+				idle_from = now;
+			else if (now - idle_from >= b->opt.idle_exit_ns) {
+				log_info("idle for %llu s with no session: exiting (--idle-exit)",
+					 (unsigned long long)(b->opt.idle_exit_ns / 1000000000ULL));
+				b->stopping = true;
+				again = true;
+			}
+			if (b->nsessions == 0 && idle_from &&
+			    idle_from + b->opt.idle_exit_ns < deadline)
+				deadline = idle_from + b->opt.idle_exit_ns;
+		}
+		if (!again) {
+			int64_t timeout = -1;
+			if (deadline != UINT64_MAX)
+				timeout = deadline > now ? (int64_t)(deadline - now) : 0;
+			atomic_fetch_add_explicit(&mx_gauges.loop_sleeps, 1, memory_order_relaxed);
+			/* Asleep, the gauges would stay as the last busy moment
+			 * left them: publish the quiet state first. */
+			if (now - last_snapshot > 100000000) {
+				mx_snapshot(b);
+				last_snapshot = now;
+			}
+			loop_wait(b->loop, timeout);
+		}
+		atomic_store_explicit(&b->sleeping, 0, memory_order_relaxed);
+		for (struct session *s = b->sessions; s; s = s->next)
+			sess_disarm(s);
+		idle_since = fshm_now_ns();
+	}
+}
+
+/* The write end of the self-pipe, for the handler. */
+static int ferryd__sigpipe = -1;
+
+static void on_signal_handler(int sig)
+{
+	int saved = errno;
+	unsigned char c = (unsigned char)sig;
+	ssize_t n = write(ferryd__sigpipe, &c, 1);
+	(void)n;
+	errno = saved;
+}
+
+/*
+ * Signals reach the loop through a self-pipe written by a handler, not a
+ * signalfd: a signalfd needs the signal blocked in every thread, and
+ * libraries start threads of their own before main() (OpenBLAS's pool, in
+ * its constructor) which keep the default mask, so a SIGTERM delivered to
+ * one of them would kill the process instead of stopping it cleanly.
+ */
+static int setup_signals(struct broker *b)
+{
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC))
+		return -errno;
+	b->signal_fd = fds[0];
+	ferryd__sigpipe = fds[1];
+	struct sigaction sa = { .sa_handler = on_signal_handler, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+	    sigaction(SIGHUP, &sa, NULL))
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	b->signal_handle = loop_add(b->loop, b->signal_fd, on_signal, b);
+	return b->signal_handle < 0 ? b->signal_handle : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct broker *b = &g_broker;
+	struct timespec ts;
+	int ret;
+
+	b->listen_fd = b->signal_fd = b->kick_fd = -1;
+	if (parse_options(argc, argv, &b->opt))
+		return 2;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	b->epoch = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	log_info("ferryd %s starting: repository %s, socket %s, wait %s",
+		 PACKAGE_VERSION, b->opt.repository, b->opt.socket_path,
+		 fshm_wait_policy_name(b->opt.wait));
+
+	ret = loop_create(&b->loop, b->opt.force_epoll);
+	if (ret) {
+		log_error("cannot create the event loop: %s", strerror(-ret));
+		return 1;
+	}
+	log_info("event loop: %s", loop_engine(b->loop));
+	if ((ret = setup_signals(b))) {
+		log_error("signals: %s", strerror(-ret));
+		return 1;
+	}
+	numa_setup(&b->opt);
+	b->opt.limits.gpu_pin = onnx_gpu_device_count() > 0;
+	if (b->opt.limits.gpu_pin)
+		log_info("GPU: %d device(s); session arenas are pinned (cudaHostRegister)",
+			 onnx_gpu_device_count());
+
+	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->kick_fd < 0 || (b->kick_handle = loop_add(b->loop, b->kick_fd, on_kick, b)) < 0) {
+		log_error("kick eventfd: %s", strerror(errno));
+		return 1;
+	}
+	struct fm_options fo = {
+		.repository = b->opt.repository,
+		.backend_dir = b->opt.backend_dir,
+		.strict = b->opt.strict,
+		.kick = broker_kick,
+		.kick_arg = b,
+	};
+	ret = fm_load_all(&fo);
+	fm_log_table();
+	if (ret == FERRY_CONFIG) {
+		log_error("model repository %s: some models failed to load (see above); exiting "
+			  "(--strict-model-config=false serves the others)", b->opt.repository);
+		fm_unload_all();
+		return 1;
+	} else if (ret) {
+		/* The repository itself (or memory) failed: nothing to serve,
+		 * whatever --strict-model-config says. */
+		log_error("model repository %s: cannot be read (see above); exiting",
+			  b->opt.repository);
+		fm_unload_all();
+		return 1;
+	}
+	if ((ret = mx_start(ferryd__metrics_address, ferryd__metrics_port)) &&
+	    ferryd__metrics_explicit) {
+		log_error("metrics: cannot listen on %s:%d", ferryd__metrics_address,
+			  ferryd__metrics_port);
+		fm_stop_all();
+		fm_unload_all();
+		return 1;
+	} else if (ret) {
+		log_warn("metrics: the default port %d is not available; serving without "
+			 "metrics (--metrics-port picks another, 0 turns it off)",
+			 ferryd__metrics_port);
+	}
+	if ((ret = ctl_listen(b))) {
+		mx_stop();
+		fm_unload_all();
+		return 1;
+	}
+	if ((ret = gs_start(&ferryd__grpc)) && ferryd__grpc_explicit) {
+		mx_stop();
+		ctl_close_listener(b);
+		fm_stop_all();
+		fm_unload_all();
+		return 1;
+	} else if (ret) {
+		log_warn("gRPC: the default port %d is not available; serving without gRPC "
+			 "(--grpc-port picks another, 0 turns it off)", ferryd__grpc.port);
+	}
+	rsc_init(b->opt.repository);
+	atomic_store(&mx_gauges.ready, true);
+	log_info("ready: listening on %s", b->opt.socket_path);
+	svc_notify("READY=1");
+
+	run(b);
+	atomic_store(&mx_gauges.ready, false);
+	svc_notify("STOPPING=1");
+
+	/* Shutdown: no new clients; queued requests run to completion and
+	 * their results reach clients still connected; then sessions go. */
+	log_info("stopping: finishing queued requests");
+	if (b->listen_fd >= 0) {
+		loop_del(b->loop, b->listen_handle);
+		close(b->listen_fd);
+		b->listen_fd = -1;
+	}
+	gs_stop();
+	rsc_fini();
+	ctl_admin_stop();
+	fm_stop_all();
+	ctl_close_listener(b);
+	mx_stop();
+	fm_unload_all();
+	loop_del(b->loop, b->signal_handle);
+	close(b->signal_fd);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
+	close(ferryd__sigpipe);
+	loop_del(b->loop, b->kick_handle);
+	close(b->kick_fd);
+	loop_destroy(b->loop);
+	log_info("stopped");
+	return 0;
+}

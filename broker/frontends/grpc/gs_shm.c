@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gs_shm.c - system and CUDA shared-memory regions registered by gRPC
+ * clients (Triton's shared-memory extensions).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#include <ferry/errors.h>
+
+#include "broker/frontends/grpc/gs_shm.h"
+#include "broker/core/log.h"
+
+#define GS_SHM_MAX_REGIONS 4096
+#define GS_SHM_NAME_MAX 256
+
+struct gs_shm_region {
+	char name[GS_SHM_NAME_MAX];
+	char key[GS_SHM_NAME_MAX];
+	uint64_t offset, byte_size;
+	int fd;
+	void *map;                      /* the mapping, page aligned */
+	size_t map_len;
+	uint8_t *base;                  /* map + (offset % page) */
+	_Atomic int refs;               /* the table's + one per request */
+	struct gs_shm_region *next;     /* table list; gs_shm__lock */
+};
+
+static pthread_mutex_t gs_shm__lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gs_shm_region *gs_shm__list;   /* gs_shm__lock */
+static int gs_shm__n;                        /* gs_shm__lock */
+static _Atomic bool gs_shm__on;
+
+void gs_shm_enable(bool on)
+{
+	atomic_store(&gs_shm__on, on);
+}
+
+bool gs_shm_enabled(void)
+{
+	return atomic_load(&gs_shm__on);
+}
+
+static void gs_shm__free(struct gs_shm_region *r)
+{
+	if (r->map && r->map != MAP_FAILED)
+		munmap(r->map, r->map_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
+
+void gs_shm_put(struct gs_shm_region *r)
+{
+	/* acq_rel: the last dropper sees every access of the others (their
+	 * reads and writes of the mapping) before unmapping. */
+	if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+		gs_shm__free(r);
+}
+
+static struct gs_shm_region *gs_shm__find(const char *name)
+{
+	for (struct gs_shm_region *r = gs_shm__list; r; r = r->next)
+		if (!strcmp(r->name, name))
+			return r;
+	return NULL;
+}
+
+int gs_shm_register(const char *name, const char *key, uint64_t offset,
+		    uint64_t byte_size, char *err, size_t errlen)
+{
+	struct stat st;
+	int ret;
+
+	if (!gs_shm_enabled()) {
+		snprintf(err, errlen, "system shared memory is disabled on this server "
+			 "(ferryd --allow-client-shm enables it)");
+		return FERRY_UNAVAILABLE;
+	}
+	if (!name || !*name || strlen(name) >= GS_SHM_NAME_MAX) {
+		snprintf(err, errlen, "a region name of 1 to %d bytes is required",
+			 GS_SHM_NAME_MAX - 1);
+		return FERRY_EINVAL;
+	}
+	/* A POSIX shm name: one component, no path tricks. */
+	if (!key || !*key || strlen(key) >= GS_SHM_NAME_MAX ||
+	    strchr(key + (key[0] == '/'), '/') || !strcmp(key, "/") ||
+	    !strcmp(key + (key[0] == '/'), ".") || !strcmp(key + (key[0] == '/'), "..")) {
+		snprintf(err, errlen, "'%s' is not a valid shared memory key",
+			 key ? key : "");
+		return FERRY_EINVAL;
+	}
+	if (byte_size == 0 || byte_size > (1ULL << 40) || offset > (1ULL << 40)) {
+		snprintf(err, errlen, "region '%s': offset %llu and byte size %llu are out of range",
+			 name, (unsigned long long)offset, (unsigned long long)byte_size);
+		return FERRY_EINVAL;
+	}
+	struct gs_shm_region *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_ENOMEM;
+	}
+	r->fd = -1;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->key, sizeof(r->key), "%s", key);
+	r->offset = offset;
+	r->byte_size = byte_size;
+	atomic_init(&r->refs, 1);
+
+	r->fd = shm_open(key, O_RDWR | O_CLOEXEC, 0);
+	if (r->fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "unable to open shared memory region '%s' (key '%s'): %s",
+			 name, key, strerror(e));
+		ret = e == ENOENT ? FERRY_EINVAL : e == EACCES ? FERRY_EPERM : -e;
+		goto fail;
+	}
+	if (fstat(r->fd, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size < offset || (uint64_t)st.st_size - offset < byte_size) {
+		snprintf(err, errlen, "shared memory region '%s': %llu bytes at offset %llu do "
+			 "not fit the object '%s' (%lld bytes)", name,
+			 (unsigned long long)byte_size, (unsigned long long)offset, key,
+			 (long long)st.st_size);
+		ret = FERRY_EINVAL;
+		goto fail;
+	}
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t map_off = offset - offset % (uint64_t)page;
+	r->map_len = (size_t)(byte_size + (offset - map_off));
+	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)map_off);
+	if (r->map == MAP_FAILED) {
+		snprintf(err, errlen, "unable to map shared memory region '%s': %s", name,
+			 strerror(errno));
+		ret = FERRY_ENOMEM;
+		goto fail;
+	}
+	r->base = (uint8_t *)r->map + (offset - map_off);
+
+	pthread_mutex_lock(&gs_shm__lock);
+	if (gs_shm__find(name)) {
+		pthread_mutex_unlock(&gs_shm__lock);
+		snprintf(err, errlen, "shared memory region '%s' already in manager", name);
+		ret = FERRY_EBUSY;
+		goto fail;
+	}
+	if (gs_shm__n >= GS_SHM_MAX_REGIONS) {
+		pthread_mutex_unlock(&gs_shm__lock);
+		snprintf(err, errlen, "too many shared memory regions (%d)", GS_SHM_MAX_REGIONS);
+		ret = FERRY_ENOSPC;
+		goto fail;
+	}
+	r->next = gs_shm__list;
+	gs_shm__list = r;
+	gs_shm__n++;
+	pthread_mutex_unlock(&gs_shm__lock);
+	log_debug("shm region '%s': key %s, %llu bytes at %llu", name, key,
+		  (unsigned long long)byte_size, (unsigned long long)offset);
+	return 0;
+fail:
+	gs_shm__free(r);
+	return ret;
+}
+
+void gs_shm_unregister(const char *name)
+{
+	struct gs_shm_region *drop = NULL;
+
+	pthread_mutex_lock(&gs_shm__lock);
+	struct gs_shm_region **pp = &gs_shm__list;
+	while (*pp) {
+		struct gs_shm_region *r = *pp;
+		if (!name || !*name || !strcmp(r->name, name)) {
+			*pp = r->next;
+			r->next = drop;
+			drop = r;
+			gs_shm__n--;
+		} else {
+			pp = &r->next;
+		}
+	}
+	pthread_mutex_unlock(&gs_shm__lock);
+	while (drop) {
+		struct gs_shm_region *n = drop->next;
+		gs_shm_put(drop);
+		drop = n;
+	}
+}
+
+int gs_shm_status(const char *name,
+		  void (*fn)(void *arg, const char *name, const char *key,
+			     uint64_t offset, uint64_t byte_size),
+		  void *arg, char *err, size_t errlen)
+{
+	int found = 0;
+	pthread_mutex_lock(&gs_shm__lock);
+	for (struct gs_shm_region *r = gs_shm__list; r; r = r->next) {
+		if (name && *name && strcmp(r->name, name))
+			continue;
+		fn(arg, r->name, r->key, r->offset, r->byte_size);
+		found++;
+	}
+	pthread_mutex_unlock(&gs_shm__lock);
+	if (name && *name && !found) {
+		snprintf(err, errlen, "Unable to find system shared memory region: '%s'", name);
+		return FERRY_ENOENT;
+	}
+	return 0;
+}
+
+int gs_shm_get(const char *name, uint64_t off, uint64_t size,
+	       struct gs_shm_region **out, uint8_t **ptr, char *err, size_t errlen)
+{
+	struct stat st;
+
+	pthread_mutex_lock(&gs_shm__lock);
+	struct gs_shm_region *r = name ? gs_shm__find(name) : NULL;
+	if (r)
+		atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&gs_shm__lock);
+	if (!r) {
+		snprintf(err, errlen, "Unable to find shared memory region: '%s'",
+			 name ? name : "");
+		return FERRY_ENOENT;
+	}
+	if (off > r->byte_size || size > r->byte_size - off) {
+		snprintf(err, errlen, "shared memory region '%s': %llu bytes at offset %llu "
+			 "lie outside the region (%llu bytes)", name,
+			 (unsigned long long)size, (unsigned long long)off,
+			 (unsigned long long)r->byte_size);
+		gs_shm_put(r);
+		return FERRY_EINVAL;
+	}
+	/* The client may have shrunk its object since: touching pages past
+	 * its end would SIGBUS the broker. */
+	if (fstat(r->fd, &st) || (uint64_t)st.st_size < r->offset + r->byte_size) {
+		snprintf(err, errlen, "shared memory region '%s': the object '%s' shrank below "
+			 "the registered range", name, r->key);
+		gs_shm_put(r);
+		return FERRY_EINVAL;
+	}
+	*out = r;
+	*ptr = r->base + off;
+	return 0;
+}
+
+void gs_shm_fini(void)
+{
+	gs_shm_unregister(NULL);
+	gs_cuda_unregister(NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* CUDA shared memory                                                      */
+
+#ifdef HAVE_CUDA
+/* An IPC handle is opened once at registration and cached here until
+ * unregistered: opening it per request costs milliseconds. */
+struct gs_cuda_region {
+	char name[GS_SHM_NAME_MAX];
+	int64_t device_id;
+	uint64_t byte_size;
+	void *dptr;
+	struct gs_cuda_region *next;
+};
+static struct gs_cuda_region *gs_cuda__list;  /* gs_shm__lock */
+
+static pthread_once_t gs_cuda__once = PTHREAD_ONCE_INIT;
+static bool gs_cuda__have;
+
+static void gs_cuda__probe(void)
+{
+	/* The CUDA runtime's first call changes the calling thread's signal
+	 * mask (seen with cudart 12 and no driver: ferryd then died of the
+	 * SIGTERM it handles through signalfd): put the mask back. */
+	sigset_t saved;
+	int n = 0;
+	pthread_sigmask(SIG_SETMASK, NULL, &saved);
+	gs_cuda__have = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+bool gs_cuda_available(void)
+{
+	pthread_once(&gs_cuda__once, gs_cuda__probe);
+	return gs_cuda__have;
+}
+
+int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len,
+		     int64_t device_id, uint64_t byte_size, char *err, size_t errlen)
+{
+	cudaIpcMemHandle_t h;
+	int n = 0;
+
+	if (!gs_cuda_available()) {
+		snprintf(err, errlen, "CUDA shared memory is not available: this ferryd has no "
+			 "CUDA device");
+		return FERRY_UNAVAILABLE;
+	}
+	if (!name || !*name || strlen(name) >= GS_SHM_NAME_MAX) {
+		snprintf(err, errlen, "a region name of 1 to %d bytes is required",
+			 GS_SHM_NAME_MAX - 1);
+		return FERRY_EINVAL;
+	}
+	if (handle_len != sizeof(h)) {
+		snprintf(err, errlen, "raw_handle of %zu bytes, a CUDA IPC handle has %zu",
+			 handle_len, sizeof(h));
+		return FERRY_EINVAL;
+	}
+	if (cudaGetDeviceCount(&n) != cudaSuccess || device_id < 0 || device_id >= n) {
+		snprintf(err, errlen, "no CUDA device %lld", (long long)device_id);
+		return FERRY_EINVAL;
+	}
+	struct gs_cuda_region *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_ENOMEM;
+	}
+	memcpy(&h, raw_handle, sizeof(h));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->device_id = device_id;
+	r->byte_size = byte_size;
+	int prev = 0;
+	cudaGetDevice(&prev);
+	cudaSetDevice((int)device_id);
+	cudaError_t ce = cudaIpcOpenMemHandle(&r->dptr, h, cudaIpcMemLazyEnablePeerAccess);
+	cudaSetDevice(prev);
+	if (ce != cudaSuccess) {
+		snprintf(err, errlen, "failed to open CUDA IPC handle of region '%s': %s", name,
+			 cudaGetErrorString(ce));
+		free(r);
+		return FERRY_EINVAL;
+	}
+	pthread_mutex_lock(&gs_shm__lock);
+	for (struct gs_cuda_region *o = gs_cuda__list; o; o = o->next) {
+		if (!strcmp(o->name, name)) {
+			pthread_mutex_unlock(&gs_shm__lock);
+			cudaIpcCloseMemHandle(r->dptr);
+			free(r);
+			snprintf(err, errlen, "shared memory region '%s' already in manager", name);
+			return FERRY_EBUSY;
+		}
+	}
+	r->next = gs_cuda__list;
+	gs_cuda__list = r;
+	pthread_mutex_unlock(&gs_shm__lock);
+	return 0;
+}
+
+void gs_cuda_unregister(const char *name)
+{
+	pthread_mutex_lock(&gs_shm__lock);
+	struct gs_cuda_region **pp = &gs_cuda__list;
+	while (*pp) {
+		struct gs_cuda_region *r = *pp;
+		if (!name || !*name || !strcmp(r->name, name)) {
+			*pp = r->next;
+			cudaIpcCloseMemHandle(r->dptr);
+			free(r);
+		} else {
+			pp = &r->next;
+		}
+	}
+	pthread_mutex_unlock(&gs_shm__lock);
+}
+
+int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
+		 bool to_device, char *err, size_t errlen)
+{
+	int ret = 0;
+	pthread_mutex_lock(&gs_shm__lock);
+	struct gs_cuda_region *r = gs_cuda__list;
+	while (r && strcmp(r->name, name))
+		r = r->next;
+	if (!r) {
+		ret = FERRY_ENOENT;
+		snprintf(err, errlen, "Unable to find shared memory region: '%s'", name);
+	} else if (off > r->byte_size || size > r->byte_size - off) {
+		ret = FERRY_EINVAL;
+		snprintf(err, errlen, "cuda shared memory region '%s': %llu bytes at offset %llu "
+			 "lie outside the region (%llu bytes)", name, (unsigned long long)size,
+			 (unsigned long long)off, (unsigned long long)r->byte_size);
+	} else {
+		/* Under the lock: an unregister cannot close the handle
+		 * during the copy. */
+		char *d = (char *)r->dptr + off;
+		cudaError_t ce = to_device ? cudaMemcpy(d, host, size, cudaMemcpyHostToDevice)
+					   : cudaMemcpy(host, d, size, cudaMemcpyDeviceToHost);
+		if (ce != cudaSuccess) {
+			ret = FERRY_EINVAL;
+			snprintf(err, errlen, "cuda shared memory region '%s': %s", name,
+				 cudaGetErrorString(ce));
+		}
+	}
+	pthread_mutex_unlock(&gs_shm__lock);
+	return ret;
+}
+
+int gs_cuda_status(const char *name,
+		   void (*fn)(void *arg, const char *name, int64_t device_id,
+			      uint64_t byte_size),
+		   void *arg, char *err, size_t errlen)
+{
+	int found = 0;
+	pthread_mutex_lock(&gs_shm__lock);
+	for (struct gs_cuda_region *r = gs_cuda__list; r; r = r->next) {
+		if (name && *name && strcmp(r->name, name))
+			continue;
+		fn(arg, r->name, r->device_id, r->byte_size);
+		found++;
+	}
+	pthread_mutex_unlock(&gs_shm__lock);
+	if (name && *name && !found) {
+		snprintf(err, errlen, "Unable to find cuda shared memory region: '%s'", name);
+		return FERRY_ENOENT;
+	}
+	return 0;
+}
+#else
+bool gs_cuda_available(void)
+{
+	return false;
+}
+
+int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len,
+		     int64_t device_id, uint64_t byte_size, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "CUDA shared memory is not available: this ferryd was built "
+		 "without CUDA");
+	return FERRY_UNAVAILABLE;
+}
+
+void gs_cuda_unregister(const char *name)
+{
+}
+
+int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
+		 bool to_device, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "Unable to find shared memory region: '%s'", name);
+	return FERRY_ENOENT;
+}
+
+int gs_cuda_status(const char *name,
+		   void (*fn)(void *arg, const char *name, int64_t device_id,
+			      uint64_t byte_size),
+		   void *arg, char *err, size_t errlen)
+{
+	if (name && *name) {
+		snprintf(err, errlen, "Unable to find cuda shared memory region: '%s'", name);
+		return FERRY_ENOENT;
+	}
+	return 0;
+}
+#endif

@@ -1,0 +1,18 @@
+# broker/sched/: the scheduler (queues, dynamic batcher, instance threads)
+# and the host side of the backend ABI (registry, plugin loading, the
+# accessors of include/ferry/backend.h), as a convenience library linked
+# into ferryd and the tests.
+#
+# Whatever links libfsched.la and loads plugins must export the ABI's
+# accessors to them: link that program with -export-dynamic (libtool) or
+# -Wl,--export-dynamic.
+noinst_LTLIBRARIES += broker/sched/libfsched.la
+broker_sched_libfsched_la_SOURCES = \
+	broker/sched/be_host.h \
+	broker/sched/be_host.c \
+	broker/backends/identity.c \
+	broker/backends/addsub.c \
+	broker/sched/sched.h \
+	broker/sched/sched.c
+broker_sched_libfsched_la_LIBADD = -ldl
+pkginclude_HEADERS += include/ferry/backend.h

@@ -402,27 +402,27 @@ static double raw_cublas_mlp(int B)
 
 static double inproc_gpu(struct ox_model *m, const struct net *n, int B)
 {
-	struct oxg_weights *w;
-	struct oxg_ctx *c;
+	struct ox_cuda_weights *w;
+	struct ox_cuda_ctx *c;
 	char err[512];
 	float *x, *y;
 	double best = 0;
 
-	if (oxg_weights_create(m, 0, &w, err, sizeof(err)) ||
-	    oxg_ctx_create(m, w, B, 1, &c, err, sizeof(err)))
+	if (ox_cuda_weights_create(m, 0, &w, err, sizeof(err)) ||
+	    ox_cuda_ctx_create(m, w, B, 1, &c, err, sizeof(err)))
 		die("GPU context: %s", err);
 	cudaMallocHost((void **)&x, n->in_row * MAXB * sizeof(float));
 	cudaMallocHost((void **)&y, n->out_row * MAXB * sizeof(float));
 	const float *in[1] = { x };
 	float *out[1] = { y };
-	struct oxg_part p = { B, in, out };
+	struct ox_cuda_part p = { B, in, out };
 
 	for (int rep = 0; rep < 3; rep++) {
 		double t0 = now(), t;
 		long iters = 0;
 
 		do {
-			if (oxg_run(c, 1, &p, NULL, NULL, err, sizeof(err)))
+			if (ox_cuda_run(c, 1, &p, NULL, NULL, err, sizeof(err)))
 				die("GPU run: %s", err);
 			iters++;
 		} while ((t = now() - t0) < opt.seconds);
@@ -431,8 +431,8 @@ static double inproc_gpu(struct ox_model *m, const struct net *n, int B)
 	}
 	cudaFreeHost(x);
 	cudaFreeHost(y);
-	oxg_ctx_free(c);
-	oxg_weights_free(w);
+	ox_cuda_ctx_free(c);
+	ox_cuda_weights_free(w);
 	return best;
 }
 
@@ -475,9 +475,9 @@ static void gpu_h2d(void)
 	double r_pin = h2d_rate(pinned, dev, bytes);
 	double r_reg = -1;
 
-	if (onnx_gpu_register_arena(arena, bytes) == 0) {
+	if (ox_gpu_register_arena(arena, bytes) == 0) {
 		r_reg = h2d_rate(arena, dev, bytes);
-		onnx_gpu_unregister_arena(arena);
+		ox_gpu_unregister_arena(arena);
 	}
 	printf("\nH2D copies of 64 MiB (GB/s, best of 10)\n");
 	printf("%-36s %10.1f\n", "memfd mapping, cudaHostRegister", r_reg);
@@ -585,7 +585,7 @@ int main(int argc, char **argv)
 	if (csv)
 		fprintf(csv, "part,model,batch,inproc_items_s,ferryd_items_s,ratio\n");
 	srand(1);
-	gpus = onnx_gpu_device_count();
+	gpus = ox_gpu_device_count();
 
 	/* Row by row, in-process then through the (idle until then) broker,
 	 * so that both sides of a ratio see the same machine load. */
@@ -618,7 +618,7 @@ int main(int argc, char **argv)
 		}
 
 	if (gpus < 1) {
-		printf("\nGPU: skipped: no GPU%s\n", onnx_gpu_built() ? "" :
+		printf("\nGPU: skipped: no GPU%s\n", ox_gpu_built() ? "" :
 		       " (built without CUDA)");
 	} else {
 #ifdef HAVE_CUDA

@@ -29,7 +29,7 @@
 #include "libclient/client.h"
 #include "libclient/remote.h"
 #include "proto/control.pb-c.h"
-#include "proto/ctl_frame.h"
+#include "proto/frame.h"
 
 /* ---------------------------------------------------------------------- */
 /* Errors                                                                  */
@@ -60,7 +60,7 @@ static int64_t fc__ms_left(uint64_t deadline)
 }
 
 /* Send req and wait for its response (ctl_lock held).  fds received with
- * it are returned in fds[] (up to CTL_MAX_FDS), the caller owns them. */
+ * it are returned in fds[] (up to FRAME_MAX_FDS), the caller owns them. */
 static int fc__call_t(ferry_client *c, Ferry__Control__Request *req,
 		    Ferry__Control__Response **resp, int *fds, int *nfds, int timeout_s)
 {
@@ -68,17 +68,17 @@ static int fc__call_t(ferry_client *c, Ferry__Control__Request *req,
 	int ret;
 
 	req->seq = ++c->seq;
-	ret = ctl_send(c->sock, &req->base, NULL, 0, 0);
+	ret = frame_send(c->sock, &req->base, NULL, 0, 0);
 	if (ret) {
 		/* A broker that refuses a peer sends an Error and closes at
 		 * once: read it rather than report a bare EPIPE. */
-		if (ctl_read(c->sock, &c->rd) == 1)
+		if (frame_read(c->sock, &c->rd) == 1)
 			goto have_frame;
 		return fc_fail(ret == -EPIPE ? FERRY_EPIPE : ret,
 			       "cannot talk to the broker: %s", strerror(-ret));
 	}
 	for (;;) {
-		ret = ctl_read(c->sock, &c->rd);
+		ret = frame_read(c->sock, &c->rd);
 		if (ret == 1)
 			break;
 		if (ret < 0)
@@ -92,15 +92,15 @@ static int fc__call_t(ferry_client *c, Ferry__Control__Request *req,
 		poll(&p, 1, (int)ms);
 	}
 have_frame:
-	*resp = ferry__control__response__unpack(NULL, ctl_payload_len(&c->rd),
-						  ctl_payload(&c->rd));
+	*resp = ferry__control__response__unpack(NULL, frame_payload_len(&c->rd),
+						  frame_payload(&c->rd));
 	if (fds && nfds) {
 		*nfds = c->rd.nfds;
 		for (int i = 0; i < c->rd.nfds; i++)
 			fds[i] = c->rd.fds[i];
-		c->rd.nfds = 0; /* ours now: ctl_reader_next must not close them */
+		c->rd.nfds = 0; /* ours now: frame_reader_next must not close them */
 	}
-	ctl_reader_next(&c->rd);
+	frame_reader_next(&c->rd);
 	if (!*resp)
 		return fc_fail(FERRY_EPROTO, "malformed response from the broker");
 	/* seq 0 is the broker speaking first: an Error about the whole
@@ -155,7 +155,7 @@ static void fc__free(ferry_client *c)
 		close(c->db_client.efd);
 	if (c->sock >= 0)
 		close(c->sock);
-	ctl_reader_fini(&c->rd);
+	frame_reader_fini(&c->rd);
 	free(c->slots);
 	free(c->free_slots);
 	pthread_mutex_destroy(&c->ctl_lock);
@@ -178,7 +178,7 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 	ferry_options o = { 0 };
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	Ferry__Control__Response *resp = NULL;
-	int fds[CTL_MAX_FDS], nfds = 0;
+	int fds[FRAME_MAX_FDS], nfds = 0;
 	ferry_client *c;
 	int ret;
 
@@ -201,7 +201,7 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 		return fc_fail(FERRY_EINVAL, "unknown wait policy %d", (int)o.wait);
 
 	if (!address || !*address) {
-		if (ctl_default_socket_path(path, sizeof(path)))
+		if (frame_default_socket_path(path, sizeof(path)))
 			return fc_fail(FERRY_EINVAL, "socket path too long");
 	} else {
 		if (!strncmp(address, "grpc://", 7) || !strncmp(address, "grpcs://", 8))
@@ -228,7 +228,7 @@ again:
 	pthread_mutex_init(&c->reap_lock, NULL);
 	pthread_mutex_init(&c->wait_lock, NULL);
 	pthread_cond_init(&c->wait_cond, NULL);
-	ctl_reader_init(&c->rd);
+	frame_reader_init(&c->rd);
 
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->sock < 0) {
@@ -246,8 +246,8 @@ again:
 	}
 
 	Ferry__Control__Hello h = FERRY__CONTROL__HELLO__INIT;
-	h.proto_major = CTL_PROTO_MAJOR;
-	h.proto_minor = CTL_PROTO_MINOR;
+	h.proto_major = FRAME_PROTO_MAJOR;
+	h.proto_minor = FRAME_PROTO_MINOR;
 	h.client_name = (char *)(o.client_name ? o.client_name : fc__progname());
 	h.arena_bytes = o.arena_bytes;
 	h.queue_depth = o.queue_depth;

@@ -10,7 +10,7 @@
 #include <ferry/ferry.h>
 
 #include "proto/control.pb-c.h"
-#include "proto/ctl_frame.h"
+#include "proto/frame.h"
 #include "shm/fshm.h"
 
 struct fc_tmeta {
@@ -87,7 +87,7 @@ struct fc_slot {
 struct ferry_client {
 	pthread_mutex_t ctl_lock;
 	int sock;
-	struct ctl_reader rd;
+	struct frame_reader rd;
 	uint64_t seq;
 	ferry_model *models;
 

@@ -66,14 +66,14 @@ pbtxt_src="broker/config/pbtxt.c broker/config/modelcfg.c shm/ferr.c tests/fuzz/
 onnx_src="broker/backends/onnx/ox_load.c broker/backends/onnx/ox_run.c $out/gen/onnx/onnx.pb-c.c
 	shm/ferr.c tests/fuzz/fuzz_onnx.c"
 onnx_libs="-lprotobuf-c -lopenblas -lm -lpthread"
-ctl_src="proto/ctl_frame.c $out/gen/proto/control.pb-c.c tests/fuzz/fuzz_ctl.c"
+ctl_src="proto/frame.c $out/gen/proto/control.pb-c.c tests/fuzz/fuzz_ctl.c"
 ctl_libs="-lprotobuf-c"
 # The submission path end to end: the real session.c and scheduler with
-# the built-in backends; tests/fuzz/fm_shim.c stands in for models.c.
+# the built-in backends; tests/fuzz/models_shim.c stands in for models.c.
 submit_src="broker/core/session.c broker/sched/sched.c broker/sched/be_host.c broker/backends/identity.c
 	broker/backends/addsub.c broker/core/log.c broker/config/pbtxt.c broker/config/modelcfg.c
 	shm/fshm_seg.c shm/fshm_ring.c shm/fshm_doorbell.c shm/fshm_arena.c shm/ferr.c
-	tests/fuzz/fm_shim.c tests/fuzz/fuzz_submit.c"
+	tests/fuzz/models_shim.c tests/fuzz/fuzz_submit.c"
 submit_libs="-ldl -lnuma -lpthread"
 
 build() {

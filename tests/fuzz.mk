@@ -5,12 +5,12 @@
 # runs each for FUZZ_SECONDS.  Here, in the normal build, the same target
 # functions replay the committed seed corpora and every input that once
 # crashed a target (tests/fuzz/test_regressions.c).  broker/core/session.c is
-# linked with tests/fuzz/fm_shim.c in place of models.c.
+# linked with tests/fuzz/models_shim.c in place of models.c.
 check_PROGRAMS += tests/test_fuzz_regressions
 TESTS += tests/test_fuzz_regressions
 tests_test_fuzz_regressions_SOURCES = tests/fuzz/test_regressions.c \
 	tests/fuzz/fuzz.h tests/fuzz/fuzz_pbtxt.c tests/fuzz/fuzz_onnx.c \
-	tests/fuzz/fuzz_ctl.c tests/fuzz/fuzz_submit.c tests/fuzz/fm_shim.c \
+	tests/fuzz/fuzz_ctl.c tests/fuzz/fuzz_submit.c tests/fuzz/models_shim.c \
 	broker/core/session.c broker/core/log.c
 tests_test_fuzz_regressions_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) \
 	-DFUZZ_TOP_SRCDIR=\"$(abs_top_srcdir)\"

@@ -22,37 +22,37 @@
 
 #include "config.h"
 #include "proto/control.pb-c.h"
-#include "proto/ctl_frame.h"
+#include "proto/frame.h"
 
 enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_NOBROKER = 3 };
 
-static bool json;
-static int sock = -1;
-static struct ctl_reader rd;
+static bool ferryctl__json;
+static int ferryctl__sock = -1;
+static struct frame_reader ferryctl__rd;
 
-static int call(Ferry__Control__Request *req, Ferry__Control__Response **resp)
+static int ferryctl__call(Ferry__Control__Request *req, Ferry__Control__Response **resp)
 {
 	req->seq = 1;
-	if (ctl_send(sock, &req->base, NULL, 0, 0)) {
+	if (frame_send(ferryctl__sock, &req->base, NULL, 0, 0)) {
 		fprintf(stderr, "ferryctl: the broker went away\n");
 		return EX_NOBROKER;
 	}
 	for (;;) {
-		int r = ctl_read(sock, &rd);
+		int r = frame_read(ferryctl__sock, &ferryctl__rd);
 		if (r == 1)
 			break;
 		if (r < 0) {
 			fprintf(stderr, "ferryctl: the broker went away (%s)\n", strerror(-r));
 			return EX_NOBROKER;
 		}
-		struct pollfd p = { .fd = sock, .events = POLLIN };
+		struct pollfd p = { .fd = ferryctl__sock, .events = POLLIN };
 		if (poll(&p, 1, 120000) == 0) {
 			fprintf(stderr, "ferryctl: no answer in 120 s\n");
 			return EX_NOBROKER;
 		}
 	}
-	*resp = ferry__control__response__unpack(NULL, ctl_payload_len(&rd), ctl_payload(&rd));
-	ctl_reader_next(&rd);
+	*resp = ferry__control__response__unpack(NULL, frame_payload_len(&ferryctl__rd), frame_payload(&ferryctl__rd));
+	frame_reader_next(&ferryctl__rd);
 	if (!*resp) {
 		fprintf(stderr, "ferryctl: malformed answer\n");
 		return EX_NOBROKER;
@@ -68,7 +68,7 @@ static int call(Ferry__Control__Request *req, Ferry__Control__Response **resp)
 }
 
 /* JSON string (names come from config files: escape them). */
-static void jstr(const char *s)
+static void ferryctl__jstr(const char *s)
 {
 	putchar('"');
 	for (; s && *s; s++) {
@@ -83,24 +83,24 @@ static void jstr(const char *s)
 	putchar('"');
 }
 
-static const char *wait_name(uint32_t w)
+static const char *ferryctl__wait_name(uint32_t w)
 {
 	return w == 0 ? "spin" : w == 1 ? "hybrid" : w == 2 ? "block" : "?";
 }
 
-static void print_models(Ferry__Control__ModelMeta **ms, size_t n)
+static void ferryctl__print_models(Ferry__Control__ModelMeta **ms, size_t n)
 {
-	if (json) {
+	if (ferryctl__json) {
 		printf("[");
 		for (size_t i = 0; i < n; i++) {
 			printf("%s{\"name\":", i ? "," : "");
-			jstr(ms[i]->name);
+			ferryctl__jstr(ms[i]->name);
 			printf(",\"version\":%lld,\"state\":", (long long)ms[i]->version);
-			jstr(ms[i]->state);
+			ferryctl__jstr(ms[i]->state);
 			printf(",\"backend\":");
-			jstr(ms[i]->backend);
+			ferryctl__jstr(ms[i]->backend);
 			printf(",\"max_batch_size\":%d,\"reason\":", ms[i]->max_batch_size);
-			jstr(ms[i]->reason);
+			ferryctl__jstr(ms[i]->reason);
 			printf("}");
 		}
 		printf("]");
@@ -114,14 +114,14 @@ static void print_models(Ferry__Control__ModelMeta **ms, size_t n)
 		       ms[i]->state, ms[i]->reason ? ms[i]->reason : "");
 }
 
-static void print_sessions(Ferry__Control__SessionInfo **ss, size_t n)
+static void ferryctl__print_sessions(Ferry__Control__SessionInfo **ss, size_t n)
 {
-	if (json) {
+	if (ferryctl__json) {
 		printf("[");
 		for (size_t i = 0; i < n; i++) {
 			printf("%s{\"id\":%llu,\"pid\":%u,\"uid\":%u,\"name\":", i ? "," : "",
 			       (unsigned long long)ss[i]->id, ss[i]->pid, ss[i]->uid);
-			jstr(ss[i]->name);
+			ferryctl__jstr(ss[i]->name);
 			printf(",\"arena_bytes\":%llu,\"depth\":%u,\"inflight\":%u,"
 			       "\"completed\":%llu,\"failed\":%llu}",
 			       (unsigned long long)ss[i]->arena_bytes, ss[i]->depth, ss[i]->inflight,
@@ -139,58 +139,58 @@ static void print_sessions(Ferry__Control__SessionInfo **ss, size_t n)
 		       (unsigned long long)ss[i]->completed, (unsigned long long)ss[i]->failed);
 }
 
-static int cmd_status(const char *what)
+static int ferryctl__cmd_status(const char *what)
 {
 	Ferry__Control__GetStatus g = FERRY__CONTROL__GET_STATUS__INIT;
 	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
 	Ferry__Control__Response *resp = NULL;
 	req.body_case = FERRY__CONTROL__REQUEST__BODY_GET_STATUS;
 	req.get_status = &g;
-	int ret = call(&req, &resp);
+	int ret = ferryctl__call(&req, &resp);
 	if (ret)
 		return ret;
 	Ferry__Control__Status *st = resp->status;
 	if (!strcmp(what, "models")) {
-		print_models(st->models, st->n_models);
-		if (json)
+		ferryctl__print_models(st->models, st->n_models);
+		if (ferryctl__json)
 			printf("\n");
 	} else if (!strcmp(what, "sessions")) {
-		print_sessions(st->sessions, st->n_sessions);
-		if (json)
+		ferryctl__print_sessions(st->sessions, st->n_sessions);
+		if (ferryctl__json)
 			printf("\n");
-	} else if (json) {
+	} else if (ferryctl__json) {
 		printf("{\"version\":");
-		jstr(st->version);
+		ferryctl__jstr(st->version);
 		printf(",\"uptime_s\":%.3f,\"event_loop\":", (double)st->uptime_ns / 1e9);
-		jstr(st->event_loop);
+		ferryctl__jstr(st->event_loop);
 		printf(",\"wait\":\"%s\",\"sessions\":%u,\"max_sessions\":%u,\"gpus\":%u,"
-		       "\"cpu_s\":%.3f,\"models\":", wait_name(st->wait_policy), st->nsessions,
+		       "\"cpu_s\":%.3f,\"models\":", ferryctl__wait_name(st->wait_policy), st->nsessions,
 		       st->max_sessions, st->gpus, (double)st->cpu_ns / 1e9);
-		print_models(st->models, st->n_models);
+		ferryctl__print_models(st->models, st->n_models);
 		printf(",\"session_list\":");
-		print_sessions(st->sessions, st->n_sessions);
+		ferryctl__print_sessions(st->sessions, st->n_sessions);
 		printf("}\n");
 	} else {
 		printf("ferryd %s, up %.1f s, event loop %s, wait %s, CPU %.2f s, GPUs %u\n",
 		       st->version, (double)st->uptime_ns / 1e9, st->event_loop,
-		       wait_name(st->wait_policy), (double)st->cpu_ns / 1e9, st->gpus);
+		       ferryctl__wait_name(st->wait_policy), (double)st->cpu_ns / 1e9, st->gpus);
 		printf("sessions: %u of %u\n\n", st->nsessions, st->max_sessions);
-		print_models(st->models, st->n_models);
+		ferryctl__print_models(st->models, st->n_models);
 		if (st->n_sessions) {
 			printf("\n");
-			print_sessions(st->sessions, st->n_sessions);
+			ferryctl__print_sessions(st->sessions, st->n_sessions);
 		}
 	}
 	ferry__control__response__free_unpacked(resp, NULL);
 	return EX_OK;
 }
 
-static double ms_per(uint64_t ns, uint64_t n)
+static double ferryctl__ms_per(uint64_t ns, uint64_t n)
 {
 	return n ? (double)ns / (double)n / 1e3 : 0.0;
 }
 
-static int cmd_stats(const char *model)
+static int ferryctl__cmd_stats(const char *model)
 {
 	Ferry__Control__GetStats g = FERRY__CONTROL__GET_STATS__INIT;
 	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
@@ -199,11 +199,11 @@ static int cmd_stats(const char *model)
 	g.version = -1;
 	req.body_case = FERRY__CONTROL__REQUEST__BODY_GET_STATS;
 	req.get_stats = &g;
-	int ret = call(&req, &resp);
+	int ret = ferryctl__call(&req, &resp);
 	if (ret)
 		return ret;
 	Ferry__Control__StatsList *sl = resp->stats;
-	if (json)
+	if (ferryctl__json)
 		printf("[");
 	else
 		printf("%-24s %-8s %10s %8s %10s %10s %10s %10s %10s %10s  %s\n", "MODEL",
@@ -211,9 +211,9 @@ static int cmd_stats(const char *model)
 		       "INPUT us", "INFER us", "OUTPUT us", "BATCHES size:count");
 	for (size_t i = 0; i < sl->n_stats; i++) {
 		Ferry__Control__ModelStats *s = sl->stats[i];
-		if (json) {
+		if (ferryctl__json) {
 			printf("%s{\"name\":", i ? "," : "");
-			jstr(s->name);
+			ferryctl__jstr(s->name);
 			printf(",\"version\":%lld,\"success\":%llu,\"failure\":%llu,"
 			       "\"inference_count\":%llu,\"execution_count\":%llu,\"queue_ns\":%llu,"
 			       "\"compute_input_ns\":%llu,\"compute_infer_ns\":%llu,"
@@ -235,22 +235,22 @@ static int cmd_stats(const char *model)
 		       s->name, (long long)s->version, (unsigned long long)s->success,
 		       (unsigned long long)s->failure, (unsigned long long)s->inference_count,
 		       (unsigned long long)s->execution_count,
-		       ms_per(s->queue_ns, s->success + s->failure),
-		       ms_per(s->compute_input_ns, s->execution_count),
-		       ms_per(s->compute_infer_ns, s->execution_count),
-		       ms_per(s->compute_output_ns, s->execution_count));
+		       ferryctl__ms_per(s->queue_ns, s->success + s->failure),
+		       ferryctl__ms_per(s->compute_input_ns, s->execution_count),
+		       ferryctl__ms_per(s->compute_infer_ns, s->execution_count),
+		       ferryctl__ms_per(s->compute_output_ns, s->execution_count));
 		for (size_t k = 0; k < s->n_batches && k < 8; k++)
 			printf("%s%u:%llu", k ? " " : "", s->batches[k]->batch_size,
 			       (unsigned long long)s->batches[k]->count);
 		printf("%s\n", s->n_batches > 8 ? " ..." : "");
 	}
-	if (json)
+	if (ferryctl__json)
 		printf("]\n");
 	ferry__control__response__free_unpacked(resp, NULL);
 	return EX_OK;
 }
 
-static int cmd_admin(const char *what, const char *model)
+static int ferryctl__cmd_admin(const char *what, const char *model)
 {
 	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
 	Ferry__Control__LoadModel l = FERRY__CONTROL__LOAD_MODEL__INIT;
@@ -272,12 +272,12 @@ static int cmd_admin(const char *what, const char *model)
 		req.body_case = FERRY__CONTROL__REQUEST__BODY_LOAD_MODEL;
 		req.load_model = &l;
 	}
-	int ret = call(&req, &resp);
+	int ret = ferryctl__call(&req, &resp);
 	if (ret)
 		return ret;
-	if (json) {
+	if (ferryctl__json) {
 		printf("{\"model\":");
-		jstr(model);
+		ferryctl__jstr(model);
 		printf(",\"%s\":true}\n", what);
 	} else {
 		printf("%s: %sed\n", model, !strcmp(what, "unload") ? "unload" :
@@ -289,18 +289,18 @@ static int cmd_admin(const char *what, const char *model)
 
 /* ---- a remote broker (or any KServe v2 server), through libferry ---- */
 
-struct rm_list {
+struct ferryctl__rm_list {
 	bool first;
 };
 
-static void rm_model(void *arg, const char *name, int64_t version, const char *state)
+static void ferryctl__rm_model(void *arg, const char *name, int64_t version, const char *state)
 {
-	struct rm_list *l = arg;
-	if (json) {
+	struct ferryctl__rm_list *l = arg;
+	if (ferryctl__json) {
 		printf("%s{\"name\":", l->first ? "" : ",");
-		jstr(name);
+		ferryctl__jstr(name);
 		printf(",\"version\":%lld,\"state\":", (long long)version);
-		jstr(state);
+		ferryctl__jstr(state);
 		printf("}");
 	} else {
 		printf("%-24s %-8lld %s\n", name, (long long)version, state);
@@ -308,12 +308,12 @@ static void rm_model(void *arg, const char *name, int64_t version, const char *s
 	l->first = false;
 }
 
-static void rm_stats(void *arg, const ferry_model_stats *s)
+static void ferryctl__rm_stats(void *arg, const ferry_model_stats *s)
 {
-	struct rm_list *l = arg;
-	if (json) {
+	struct ferryctl__rm_list *l = arg;
+	if (ferryctl__json) {
 		printf("%s{\"name\":", l->first ? "" : ",");
-		jstr(s->name);
+		ferryctl__jstr(s->name);
 		printf(",\"version\":%lld,\"success\":%llu,\"failure\":%llu,"
 		       "\"inference_count\":%llu,\"execution_count\":%llu,\"queue_ns\":%llu,"
 		       "\"compute_input_ns\":%llu,\"compute_infer_ns\":%llu,"
@@ -329,42 +329,42 @@ static void rm_stats(void *arg, const ferry_model_stats *s)
 		       s->name, (long long)s->version, (unsigned long long)s->success,
 		       (unsigned long long)s->failure, (unsigned long long)s->inference_count,
 		       (unsigned long long)s->execution_count,
-		       ms_per(s->queue_ns, s->success + s->failure),
-		       ms_per(s->compute_input_ns, s->execution_count),
-		       ms_per(s->compute_infer_ns, s->execution_count),
-		       ms_per(s->compute_output_ns, s->execution_count));
+		       ferryctl__ms_per(s->queue_ns, s->success + s->failure),
+		       ferryctl__ms_per(s->compute_input_ns, s->execution_count),
+		       ferryctl__ms_per(s->compute_infer_ns, s->execution_count),
+		       ferryctl__ms_per(s->compute_output_ns, s->execution_count));
 	}
 	l->first = false;
 }
 
-static int rm_fail(int err)
+static int ferryctl__rm_fail(int err)
 {
 	fprintf(stderr, "ferryctl: %s (%s)\n", ferry_last_error(), ferry_errname(err));
 	return err == FERRY_ECONNREFUSED || err == FERRY_EPIPE || err == FERRY_ETIMEDOUT ||
 	       err == FERRY_UNAVAILABLE ? EX_NOBROKER : EX_ERR;
 }
 
-static int remote_main(const char *server, const char *cmd, const char *arg)
+static int ferryctl__remote_main(const char *server, const char *cmd, const char *arg)
 {
 	ferry_client *c;
-	struct rm_list l = { .first = true };
+	struct ferryctl__rm_list l = { .first = true };
 	int ret = ferry_connect(&c, server, NULL);
 	if (ret)
-		return rm_fail(ret);
+		return ferryctl__rm_fail(ret);
 	if (!strcmp(cmd, "sessions")) {
 		fprintf(stderr, "ferryctl: sessions are shown over the local socket only\n");
 		ret = EX_USAGE;
 	} else if (!strcmp(cmd, "stats")) {
-		if (json)
+		if (ferryctl__json)
 			printf("[");
 		else
 			printf("%-24s %-8s %10s %8s %10s %10s %10s %10s %10s %10s\n", "MODEL",
 			       "VERSION", "SUCCESS", "FAILURE", "INFER", "EXECS", "QUEUE us",
 			       "INPUT us", "INFER us", "OUTPUT us");
-		ret = ferry_model_statistics(c, arg, FERRY_LATEST, rm_stats, &l);
-		if (json)
+		ret = ferry_model_statistics(c, arg, FERRY_LATEST, ferryctl__rm_stats, &l);
+		if (ferryctl__json)
 			printf("]\n");
-		ret = ret < 0 ? rm_fail(ret) : EX_OK;
+		ret = ret < 0 ? ferryctl__rm_fail(ret) : EX_OK;
 	} else if (!strcmp(cmd, "load") || !strcmp(cmd, "reload") || !strcmp(cmd, "unload")) {
 		if (!arg) {
 			fprintf(stderr, "ferryctl: %s needs a model name\n", cmd);
@@ -372,29 +372,29 @@ static int remote_main(const char *server, const char *cmd, const char *arg)
 		} else {
 			ret = !strcmp(cmd, "unload") ? ferry_model_unload(c, arg) : ferry_model_load(c, arg);
 			if (ret)
-				ret = rm_fail(ret);
-			else if (json)
+				ret = ferryctl__rm_fail(ret);
+			else if (ferryctl__json)
 				printf("{\"model\":\"%s\",\"%s\":true}\n", arg, cmd);
 			else
 				printf("%s: %sed\n", arg, cmd);
 		}
 	} else { /* status, models */
-		if (!strcmp(cmd, "status") && !json)
+		if (!strcmp(cmd, "status") && !ferryctl__json)
 			printf("server %s\n\n", server);
-		if (json)
+		if (ferryctl__json)
 			printf("[");
 		else
 			printf("%-24s %-8s %s\n", "MODEL", "VERSION", "STATE");
-		ret = ferry_model_list(c, rm_model, &l);
-		if (json)
+		ret = ferry_model_list(c, ferryctl__rm_model, &l);
+		if (ferryctl__json)
 			printf("]\n");
-		ret = ret < 0 ? rm_fail(ret) : EX_OK;
+		ret = ret < 0 ? ferryctl__rm_fail(ret) : EX_OK;
 	}
 	ferry_close(c);
 	return ret;
 }
 
-static void usage(FILE *f)
+static void ferryctl__usage(FILE *f)
 {
 	fprintf(f,
 "Usage: ferryctl [--socket PATH | --server grpc://HOST:PORT] [--json] COMMAND\n"
@@ -431,14 +431,14 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 's': spath = optarg; break;
 		case 'S': server = optarg; break;
-		case 'j': json = true; break;
-		case 'h': usage(stdout); return EX_OK;
+		case 'j': ferryctl__json = true; break;
+		case 'h': ferryctl__usage(stdout); return EX_OK;
 		case 'V': printf("ferryctl %s\n", PACKAGE_VERSION); return EX_OK;
-		default: usage(stderr); return EX_USAGE;
+		default: ferryctl__usage(stderr); return EX_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		ferryctl__usage(stderr);
 		return EX_USAGE;
 	}
 	const char *cmd = argv[optind];
@@ -447,13 +447,13 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "status") && strcmp(cmd, "models") && strcmp(cmd, "sessions") &&
 	    strcmp(cmd, "stats") && !admin) {
 		fprintf(stderr, "ferryctl: unknown command '%s'\n", cmd);
-		usage(stderr);
+		ferryctl__usage(stderr);
 		return EX_USAGE;
 	}
 	if (server)
-		return remote_main(server, cmd, arg);
+		return ferryctl__remote_main(server, cmd, arg);
 	if (!spath) {
-		if (ctl_default_socket_path(path, sizeof(path)))
+		if (frame_default_socket_path(path, sizeof(path)))
 			return EX_USAGE;
 		spath = path;
 	}
@@ -463,15 +463,15 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	strcpy(sa.sun_path, spath);
-	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa))) {
+	ferryctl__sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ferryctl__sock < 0 || connect(ferryctl__sock, (struct sockaddr *)&sa, sizeof(sa))) {
 		fprintf(stderr, "ferryctl: no broker at %s: %s\n", spath, strerror(errno));
 		return EX_NOBROKER;
 	}
-	ctl_reader_init(&rd);
-	int ret = admin ? cmd_admin(cmd, arg) :
-		  !strcmp(cmd, "stats") ? cmd_stats(arg) : cmd_status(cmd);
-	ctl_reader_fini(&rd);
-	close(sock);
+	frame_reader_init(&ferryctl__rd);
+	int ret = admin ? ferryctl__cmd_admin(cmd, arg) :
+		  !strcmp(cmd, "stats") ? ferryctl__cmd_stats(arg) : ferryctl__cmd_status(cmd);
+	frame_reader_fini(&ferryctl__rd);
+	close(ferryctl__sock);
 	return ret;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * be_addsub.c - the built-in "add_sub" backend, Triton's "simple" model:
+ * addsub.c - the built-in "add_sub" backend, Triton's "simple" model:
  * INPUT0 and INPUT1 (INT32 or FP32, same shape) give OUTPUT0 = INPUT0 +
  * INPUT1 and OUTPUT1 = INPUT0 - INPUT1.  Light.
  */
@@ -14,12 +14,12 @@
 #include "broker/sched/be_host.h"
 
 /* Config order of the four tensors, found by name at model init. */
-struct addsub_model {
+struct addsub__model {
 	uint32_t in0, in1, out0, out1;
 	ferry_dtype dtype;
 };
 
-static ferry_be_error *addsub_find(const ferry_be_model *m, bool output, const char *want,
+static ferry_be_error *addsub__find(const ferry_be_model *m, bool output, const char *want,
 				   uint32_t *idx, ferry_dtype *dt, const int64_t **dims, int *nd)
 {
 	uint32_t n = output ? ferry_be_model_output_count(m) : ferry_be_model_input_count(m);
@@ -39,10 +39,10 @@ static ferry_be_error *addsub_find(const ferry_be_model *m, bool output, const c
 				  ferry_be_model_name(m), output ? "output" : "input", want);
 }
 
-static ferry_be_error *addsub_model_init(ferry_be_model *m)
+static ferry_be_error *addsub__model_init(ferry_be_model *m)
 {
 	static const char *const names[4] = { "INPUT0", "INPUT1", "OUTPUT0", "OUTPUT1" };
-	struct addsub_model am;
+	struct addsub__model am;
 	uint32_t *idx[4] = { &am.in0, &am.in1, &am.out0, &am.out1 };
 	ferry_dtype dt[4];
 	const int64_t *dims[4];
@@ -56,7 +56,7 @@ static ferry_be_error *addsub_model_init(ferry_be_model *m)
 					  ferry_be_model_input_count(m),
 					  ferry_be_model_output_count(m));
 	for (int t = 0; t < 4; t++) {
-		e = addsub_find(m, t >= 2, names[t], idx[t], &dt[t], &dims[t], &nd[t]);
+		e = addsub__find(m, t >= 2, names[t], idx[t], &dt[t], &dims[t], &nd[t]);
 		if (e)
 			return e;
 	}
@@ -76,7 +76,7 @@ static ferry_be_error *addsub_model_init(ferry_be_model *m)
 						  names[t]);
 	}
 	am.dtype = dt[0];
-	struct addsub_model *st = malloc(sizeof(*st));
+	struct addsub__model *st = malloc(sizeof(*st));
 	if (!st)
 		return ferry_be_error_new(FERRY_ENOMEM, "out of memory");
 	*st = am;
@@ -89,19 +89,19 @@ static ferry_be_error *addsub_model_init(ferry_be_model *m)
 	return e;
 }
 
-static ferry_be_error *addsub_model_fini(ferry_be_model *m)
+static ferry_be_error *addsub__model_fini(ferry_be_model *m)
 {
 	free(ferry_be_model_state(m));
 	ferry_be_model_set_state(m, NULL);
 	return NULL;
 }
 
-static ferry_be_error *addsub_instance_init(ferry_be_instance *i)
+static ferry_be_error *addsub__instance_init(ferry_be_instance *i)
 {
 	return NULL;
 }
 
-static ferry_be_error *addsub_one(const struct addsub_model *am, ferry_be_request *r)
+static ferry_be_error *addsub__one(const struct addsub__model *am, ferry_be_request *r)
 {
 	const int64_t *s0, *s1;
 	int n0, n1;
@@ -144,22 +144,22 @@ static ferry_be_error *addsub_one(const struct addsub_model *am, ferry_be_reques
 	return NULL;
 }
 
-static ferry_be_error *addsub_execute(ferry_be_instance *inst, ferry_be_request **reqs,
+static ferry_be_error *addsub__execute(ferry_be_instance *inst, ferry_be_request **reqs,
 				      uint32_t count)
 {
-	const struct addsub_model *am = ferry_be_model_state(ferry_be_instance_model(inst));
+	const struct addsub__model *am = ferry_be_model_state(ferry_be_instance_model(inst));
 
 	for (uint32_t k = 0; k < count; k++) {
-		ferry_be_error *e = addsub_one(am, reqs[k]);
+		ferry_be_error *e = addsub__one(am, reqs[k]);
 		if (e)
 			ferry_be_request_set_error(reqs[k], e);
 	}
 	return NULL;
 }
 
-const struct be_ops be_addsub_ops = {
-	.model_initialize = addsub_model_init,
-	.model_finalize = addsub_model_fini,
-	.instance_initialize = addsub_instance_init,
-	.instance_execute = addsub_execute,
+const struct be_ops addsub_be_ops = {
+	.model_initialize = addsub__model_init,
+	.model_finalize = addsub__model_fini,
+	.instance_initialize = addsub__instance_init,
+	.instance_execute = addsub__execute,
 };

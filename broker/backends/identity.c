@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * be_identity.c - the built-in "identity" backend: output i is a copy of
+ * identity.c - the built-in "identity" backend: output i is a copy of
  * input i, same dtype and shape.  Every numeric dtype and BYTES.  Light: a
  * memcpy per tensor runs on the polling thread.
  */
@@ -12,7 +12,7 @@
 
 #include "broker/sched/be_host.h"
 
-static ferry_be_error *identity_model_init(ferry_be_model *m)
+static ferry_be_error *identity__model_init(ferry_be_model *m)
 {
 	uint32_t ni = ferry_be_model_input_count(m), no = ferry_be_model_output_count(m);
 
@@ -35,12 +35,12 @@ static ferry_be_error *identity_model_init(ferry_be_model *m)
 	return ferry_be_model_set_property(m, FERRY_BE_MODEL_PROP_LIGHT, 1);
 }
 
-static ferry_be_error *identity_instance_init(ferry_be_instance *i)
+static ferry_be_error *identity__instance_init(ferry_be_instance *i)
 {
 	return NULL;
 }
 
-static ferry_be_error *identity_one(ferry_be_request *r, uint32_t idx)
+static ferry_be_error *identity__one(ferry_be_request *r, uint32_t idx)
 {
 	const char *name;
 	ferry_dtype dt;
@@ -71,7 +71,7 @@ static ferry_be_error *identity_one(ferry_be_request *r, uint32_t idx)
 	return NULL;
 }
 
-static ferry_be_error *identity_execute(ferry_be_instance *inst, ferry_be_request **reqs,
+static ferry_be_error *identity__execute(ferry_be_instance *inst, ferry_be_request **reqs,
 					uint32_t count)
 {
 	for (uint32_t k = 0; k < count; k++) {
@@ -80,7 +80,7 @@ static ferry_be_error *identity_execute(ferry_be_instance *inst, ferry_be_reques
 		for (uint32_t i = 0; i < no; i++) {
 			if (!ferry_be_request_output_requested(r, i))
 				continue;
-			ferry_be_error *e = identity_one(r, i);
+			ferry_be_error *e = identity__one(r, i);
 			if (e) {
 				ferry_be_request_set_error(r, e);
 				break;
@@ -90,8 +90,8 @@ static ferry_be_error *identity_execute(ferry_be_instance *inst, ferry_be_reques
 	return NULL;
 }
 
-const struct be_ops be_identity_ops = {
-	.model_initialize = identity_model_init,
-	.instance_initialize = identity_instance_init,
-	.instance_execute = identity_execute,
+const struct be_ops identity_be_ops = {
+	.model_initialize = identity__model_init,
+	.instance_initialize = identity__instance_init,
+	.instance_execute = identity__execute,
 };

@@ -31,7 +31,7 @@
 struct ctx {
 	const char *file;
 	struct model_config *cfg;
-	mc_warn_fn warn;
+	modelcfg_warn_fn warn;
 	void *warn_arg;
 	char *err;
 	size_t errlen;
@@ -41,9 +41,9 @@ struct ctx {
 	unsigned db_line, db_col;       /* the dynamic_batching field */
 };
 
-static int cerr(struct ctx *c, unsigned line, unsigned col,
+static int modelcfg__cerr(struct ctx *c, unsigned line, unsigned col,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int cerr(struct ctx *c, unsigned line, unsigned col, const char *fmt, ...)
+static int modelcfg__cerr(struct ctx *c, unsigned line, unsigned col, const char *fmt, ...)
 {
 	if (c->rc)
 		return c->rc;
@@ -60,7 +60,7 @@ static int cerr(struct ctx *c, unsigned line, unsigned col, const char *fmt, ...
 	return c->rc;
 }
 
-static int cnomem(struct ctx *c)
+static int modelcfg__cnomem(struct ctx *c)
 {
 	if (!c->rc) {
 		c->rc = FERRY_ENOMEM;
@@ -70,9 +70,9 @@ static int cnomem(struct ctx *c)
 	return c->rc;
 }
 
-static void cwarn(struct ctx *c, unsigned line, unsigned col,
+static void modelcfg__cwarn(struct ctx *c, unsigned line, unsigned col,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void cwarn(struct ctx *c, unsigned line, unsigned col, const char *fmt, ...)
+static void modelcfg__cwarn(struct ctx *c, unsigned line, unsigned col, const char *fmt, ...)
 {
 	char where[512], msg[512];
 	va_list ap;
@@ -89,35 +89,35 @@ static void cwarn(struct ctx *c, unsigned line, unsigned col, const char *fmt, .
 /* ------------------------------------------------------------------ */
 /* scalar readers: each checks the kind and the range, at the value */
 
-static int want_kind_err(struct ctx *c, const struct pb_node *n, const char *want)
+static int modelcfg__want_kind_err(struct ctx *c, const struct pbtxt_node *n, const char *want)
 {
-	return cerr(c, n->vline, n->vcol, "'%s' expects %s, found %s",
-		    n->name, want, pb_kind_name(n->kind));
+	return modelcfg__cerr(c, n->vline, n->vcol, "'%s' expects %s, found %s",
+		    n->name, want, pbtxt_kind_name(n->kind));
 }
 
-static int get_str(struct ctx *c, const struct pb_node *n, char **dst)
+static int modelcfg__get_str(struct ctx *c, const struct pbtxt_node *n, char **dst)
 {
-	if (n->kind != PB_STRING)
-		return want_kind_err(c, n, "a string");
+	if (n->kind != PBTXT_STRING)
+		return modelcfg__want_kind_err(c, n, "a string");
 	if (memchr(n->str, '\0', n->len))
-		return cerr(c, n->vline, n->vcol, "'%s' contains a NUL byte", n->name);
+		return modelcfg__cerr(c, n->vline, n->vcol, "'%s' contains a NUL byte", n->name);
 	char *s = strdup(n->str);
 	if (!s)
-		return cnomem(c);
+		return modelcfg__cnomem(c);
 	free(*dst);
 	*dst = s;
 	return 0;
 }
 
-static int get_i64(struct ctx *c, const struct pb_node *n, int64_t min,
+static int modelcfg__get_i64(struct ctx *c, const struct pbtxt_node *n, int64_t min,
 		   int64_t max, int64_t *out)
 {
 	int64_t v;
 
-	if (n->kind != PB_INT)
-		return want_kind_err(c, n, "an integer");
-	if (pb_get_i64(n, &v) || v < min || v > max)
-		return cerr(c, n->vline, n->vcol,
+	if (n->kind != PBTXT_INT)
+		return modelcfg__want_kind_err(c, n, "an integer");
+	if (pbtxt_get_i64(n, &v) || v < min || v > max)
+		return modelcfg__cerr(c, n->vline, n->vcol,
 			    "'%s' out of range: %s%s not in [%lld, %lld]",
 			    n->name, n->neg ? "-" : "", n->str,
 			    (long long)min, (long long)max);
@@ -125,15 +125,15 @@ static int get_i64(struct ctx *c, const struct pb_node *n, int64_t min,
 	return 0;
 }
 
-static int get_u64(struct ctx *c, const struct pb_node *n, uint64_t max,
+static int modelcfg__get_u64(struct ctx *c, const struct pbtxt_node *n, uint64_t max,
 		   uint64_t *out)
 {
 	uint64_t v;
 
-	if (n->kind != PB_INT)
-		return want_kind_err(c, n, "an integer");
-	if (pb_get_u64(n, &v) || v > max)
-		return cerr(c, n->vline, n->vcol,
+	if (n->kind != PBTXT_INT)
+		return modelcfg__want_kind_err(c, n, "an integer");
+	if (pbtxt_get_u64(n, &v) || v > max)
+		return modelcfg__cerr(c, n->vline, n->vcol,
 			    "'%s' out of range: %s%s not in [0, %llu]",
 			    n->name, n->neg ? "-" : "", n->str,
 			    (unsigned long long)max);
@@ -141,10 +141,10 @@ static int get_u64(struct ctx *c, const struct pb_node *n, uint64_t max,
 	return 0;
 }
 
-static int get_bool(struct ctx *c, const struct pb_node *n, bool *out)
+static int modelcfg__get_bool(struct ctx *c, const struct pbtxt_node *n, bool *out)
 {
 	/* The spellings protobuf's text parser accepts. */
-	if (n->kind == PB_IDENT) {
+	if (n->kind == PBTXT_IDENT) {
 		if (!strcmp(n->str, "true") || !strcmp(n->str, "True") ||
 		    !strcmp(n->str, "t")) {
 			*out = true;
@@ -155,50 +155,50 @@ static int get_bool(struct ctx *c, const struct pb_node *n, bool *out)
 			*out = false;
 			return 0;
 		}
-		return cerr(c, n->vline, n->vcol,
+		return modelcfg__cerr(c, n->vline, n->vcol,
 			    "'%s' expects true or false, found '%s'", n->name, n->str);
 	}
-	if (n->kind == PB_INT && !n->neg && n->mag <= 1) {
+	if (n->kind == PBTXT_INT && !n->neg && n->mag <= 1) {
 		*out = n->mag == 1;
 		return 0;
 	}
-	return want_kind_err(c, n, "true or false");
+	return modelcfg__want_kind_err(c, n, "true or false");
 }
 
-struct enum_val {
+struct modelcfg__enum_val {
 	const char *name;
 	int value;
 };
 
 /* Enums accept their name or, as protobuf does, their number. */
-static int get_enum(struct ctx *c, const struct pb_node *n,
-		    const struct enum_val *tab, int *out)
+static int modelcfg__get_enum(struct ctx *c, const struct pbtxt_node *n,
+		    const struct modelcfg__enum_val *tab, int *out)
 {
-	if (n->kind == PB_IDENT) {
-		for (const struct enum_val *e = tab; e->name; e++)
+	if (n->kind == PBTXT_IDENT) {
+		for (const struct modelcfg__enum_val *e = tab; e->name; e++)
 			if (!strcmp(e->name, n->str)) {
 				*out = e->value;
 				return 0;
 			}
-		return cerr(c, n->vline, n->vcol, "unknown value '%s' for '%s'",
+		return modelcfg__cerr(c, n->vline, n->vcol, "unknown value '%s' for '%s'",
 			    n->str, n->name);
 	}
-	if (n->kind == PB_INT) {
-		for (const struct enum_val *e = tab; e->name; e++)
+	if (n->kind == PBTXT_INT) {
+		for (const struct modelcfg__enum_val *e = tab; e->name; e++)
 			if (!n->neg && n->mag == (uint64_t)e->value) {
 				*out = e->value;
 				return 0;
 			}
-		return cerr(c, n->vline, n->vcol, "unknown value %s%s for '%s'",
+		return modelcfg__cerr(c, n->vline, n->vcol, "unknown value %s%s for '%s'",
 			    n->neg ? "-" : "", n->str, n->name);
 	}
-	return want_kind_err(c, n, "an enum value");
+	return modelcfg__want_kind_err(c, n, "an enum value");
 }
 
 /* ------------------------------------------------------------------ */
 /* table-driven walk over one message */
 
-typedef int (*field_fn)(struct ctx *c, const struct pb_node *n, void *obj);
+typedef int (*field_fn)(struct ctx *c, const struct pbtxt_node *n, void *obj);
 
 #define F_REPEATED 1u   /* may appear many times or as a list */
 #define F_MSG      2u   /* value is a message */
@@ -211,63 +211,63 @@ struct field {
 };
 
 /* An ignored field set to its default value cannot be misread: no noise. */
-static bool is_default_value(const struct pb_node *n)
+static bool modelcfg__is_default_value(const struct pbtxt_node *n)
 {
 	switch (n->kind) {
-	case PB_MSG:
+	case PBTXT_MSG:
 		return n->nchildren == 0;
-	case PB_INT:
+	case PBTXT_INT:
 		return n->mag == 0;
-	case PB_FLOAT:
+	case PBTXT_FLOAT:
 		return n->f == 0.0;
-	case PB_STRING:
+	case PBTXT_STRING:
 		return n->len == 0;
-	case PB_IDENT:
+	case PBTXT_IDENT:
 		return !strcmp(n->str, "false") || !strcmp(n->str, "FORMAT_NONE");
 	}
 	return false;
 }
 
-static int walk(struct ctx *c, const struct pb_node *msg,
+static int modelcfg__walk(struct ctx *c, const struct pbtxt_node *msg,
 		const struct field *tab, void *obj, const char *what)
 {
 	uint64_t seen = 0;
 
-	for (const struct pb_node *n = msg->child; n; n = n->next) {
+	for (const struct pbtxt_node *n = msg->child; n; n = n->next) {
 		int i;
 		for (i = 0; tab[i].name; i++)
 			if (!strcmp(tab[i].name, n->name))
 				break;
 		const struct field *f = &tab[i];
 		if (!f->name) {
-			cwarn(c, n->line, n->col,
+			modelcfg__cwarn(c, n->line, n->col,
 			      "unknown field '%s' in %s; ignored", n->name, what);
 			continue;
 		}
 		if (!f->fn) {
-			if (!is_default_value(n))
-				cwarn(c, n->line, n->col,
+			if (!modelcfg__is_default_value(n))
+				modelcfg__cwarn(c, n->line, n->col,
 				      "'%s' in %s is not supported by ferry and is ignored%s",
 				      n->name, what, f->why ? f->why : "");
 			continue;
 		}
 		if (!(f->flags & F_REPEATED)) {
 			if (n->in_list)
-				return cerr(c, n->line, n->col,
+				return modelcfg__cerr(c, n->line, n->col,
 					    "'%s' is not a repeated field: a list is not allowed",
 					    n->name);
 			if (seen & (1ull << i))
-				return cerr(c, n->line, n->col,
+				return modelcfg__cerr(c, n->line, n->col,
 					    "'%s' given more than once in %s",
 					    n->name, what);
 			seen |= 1ull << i;
 		}
-		if ((f->flags & F_MSG) && n->kind != PB_MSG)
-			return cerr(c, n->vline, n->vcol,
+		if ((f->flags & F_MSG) && n->kind != PBTXT_MSG)
+			return modelcfg__cerr(c, n->vline, n->vcol,
 				    "'%s' expects a message { ... }, found %s",
-				    n->name, pb_kind_name(n->kind));
-		if (!(f->flags & F_MSG) && n->kind == PB_MSG)
-			return cerr(c, n->vline, n->vcol,
+				    n->name, pbtxt_kind_name(n->kind));
+		if (!(f->flags & F_MSG) && n->kind == PBTXT_MSG)
+			return modelcfg__cerr(c, n->vline, n->vcol,
 				    "'%s' expects a value, not a message", n->name);
 		if (f->fn(c, n, obj))
 			return c->rc;
@@ -280,14 +280,14 @@ static int walk(struct ctx *c, const struct pb_node *msg,
  * the address of the array pointer (any pointer type: copied with memcpy,
  * so no type punning).
  */
-static void *push(struct ctx *c, void *arrp, int *n, size_t elsize, int max,
-		  const struct pb_node *at, const char *what)
+static void *modelcfg__push(struct ctx *c, void *arrp, int *n, size_t elsize, int max,
+		  const struct pbtxt_node *at, const char *what)
 {
 	char *arr;
 
 	memcpy(&arr, arrp, sizeof(arr));
 	if (*n >= max) {
-		cerr(c, at->line, at->col, "more than %d %s", max, what);
+		modelcfg__cerr(c, at->line, at->col, "more than %d %s", max, what);
 		return NULL;
 	}
 	/* Doubling, in element counts that are powers of two. */
@@ -295,7 +295,7 @@ static void *push(struct ctx *c, void *arrp, int *n, size_t elsize, int max,
 		size_t cap = *n ? (size_t)*n * 2 : 1;
 		char *a = realloc(arr, cap * elsize);
 		if (!a) {
-			cnomem(c);
+			modelcfg__cnomem(c);
 			return NULL;
 		}
 		arr = a;
@@ -310,16 +310,16 @@ static void *push(struct ctx *c, void *arrp, int *n, size_t elsize, int max,
 /* ------------------------------------------------------------------ */
 /* inputs and outputs */
 
-static int t_name(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__t_name(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_tensor *t = obj;
+	struct modelcfg_tensor *t = obj;
 
 	c->name_line = n->vline;
 	c->name_col = n->vcol;
-	return get_str(c, n, &t->name);
+	return modelcfg__get_str(c, n, &t->name);
 }
 
-static const struct enum_val dtype_vals[] = {
+static const struct modelcfg__enum_val modelcfg__dtype_vals[] = {
 #define DT(name, val, size, kname, cname) { cname, val },
 	FERRY_DTYPE_MAP(DT)
 #undef DT
@@ -327,76 +327,76 @@ static const struct enum_val dtype_vals[] = {
 	{ NULL, 0 }
 };
 
-static int t_dtype(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__t_dtype(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_tensor *t = obj;
+	struct modelcfg_tensor *t = obj;
 	int v;
 
-	if (get_enum(c, n, dtype_vals, &v))
+	if (modelcfg__get_enum(c, n, modelcfg__dtype_vals, &v))
 		return c->rc;
 	if (v == FERRY_TYPE_INVALID)
-		return cerr(c, n->vline, n->vcol, "data_type TYPE_INVALID is not allowed");
+		return modelcfg__cerr(c, n->vline, n->vcol, "data_type TYPE_INVALID is not allowed");
 	t->dtype = (ferry_dtype)v;
 	return 0;
 }
 
-static int read_dim(struct ctx *c, const struct pb_node *n, int *nd, int64_t *dims)
+static int modelcfg__read_dim(struct ctx *c, const struct pbtxt_node *n, int *nd, int64_t *dims)
 {
 	int64_t v;
 
-	if (*nd >= MC_MAX_DIMS)
-		return cerr(c, n->vline, n->vcol, "more than %d dims", MC_MAX_DIMS);
-	if (get_i64(c, n, INT64_MIN, INT64_MAX, &v))
+	if (*nd >= MODELCFG_MAX_DIMS)
+		return modelcfg__cerr(c, n->vline, n->vcol, "more than %d dims", MODELCFG_MAX_DIMS);
+	if (modelcfg__get_i64(c, n, INT64_MIN, INT64_MAX, &v))
 		return c->rc;
 	if (v < 1 && v != -1)
-		return cerr(c, n->vline, n->vcol,
+		return modelcfg__cerr(c, n->vline, n->vcol,
 			    "dimension must be >= 1, or -1 for a variable size; found %lld",
 			    (long long)v);
 	dims[(*nd)++] = v;
 	return 0;
 }
 
-static int t_dims(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__t_dims(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_tensor *t = obj;
+	struct modelcfg_tensor *t = obj;
 
-	return read_dim(c, n, &t->ndims, t->dims);
+	return modelcfg__read_dim(c, n, &t->ndims, t->dims);
 }
 
-static int t_optional(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__t_optional(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_tensor *t = obj;
+	struct modelcfg_tensor *t = obj;
 
-	return get_bool(c, n, &t->optional);
+	return modelcfg__get_bool(c, n, &t->optional);
 }
 
-static int r_shape(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__r_shape(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_tensor *t = obj;
+	struct modelcfg_tensor *t = obj;
 
-	return read_dim(c, n, &t->reshape_ndims, t->reshape);
+	return modelcfg__read_dim(c, n, &t->reshape_ndims, t->reshape);
 }
 
-static const struct field reshape_fields[] = {
-	{ "shape", r_shape, F_REPEATED, NULL },
+static const struct field modelcfg__reshape_fields[] = {
+	{ "shape", modelcfg__r_shape, F_REPEATED, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-static int t_reshape(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__t_reshape(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_tensor *t = obj;
+	struct modelcfg_tensor *t = obj;
 
 	t->has_reshape = true;
 	t->reshape_ndims = 0;
-	return walk(c, n, reshape_fields, t, "reshape");
+	return modelcfg__walk(c, n, modelcfg__reshape_fields, t, "reshape");
 }
 
-static const struct field input_fields[] = {
-	{ "name", t_name, 0, NULL },
-	{ "data_type", t_dtype, 0, NULL },
-	{ "dims", t_dims, F_REPEATED, NULL },
-	{ "reshape", t_reshape, F_MSG, NULL },
-	{ "optional", t_optional, 0, NULL },
+static const struct field modelcfg__input_fields[] = {
+	{ "name", modelcfg__t_name, 0, NULL },
+	{ "data_type", modelcfg__t_dtype, 0, NULL },
+	{ "dims", modelcfg__t_dims, F_REPEATED, NULL },
+	{ "reshape", modelcfg__t_reshape, F_MSG, NULL },
+	{ "optional", modelcfg__t_optional, 0, NULL },
 	{ "format", NULL, 0, " (ferry does not transpose image formats)" },
 	{ "is_shape_tensor", NULL, 0, " (ferry has no shape tensors)" },
 	{ "allow_ragged_batch", NULL, 0, " (ferry batches only equal shapes)" },
@@ -404,11 +404,11 @@ static const struct field input_fields[] = {
 	{ NULL, NULL, 0, NULL }
 };
 
-static const struct field output_fields[] = {
-	{ "name", t_name, 0, NULL },
-	{ "data_type", t_dtype, 0, NULL },
-	{ "dims", t_dims, F_REPEATED, NULL },
-	{ "reshape", t_reshape, F_MSG, NULL },
+static const struct field modelcfg__output_fields[] = {
+	{ "name", modelcfg__t_name, 0, NULL },
+	{ "data_type", modelcfg__t_dtype, 0, NULL },
+	{ "dims", modelcfg__t_dims, F_REPEATED, NULL },
+	{ "reshape", modelcfg__t_reshape, F_MSG, NULL },
 	{ "label_filename", NULL, 0, " (ferry returns no classification labels)" },
 	{ "is_shape_tensor", NULL, 0, " (ferry has no shape tensors)" },
 	{ "is_non_linear_format_io", NULL, 0, NULL },
@@ -416,7 +416,7 @@ static const struct field output_fields[] = {
 };
 
 /* Elements of a shape without -1, or -1 when variable; -2 on overflow. */
-static int64_t shape_elems(const int64_t *dims, int nd)
+static int64_t modelcfg__shape_elems(const int64_t *dims, int nd)
 {
 	int64_t e = 1;
 
@@ -429,154 +429,154 @@ static int64_t shape_elems(const int64_t *dims, int nd)
 	return e;
 }
 
-static int read_tensor(struct ctx *c, const struct pb_node *n,
-		       struct mc_tensor **arr, int *count, bool input)
+static int modelcfg__read_tensor(struct ctx *c, const struct pbtxt_node *n,
+		       struct modelcfg_tensor **arr, int *count, bool input)
 {
 	const char *what = input ? "input" : "output";
-	struct mc_tensor *t = push(c, arr, count, sizeof(**arr),
-				   MC_MAX_IO, n, input ? "inputs" : "outputs");
+	struct modelcfg_tensor *t = modelcfg__push(c, arr, count, sizeof(**arr),
+				   MODELCFG_MAX_IO, n, input ? "inputs" : "outputs");
 
 	if (!t)
 		return c->rc;
 	c->name_line = n->line;
 	c->name_col = n->col;
-	if (walk(c, n, input ? input_fields : output_fields, t, what))
+	if (modelcfg__walk(c, n, input ? modelcfg__input_fields : modelcfg__output_fields, t, what))
 		return c->rc;
 	if (!t->name || !t->name[0])
-		return cerr(c, n->line, n->col, "%s without a name", what);
+		return modelcfg__cerr(c, n->line, n->col, "%s without a name", what);
 	for (int i = 0; i < *count - 1; i++)
 		if (!strcmp((*arr)[i].name, t->name))
-			return cerr(c, c->name_line, c->name_col,
+			return modelcfg__cerr(c, c->name_line, c->name_col,
 				    "duplicate %s name '%s'", what, t->name);
 	if (t->dtype == FERRY_TYPE_INVALID)
-		return cerr(c, n->line, n->col, "%s '%s' has no data_type",
+		return modelcfg__cerr(c, n->line, n->col, "%s '%s' has no data_type",
 			    what, t->name);
 	if (t->ndims == 0)
-		return cerr(c, n->line, n->col,
+		return modelcfg__cerr(c, n->line, n->col,
 			    "%s '%s' has no dims (a scalar is dims: [1] with reshape: { shape: [] })",
 			    what, t->name);
 	if (t->has_reshape) {
-		int64_t a = shape_elems(t->dims, t->ndims);
-		int64_t b = shape_elems(t->reshape, t->reshape_ndims);
+		int64_t a = modelcfg__shape_elems(t->dims, t->ndims);
+		int64_t b = modelcfg__shape_elems(t->reshape, t->reshape_ndims);
 		if (a == -2 || b == -2)
-			return cerr(c, n->line, n->col, "%s '%s': shape too large",
+			return modelcfg__cerr(c, n->line, n->col, "%s '%s': shape too large",
 				    what, t->name);
 		if (a >= 0 && b >= 0 && a != b)
-			return cerr(c, n->line, n->col,
+			return modelcfg__cerr(c, n->line, n->col,
 				    "%s '%s': dims hold %lld elements but reshape %lld",
 				    what, t->name, (long long)a, (long long)b);
 	}
 	return 0;
 }
 
-static int m_input(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_input(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	return read_tensor(c, n, &c->cfg->inputs, &c->cfg->ninputs, true);
+	return modelcfg__read_tensor(c, n, &c->cfg->inputs, &c->cfg->ninputs, true);
 }
 
-static int m_output(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_output(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	return read_tensor(c, n, &c->cfg->outputs, &c->cfg->noutputs, false);
+	return modelcfg__read_tensor(c, n, &c->cfg->outputs, &c->cfg->noutputs, false);
 }
 
 /* ------------------------------------------------------------------ */
 /* dynamic batching */
 
-static const struct enum_val timeout_vals[] = {
-	{ "REJECT", MC_TIMEOUT_REJECT },
-	{ "DELAY", MC_TIMEOUT_DELAY },
+static const struct modelcfg__enum_val modelcfg__timeout_vals[] = {
+	{ "REJECT", MODELCFG_TIMEOUT_REJECT },
+	{ "DELAY", MODELCFG_TIMEOUT_DELAY },
 	{ NULL, 0 }
 };
 
-static int q_action(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__q_action(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_queue_policy *q = obj;
+	struct modelcfg_queue_policy *q = obj;
 	int v;
 
-	if (get_enum(c, n, timeout_vals, &v))
+	if (modelcfg__get_enum(c, n, modelcfg__timeout_vals, &v))
 		return c->rc;
-	q->timeout_action = (enum mc_timeout_action)v;
+	q->timeout_action = (enum modelcfg_timeout_action)v;
 	return 0;
 }
 
-static int q_timeout(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__q_timeout(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_queue_policy *q = obj;
+	struct modelcfg_queue_policy *q = obj;
 
-	return get_u64(c, n, UINT64_MAX, &q->default_timeout_us);
+	return modelcfg__get_u64(c, n, UINT64_MAX, &q->default_timeout_us);
 }
 
-static int q_override(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__q_override(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_queue_policy *q = obj;
+	struct modelcfg_queue_policy *q = obj;
 
-	return get_bool(c, n, &q->allow_timeout_override);
+	return modelcfg__get_bool(c, n, &q->allow_timeout_override);
 }
 
-static int q_size(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__q_size(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_queue_policy *q = obj;
+	struct modelcfg_queue_policy *q = obj;
 	uint64_t v;
 
-	if (get_u64(c, n, UINT32_MAX, &v))
+	if (modelcfg__get_u64(c, n, UINT32_MAX, &v))
 		return c->rc;
 	q->max_queue_size = (uint32_t)v;
 	return 0;
 }
 
-static const struct field queue_fields[] = {
-	{ "timeout_action", q_action, 0, NULL },
-	{ "default_timeout_microseconds", q_timeout, 0, NULL },
-	{ "allow_timeout_override", q_override, 0, NULL },
-	{ "max_queue_size", q_size, 0, NULL },
+static const struct field modelcfg__queue_fields[] = {
+	{ "timeout_action", modelcfg__q_action, 0, NULL },
+	{ "default_timeout_microseconds", modelcfg__q_timeout, 0, NULL },
+	{ "allow_timeout_override", modelcfg__q_override, 0, NULL },
+	{ "max_queue_size", modelcfg__q_size, 0, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-static int d_preferred(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__d_preferred(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = obj;
+	struct modelcfg_dynbatch *d = obj;
 	int64_t v;
 
-	if (d->npreferred >= MC_MAX_PREFERRED)
-		return cerr(c, n->vline, n->vcol,
-			    "more than %d preferred_batch_size values", MC_MAX_PREFERRED);
-	if (get_i64(c, n, 1, INT32_MAX, &v))
+	if (d->npreferred >= MODELCFG_MAX_PREFERRED)
+		return modelcfg__cerr(c, n->vline, n->vcol,
+			    "more than %d preferred_batch_size values", MODELCFG_MAX_PREFERRED);
+	if (modelcfg__get_i64(c, n, 1, INT32_MAX, &v))
 		return c->rc;
 	d->preferred[d->npreferred++] = (int)v;
 	return 0;
 }
 
-static int d_delay(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__d_delay(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = obj;
+	struct modelcfg_dynbatch *d = obj;
 
-	return get_u64(c, n, UINT64_MAX, &d->max_queue_delay_us);
+	return modelcfg__get_u64(c, n, UINT64_MAX, &d->max_queue_delay_us);
 }
 
-static int d_order(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__d_order(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = obj;
+	struct modelcfg_dynbatch *d = obj;
 
-	return get_bool(c, n, &d->preserve_ordering);
+	return modelcfg__get_bool(c, n, &d->preserve_ordering);
 }
 
-static int d_levels(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__d_levels(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = obj;
+	struct modelcfg_dynbatch *d = obj;
 	uint64_t v;
 
-	if (get_u64(c, n, UINT32_MAX, &v))
+	if (modelcfg__get_u64(c, n, UINT32_MAX, &v))
 		return c->rc;
 	d->priority_levels = (uint32_t)v;
 	return 0;
 }
 
-static int d_deflevel(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__d_deflevel(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = obj;
+	struct modelcfg_dynbatch *d = obj;
 	uint64_t v;
 
-	if (get_u64(c, n, UINT32_MAX, &v))
+	if (modelcfg__get_u64(c, n, UINT32_MAX, &v))
 		return c->rc;
 	d->default_priority_level = (uint32_t)v;
 	c->dl_line = n->vline;          /* checked once the block is read */
@@ -584,40 +584,40 @@ static int d_deflevel(struct ctx *c, const struct pb_node *n, void *obj)
 	return 0;
 }
 
-static int d_defpolicy(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__d_defpolicy(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = obj;
+	struct modelcfg_dynbatch *d = obj;
 
 	memset(&d->default_policy, 0, sizeof(d->default_policy));
-	return walk(c, n, queue_fields, &d->default_policy, "default_queue_policy");
+	return modelcfg__walk(c, n, modelcfg__queue_fields, &d->default_policy, "default_queue_policy");
 }
 
-struct prio_entry {
+struct modelcfg__prio_entry {
 	bool has_key;
 	uint64_t key;
-	const struct pb_node *key_node;
-	struct mc_queue_policy policy;
+	const struct pbtxt_node *key_node;
+	struct modelcfg_queue_policy policy;
 };
 
-static int pe_key(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__pe_key(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct prio_entry *e = obj;
+	struct modelcfg__prio_entry *e = obj;
 
 	e->has_key = true;
 	e->key_node = n;
-	return get_u64(c, n, UINT64_MAX, &e->key);
+	return modelcfg__get_u64(c, n, UINT64_MAX, &e->key);
 }
 
-static int pe_value(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__pe_value(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct prio_entry *e = obj;
+	struct modelcfg__prio_entry *e = obj;
 
-	return walk(c, n, queue_fields, &e->policy, "priority_queue_policy value");
+	return modelcfg__walk(c, n, modelcfg__queue_fields, &e->policy, "priority_queue_policy value");
 }
 
-static const struct field prio_entry_fields[] = {
-	{ "key", pe_key, 0, NULL },
-	{ "value", pe_value, F_MSG, NULL },
+static const struct field modelcfg__prio_entry_fields[] = {
+	{ "key", modelcfg__pe_key, 0, NULL },
+	{ "value", modelcfg__pe_value, F_MSG, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
@@ -626,31 +626,31 @@ static const struct field prio_entry_fields[] = {
  * after the whole block, since priority_levels may come later.  A repeated
  * key replaces the earlier entry, as protobuf maps do, with a warning.
  */
-static int d_prio_policy(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__d_prio_policy(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = obj;
-	struct prio_entry e;
+	struct modelcfg_dynbatch *d = obj;
+	struct modelcfg__prio_entry e;
 
 	memset(&e, 0, sizeof(e));
-	if (walk(c, n, prio_entry_fields, &e, "priority_queue_policy"))
+	if (modelcfg__walk(c, n, modelcfg__prio_entry_fields, &e, "priority_queue_policy"))
 		return c->rc;
 	if (!e.has_key)
-		return cerr(c, n->line, n->col, "priority_queue_policy entry without a key");
+		return modelcfg__cerr(c, n->line, n->col, "priority_queue_policy entry without a key");
 	if (e.key < 1 || e.key > UINT32_MAX)
-		return cerr(c, e.key_node->vline, e.key_node->vcol,
+		return modelcfg__cerr(c, e.key_node->vline, e.key_node->vcol,
 			    "priority_queue_policy key %llu is not a priority level",
 			    (unsigned long long)e.key);
 	for (int i = 0; i < d->nprio_policies; i++)
 		if (d->prio_policies[i].level == e.key) {
-			cwarn(c, n->line, n->col,
+			modelcfg__cwarn(c, n->line, n->col,
 			      "priority_queue_policy for level %llu given again; the last one wins",
 			      (unsigned long long)e.key);
 			d->prio_policies[i].policy = e.policy;
 			return 0;
 		}
-	struct mc_prio_policy *p = push(c, &d->prio_policies,
+	struct modelcfg_prio_policy *p = modelcfg__push(c, &d->prio_policies,
 					&d->nprio_policies, sizeof(*p),
-					MC_MAX_PRIO_POLICIES, n,
+					MODELCFG_MAX_PRIO_POLICIES, n,
 					"priority_queue_policy entries");
 	if (!p)
 		return c->rc;
@@ -659,44 +659,44 @@ static int d_prio_policy(struct ctx *c, const struct pb_node *n, void *obj)
 	return 0;
 }
 
-static const struct field dynbatch_fields[] = {
-	{ "preferred_batch_size", d_preferred, F_REPEATED, NULL },
-	{ "max_queue_delay_microseconds", d_delay, 0, NULL },
-	{ "preserve_ordering", d_order, 0, NULL },
-	{ "priority_levels", d_levels, 0, NULL },
-	{ "default_priority_level", d_deflevel, 0, NULL },
-	{ "default_queue_policy", d_defpolicy, F_MSG, NULL },
-	{ "priority_queue_policy", d_prio_policy, F_REPEATED | F_MSG, NULL },
+static const struct field modelcfg__dynbatch_fields[] = {
+	{ "preferred_batch_size", modelcfg__d_preferred, F_REPEATED, NULL },
+	{ "max_queue_delay_microseconds", modelcfg__d_delay, 0, NULL },
+	{ "preserve_ordering", modelcfg__d_order, 0, NULL },
+	{ "priority_levels", modelcfg__d_levels, 0, NULL },
+	{ "default_priority_level", modelcfg__d_deflevel, 0, NULL },
+	{ "default_queue_policy", modelcfg__d_defpolicy, F_MSG, NULL },
+	{ "priority_queue_policy", modelcfg__d_prio_policy, F_REPEATED | F_MSG, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-static int m_dynbatch(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_dynbatch(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_dynbatch *d = &c->cfg->dynbatch;
+	struct modelcfg_dynbatch *d = &c->cfg->dynbatch;
 
 	d->enabled = true;
 	c->db_line = c->dl_line = n->line;
 	c->db_col = c->dl_col = n->col;
-	if (walk(c, n, dynbatch_fields, d, "dynamic_batching"))
+	if (modelcfg__walk(c, n, modelcfg__dynbatch_fields, d, "dynamic_batching"))
 		return c->rc;
 	if (d->priority_levels == 0) {
 		if (d->default_priority_level != 0)
-			return cerr(c, c->dl_line, c->dl_col,
+			return modelcfg__cerr(c, c->dl_line, c->dl_col,
 				    "default_priority_level %u given but priority_levels is 0",
 				    d->default_priority_level);
 		if (d->nprio_policies)
-			return cerr(c, n->line, n->col,
+			return modelcfg__cerr(c, n->line, n->col,
 				    "priority_queue_policy given but priority_levels is 0");
 		return 0;
 	}
 	if (d->default_priority_level < 1 ||
 	    d->default_priority_level > d->priority_levels)
-		return cerr(c, c->dl_line, c->dl_col,
+		return modelcfg__cerr(c, c->dl_line, c->dl_col,
 			    "default_priority_level must be in [1, %u] (priority_levels), found %u",
 			    d->priority_levels, d->default_priority_level);
 	for (int i = 0; i < d->nprio_policies; i++)
 		if (d->prio_policies[i].level > d->priority_levels)
-			return cerr(c, n->line, n->col,
+			return modelcfg__cerr(c, n->line, n->col,
 				    "priority_queue_policy key %u is above priority_levels %u",
 				    d->prio_policies[i].level, d->priority_levels);
 	return 0;
@@ -705,61 +705,61 @@ static int m_dynbatch(struct ctx *c, const struct pb_node *n, void *obj)
 /* ------------------------------------------------------------------ */
 /* instance groups */
 
-static int g_name(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__g_name(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_instance_group *g = obj;
+	struct modelcfg_instance_group *g = obj;
 
-	return get_str(c, n, &g->name);
+	return modelcfg__get_str(c, n, &g->name);
 }
 
-static int g_count(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__g_count(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_instance_group *g = obj;
+	struct modelcfg_instance_group *g = obj;
 	int64_t v;
 
-	if (get_i64(c, n, 0, MC_MAX_INSTANCES, &v))
+	if (modelcfg__get_i64(c, n, 0, MODELCFG_MAX_INSTANCES, &v))
 		return c->rc;
 	g->count = v ? (int)v : 1;     /* proto3: 0 is "absent"; Triton makes it 1 */
 	return 0;
 }
 
-static const struct enum_val kind_vals[] = {
-	{ "KIND_AUTO", MC_KIND_AUTO },
-	{ "KIND_GPU", MC_KIND_GPU },
-	{ "KIND_CPU", MC_KIND_CPU },
-	{ "KIND_MODEL", MC_KIND_MODEL },
+static const struct modelcfg__enum_val modelcfg__kind_vals[] = {
+	{ "KIND_AUTO", MODELCFG_KIND_AUTO },
+	{ "KIND_GPU", MODELCFG_KIND_GPU },
+	{ "KIND_CPU", MODELCFG_KIND_CPU },
+	{ "KIND_MODEL", MODELCFG_KIND_MODEL },
 	{ NULL, 0 }
 };
 
-static int g_kind(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__g_kind(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_instance_group *g = obj;
+	struct modelcfg_instance_group *g = obj;
 	int v;
 
-	if (get_enum(c, n, kind_vals, &v))
+	if (modelcfg__get_enum(c, n, modelcfg__kind_vals, &v))
 		return c->rc;
-	g->kind = (enum mc_kind)v;
+	g->kind = (enum modelcfg_kind)v;
 	return 0;
 }
 
-static int g_gpus(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__g_gpus(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_instance_group *g = obj;
+	struct modelcfg_instance_group *g = obj;
 	int64_t v;
 
-	if (g->ngpus >= MC_MAX_GPUS)
-		return cerr(c, n->vline, n->vcol, "more than %d gpus", MC_MAX_GPUS);
-	if (get_i64(c, n, 0, INT32_MAX, &v))
+	if (g->ngpus >= MODELCFG_MAX_GPUS)
+		return modelcfg__cerr(c, n->vline, n->vcol, "more than %d gpus", MODELCFG_MAX_GPUS);
+	if (modelcfg__get_i64(c, n, 0, INT32_MAX, &v))
 		return c->rc;
 	g->gpus[g->ngpus++] = (int)v;
 	return 0;
 }
 
-static const struct field group_fields[] = {
-	{ "name", g_name, 0, NULL },
-	{ "count", g_count, 0, NULL },
-	{ "kind", g_kind, 0, NULL },
-	{ "gpus", g_gpus, F_REPEATED, NULL },
+static const struct field modelcfg__group_fields[] = {
+	{ "name", modelcfg__g_name, 0, NULL },
+	{ "count", modelcfg__g_count, 0, NULL },
+	{ "kind", modelcfg__g_kind, 0, NULL },
+	{ "gpus", modelcfg__g_gpus, F_REPEATED, NULL },
 	{ "rate_limiter", NULL, 0, " (ferry has no rate limiter)" },
 	{ "secondary_devices", NULL, 0, NULL },
 	{ "profile", NULL, 0, NULL },
@@ -768,135 +768,135 @@ static const struct field group_fields[] = {
 	{ NULL, NULL, 0, NULL }
 };
 
-static int m_group(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_group(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
 	struct model_config *cfg = c->cfg;
-	struct mc_instance_group *g = push(c, &cfg->groups, &cfg->ngroups,
-					   sizeof(*g), MC_MAX_GROUPS, n,
+	struct modelcfg_instance_group *g = modelcfg__push(c, &cfg->groups, &cfg->ngroups,
+					   sizeof(*g), MODELCFG_MAX_GROUPS, n,
 					   "instance groups");
 	if (!g)
 		return c->rc;
 	g->count = 1;
-	g->kind = MC_KIND_AUTO;
-	if (walk(c, n, group_fields, g, "instance_group"))
+	g->kind = MODELCFG_KIND_AUTO;
+	if (modelcfg__walk(c, n, modelcfg__group_fields, g, "instance_group"))
 		return c->rc;
-	if ((g->kind == MC_KIND_CPU || g->kind == MC_KIND_MODEL) && g->ngpus)
-		return cerr(c, n->line, n->col,
+	if ((g->kind == MODELCFG_KIND_CPU || g->kind == MODELCFG_KIND_MODEL) && g->ngpus)
+		return modelcfg__cerr(c, n->line, n->col,
 			    "instance_group of kind %s lists gpus",
-			    g->kind == MC_KIND_CPU ? "KIND_CPU" : "KIND_MODEL");
+			    g->kind == MODELCFG_KIND_CPU ? "KIND_CPU" : "KIND_MODEL");
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* version policy */
 
-static int vl_num(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__vl_num(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_version_policy *vp = obj;
+	struct modelcfg_version_policy *vp = obj;
 	uint64_t v;
 
-	if (get_u64(c, n, UINT32_MAX, &v))
+	if (modelcfg__get_u64(c, n, UINT32_MAX, &v))
 		return c->rc;
 	vp->latest_num = (uint32_t)v;
 	return 0;
 }
 
-static const struct field latest_fields[] = {
-	{ "num_versions", vl_num, 0, NULL },
+static const struct field modelcfg__latest_fields[] = {
+	{ "num_versions", modelcfg__vl_num, 0, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-static const struct field all_fields[] = {
+static const struct field modelcfg__all_fields[] = {
 	{ NULL, NULL, 0, NULL }
 };
 
-static int vs_version(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__vs_version(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct mc_version_policy *vp = obj;
+	struct modelcfg_version_policy *vp = obj;
 	int64_t v;
 
-	if (get_i64(c, n, 1, INT64_MAX, &v))
+	if (modelcfg__get_i64(c, n, 1, INT64_MAX, &v))
 		return c->rc;
-	int64_t *p = push(c, &vp->versions, &vp->nversions, sizeof(*p),
-			  MC_MAX_VERSIONS, n, "specific versions");
+	int64_t *p = modelcfg__push(c, &vp->versions, &vp->nversions, sizeof(*p),
+			  MODELCFG_MAX_VERSIONS, n, "specific versions");
 	if (!p)
 		return c->rc;
 	*p = v;
 	return 0;
 }
 
-static const struct field specific_fields[] = {
-	{ "versions", vs_version, F_REPEATED, NULL },
+static const struct field modelcfg__specific_fields[] = {
+	{ "versions", modelcfg__vs_version, F_REPEATED, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-struct vp_state {
-	struct mc_version_policy *vp;
+struct modelcfg__vp_state {
+	struct modelcfg_version_policy *vp;
 	int nset;
 };
 
-static int vp_oneof(struct ctx *c, const struct pb_node *n, struct vp_state *s)
+static int modelcfg__vp_oneof(struct ctx *c, const struct pbtxt_node *n, struct modelcfg__vp_state *s)
 {
 	if (s->nset++)
-		return cerr(c, n->line, n->col,
+		return modelcfg__cerr(c, n->line, n->col,
 			    "version_policy takes one of latest, all or specific");
 	return 0;
 }
 
-static int vp_latest(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__vp_latest(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct vp_state *s = obj;
+	struct modelcfg__vp_state *s = obj;
 
-	if (vp_oneof(c, n, s))
+	if (modelcfg__vp_oneof(c, n, s))
 		return c->rc;
-	s->vp->kind = MC_VP_LATEST;
+	s->vp->kind = MODELCFG_VP_LATEST;
 	s->vp->latest_num = 0;
-	if (walk(c, n, latest_fields, s->vp, "latest"))
+	if (modelcfg__walk(c, n, modelcfg__latest_fields, s->vp, "latest"))
 		return c->rc;
 	if (s->vp->latest_num == 0)
-		return cerr(c, n->line, n->col, "latest version policy needs num_versions >= 1");
+		return modelcfg__cerr(c, n->line, n->col, "latest version policy needs num_versions >= 1");
 	return 0;
 }
 
-static int vp_all(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__vp_all(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct vp_state *s = obj;
+	struct modelcfg__vp_state *s = obj;
 
-	if (vp_oneof(c, n, s))
+	if (modelcfg__vp_oneof(c, n, s))
 		return c->rc;
-	s->vp->kind = MC_VP_ALL;
-	return walk(c, n, all_fields, s->vp, "all");
+	s->vp->kind = MODELCFG_VP_ALL;
+	return modelcfg__walk(c, n, modelcfg__all_fields, s->vp, "all");
 }
 
-static int vp_specific(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__vp_specific(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct vp_state *s = obj;
+	struct modelcfg__vp_state *s = obj;
 
-	if (vp_oneof(c, n, s))
+	if (modelcfg__vp_oneof(c, n, s))
 		return c->rc;
-	s->vp->kind = MC_VP_SPECIFIC;
-	if (walk(c, n, specific_fields, s->vp, "specific"))
+	s->vp->kind = MODELCFG_VP_SPECIFIC;
+	if (modelcfg__walk(c, n, modelcfg__specific_fields, s->vp, "specific"))
 		return c->rc;
 	if (s->vp->nversions == 0)
-		return cerr(c, n->line, n->col, "specific version policy lists no versions");
+		return modelcfg__cerr(c, n->line, n->col, "specific version policy lists no versions");
 	return 0;
 }
 
-static const struct field vp_fields[] = {
-	{ "latest", vp_latest, F_MSG, NULL },
-	{ "all", vp_all, F_MSG, NULL },
-	{ "specific", vp_specific, F_MSG, NULL },
+static const struct field modelcfg__vp_fields[] = {
+	{ "latest", modelcfg__vp_latest, F_MSG, NULL },
+	{ "all", modelcfg__vp_all, F_MSG, NULL },
+	{ "specific", modelcfg__vp_specific, F_MSG, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-static int m_version_policy(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_version_policy(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct vp_state s = { &c->cfg->version_policy, 0 };
+	struct modelcfg__vp_state s = { &c->cfg->version_policy, 0 };
 
-	if (walk(c, n, vp_fields, &s, "version_policy"))
+	if (modelcfg__walk(c, n, modelcfg__vp_fields, &s, "version_policy"))
 		return c->rc;
 	if (s.nset == 0) {      /* version_policy {}: Triton's default */
-		s.vp->kind = MC_VP_LATEST;
+		s.vp->kind = MODELCFG_VP_LATEST;
 		s.vp->latest_num = 1;
 	}
 	return 0;
@@ -905,73 +905,73 @@ static int m_version_policy(struct ctx *c, const struct pb_node *n, void *obj)
 /* ------------------------------------------------------------------ */
 /* parameters */
 
-struct param_entry {
+struct modelcfg__param_entry {
 	char *key;
 	char *value;
 	bool has_value;
 };
 
-static int pv_string(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__pv_string(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct param_entry *e = obj;
+	struct modelcfg__param_entry *e = obj;
 
-	return get_str(c, n, &e->value);
+	return modelcfg__get_str(c, n, &e->value);
 }
 
-static const struct field param_value_fields[] = {
-	{ "string_value", pv_string, 0, NULL },
+static const struct field modelcfg__param_value_fields[] = {
+	{ "string_value", modelcfg__pv_string, 0, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-static int pe_pkey(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__pe_pkey(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct param_entry *e = obj;
+	struct modelcfg__param_entry *e = obj;
 
-	return get_str(c, n, &e->key);
+	return modelcfg__get_str(c, n, &e->key);
 }
 
-static int pe_pvalue(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__pe_pvalue(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	struct param_entry *e = obj;
+	struct modelcfg__param_entry *e = obj;
 
 	e->has_value = true;
-	return walk(c, n, param_value_fields, e, "parameters value");
+	return modelcfg__walk(c, n, modelcfg__param_value_fields, e, "parameters value");
 }
 
-static const struct field param_fields[] = {
-	{ "key", pe_pkey, 0, NULL },
-	{ "value", pe_pvalue, F_MSG, NULL },
+static const struct field modelcfg__param_fields[] = {
+	{ "key", modelcfg__pe_pkey, 0, NULL },
+	{ "value", modelcfg__pe_pvalue, F_MSG, NULL },
 	{ NULL, NULL, 0, NULL }
 };
 
-static int m_param(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_param(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
 	struct model_config *cfg = c->cfg;
-	struct param_entry e = { NULL, NULL, false };
+	struct modelcfg__param_entry e = { NULL, NULL, false };
 	int rc = 0;
 
-	if (walk(c, n, param_fields, &e, "parameters"))
+	if (modelcfg__walk(c, n, modelcfg__param_fields, &e, "parameters"))
 		goto out;
 	if (!e.key) {
-		rc = cerr(c, n->line, n->col, "parameters entry without a key");
+		rc = modelcfg__cerr(c, n->line, n->col, "parameters entry without a key");
 		goto out;
 	}
 	if (!e.value && !(e.value = strdup(""))) {
-		rc = cnomem(c);
+		rc = modelcfg__cnomem(c);
 		goto out;
 	}
 	for (int i = 0; i < cfg->nparams; i++)
 		if (!strcmp(cfg->params[i].key, e.key)) {
 			/* protobuf maps keep the last; say so. */
-			cwarn(c, n->line, n->col,
+			modelcfg__cwarn(c, n->line, n->col,
 			      "parameter '%s' given again; the last value wins", e.key);
 			free(cfg->params[i].value);
 			cfg->params[i].value = e.value;
 			e.value = NULL;
 			goto out;
 		}
-	struct mc_param *p = push(c, &cfg->params, &cfg->nparams,
-				  sizeof(*p), MC_MAX_PARAMS, n, "parameters");
+	struct modelcfg_param *p = modelcfg__push(c, &cfg->params, &cfg->nparams,
+				  sizeof(*p), MODELCFG_MAX_PARAMS, n, "parameters");
 	if (!p)
 		goto out;
 	p->key = e.key;
@@ -986,42 +986,42 @@ out:
 /* ------------------------------------------------------------------ */
 /* top level */
 
-static int m_name(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_name(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	return get_str(c, n, &c->cfg->name);
+	return modelcfg__get_str(c, n, &c->cfg->name);
 }
 
-static int m_backend(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_backend(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	return get_str(c, n, &c->cfg->backend);
+	return modelcfg__get_str(c, n, &c->cfg->backend);
 }
 
-static int m_platform(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_platform(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
-	return get_str(c, n, &c->cfg->platform);
+	return modelcfg__get_str(c, n, &c->cfg->platform);
 }
 
-static int m_mbs(struct ctx *c, const struct pb_node *n, void *obj)
+static int modelcfg__m_mbs(struct ctx *c, const struct pbtxt_node *n, void *obj)
 {
 	int64_t v;
 
-	if (get_i64(c, n, 0, INT32_MAX, &v))
+	if (modelcfg__get_i64(c, n, 0, INT32_MAX, &v))
 		return c->rc;
 	c->cfg->max_batch_size = (int)v;
 	return 0;
 }
 
-static const struct field model_fields[] = {
-	{ "name", m_name, 0, NULL },
-	{ "platform", m_platform, 0, NULL },
-	{ "backend", m_backend, 0, NULL },
-	{ "version_policy", m_version_policy, F_MSG, NULL },
-	{ "max_batch_size", m_mbs, 0, NULL },
-	{ "input", m_input, F_REPEATED | F_MSG, NULL },
-	{ "output", m_output, F_REPEATED | F_MSG, NULL },
-	{ "dynamic_batching", m_dynbatch, F_MSG, NULL },
-	{ "instance_group", m_group, F_REPEATED | F_MSG, NULL },
-	{ "parameters", m_param, F_REPEATED | F_MSG, NULL },
+static const struct field modelcfg__model_fields[] = {
+	{ "name", modelcfg__m_name, 0, NULL },
+	{ "platform", modelcfg__m_platform, 0, NULL },
+	{ "backend", modelcfg__m_backend, 0, NULL },
+	{ "version_policy", modelcfg__m_version_policy, F_MSG, NULL },
+	{ "max_batch_size", modelcfg__m_mbs, 0, NULL },
+	{ "input", modelcfg__m_input, F_REPEATED | F_MSG, NULL },
+	{ "output", modelcfg__m_output, F_REPEATED | F_MSG, NULL },
+	{ "dynamic_batching", modelcfg__m_dynbatch, F_MSG, NULL },
+	{ "instance_group", modelcfg__m_group, F_REPEATED | F_MSG, NULL },
+	{ "parameters", modelcfg__m_param, F_REPEATED | F_MSG, NULL },
 	{ "runtime", NULL, 0, NULL },
 	{ "batch_input", NULL, 0, NULL },
 	{ "batch_output", NULL, 0, NULL },
@@ -1043,14 +1043,14 @@ static const struct field model_fields[] = {
 };
 
 /* Triton names unnamed groups "<model>_<index>". */
-static int name_groups(struct model_config *cfg)
+static int modelcfg__name_groups(struct model_config *cfg)
 {
 	for (int i = 0; i < cfg->ngroups; i++) {
-		struct mc_instance_group *g = &cfg->groups[i];
+		struct modelcfg_instance_group *g = &cfg->groups[i];
 		if (g->name && g->name[0])
 			continue;
 		if (!cfg->name[0]) {
-			/* No model name yet: "" until mc_set_name(). */
+			/* No model name yet: "" until modelcfg_set_name(). */
 			if (!g->name && !(g->name = strdup("")))
 				return FERRY_ENOMEM;
 			continue;
@@ -1066,50 +1066,50 @@ static int name_groups(struct model_config *cfg)
 	return 0;
 }
 
-static int finish(struct ctx *c)
+static int modelcfg__finish(struct ctx *c)
 {
 	struct model_config *cfg = c->cfg;
-	struct mc_dynbatch *d = &cfg->dynbatch;
+	struct modelcfg_dynbatch *d = &cfg->dynbatch;
 
 	if (!cfg->backend && !(cfg->backend = strdup("")))
-		return cnomem(c);
+		return modelcfg__cnomem(c);
 	if (!cfg->platform && !(cfg->platform = strdup("")))
-		return cnomem(c);
+		return modelcfg__cnomem(c);
 	if (!cfg->name && !(cfg->name = strdup("")))
-		return cnomem(c);
+		return modelcfg__cnomem(c);
 	if (cfg->ninputs == 0)
-		return cerr(c, 1, 1, "model has no input");
+		return modelcfg__cerr(c, 1, 1, "model has no input");
 	if (cfg->noutputs == 0)
-		return cerr(c, 1, 1, "model has no output");
+		return modelcfg__cerr(c, 1, 1, "model has no output");
 	if (d->enabled && d->npreferred && cfg->max_batch_size == 0)
-		return cerr(c, c->db_line, c->db_col,
+		return modelcfg__cerr(c, c->db_line, c->db_col,
 			    "preferred_batch_size needs max_batch_size > 0");
 	for (int i = 0; i < d->npreferred; i++)
 		if (d->preferred[i] > cfg->max_batch_size)
-			return cerr(c, c->db_line, c->db_col,
+			return modelcfg__cerr(c, c->db_line, c->db_col,
 				    "preferred_batch_size %d is above max_batch_size %d",
 				    d->preferred[i], cfg->max_batch_size);
 	if (d->enabled && cfg->max_batch_size == 0)
-		cwarn(c, c->db_line, c->db_col, "dynamic_batching with max_batch_size 0: requests are never batched");
+		modelcfg__cwarn(c, c->db_line, c->db_col, "dynamic_batching with max_batch_size 0: requests are never batched");
 	if (cfg->ngroups == 0) {
-		struct mc_instance_group *g = calloc(1, sizeof(*g));
+		struct modelcfg_instance_group *g = calloc(1, sizeof(*g));
 		if (!g)
-			return cnomem(c);
+			return modelcfg__cnomem(c);
 		g->count = 1;
-		g->kind = MC_KIND_AUTO;
+		g->kind = MODELCFG_KIND_AUTO;
 		cfg->groups = g;
 		cfg->ngroups = 1;
 	}
-	if (name_groups(cfg))
-		return cnomem(c);
+	if (modelcfg__name_groups(cfg))
+		return modelcfg__cnomem(c);
 	return 0;
 }
 
-int mc_parse(const char *text, size_t len, const char *file,
-	     struct model_config *cfg, mc_warn_fn warn, void *warn_arg,
+int modelcfg_parse(const char *text, size_t len, const char *file,
+	     struct model_config *cfg, modelcfg_warn_fn warn, void *warn_arg,
 	     char *err, size_t errlen)
 {
-	struct pb_doc *doc = NULL;
+	struct pbtxt_doc *doc = NULL;
 	struct ctx c;
 	int rc;
 
@@ -1126,21 +1126,21 @@ int mc_parse(const char *text, size_t len, const char *file,
 	c.err = err;
 	c.errlen = errlen;
 
-	rc = pb_parse(text, len, file, NULL, &doc, err, errlen);
+	rc = pbtxt_parse(text, len, file, NULL, &doc, err, errlen);
 	if (rc)
 		return rc;
-	cfg->version_policy.kind = MC_VP_LATEST;
+	cfg->version_policy.kind = MODELCFG_VP_LATEST;
 	cfg->version_policy.latest_num = 1;
-	if (walk(&c, pb_root(doc), model_fields, NULL, "ModelConfig") ||
-	    finish(&c)) {
+	if (modelcfg__walk(&c, pbtxt_root(doc), modelcfg__model_fields, NULL, "ModelConfig") ||
+	    modelcfg__finish(&c)) {
 		rc = c.rc;
-		mc_free(cfg);
+		modelcfg_free(cfg);
 	}
-	pb_free(doc);
+	pbtxt_free(doc);
 	return rc;
 }
 
-static int errno_to_ferry(int e)
+static int modelcfg__errno_to_ferry(int e)
 {
 	switch (e) {
 	case ENOENT:
@@ -1156,8 +1156,8 @@ static int errno_to_ferry(int e)
 	}
 }
 
-int mc_load_file(const char *path, struct model_config *cfg,
-		 mc_warn_fn warn, void *warn_arg, char *err, size_t errlen)
+int modelcfg_load_file(const char *path, struct model_config *cfg,
+		 modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -1169,7 +1169,7 @@ int mc_load_file(const char *path, struct model_config *cfg,
 	 * it is refused below as not a regular file. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		rc = errno_to_ferry(errno);
+		rc = modelcfg__errno_to_ferry(errno);
 		if (err && errlen)
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
@@ -1180,11 +1180,11 @@ int mc_load_file(const char *path, struct model_config *cfg,
 			snprintf(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
-	if ((uint64_t)st.st_size > PB_DEFAULT_MAX_INPUT) {
+	if ((uint64_t)st.st_size > PBTXT_DEFAULT_MAX_INPUT) {
 		rc = FERRY_CONFIG;
 		if (err && errlen)
 			snprintf(err, errlen, "%s: larger than %u bytes", path,
-				 PB_DEFAULT_MAX_INPUT);
+				 PBTXT_DEFAULT_MAX_INPUT);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -1201,7 +1201,7 @@ int mc_load_file(const char *path, struct model_config *cfg,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			rc = errno_to_ferry(errno);
+			rc = modelcfg__errno_to_ferry(errno);
 			if (err && errlen)
 				snprintf(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
@@ -1210,14 +1210,14 @@ int mc_load_file(const char *path, struct model_config *cfg,
 			break;
 		got += (size_t)r;
 	}
-	rc = mc_parse(buf, got, path, cfg, warn, warn_arg, err, errlen);
+	rc = modelcfg_parse(buf, got, path, cfg, warn, warn_arg, err, errlen);
 out:
 	free(buf);
 	close(fd);
 	return rc;
 }
 
-void mc_free(struct model_config *cfg)
+void modelcfg_free(struct model_config *cfg)
 {
 	if (!cfg)
 		return;
@@ -1243,7 +1243,7 @@ void mc_free(struct model_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-int mc_set_name(struct model_config *cfg, const char *name)
+int modelcfg_set_name(struct model_config *cfg, const char *name)
 {
 	char *s = strdup(name);
 
@@ -1253,10 +1253,10 @@ int mc_set_name(struct model_config *cfg, const char *name)
 	cfg->name = s;
 	/* Groups named after the old (or no) name keep their names: only
 	 * unnamed ones take the default; a failure here leaves them unnamed. */
-	return name_groups(cfg);
+	return modelcfg__name_groups(cfg);
 }
 
-const char *mc_param(const struct model_config *cfg, const char *key)
+const char *modelcfg_param(const struct model_config *cfg, const char *key)
 {
 	for (int i = 0; i < cfg->nparams; i++)
 		if (!strcmp(cfg->params[i].key, key))
@@ -1264,7 +1264,7 @@ const char *mc_param(const struct model_config *cfg, const char *key)
 	return NULL;
 }
 
-static int find_tensor(const struct mc_tensor *t, int n, const char *name)
+static int modelcfg__find_tensor(const struct modelcfg_tensor *t, int n, const char *name)
 {
 	for (int i = 0; i < n; i++)
 		if (!strcmp(t[i].name, name))
@@ -1272,12 +1272,12 @@ static int find_tensor(const struct mc_tensor *t, int n, const char *name)
 	return -1;
 }
 
-int mc_input_index(const struct model_config *cfg, const char *name)
+int modelcfg_input_index(const struct model_config *cfg, const char *name)
 {
-	return find_tensor(cfg->inputs, cfg->ninputs, name);
+	return modelcfg__find_tensor(cfg->inputs, cfg->ninputs, name);
 }
 
-int mc_output_index(const struct model_config *cfg, const char *name)
+int modelcfg_output_index(const struct model_config *cfg, const char *name)
 {
-	return find_tensor(cfg->outputs, cfg->noutputs, name);
+	return modelcfg__find_tensor(cfg->outputs, cfg->noutputs, name);
 }

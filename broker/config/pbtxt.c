@@ -23,28 +23,28 @@
 /* ------------------------------------------------------------------ */
 /* arena */
 
-struct pb_chunk {
-	struct pb_chunk *prev;
+struct pbtxt__chunk {
+	struct pbtxt__chunk *prev;
 	size_t used, size;
 	max_align_t data[];
 };
 
-struct pb_doc {
-	struct pb_chunk *chunks;
+struct pbtxt_doc {
+	struct pbtxt__chunk *chunks;
 	char *file;
-	struct pb_node root;
+	struct pbtxt_node root;
 };
 
-#define PB_CHUNK_MIN 8192
+#define PBTXT_CHUNK_MIN 8192
 
-static void *arena_alloc(struct pb_doc *d, size_t n)
+static void *pbtxt__arena_alloc(struct pbtxt_doc *d, size_t n)
 {
-	struct pb_chunk *c = d->chunks;
+	struct pbtxt__chunk *c = d->chunks;
 	size_t al = _Alignof(max_align_t);
 
 	n = (n + al - 1) & ~(al - 1);
 	if (!c || c->size - c->used < n) {
-		size_t sz = n > PB_CHUNK_MIN ? n : PB_CHUNK_MIN;
+		size_t sz = n > PBTXT_CHUNK_MIN ? n : PBTXT_CHUNK_MIN;
 
 		c = malloc(sizeof(*c) + sz);
 		if (!c)
@@ -59,9 +59,9 @@ static void *arena_alloc(struct pb_doc *d, size_t n)
 	return p;
 }
 
-static char *arena_strndup(struct pb_doc *d, const char *s, size_t n)
+static char *pbtxt__arena_strndup(struct pbtxt_doc *d, const char *s, size_t n)
 {
-	char *p = arena_alloc(d, n + 1);
+	char *p = pbtxt__arena_alloc(d, n + 1);
 
 	if (!p)
 		return NULL;
@@ -70,13 +70,13 @@ static char *arena_strndup(struct pb_doc *d, const char *s, size_t n)
 	return p;
 }
 
-void pb_free(struct pb_doc *doc)
+void pbtxt_free(struct pbtxt_doc *doc)
 {
 	if (!doc)
 		return;
-	struct pb_chunk *c = doc->chunks;
+	struct pbtxt__chunk *c = doc->chunks;
 	while (c) {
-		struct pb_chunk *prev = c->prev;
+		struct pbtxt__chunk *prev = c->prev;
 		free(c);
 		c = prev;
 	}
@@ -84,24 +84,24 @@ void pb_free(struct pb_doc *doc)
 	free(doc);
 }
 
-const struct pb_node *pb_root(const struct pb_doc *doc)
+const struct pbtxt_node *pbtxt_root(const struct pbtxt_doc *doc)
 {
 	return &doc->root;
 }
 
-const char *pb_file(const struct pb_doc *doc)
+const char *pbtxt_file(const struct pbtxt_doc *doc)
 {
 	return doc->file;
 }
 
-const char *pb_kind_name(enum pb_kind kind)
+const char *pbtxt_kind_name(enum pbtxt_kind kind)
 {
 	switch (kind) {
-	case PB_MSG: return "message";
-	case PB_INT: return "integer";
-	case PB_FLOAT: return "float";
-	case PB_STRING: return "string";
-	case PB_IDENT: return "identifier";
+	case PBTXT_MSG: return "message";
+	case PBTXT_INT: return "integer";
+	case PBTXT_FLOAT: return "float";
+	case PBTXT_STRING: return "string";
+	case PBTXT_IDENT: return "identifier";
 	}
 	return "?";
 }
@@ -113,8 +113,8 @@ struct parser {
 	const char *s;
 	size_t len, pos;
 	unsigned line, col;
-	struct pb_doc *doc;
-	struct pb_limits lim;
+	struct pbtxt_doc *doc;
+	struct pbtxt_limits lim;
 	size_t nnodes;
 	char *sbuf;             /* scratch for decoding strings */
 	size_t scap;
@@ -123,10 +123,10 @@ struct parser {
 	int rc;                 /* first error: sticky */
 };
 
-static int perr_at(struct parser *p, unsigned line, unsigned col,
+static int pbtxt__perr_at(struct parser *p, unsigned line, unsigned col,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static int perr_at(struct parser *p, unsigned line, unsigned col,
+static int pbtxt__perr_at(struct parser *p, unsigned line, unsigned col,
 		   const char *fmt, ...)
 {
 	if (p->rc)
@@ -145,9 +145,9 @@ static int perr_at(struct parser *p, unsigned line, unsigned col,
 	return p->rc;
 }
 
-#define perr(p, ...) perr_at((p), (p)->line, (p)->col, __VA_ARGS__)
+#define perr(p, ...) pbtxt__perr_at((p), (p)->line, (p)->col, __VA_ARGS__)
 
-static int pnomem(struct parser *p)
+static int pbtxt__pnomem(struct parser *p)
 {
 	if (!p->rc) {
 		p->rc = FERRY_ENOMEM;
@@ -158,17 +158,17 @@ static int pnomem(struct parser *p)
 	return p->rc;
 }
 
-static int peekc(const struct parser *p)
+static int pbtxt__peekc(const struct parser *p)
 {
 	return p->pos < p->len ? (unsigned char)p->s[p->pos] : -1;
 }
 
-static int peekc2(const struct parser *p)
+static int pbtxt__peekc2(const struct parser *p)
 {
 	return p->pos + 1 < p->len ? (unsigned char)p->s[p->pos + 1] : -1;
 }
 
-static void advance(struct parser *p)
+static void pbtxt__advance(struct parser *p)
 {
 	if (p->pos >= p->len)
 		return;
@@ -182,41 +182,41 @@ static void advance(struct parser *p)
 }
 
 /* Skip whitespace and # comments (to the end of the line). */
-static void skip_ws(struct parser *p)
+static void pbtxt__skip_ws(struct parser *p)
 {
 	for (;;) {
-		int c = peekc(p);
+		int c = pbtxt__peekc(p);
 		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
 		    c == '\f' || c == '\v') {
-			advance(p);
+			pbtxt__advance(p);
 		} else if (c == '#') {
-			while (peekc(p) >= 0 && peekc(p) != '\n')
-				advance(p);
+			while (pbtxt__peekc(p) >= 0 && pbtxt__peekc(p) != '\n')
+				pbtxt__advance(p);
 		} else {
 			return;
 		}
 	}
 }
 
-static bool is_ident_start(int c)
+static bool pbtxt__is_ident_start(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
 
-static bool is_ident_char(int c)
+static bool pbtxt__is_ident_char(int c)
 {
-	return is_ident_start(c) || (c >= '0' && c <= '9');
+	return pbtxt__is_ident_start(c) || (c >= '0' && c <= '9');
 }
 
-static bool is_digit(int c)
+static bool pbtxt__is_digit(int c)
 {
 	return c >= '0' && c <= '9';
 }
 
 /* A printable description of the byte at the cursor, for messages. */
-static const char *describe(const struct parser *p, char *buf, size_t n)
+static const char *pbtxt__describe(const struct parser *p, char *buf, size_t n)
 {
-	int c = peekc(p);
+	int c = pbtxt__peekc(p);
 
 	if (c < 0)
 		return "end of input";
@@ -227,17 +227,17 @@ static const char *describe(const struct parser *p, char *buf, size_t n)
 	return buf;
 }
 
-static struct pb_node *new_node(struct parser *p, const char *name,
+static struct pbtxt_node *pbtxt__new_node(struct parser *p, const char *name,
 				unsigned line, unsigned col)
 {
 	if (p->nnodes >= p->lim.max_nodes) {
-		perr_at(p, line, col, "too many fields (limit %zu)",
+		pbtxt__perr_at(p, line, col, "too many fields (limit %zu)",
 			p->lim.max_nodes);
 		return NULL;
 	}
-	struct pb_node *n = arena_alloc(p->doc, sizeof(*n));
+	struct pbtxt_node *n = pbtxt__arena_alloc(p->doc, sizeof(*n));
 	if (!n) {
-		pnomem(p);
+		pbtxt__pnomem(p);
 		return NULL;
 	}
 	memset(n, 0, sizeof(*n));
@@ -251,7 +251,7 @@ static struct pb_node *new_node(struct parser *p, const char *name,
 /* ------------------------------------------------------------------ */
 /* scalars */
 
-static int sbuf_put(struct parser *p, size_t *n, const char *bytes, size_t k)
+static int pbtxt__sbuf_put(struct parser *p, size_t *n, const char *bytes, size_t k)
 {
 	if (*n + k > p->lim.max_string)
 		return perr(p, "string longer than %zu bytes", p->lim.max_string);
@@ -261,7 +261,7 @@ static int sbuf_put(struct parser *p, size_t *n, const char *bytes, size_t k)
 			cap *= 2;
 		char *b = realloc(p->sbuf, cap);
 		if (!b)
-			return pnomem(p);
+			return pbtxt__pnomem(p);
 		p->sbuf = b;
 		p->scap = cap;
 	}
@@ -270,7 +270,7 @@ static int sbuf_put(struct parser *p, size_t *n, const char *bytes, size_t k)
 	return 0;
 }
 
-static int hexval(int c)
+static int pbtxt__hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -281,14 +281,14 @@ static int hexval(int c)
 	return -1;
 }
 
-static int put_utf8(struct parser *p, size_t *n, uint32_t cp,
+static int pbtxt__put_utf8(struct parser *p, size_t *n, uint32_t cp,
 		    unsigned line, unsigned col)
 {
 	char b[4];
 	size_t k;
 
 	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return perr_at(p, line, col, "invalid Unicode code point U+%X", cp);
+		return pbtxt__perr_at(p, line, col, "invalid Unicode code point U+%X", cp);
 	if (cp < 0x80) {
 		b[0] = (char)cp;
 		k = 1;
@@ -308,34 +308,34 @@ static int put_utf8(struct parser *p, size_t *n, uint32_t cp,
 		b[3] = (char)(0x80 | (cp & 0x3f));
 		k = 4;
 	}
-	return sbuf_put(p, n, b, k);
+	return pbtxt__sbuf_put(p, n, b, k);
 }
 
 /* One quoted string, cursor on the quote; appends to sbuf. */
-static int parse_one_string(struct parser *p, size_t *n)
+static int pbtxt__parse_one_string(struct parser *p, size_t *n)
 {
-	int q = peekc(p);
+	int q = pbtxt__peekc(p);
 	unsigned sl = p->line, sc = p->col;
 
-	advance(p);
+	pbtxt__advance(p);
 	for (;;) {
-		int c = peekc(p);
+		int c = pbtxt__peekc(p);
 		if (c < 0 || c == '\n')
-			return perr_at(p, sl, sc, "unterminated string");
+			return pbtxt__perr_at(p, sl, sc, "unterminated string");
 		if (c == q) {
-			advance(p);
+			pbtxt__advance(p);
 			return 0;
 		}
 		if (c != '\\') {
 			char ch = (char)c;
-			advance(p);
-			if (sbuf_put(p, n, &ch, 1))
+			pbtxt__advance(p);
+			if (pbtxt__sbuf_put(p, n, &ch, 1))
 				return p->rc;
 			continue;
 		}
 		unsigned el = p->line, ec = p->col;
-		advance(p);
-		c = peekc(p);
+		pbtxt__advance(p);
+		c = pbtxt__peekc(p);
 		char ch;
 		switch (c) {
 		case 'n': ch = '\n'; break;
@@ -352,79 +352,79 @@ static int parse_one_string(struct parser *p, size_t *n)
 		case '0': case '1': case '2': case '3':
 		case '4': case '5': case '6': case '7': {
 			unsigned v = 0;
-			for (int i = 0; i < 3 && peekc(p) >= '0' && peekc(p) <= '7'; i++) {
-				v = v * 8 + (unsigned)(peekc(p) - '0');
-				advance(p);
+			for (int i = 0; i < 3 && pbtxt__peekc(p) >= '0' && pbtxt__peekc(p) <= '7'; i++) {
+				v = v * 8 + (unsigned)(pbtxt__peekc(p) - '0');
+				pbtxt__advance(p);
 			}
 			if (v > 0xff)
-				return perr_at(p, el, ec, "octal escape out of range");
+				return pbtxt__perr_at(p, el, ec, "octal escape out of range");
 			ch = (char)v;
-			if (sbuf_put(p, n, &ch, 1))
+			if (pbtxt__sbuf_put(p, n, &ch, 1))
 				return p->rc;
 			continue;
 		}
 		case 'x': case 'X': {
 			unsigned v = 0;
 			int i;
-			advance(p);
-			for (i = 0; i < 2 && hexval(peekc(p)) >= 0; i++) {
-				v = v * 16 + (unsigned)hexval(peekc(p));
-				advance(p);
+			pbtxt__advance(p);
+			for (i = 0; i < 2 && pbtxt__hexval(pbtxt__peekc(p)) >= 0; i++) {
+				v = v * 16 + (unsigned)pbtxt__hexval(pbtxt__peekc(p));
+				pbtxt__advance(p);
 			}
 			if (i == 0)
-				return perr_at(p, el, ec, "\\x escape without hex digits");
+				return pbtxt__perr_at(p, el, ec, "\\x escape without hex digits");
 			ch = (char)v;
-			if (sbuf_put(p, n, &ch, 1))
+			if (pbtxt__sbuf_put(p, n, &ch, 1))
 				return p->rc;
 			continue;
 		}
 		case 'u': case 'U': {
 			int want = c == 'u' ? 4 : 8;
 			uint32_t v = 0;
-			advance(p);
+			pbtxt__advance(p);
 			for (int i = 0; i < want; i++) {
-				int h = hexval(peekc(p));
+				int h = pbtxt__hexval(pbtxt__peekc(p));
 				if (h < 0)
-					return perr_at(p, el, ec,
+					return pbtxt__perr_at(p, el, ec,
 						       "\\%c escape needs %d hex digits",
 						       c, want);
 				if (v > 0x10ffff)
-					return perr_at(p, el, ec,
+					return pbtxt__perr_at(p, el, ec,
 						       "invalid Unicode escape");
 				v = v * 16 + (uint32_t)h;
-				advance(p);
+				pbtxt__advance(p);
 			}
-			if (put_utf8(p, n, v, el, ec))
+			if (pbtxt__put_utf8(p, n, v, el, ec))
 				return p->rc;
 			continue;
 		}
 		default:
 			if (c < 0 || c == '\n')
-				return perr_at(p, sl, sc, "unterminated string");
-			return perr_at(p, el, ec, "unknown escape sequence");
+				return pbtxt__perr_at(p, sl, sc, "unterminated string");
+			return pbtxt__perr_at(p, el, ec, "unknown escape sequence");
 		}
-		advance(p);
-		if (sbuf_put(p, n, &ch, 1))
+		pbtxt__advance(p);
+		if (pbtxt__sbuf_put(p, n, &ch, 1))
 			return p->rc;
 	}
 }
 
 /* Adjacent strings concatenate: "a" 'b' "c" is "abc". */
-static int parse_string(struct parser *p, struct pb_node *nd)
+static int pbtxt__parse_string(struct parser *p, struct pbtxt_node *nd)
 {
 	size_t n = 0;
 
 	for (;;) {
-		if (parse_one_string(p, &n))
+		if (pbtxt__parse_one_string(p, &n))
 			return p->rc;
-		skip_ws(p);
-		if (peekc(p) != '"' && peekc(p) != '\'')
+		pbtxt__skip_ws(p);
+		if (pbtxt__peekc(p) != '"' && pbtxt__peekc(p) != '\'')
 			break;
 	}
-	nd->kind = PB_STRING;
-	nd->str = arena_strndup(p->doc, n ? p->sbuf : "", n);
+	nd->kind = PBTXT_STRING;
+	nd->str = pbtxt__arena_strndup(p->doc, n ? p->sbuf : "", n);
 	if (!nd->str)
-		return pnomem(p);
+		return pbtxt__pnomem(p);
 	nd->len = n;
 	return 0;
 }
@@ -434,68 +434,68 @@ static int parse_string(struct parser *p, struct pb_node *nd)
  * magnitude (uint64, the widest protobuf integer); anything with '.', an
  * exponent or an 'f' suffix is a float.
  */
-static int parse_number(struct parser *p, struct pb_node *nd, bool neg)
+static int pbtxt__parse_number(struct parser *p, struct pbtxt_node *nd, bool neg)
 {
 	size_t start = p->pos;
 	unsigned sl = p->line, sc = p->col;
 	bool is_float = false;
 	int base = 10;
 
-	if (peekc(p) == '0' && (peekc2(p) == 'x' || peekc2(p) == 'X')) {
+	if (pbtxt__peekc(p) == '0' && (pbtxt__peekc2(p) == 'x' || pbtxt__peekc2(p) == 'X')) {
 		base = 16;
-		advance(p);
-		advance(p);
-		if (hexval(peekc(p)) < 0)
+		pbtxt__advance(p);
+		pbtxt__advance(p);
+		if (pbtxt__hexval(pbtxt__peekc(p)) < 0)
 			return perr(p, "hex number without digits");
-		while (hexval(peekc(p)) >= 0)
-			advance(p);
+		while (pbtxt__hexval(pbtxt__peekc(p)) >= 0)
+			pbtxt__advance(p);
 	} else {
-		while (is_digit(peekc(p)))
-			advance(p);
-		if (peekc(p) == '.') {
+		while (pbtxt__is_digit(pbtxt__peekc(p)))
+			pbtxt__advance(p);
+		if (pbtxt__peekc(p) == '.') {
 			is_float = true;
-			advance(p);
-			while (is_digit(peekc(p)))
-				advance(p);
+			pbtxt__advance(p);
+			while (pbtxt__is_digit(pbtxt__peekc(p)))
+				pbtxt__advance(p);
 		}
-		if (peekc(p) == 'e' || peekc(p) == 'E') {
+		if (pbtxt__peekc(p) == 'e' || pbtxt__peekc(p) == 'E') {
 			is_float = true;
-			advance(p);
-			if (peekc(p) == '+' || peekc(p) == '-')
-				advance(p);
-			if (!is_digit(peekc(p)))
+			pbtxt__advance(p);
+			if (pbtxt__peekc(p) == '+' || pbtxt__peekc(p) == '-')
+				pbtxt__advance(p);
+			if (!pbtxt__is_digit(pbtxt__peekc(p)))
 				return perr(p, "exponent without digits");
-			while (is_digit(peekc(p)))
-				advance(p);
+			while (pbtxt__is_digit(pbtxt__peekc(p)))
+				pbtxt__advance(p);
 		}
-		if (peekc(p) == 'f' || peekc(p) == 'F') {
+		if (pbtxt__peekc(p) == 'f' || pbtxt__peekc(p) == 'F') {
 			is_float = true;
-			advance(p);
+			pbtxt__advance(p);
 		}
 		if (!is_float && p->pos - start > 1 && p->s[start] == '0')
 			base = 8;
 	}
-	if (is_ident_char(peekc(p)) || peekc(p) == '.')
+	if (pbtxt__is_ident_char(pbtxt__peekc(p)) || pbtxt__peekc(p) == '.')
 		return perr(p, "invalid character in number");
 
 	size_t tl = p->pos - start;
 	if (tl > 128)
-		return perr_at(p, sl, sc, "number too long");
+		return pbtxt__perr_at(p, sl, sc, "number too long");
 	char buf[136];
 	memcpy(buf, p->s + start, tl);
 	buf[tl] = '\0';
 
 	nd->neg = neg;
-	nd->str = arena_strndup(p->doc, buf, tl);
+	nd->str = pbtxt__arena_strndup(p->doc, buf, tl);
 	if (!nd->str)
-		return pnomem(p);
+		return pbtxt__pnomem(p);
 	nd->len = tl;
 	if (is_float) {
 		if (buf[tl - 1] == 'f' || buf[tl - 1] == 'F')
 			buf[tl - 1] = '\0';
 		/* The broker never calls setlocale(), so strtod reads '.' as
 		 * the decimal point. */
-		nd->kind = PB_FLOAT;
+		nd->kind = PBTXT_FLOAT;
 		nd->f = strtod(buf, NULL);
 		if (neg)
 			nd->f = -nd->f;
@@ -504,95 +504,95 @@ static int parse_number(struct parser *p, struct pb_node *nd, bool neg)
 	uint64_t v = 0;
 	const char *d = buf + (base == 16 ? 2 : 0);
 	for (; *d; d++) {
-		int h = hexval((unsigned char)*d);
+		int h = pbtxt__hexval((unsigned char)*d);
 		if (h < 0 || h >= base)
-			return perr_at(p, sl, sc, "invalid digit in %s number",
+			return pbtxt__perr_at(p, sl, sc, "invalid digit in %s number",
 				       base == 8 ? "octal" : "decimal");
 		if (v > (UINT64_MAX - (uint64_t)h) / (uint64_t)base)
-			return perr_at(p, sl, sc, "integer out of range");
+			return pbtxt__perr_at(p, sl, sc, "integer out of range");
 		v = v * (uint64_t)base + (uint64_t)h;
 	}
-	nd->kind = PB_INT;
+	nd->kind = PBTXT_INT;
 	nd->mag = v;
 	nd->f = neg ? -(double)v : (double)v;
 	return 0;
 }
 
-static size_t ident_len(const struct parser *p)
+static size_t pbtxt__ident_len(const struct parser *p)
 {
 	size_t i = p->pos;
 
-	while (i < p->len && is_ident_char((unsigned char)p->s[i]))
+	while (i < p->len && pbtxt__is_ident_char((unsigned char)p->s[i]))
 		i++;
 	return i - p->pos;
 }
 
-static void skip_bytes(struct parser *p, size_t n)
+static void pbtxt__skip_bytes(struct parser *p, size_t n)
 {
 	while (n--)
-		advance(p);
+		pbtxt__advance(p);
 }
 
 /* A scalar value: string(s), number, '-' number / inf / nan, identifier. */
-static int parse_scalar(struct parser *p, struct pb_node *nd)
+static int pbtxt__parse_scalar(struct parser *p, struct pbtxt_node *nd)
 {
 	char db[16];
-	int c = peekc(p);
+	int c = pbtxt__peekc(p);
 
 	nd->vline = p->line;
 	nd->vcol = p->col;
 	if (c == '"' || c == '\'')
-		return parse_string(p, nd);
+		return pbtxt__parse_string(p, nd);
 	if (c == '-') {
-		advance(p);
-		skip_ws(p);
-		c = peekc(p);
-		if (is_digit(c) || (c == '.' && is_digit(peekc2(p))))
-			return parse_number(p, nd, true);
-		if (is_ident_start(c)) {
-			size_t n = ident_len(p);
+		pbtxt__advance(p);
+		pbtxt__skip_ws(p);
+		c = pbtxt__peekc(p);
+		if (pbtxt__is_digit(c) || (c == '.' && pbtxt__is_digit(pbtxt__peekc2(p))))
+			return pbtxt__parse_number(p, nd, true);
+		if (pbtxt__is_ident_start(c)) {
+			size_t n = pbtxt__ident_len(p);
 			const char *s = p->s + p->pos;
 			if ((n == 3 && !strncasecmp(s, "inf", 3)) ||
 			    (n == 8 && !strncasecmp(s, "infinity", 8)) ||
 			    (n == 3 && !strncasecmp(s, "nan", 3))) {
-				nd->kind = PB_FLOAT;
+				nd->kind = PBTXT_FLOAT;
 				nd->neg = true;
 				nd->f = (s[0] == 'n' || s[0] == 'N') ? -NAN : -INFINITY;
-				nd->str = arena_strndup(p->doc, s, n);
+				nd->str = pbtxt__arena_strndup(p->doc, s, n);
 				if (!nd->str)
-					return pnomem(p);
+					return pbtxt__pnomem(p);
 				nd->len = n;
-				skip_bytes(p, n);
+				pbtxt__skip_bytes(p, n);
 				return 0;
 			}
 		}
 		return perr(p, "expected a number after '-', found %s",
-			    describe(p, db, sizeof(db)));
+			    pbtxt__describe(p, db, sizeof(db)));
 	}
-	if (is_digit(c) || (c == '.' && is_digit(peekc2(p))))
-		return parse_number(p, nd, false);
-	if (is_ident_start(c)) {
-		size_t n = ident_len(p);
+	if (pbtxt__is_digit(c) || (c == '.' && pbtxt__is_digit(pbtxt__peekc2(p))))
+		return pbtxt__parse_number(p, nd, false);
+	if (pbtxt__is_ident_start(c)) {
+		size_t n = pbtxt__ident_len(p);
 		if (n > 1024)
 			return perr(p, "identifier too long");
-		nd->kind = PB_IDENT;
-		nd->str = arena_strndup(p->doc, p->s + p->pos, n);
+		nd->kind = PBTXT_IDENT;
+		nd->str = pbtxt__arena_strndup(p->doc, p->s + p->pos, n);
 		if (!nd->str)
-			return pnomem(p);
+			return pbtxt__pnomem(p);
 		nd->len = n;
-		skip_bytes(p, n);
+		pbtxt__skip_bytes(p, n);
 		return 0;
 	}
-	return perr(p, "expected a value, found %s", describe(p, db, sizeof(db)));
+	return perr(p, "expected a value, found %s", pbtxt__describe(p, db, sizeof(db)));
 }
 
 /* ------------------------------------------------------------------ */
 /* messages */
 
-static int parse_fields(struct parser *p, struct pb_node *msg, int close,
+static int pbtxt__parse_fields(struct parser *p, struct pbtxt_node *msg, int close,
 			unsigned depth);
 
-static void append(struct pb_node *msg, struct pb_node **tail, struct pb_node *n)
+static void pbtxt__append(struct pbtxt_node *msg, struct pbtxt_node **tail, struct pbtxt_node *n)
 {
 	if (*tail)
 		(*tail)->next = n;
@@ -603,22 +603,22 @@ static void append(struct pb_node *msg, struct pb_node **tail, struct pb_node *n
 }
 
 /* `{ ... }` or `< ... >`, cursor on the opening bracket. */
-static int parse_msg_value(struct parser *p, struct pb_node *nd, unsigned depth)
+static int pbtxt__parse_msg_value(struct parser *p, struct pbtxt_node *nd, unsigned depth)
 {
-	int open = peekc(p);
+	int open = pbtxt__peekc(p);
 	unsigned ol = p->line, oc = p->col;
 
-	nd->kind = PB_MSG;
+	nd->kind = PBTXT_MSG;
 	nd->vline = ol;
 	nd->vcol = oc;
 	if (depth + 1 > p->lim.max_depth)
 		return perr(p, "messages nested deeper than %u", p->lim.max_depth);
-	advance(p);
-	if (parse_fields(p, nd, open == '{' ? '}' : '>', depth + 1))
+	pbtxt__advance(p);
+	if (pbtxt__parse_fields(p, nd, open == '{' ? '}' : '>', depth + 1))
 		return p->rc;
-	if (peekc(p) < 0)
-		return perr_at(p, ol, oc, "'%c' is never closed", open);
-	advance(p);
+	if (pbtxt__peekc(p) < 0)
+		return pbtxt__perr_at(p, ol, oc, "'%c' is never closed", open);
+	pbtxt__advance(p);
 	return 0;
 }
 
@@ -626,93 +626,93 @@ static int parse_msg_value(struct parser *p, struct pb_node *nd, unsigned depth)
  * `[ elem, ... ]`, cursor on '['.  Without a colon before it (`input [ ... ]`,
  * as Triton's own configs write it) protobuf allows only messages in it.
  */
-static int parse_list(struct parser *p, struct pb_node *msg,
-		      struct pb_node **tail, const char *name,
+static int pbtxt__parse_list(struct parser *p, struct pbtxt_node *msg,
+		      struct pbtxt_node **tail, const char *name,
 		      unsigned nl, unsigned nc, unsigned depth, bool msgs_only)
 {
 	char db[16];
 	unsigned ol = p->line, oc = p->col;
 
-	advance(p);             /* '[' */
-	skip_ws(p);
-	if (peekc(p) == ']') {
-		advance(p);
+	pbtxt__advance(p);             /* '[' */
+	pbtxt__skip_ws(p);
+	if (pbtxt__peekc(p) == ']') {
+		pbtxt__advance(p);
 		return 0;
 	}
 	for (;;) {
-		struct pb_node *e = new_node(p, name, nl, nc);
+		struct pbtxt_node *e = pbtxt__new_node(p, name, nl, nc);
 		if (!e)
 			return p->rc;
 		e->in_list = true;
-		int c = peekc(p);
+		int c = pbtxt__peekc(p);
 		if (c == '{' || c == '<') {
-			if (parse_msg_value(p, e, depth))
+			if (pbtxt__parse_msg_value(p, e, depth))
 				return p->rc;
 		} else if (c == '[') {
 			return perr(p, "lists cannot be nested");
 		} else if (msgs_only) {
 			return perr(p, "expected '{' in a list of messages, found %s "
 				    "(a list of values needs ':' after the field name)",
-				    describe(p, db, sizeof(db)));
-		} else if (parse_scalar(p, e)) {
+				    pbtxt__describe(p, db, sizeof(db)));
+		} else if (pbtxt__parse_scalar(p, e)) {
 			return p->rc;
 		}
-		append(msg, tail, e);
-		skip_ws(p);
-		c = peekc(p);
+		pbtxt__append(msg, tail, e);
+		pbtxt__skip_ws(p);
+		c = pbtxt__peekc(p);
 		if (c == ',') {
-			advance(p);
-			skip_ws(p);
+			pbtxt__advance(p);
+			pbtxt__skip_ws(p);
 			continue;
 		}
 		if (c == ']') {
-			advance(p);
+			pbtxt__advance(p);
 			return 0;
 		}
 		if (c < 0)
-			return perr_at(p, ol, oc, "'[' is never closed");
+			return pbtxt__perr_at(p, ol, oc, "'[' is never closed");
 		return perr(p, "expected ',' or ']' in list, found %s",
-			    describe(p, db, sizeof(db)));
+			    pbtxt__describe(p, db, sizeof(db)));
 	}
 }
 
 /* A field name: identifier, or [extension.or/any.name]. */
-static int parse_name(struct parser *p, const char **name)
+static int pbtxt__parse_name(struct parser *p, const char **name)
 {
 	char db[16];
 	size_t start = p->pos;
 
-	if (peekc(p) == '[') {
+	if (pbtxt__peekc(p) == '[') {
 		unsigned ol = p->line, oc = p->col;
-		advance(p);
-		while (is_ident_char(peekc(p)) || peekc(p) == '.' ||
-		       peekc(p) == '/')
-			advance(p);
-		if (peekc(p) != ']')
-			return perr_at(p, ol, oc, "malformed extension field name");
-		advance(p);
-	} else if (is_ident_start(peekc(p))) {
-		skip_bytes(p, ident_len(p));
+		pbtxt__advance(p);
+		while (pbtxt__is_ident_char(pbtxt__peekc(p)) || pbtxt__peekc(p) == '.' ||
+		       pbtxt__peekc(p) == '/')
+			pbtxt__advance(p);
+		if (pbtxt__peekc(p) != ']')
+			return pbtxt__perr_at(p, ol, oc, "malformed extension field name");
+		pbtxt__advance(p);
+	} else if (pbtxt__is_ident_start(pbtxt__peekc(p))) {
+		pbtxt__skip_bytes(p, pbtxt__ident_len(p));
 	} else {
 		return perr(p, "expected a field name, found %s",
-			    describe(p, db, sizeof(db)));
+			    pbtxt__describe(p, db, sizeof(db)));
 	}
 	if (p->pos - start > 1024)
 		return perr(p, "field name too long");
-	*name = arena_strndup(p->doc, p->s + start, p->pos - start);
-	return *name ? 0 : pnomem(p);
+	*name = pbtxt__arena_strndup(p->doc, p->s + start, p->pos - start);
+	return *name ? 0 : pbtxt__pnomem(p);
 }
 
 /* Fields until `close` ('}' or '>', left unconsumed) or end of input (-1). */
-static int parse_fields(struct parser *p, struct pb_node *msg, int close,
+static int pbtxt__parse_fields(struct parser *p, struct pbtxt_node *msg, int close,
 			unsigned depth)
 {
 	char db[16];
-	struct pb_node *tail = NULL;
+	struct pbtxt_node *tail = NULL;
 
 	for (;;) {
-		skip_ws(p);
-		int c = peekc(p);
+		pbtxt__skip_ws(p);
+		int c = pbtxt__peekc(p);
 		if (c < 0 || c == close) {
 			return 0;
 		}
@@ -721,42 +721,42 @@ static int parse_fields(struct parser *p, struct pb_node *msg, int close,
 
 		unsigned nl = p->line, nc = p->col;
 		const char *name;
-		if (parse_name(p, &name))
+		if (pbtxt__parse_name(p, &name))
 			return p->rc;
-		skip_ws(p);
+		pbtxt__skip_ws(p);
 		bool colon = false;
-		if (peekc(p) == ':') {
+		if (pbtxt__peekc(p) == ':') {
 			colon = true;
-			advance(p);
-			skip_ws(p);
+			pbtxt__advance(p);
+			pbtxt__skip_ws(p);
 		}
-		c = peekc(p);
+		c = pbtxt__peekc(p);
 		if (c == '[') {
-			if (parse_list(p, msg, &tail, name, nl, nc, depth, !colon))
+			if (pbtxt__parse_list(p, msg, &tail, name, nl, nc, depth, !colon))
 				return p->rc;
 		} else {
-			struct pb_node *n = new_node(p, name, nl, nc);
+			struct pbtxt_node *n = pbtxt__new_node(p, name, nl, nc);
 			if (!n)
 				return p->rc;
 			if (c == '{' || c == '<') {
-				if (parse_msg_value(p, n, depth))
+				if (pbtxt__parse_msg_value(p, n, depth))
 					return p->rc;
 			} else if (!colon) {
 				return perr(p, "expected ':' or '{' after field '%s', found %s",
-					    name, describe(p, db, sizeof(db)));
-			} else if (parse_scalar(p, n)) {
+					    name, pbtxt__describe(p, db, sizeof(db)));
+			} else if (pbtxt__parse_scalar(p, n)) {
 				return p->rc;
 			}
-			append(msg, &tail, n);
+			pbtxt__append(msg, &tail, n);
 		}
-		skip_ws(p);
-		if (peekc(p) == ',' || peekc(p) == ';')
-			advance(p);
+		pbtxt__skip_ws(p);
+		if (pbtxt__peekc(p) == ',' || pbtxt__peekc(p) == ';')
+			pbtxt__advance(p);
 	}
 }
 
-int pb_parse(const char *text, size_t len, const char *file,
-	     const struct pb_limits *lim, struct pb_doc **out,
+int pbtxt_parse(const char *text, size_t len, const char *file,
+	     const struct pbtxt_limits *lim, struct pbtxt_doc **out,
 	     char *err, size_t errlen)
 {
 	struct parser p;
@@ -766,10 +766,10 @@ int pb_parse(const char *text, size_t len, const char *file,
 	if (err && errlen)
 		err[0] = '\0';
 	memset(&p, 0, sizeof(p));
-	p.lim.max_input = PB_DEFAULT_MAX_INPUT;
-	p.lim.max_depth = PB_DEFAULT_MAX_DEPTH;
-	p.lim.max_nodes = PB_DEFAULT_MAX_NODES;
-	p.lim.max_string = PB_DEFAULT_MAX_STRING;
+	p.lim.max_input = PBTXT_DEFAULT_MAX_INPUT;
+	p.lim.max_depth = PBTXT_DEFAULT_MAX_DEPTH;
+	p.lim.max_nodes = PBTXT_DEFAULT_MAX_NODES;
+	p.lim.max_string = PBTXT_DEFAULT_MAX_STRING;
 	if (lim)
 		p.lim = *lim;
 	p.err = err;
@@ -784,7 +784,7 @@ int pb_parse(const char *text, size_t len, const char *file,
 	if (!p.doc->file)
 		goto nomem;
 	p.doc->root.name = "";
-	p.doc->root.kind = PB_MSG;
+	p.doc->root.kind = PBTXT_MSG;
 	p.doc->root.line = p.doc->root.col = 1;
 	p.doc->root.vline = p.doc->root.vcol = 1;
 
@@ -795,11 +795,11 @@ int pb_parse(const char *text, size_t len, const char *file,
 	p.line = 1;
 	p.col = 1;
 	if (len > p.lim.max_input) {
-		rc = perr_at(&p, 1, 1, "input larger than %zu bytes",
+		rc = pbtxt__perr_at(&p, 1, 1, "input larger than %zu bytes",
 			     p.lim.max_input);
 		goto fail;
 	}
-	rc = parse_fields(&p, &p.doc->root, -1, 0);
+	rc = pbtxt__parse_fields(&p, &p.doc->root, -1, 0);
 	free(p.sbuf);
 	if (rc)
 		goto fail;
@@ -811,16 +811,16 @@ nomem:
 	if (err && errlen)
 		snprintf(err, errlen, "%s: out of memory", file ? file : "<input>");
 fail:
-	pb_free(p.doc);
+	pbtxt_free(p.doc);
 	return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* conversions */
 
-int pb_get_i64(const struct pb_node *n, int64_t *out)
+int pbtxt_get_i64(const struct pbtxt_node *n, int64_t *out)
 {
-	if (n->kind != PB_INT)
+	if (n->kind != PBTXT_INT)
 		return -EINVAL;
 	if (n->neg) {
 		if (n->mag > (uint64_t)INT64_MAX + 1)
@@ -835,9 +835,9 @@ int pb_get_i64(const struct pb_node *n, int64_t *out)
 	return 0;
 }
 
-int pb_get_u64(const struct pb_node *n, uint64_t *out)
+int pbtxt_get_u64(const struct pbtxt_node *n, uint64_t *out)
 {
-	if (n->kind != PB_INT)
+	if (n->kind != PBTXT_INT)
 		return -EINVAL;
 	if (n->neg && n->mag)
 		return -ERANGE;
@@ -845,14 +845,14 @@ int pb_get_u64(const struct pb_node *n, uint64_t *out)
 	return 0;
 }
 
-int pb_get_double(const struct pb_node *n, double *out)
+int pbtxt_get_double(const struct pbtxt_node *n, double *out)
 {
 	switch (n->kind) {
-	case PB_INT:
-	case PB_FLOAT:
+	case PBTXT_INT:
+	case PBTXT_FLOAT:
 		*out = n->f;
 		return 0;
-	case PB_IDENT:
+	case PBTXT_IDENT:
 		if (!strcasecmp(n->str, "inf") || !strcasecmp(n->str, "infinity")) {
 			*out = INFINITY;
 			return 0;

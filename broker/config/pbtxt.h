@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pbtxt.h - a small, generic parser of the protobuf TEXT format, the format
- * of Triton's config.pbtxt.  Module prefix: pb_.
+ * of Triton's config.pbtxt.  Module prefix: pbtxt_.
  *
  * Why our own parser instead of protobuf's C++ TextFormat:
  *  - ferry is a C project.  It uses protobuf-c for the wire format, and
@@ -40,82 +40,82 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum pb_kind {
-	PB_MSG = 0,     /* nested message: child / nchildren */
-	PB_INT,         /* integer: neg + mag */
-	PB_FLOAT,       /* floating point: f */
-	PB_STRING,      /* quoted string(s): str / len, decoded */
-	PB_IDENT,       /* bare identifier (enum value, true, false, inf): str */
+enum pbtxt_kind {
+	PBTXT_MSG = 0,     /* nested message: child / nchildren */
+	PBTXT_INT,         /* integer: neg + mag */
+	PBTXT_FLOAT,       /* floating point: f */
+	PBTXT_STRING,      /* quoted string(s): str / len, decoded */
+	PBTXT_IDENT,       /* bare identifier (enum value, true, false, inf): str */
 };
 
-struct pb_node {
+struct pbtxt_node {
 	const char *name;       /* field name; "" for the root */
-	enum pb_kind kind;
+	enum pbtxt_kind kind;
 	bool in_list;           /* came from `name: [ ... ]` */
-	bool neg;               /* PB_INT / PB_FLOAT: written with a '-' */
+	bool neg;               /* PBTXT_INT / PBTXT_FLOAT: written with a '-' */
 	unsigned line, col;     /* where the field name starts */
 	unsigned vline, vcol;   /* where the value starts */
 	const char *str;        /* STRING: decoded bytes, NUL-terminated but
 				 * may hold NULs (see len); IDENT: the name;
 				 * INT / FLOAT: the source text */
 	size_t len;             /* bytes in str, without the final NUL */
-	uint64_t mag;           /* PB_INT: absolute value */
-	double f;               /* PB_FLOAT (and PB_INT, converted) */
-	struct pb_node *child;  /* PB_MSG: first field, in source order */
+	uint64_t mag;           /* PBTXT_INT: absolute value */
+	double f;               /* PBTXT_FLOAT (and PBTXT_INT, converted) */
+	struct pbtxt_node *child;  /* PBTXT_MSG: first field, in source order */
 	int nchildren;
-	struct pb_node *next;   /* next sibling */
+	struct pbtxt_node *next;   /* next sibling */
 };
 
 /*
  * Bounds on what one document may cost.  A field beyond any of them is a
  * parse error, never a crash or an unbounded allocation.
  */
-struct pb_limits {
+struct pbtxt_limits {
 	size_t max_input;       /* bytes of text */
 	unsigned max_depth;     /* message nesting (root = 0) */
 	size_t max_nodes;       /* fields in the whole tree */
 	size_t max_string;      /* decoded bytes of one string value */
 };
 
-#define PB_DEFAULT_MAX_INPUT  (4u << 20)
-#define PB_DEFAULT_MAX_DEPTH  32u
-#define PB_DEFAULT_MAX_NODES  200000u
-#define PB_DEFAULT_MAX_STRING (1u << 20)
+#define PBTXT_DEFAULT_MAX_INPUT  (4u << 20)
+#define PBTXT_DEFAULT_MAX_DEPTH  32u
+#define PBTXT_DEFAULT_MAX_NODES  200000u
+#define PBTXT_DEFAULT_MAX_STRING (1u << 20)
 
-struct pb_doc;
+struct pbtxt_doc;
 
 /*
- * pb_parse - parse protobuf text into a tree
+ * pbtxt_parse - parse protobuf text into a tree
  *
  * `file` names the source in messages (copied).  `lim` may be NULL for the
  * defaults above.  Returns 0 and *out, which the caller frees with
- * pb_free(); FERRY_CONFIG with "file:line:col: message" in err for a
+ * pbtxt_free(); FERRY_CONFIG with "file:line:col: message" in err for a
  * syntax error or a limit; FERRY_ENOMEM.  On failure *out is NULL.
  * err may be NULL; it is always NUL-terminated when errlen > 0.
  */
-int pb_parse(const char *text, size_t len, const char *file,
-	     const struct pb_limits *lim, struct pb_doc **out,
+int pbtxt_parse(const char *text, size_t len, const char *file,
+	     const struct pbtxt_limits *lim, struct pbtxt_doc **out,
 	     char *err, size_t errlen);
 
 /* Release a document and every node and string in it.  NULL is fine. */
-void pb_free(struct pb_doc *doc);
+void pbtxt_free(struct pbtxt_doc *doc);
 
-/* The root message (kind PB_MSG, name ""); valid until pb_free(). */
-const struct pb_node *pb_root(const struct pb_doc *doc);
+/* The root message (kind PBTXT_MSG, name ""); valid until pbtxt_free(). */
+const struct pbtxt_node *pbtxt_root(const struct pbtxt_doc *doc);
 
-/* The file name given to pb_parse(); valid until pb_free(). */
-const char *pb_file(const struct pb_doc *doc);
+/* The file name given to pbtxt_parse(); valid until pbtxt_free(). */
+const char *pbtxt_file(const struct pbtxt_doc *doc);
 
 /* Human name of a kind: "message", "integer", "float", "string", "identifier". */
-const char *pb_kind_name(enum pb_kind kind);
+const char *pbtxt_kind_name(enum pbtxt_kind kind);
 
 /*
  * Scalar conversions.  Each returns 0, -EINVAL when the node is of another
- * kind, or -ERANGE when the value does not fit.  pb_get_double accepts
+ * kind, or -ERANGE when the value does not fit.  pbtxt_get_double accepts
  * integers, floats and the identifiers inf / infinity / nan (any case).
  */
-int pb_get_i64(const struct pb_node *n, int64_t *out);
-int pb_get_u64(const struct pb_node *n, uint64_t *out);
-int pb_get_double(const struct pb_node *n, double *out);
+int pbtxt_get_i64(const struct pbtxt_node *n, int64_t *out);
+int pbtxt_get_u64(const struct pbtxt_node *n, uint64_t *out);
+int pbtxt_get_double(const struct pbtxt_node *n, double *out);
 
 #endif /* FERRY_PBTXT_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * repo_scan.c - list a Triton model repository (see repo_scan.h).
+ * repo.c - list a Triton model repository (see repo_scan.h).
  *
  * Every per-model failure is recorded in that model's entry and the scan
  * goes on; only a repository we cannot open, or memory running out, fails
@@ -18,37 +18,37 @@
 
 #include "broker/config/repo.h"
 
-static int cmp_i64(const void *a, const void *b)
+static int repo__cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return (x > y) - (x < y);
 }
 
-static int cmp_model(const void *a, const void *b)
+static int repo__cmp_model(const void *a, const void *b)
 {
-	const struct rs_model *x = a, *y = b;
+	const struct repo_model *x = a, *y = b;
 
 	return strcmp(x->name, y->name);
 }
 
 /* Sort and drop duplicates in place; returns the new count. */
-static int sort_unique(int64_t *v, int n)
+static int repo__sort_unique(int64_t *v, int n)
 {
 	int k = 0;
 
 	if (n <= 1)
 		return n;
-	qsort(v, (size_t)n, sizeof(*v), cmp_i64);
+	qsort(v, (size_t)n, sizeof(*v), repo__cmp_i64);
 	for (int i = 0; i < n; i++)
 		if (k == 0 || v[k - 1] != v[i])
 			v[k++] = v[i];
 	return k;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+static void repo__seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+static void repo__seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -59,7 +59,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-int rs_select_versions(const struct mc_version_policy *vp,
+int repo_select_versions(const struct modelcfg_version_policy *vp,
 		       const int64_t *avail, int navail,
 		       int64_t **sel, int *nsel, char *err, size_t errlen)
 {
@@ -76,15 +76,15 @@ int rs_select_versions(const struct mc_version_policy *vp,
 		return FERRY_ENOMEM;
 	if (navail)
 		memcpy(have, avail, (size_t)navail * sizeof(*have));
-	nhave = sort_unique(have, navail);
+	nhave = repo__sort_unique(have, navail);
 
 	switch (vp->kind) {
-	case MC_VP_ALL:
+	case MODELCFG_VP_ALL:
 		out = have;
 		have = NULL;
 		nout = nhave;
 		break;
-	case MC_VP_LATEST: {
+	case MODELCFG_VP_LATEST: {
 		int n = vp->latest_num < (uint32_t)nhave ? (int)vp->latest_num : nhave;
 		memmove(have, have + (nhave - n), (size_t)n * sizeof(*have));
 		out = have;
@@ -92,7 +92,7 @@ int rs_select_versions(const struct mc_version_policy *vp,
 		nout = n;
 		break;
 	}
-	case MC_VP_SPECIFIC: {
+	case MODELCFG_VP_SPECIFIC: {
 		out = malloc(((size_t)(vp->nversions > 0 ? vp->nversions : 0) + 1) *
 			     sizeof(*out));
 		if (!out) {
@@ -101,26 +101,26 @@ int rs_select_versions(const struct mc_version_policy *vp,
 		}
 		for (int i = 0; i < vp->nversions; i++) {
 			if (!bsearch(&vp->versions[i], have, (size_t)nhave,
-				     sizeof(*have), cmp_i64)) {
+				     sizeof(*have), repo__cmp_i64)) {
 				rc = FERRY_ENOENT;
-				seterr(err, errlen,
+				repo__seterr(err, errlen,
 				       "version %lld named by the specific version policy does not exist",
 				       (long long)vp->versions[i]);
 				goto fail;
 			}
 			out[nout++] = vp->versions[i];
 		}
-		nout = sort_unique(out, nout);
+		nout = repo__sort_unique(out, nout);
 		break;
 	}
 	default:
 		rc = FERRY_CONFIG;
-		seterr(err, errlen, "unknown version policy %d", (int)vp->kind);
+		repo__seterr(err, errlen, "unknown version policy %d", (int)vp->kind);
 		goto fail;
 	}
 	if (nout == 0) {
 		rc = FERRY_ENOENT;
-		seterr(err, errlen, "no version directory (<model>/<number>/) to serve");
+		repo__seterr(err, errlen, "no version directory (<model>/<number>/) to serve");
 		goto fail;
 	}
 	free(have);
@@ -135,7 +135,7 @@ fail:
 
 /* A version directory name: digits, no leading zero, fits int64 (Triton
  * ignores "0", "01" and anything not numeric). */
-static bool parse_version(const char *s, int64_t *out)
+static bool repo__parse_version(const char *s, int64_t *out)
 {
 	int64_t v = 0;
 
@@ -152,14 +152,14 @@ static bool parse_version(const char *s, int64_t *out)
 	return true;
 }
 
-static bool is_dir(const char *path)
+static bool repo__is_dir(const char *path)
 {
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static char *join(const char *a, const char *b)
+static char *repo__join(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	char *s = malloc(la + lb + 2);
@@ -173,7 +173,7 @@ static char *join(const char *a, const char *b)
 }
 
 /* The versions found under dir; FERRY_ENOMEM or a directory error. */
-static int list_versions(const char *dir, int64_t **out, int *n, char *err,
+static int repo__list_versions(const char *dir, int64_t **out, int *n, char *err,
 			 size_t errlen)
 {
 	DIR *d = opendir(dir);
@@ -184,26 +184,26 @@ static int list_versions(const char *dir, int64_t **out, int *n, char *err,
 	*out = NULL;
 	*n = 0;
 	if (!d) {
-		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		repo__seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		return errno == ENOENT ? FERRY_ENOENT : FERRY_EPERM;
 	}
 	while ((de = readdir(d))) {
 		int64_t ver;
-		if (!parse_version(de->d_name, &ver))
+		if (!repo__parse_version(de->d_name, &ver))
 			continue;
-		char *p = join(dir, de->d_name);
+		char *p = repo__join(dir, de->d_name);
 		if (!p) {
 			rc = FERRY_ENOMEM;
 			break;
 		}
-		bool ok = is_dir(p);
+		bool ok = repo__is_dir(p);
 		free(p);
 		if (!ok)
 			continue;
-		if (cnt >= RS_MAX_VERSIONS) {
+		if (cnt >= REPO_MAX_VERSIONS) {
 			rc = FERRY_E2BIG;
-			seterr(err, errlen, "%s: more than %d version directories",
-			       dir, RS_MAX_VERSIONS);
+			repo__seterr(err, errlen, "%s: more than %d version directories",
+			       dir, REPO_MAX_VERSIONS);
 			break;
 		}
 		if (cnt == cap) {
@@ -221,7 +221,7 @@ static int list_versions(const char *dir, int64_t **out, int *n, char *err,
 	closedir(d);
 	if (rc) {
 		if (rc == FERRY_ENOMEM)
-			seterr(err, errlen, "out of memory");
+			repo__seterr(err, errlen, "out of memory");
 		free(v);
 		return rc;
 	}
@@ -230,32 +230,32 @@ static int list_versions(const char *dir, int64_t **out, int *n, char *err,
 	return 0;
 }
 
-void rs_model_free(struct rs_model *m)
+void repo_model_free(struct repo_model *m)
 {
 	if (!m)
 		return;
 	free(m->name);
 	free(m->dir);
-	mc_free(&m->cfg);
+	modelcfg_free(&m->cfg);
 	free(m->versions);
 	free(m->error);
 	memset(m, 0, sizeof(*m));
 }
 
 /* Record why a model cannot load; only ENOMEM here fails the scan. */
-static int fail_model(struct rs_model *m, int err, const char *msg)
+static int repo__fail_model(struct repo_model *m, int err, const char *msg)
 {
 	m->err = err;
 	m->error = strdup(msg);
-	mc_free(&m->cfg);
+	modelcfg_free(&m->cfg);
 	free(m->versions);
 	m->versions = NULL;
 	m->nversions = 0;
 	return m->error ? 0 : FERRY_ENOMEM;
 }
 
-int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
-		  mc_warn_fn warn, void *warn_arg)
+int repo_scan_model(const char *repo_path, const char *name, struct repo_model *m,
+		  modelcfg_warn_fn warn, void *warn_arg)
 {
 	char msg[1024];
 	char *cfgpath = NULL;
@@ -264,10 +264,10 @@ int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
 
 	memset(m, 0, sizeof(*m));
 	m->name = strdup(name);
-	m->dir = join(repo_path, name);
+	m->dir = repo__join(repo_path, name);
 	if (!m->name || !m->dir)
 		goto nomem;
-	cfgpath = join(m->dir, "config.pbtxt");
+	cfgpath = repo__join(m->dir, "config.pbtxt");
 	if (!cfgpath)
 		goto nomem;
 	/* The name may come from a load request: it must stay one directory
@@ -275,13 +275,13 @@ int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
 	if (!name[0] || strchr(name, '/') || !strcmp(name, ".") ||
 	    !strcmp(name, "..")) {
 		snprintf(msg, sizeof(msg), "'%s' is not a valid model name", name);
-		if (fail_model(m, FERRY_EINVAL, msg))
+		if (repo__fail_model(m, FERRY_EINVAL, msg))
 			goto nomem;
 		goto done;
 	}
 
 	msg[0] = '\0';
-	rc = mc_load_file(cfgpath, &m->cfg, warn, warn_arg, msg, sizeof(msg));
+	rc = modelcfg_load_file(cfgpath, &m->cfg, warn, warn_arg, msg, sizeof(msg));
 	if (rc == FERRY_ENOMEM)
 		goto nomem;
 	if (rc == FERRY_ENOENT) {
@@ -292,35 +292,35 @@ int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
 		snprintf(msg, sizeof(msg), "%s: %s", cfgpath,
 			 dangling ? "a dangling symbolic link" :
 				    "no config.pbtxt in the model directory");
-		if (fail_model(m, FERRY_CONFIG, msg))
+		if (repo__fail_model(m, FERRY_CONFIG, msg))
 			goto nomem;
 		goto done;
 	}
 	if (rc) {
-		if (fail_model(m, rc, msg))
+		if (repo__fail_model(m, rc, msg))
 			goto nomem;
 		goto done;
 	}
 	if (!m->cfg.name[0]) {
 		/* Triton: a config without a name takes the directory's. */
-		if (mc_set_name(&m->cfg, name))
+		if (modelcfg_set_name(&m->cfg, name))
 			goto nomem;
 	} else if (strcmp(m->cfg.name, name)) {
 		snprintf(msg, sizeof(msg),
 			 "%s: model name '%s' does not match its directory '%s'",
 			 cfgpath, m->cfg.name, name);
-		if (fail_model(m, FERRY_CONFIG, msg))
+		if (repo__fail_model(m, FERRY_CONFIG, msg))
 			goto nomem;
 		goto done;
 	}
 
-	rc = list_versions(m->dir, &avail, &navail, msg, sizeof(msg));
+	rc = repo__list_versions(m->dir, &avail, &navail, msg, sizeof(msg));
 	if (rc == FERRY_ENOMEM)
 		goto nomem;
 	if (!rc) {
 		char vmsg[512];
 		vmsg[0] = '\0';
-		rc = rs_select_versions(&m->cfg.version_policy, avail, navail,
+		rc = repo_select_versions(&m->cfg.version_policy, avail, navail,
 					&m->versions, &m->nversions,
 					vmsg, sizeof(vmsg));
 		if (rc == FERRY_ENOMEM)
@@ -328,7 +328,7 @@ int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
 		if (rc)
 			snprintf(msg, sizeof(msg), "%s: %s", m->dir, vmsg);
 	}
-	if (rc && fail_model(m, rc, msg))
+	if (rc && repo__fail_model(m, rc, msg))
 		goto nomem;
 done:
 	free(avail);
@@ -337,23 +337,23 @@ done:
 nomem:
 	free(avail);
 	free(cfgpath);
-	rs_model_free(m);
+	repo_model_free(m);
 	return FERRY_ENOMEM;
 }
 
-void rs_free(struct rs_repo *repo)
+void repo_free(struct repo_tree *repo)
 {
 	if (!repo)
 		return;
 	for (int i = 0; i < repo->nmodels; i++)
-		rs_model_free(&repo->models[i]);
+		repo_model_free(&repo->models[i]);
 	free(repo->models);
 	free(repo->path);
 	memset(repo, 0, sizeof(*repo));
 }
 
-int rs_scan(const char *repo_path, struct rs_repo *repo,
-	    mc_warn_fn warn, void *warn_arg, char *err, size_t errlen)
+int repo_scan(const char *repo_path, struct repo_tree *repo,
+	    modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen)
 {
 	struct dirent *de;
 	DIR *d = NULL;
@@ -365,7 +365,7 @@ int rs_scan(const char *repo_path, struct rs_repo *repo,
 	d = opendir(repo_path);
 	if (!d) {
 		int e = errno;
-		seterr(err, errlen, "%s: cannot open the model repository: %s",
+		repo__seterr(err, errlen, "%s: cannot open the model repository: %s",
 		       repo_path, strerror(e));
 		return e == ENOENT || e == ENOTDIR ? FERRY_ENOENT :
 		       e == ENOMEM ? FERRY_ENOMEM : FERRY_EPERM;
@@ -376,29 +376,29 @@ int rs_scan(const char *repo_path, struct rs_repo *repo,
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		char *p = join(repo_path, de->d_name);
+		char *p = repo__join(repo_path, de->d_name);
 		if (!p)
 			goto nomem;
-		bool ok = is_dir(p);
+		bool ok = repo__is_dir(p);
 		free(p);
 		if (!ok)
 			continue;
-		if (repo->nmodels >= RS_MAX_MODELS) {
+		if (repo->nmodels >= REPO_MAX_MODELS) {
 			rc = FERRY_E2BIG;
-			seterr(err, errlen, "%s: more than %d model directories",
-			       repo_path, RS_MAX_MODELS);
+			repo__seterr(err, errlen, "%s: more than %d model directories",
+			       repo_path, REPO_MAX_MODELS);
 			goto fail;
 		}
 		if (repo->nmodels == cap) {
 			int ncap = cap ? cap * 2 : 16;
-			struct rs_model *nm = realloc(repo->models,
+			struct repo_model *nm = realloc(repo->models,
 						      (size_t)ncap * sizeof(*nm));
 			if (!nm)
 				goto nomem;
 			repo->models = nm;
 			cap = ncap;
 		}
-		if (rs_scan_model(repo_path, de->d_name,
+		if (repo_scan_model(repo_path, de->d_name,
 				  &repo->models[repo->nmodels], warn, warn_arg))
 			goto nomem;
 		repo->nmodels++;
@@ -406,26 +406,26 @@ int rs_scan(const char *repo_path, struct rs_repo *repo,
 	closedir(d);
 	if (repo->nmodels > 1)
 		qsort(repo->models, (size_t)repo->nmodels, sizeof(*repo->models),
-		      cmp_model);
+		      repo__cmp_model);
 	return 0;
 
 nomem:
 	rc = FERRY_ENOMEM;
-	seterr(err, errlen, "%s: out of memory", repo_path);
+	repo__seterr(err, errlen, "%s: out of memory", repo_path);
 fail:
 	closedir(d);
-	rs_free(repo);
+	repo_free(repo);
 	return rc;
 }
 
-const struct rs_model *rs_find(const struct rs_repo *repo, const char *name)
+const struct repo_model *repo_find(const struct repo_tree *repo, const char *name)
 {
-	struct rs_model key;
+	struct repo_model key;
 
 	if (!repo->nmodels)
 		return NULL;
 	memset(&key, 0, sizeof(key));
 	key.name = (char *)name;
 	return bsearch(&key, repo->models, (size_t)repo->nmodels,
-		       sizeof(*repo->models), cmp_model);
+		       sizeof(*repo->models), repo__cmp_model);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * repo_scan.h - read a Triton-style model repository from disk.
- * Module prefix: rs_.
+ * repo.h - read a Triton-style model repository from disk.
+ * Module prefix: repo_.
  *
  *   <repo>/<model>/config.pbtxt
  *   <repo>/<model>/<version>/...      version: digits, no leading zero
@@ -12,18 +12,18 @@
  * becomes an entry with `error` set, so the broker can report it through
  * RepositoryIndex while serving the others.
  */
-#ifndef FERRY_REPO_SCAN_H
-#define FERRY_REPO_SCAN_H
+#ifndef FERRY_REPO_H
+#define FERRY_REPO_H
 
 #include <stdint.h>
 
 #include "broker/config/modelcfg.h"
 
 /* Bounds on what one directory may hold, so a hostile tree stays cheap. */
-#define RS_MAX_MODELS   65536
-#define RS_MAX_VERSIONS 65536   /* version directories of one model */
+#define REPO_MAX_MODELS   65536
+#define REPO_MAX_VERSIONS 65536   /* version directories of one model */
 
-struct rs_model {
+struct repo_model {
 	char *name;                     /* directory name */
 	char *dir;                      /* <repo>/<name> */
 	struct model_config cfg;        /* zeroed when the config failed */
@@ -34,46 +34,46 @@ struct rs_model {
 					 * ..." for a bad config) */
 };
 
-struct rs_repo {
+struct repo_tree {
 	char *path;
 	int nmodels;
-	struct rs_model *models;        /* sorted by name */
+	struct repo_model *models;        /* sorted by name */
 };
 
 /*
- * rs_scan - scan every model directory of a repository
+ * repo_scan - scan every model directory of a repository
  *
  * Subdirectories whose names start with '.' are skipped; plain files at the
  * top are ignored.  Warnings (unknown config fields ...) go to warn, which
- * may be NULL.  Returns 0 with *repo filled (free with rs_free()) even when
+ * may be NULL.  Returns 0 with *repo filled (free with repo_free()) even when
  * some models have errors; a negative code (FERRY_ENOENT, FERRY_EPERM,
  * FERRY_ENOMEM, FERRY_E2BIG) with a message in err when the repository
  * itself cannot be read, and then *repo is zeroed.
  */
-int rs_scan(const char *repo_path, struct rs_repo *repo,
-	    mc_warn_fn warn, void *warn_arg, char *err, size_t errlen);
+int repo_scan(const char *repo_path, struct repo_tree *repo,
+	    modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen);
 
 /*
- * rs_scan_model - scan one model directory <repo_path>/<name> into *m
+ * repo_scan_model - scan one model directory <repo_path>/<name> into *m
  *
  * For a load request of a single model.  Returns 0 when *m was filled,
  * whether or not the model has an error (see m->err); FERRY_ENOMEM
- * otherwise, with *m zeroed.  Free with rs_model_free().
+ * otherwise, with *m zeroed.  Free with repo_model_free().
  */
-int rs_scan_model(const char *repo_path, const char *name, struct rs_model *m,
-		  mc_warn_fn warn, void *warn_arg);
+int repo_scan_model(const char *repo_path, const char *name, struct repo_model *m,
+		  modelcfg_warn_fn warn, void *warn_arg);
 
 /* Release one entry; leaves it zeroed. */
-void rs_model_free(struct rs_model *m);
+void repo_model_free(struct repo_model *m);
 
-/* Release everything rs_scan() filled; leaves *repo zeroed. */
-void rs_free(struct rs_repo *repo);
+/* Release everything repo_scan() filled; leaves *repo zeroed. */
+void repo_free(struct repo_tree *repo);
 
 /* The entry of a model by name, or NULL. */
-const struct rs_model *rs_find(const struct rs_repo *repo, const char *name);
+const struct repo_model *repo_find(const struct repo_tree *repo, const char *name);
 
 /*
- * rs_select_versions - apply a version policy to the available versions
+ * repo_select_versions - apply a version policy to the available versions
  *
  * `avail` need not be sorted and may hold duplicates.  On success *sel
  * (malloc'd, ascending, free with free()) and *nsel.  LATEST n takes the n
@@ -82,8 +82,8 @@ const struct rs_model *rs_find(const struct rs_repo *repo, const char *name);
  * does not exist.  No version selected at all is FERRY_ENOENT too (Triton
  * refuses such a model).  Other errors: FERRY_ENOMEM.  err may be NULL.
  */
-int rs_select_versions(const struct mc_version_policy *vp,
+int repo_select_versions(const struct modelcfg_version_policy *vp,
 		       const int64_t *avail, int navail,
 		       int64_t **sel, int *nsel, char *err, size_t errlen);
 
-#endif /* FERRY_REPO_SCAN_H */
+#endif /* FERRY_REPO_H */

@@ -33,7 +33,7 @@ struct broker_options {
 	uint32_t max_sessions_per_uid;  /* 0: no per-user limit */
 	const char *socket_group;       /* group of the control socket, or NULL */
 	uint64_t idle_exit_ns;          /* exit after this long with no session; 0 never */
-	struct sess_limits limits;
+	struct session_limits limits;
 };
 
 struct broker {
@@ -54,13 +54,13 @@ struct broker {
 extern struct broker g_broker;
 
 /* ctl.c */
-int ctl_listen(struct broker *b);
-void ctl_close_listener(struct broker *b);
-void ctl_session_close(struct broker *b, struct session *s, const char *why);
+int control_listen(struct broker *b);
+void control_close_listener(struct broker *b);
+void control_session_close(struct broker *b, struct session *s, const char *why);
 /* Loop thread: answer the load / unload requests the admin thread has
  * finished (called when the kick eventfd fires). */
-void ctl_admin_replies(struct broker *b);
+void control_admin_replies(struct broker *b);
 /* Shutdown: wait for a load or unload under way, drop the rest. */
-void ctl_admin_stop(void);
+void control_admin_stop(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ctl.c - the control socket: accept, peer credentials, the Hello /
+ * control.c - the control socket: accept, peer credentials, the Hello /
  * Welcome handshake that hands a client its segment and doorbells, and
  * model metadata.  Everything here runs on the loop thread.
  *
@@ -33,59 +33,59 @@
 #include "broker/models/models.h"
 #include "broker/sched/sched.h"
 #include "proto/control.pb-c.h"
-#include "proto/ctl_frame.h"
+#include "proto/frame.h"
 
 #ifndef PACKAGE_VERSION
 #include "config.h"
 #endif
 
-struct ctl_conn {
+struct control_conn {
 	uint64_t id;                /* names it to the admin thread */
 	int fd;
 	int handle;
-	struct ctl_reader rd;
+	struct frame_reader rd;
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
 	struct session *s;
-	struct ctl_conn *next, *prev;
+	struct control_conn *next, *prev;
 };
 
-static struct ctl_conn *ctl__conns;
-static uint64_t ctl__next_conn_id;
+static struct control_conn *control__conns;
+static uint64_t control__next_conn_id;
 
 /*
  * Loading and unloading run on an admin thread: a load drains the models
  * it replaces, which the loop thread may have to run.  Requests go to the
  * thread through `todo`, results come back through `done` and the kick
  * eventfd; the loop thread answers the connection if it is still there.
- * Both lists are guarded by ctl__admin_lock.
+ * Both lists are guarded by control__admin_lock.
  */
-struct ctl_admin {
+struct control_admin {
 	uint64_t conn_id, seq;
 	bool unload;
 	char name[256];
 	int code;
 	char msg[1024];
-	struct ctl_admin *next;
+	struct control_admin *next;
 };
-static pthread_mutex_t ctl__admin_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ctl__admin_cond = PTHREAD_COND_INITIALIZER;
-static struct ctl_admin *ctl__todo, *ctl__done;
-static bool ctl__admin_started, ctl__admin_stop;
-static pthread_t ctl__admin_thr;
+static pthread_mutex_t control__admin_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t control__admin_cond = PTHREAD_COND_INITIALIZER;
+static struct control_admin *control__todo, *control__done;
+static bool control__admin_started, control__admin_stop;
+static pthread_t control__admin_thr;
 
-static void ctl__unlink_conn(struct ctl_conn *c)
+static void control__unlink_conn(struct control_conn *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		ctl__conns = c->next;
+		control__conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 }
 
-static void ctl__unlink_session(struct broker *b, struct session *s)
+static void control__unlink_session(struct broker *b, struct session *s)
 {
 	if (s->prev)
 		s->prev->next = s->next;
@@ -94,50 +94,50 @@ static void ctl__unlink_session(struct broker *b, struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	b->nsessions--;
-	atomic_store(&mx_gauges.sessions, b->nsessions);
+	atomic_store(&metrics_gauges.sessions, b->nsessions);
 }
 
-static void ctl__close(struct broker *b, struct ctl_conn *c, const char *why)
+static void control__close(struct broker *b, struct control_conn *c, const char *why)
 {
 	if (c->s) {
 		log_info("session %llu (pid %d uid %d) closed: %s",
 			 (unsigned long long)c->s->id, (int)c->pid, (int)c->uid, why);
 		loop_del(b->loop, c->s->db_handle);
-		atomic_fetch_add(&mx_gauges.closed_wakeups,
+		atomic_fetch_add(&metrics_gauges.closed_wakeups,
 				 atomic_load(&c->s->db_client.rings));
-		ctl__unlink_session(b, c->s);
-		sess_kill(c->s);
+		control__unlink_session(b, c->s);
+		session_kill(c->s);
 		c->s = NULL;
 	} else {
 		log_debug("connection from pid %d closed: %s", (int)c->pid, why);
 	}
 	loop_del(b->loop, c->handle);
-	ctl_reader_fini(&c->rd);
+	frame_reader_fini(&c->rd);
 	close(c->fd);
-	ctl__unlink_conn(c);
+	control__unlink_conn(c);
 	free(c);
 }
 
-void ctl_session_close(struct broker *b, struct session *s, const char *why)
+void control_session_close(struct broker *b, struct session *s, const char *why)
 {
-	for (struct ctl_conn *c = ctl__conns; c; c = c->next) {
+	for (struct control_conn *c = control__conns; c; c = c->next) {
 		if (c->s == s) {
-			ctl__close(b, c, why);
+			control__close(b, c, why);
 			return;
 		}
 	}
 }
 
-static int ctl__reply(struct ctl_conn *c, Ferry__Control__Response *resp,
+static int control__reply(struct control_conn *c, Ferry__Control__Response *resp,
 		      const int *fds, int nfds)
 {
 	/* Non-blocking: a client that does not read its socket loses it. */
-	return ctl_send(c->fd, &resp->base, fds, nfds, MSG_DONTWAIT);
+	return frame_send(c->fd, &resp->base, fds, nfds, MSG_DONTWAIT);
 }
 
-static int ctl__error(struct ctl_conn *c, uint64_t seq, int code,
+static int control__error(struct control_conn *c, uint64_t seq, int code,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int ctl__error(struct ctl_conn *c, uint64_t seq, int code,
+static int control__error(struct control_conn *c, uint64_t seq, int code,
 		      const char *fmt, ...)
 {
 	char msg[512];
@@ -152,10 +152,10 @@ static int ctl__error(struct ctl_conn *c, uint64_t seq, int code,
 	resp.seq = seq;
 	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_ERROR;
 	resp.error = &err;
-	return ctl__reply(c, &resp, NULL, 0);
+	return control__reply(c, &resp, NULL, 0);
 }
 
-static bool ctl__allowed(const struct broker *b, uid_t uid, gid_t gid)
+static bool control__allowed(const struct broker *b, uid_t uid, gid_t gid)
 {
 	const struct broker_options *o = &b->opt;
 	if (o->nallow_uid == 0 && o->nallow_gid == 0)
@@ -171,7 +171,7 @@ static bool ctl__allowed(const struct broker *b, uid_t uid, gid_t gid)
 	return false;
 }
 
-static void ctl__on_doorbell(void *arg, uint32_t events)
+static void control__on_doorbell(void *arg, uint32_t events)
 {
 	struct session *s = arg;
 	/* Only clears the eventfd: the loop polls every ring after each
@@ -179,24 +179,24 @@ static void ctl__on_doorbell(void *arg, uint32_t events)
 	fshm_doorbell_drain(&s->db_broker);
 }
 
-static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
+static void control__hello(struct broker *b, struct control_conn *c, uint64_t seq,
 		       const Ferry__Control__Hello *h)
 {
 	char err[256];
 	int ret;
 
 	if (c->s) {
-		ctl__error(c, seq, FERRY_EPROTO, "hello sent twice");
+		control__error(c, seq, FERRY_EPROTO, "hello sent twice");
 		return;
 	}
-	if (h->proto_major != CTL_PROTO_MAJOR) {
-		ctl__error(c, seq, FERRY_VERSION,
+	if (h->proto_major != FRAME_PROTO_MAJOR) {
+		control__error(c, seq, FERRY_VERSION,
 			   "client speaks control protocol %u.%u, ferryd speaks %u.%u",
-			   h->proto_major, h->proto_minor, CTL_PROTO_MAJOR, CTL_PROTO_MINOR);
+			   h->proto_major, h->proto_minor, FRAME_PROTO_MAJOR, FRAME_PROTO_MINOR);
 		return;
 	}
 	if (b->stopping) {
-		ctl__error(c, seq, FERRY_UNAVAILABLE, "ferryd is shutting down");
+		control__error(c, seq, FERRY_UNAVAILABLE, "ferryd is shutting down");
 		return;
 	}
 	if (b->opt.max_sessions_per_uid) {
@@ -206,7 +206,7 @@ static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
 		if (mine >= b->opt.max_sessions_per_uid) {
 			log_warn("refused a session from pid %d uid %d: %u sessions of this user, "
 				 "the limit", (int)c->pid, (int)c->uid, mine);
-			ctl__error(c, seq, FERRY_ENOSPC, "per-user session limit (%u) reached",
+			control__error(c, seq, FERRY_ENOSPC, "per-user session limit (%u) reached",
 				   b->opt.max_sessions_per_uid);
 			return;
 		}
@@ -214,15 +214,15 @@ static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
 	if (b->nsessions >= b->opt.max_sessions) {
 		log_warn("refused a session from pid %d uid %d: %u sessions, the limit",
 			 (int)c->pid, (int)c->uid, b->nsessions);
-		ctl__error(c, seq, FERRY_ENOSPC, "session limit (%u) reached",
+		control__error(c, seq, FERRY_ENOSPC, "session limit (%u) reached",
 			   b->opt.max_sessions);
 		return;
 	}
 	struct session *s;
-	ret = sess_create(&b->opt.limits, ++b->next_session_id, b->epoch,
+	ret = session_create(&b->opt.limits, ++b->next_session_id, b->epoch,
 			  h->arena_bytes, h->queue_depth, &s, err, sizeof(err));
 	if (ret) {
-		ctl__error(c, seq, ret, "%s", err);
+		control__error(c, seq, ret, "%s", err);
 		return;
 	}
 	s->pid = c->pid;
@@ -231,9 +231,9 @@ static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
 	snprintf(s->name, sizeof(s->name), "%s", h->client_name ? h->client_name : "");
 
 	Ferry__Control__Welcome w = FERRY__CONTROL__WELCOME__INIT;
-	w.proto_major = CTL_PROTO_MAJOR;
+	w.proto_major = FRAME_PROTO_MAJOR;
 	/* The lower of the two minors (ours is 0 today). */
-	w.proto_minor = CTL_PROTO_MINOR;
+	w.proto_minor = FRAME_PROTO_MINOR;
 	if (h->proto_minor + 0u < w.proto_minor)
 		w.proto_minor = h->proto_minor;
 	w.session_id = s->id;
@@ -247,16 +247,16 @@ static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
 	resp.welcome = &w;
 	int fds[3] = { s->seg.fd, s->db_broker.efd, s->db_client.efd };
 
-	s->db_handle = loop_add(b->loop, s->db_broker.efd, ctl__on_doorbell, s);
+	s->db_handle = loop_add(b->loop, s->db_broker.efd, control__on_doorbell, s);
 	if (s->db_handle < 0) {
-		ctl__error(c, seq, s->db_handle, "cannot watch the doorbell");
-		sess_kill(s);
+		control__error(c, seq, s->db_handle, "cannot watch the doorbell");
+		session_kill(s);
 		return;
 	}
-	ret = ctl__reply(c, &resp, fds, 3);
+	ret = control__reply(c, &resp, fds, 3);
 	if (ret) {
 		loop_del(b->loop, s->db_handle);
-		sess_kill(s);
+		session_kill(s);
 		log_warn("pid %d: cannot send the welcome: %s", (int)c->pid, strerror(-ret));
 		return;
 	}
@@ -267,20 +267,20 @@ static void ctl__hello(struct broker *b, struct ctl_conn *c, uint64_t seq,
 		b->sessions->prev = s;
 	b->sessions = s;
 	b->nsessions++;
-	atomic_store(&mx_gauges.sessions, b->nsessions);
+	atomic_store(&metrics_gauges.sessions, b->nsessions);
 	log_info("session %llu opened: pid %d uid %d '%s', arena %llu bytes, depth %u",
 		 (unsigned long long)s->id, (int)c->pid, (int)c->uid, s->name,
 		 (unsigned long long)s->arena_bytes, s->nslots);
 }
 
 /* ModelMeta of m; strings point into m's config (valid while it is). */
-struct ctl__meta {
+struct control__meta {
 	Ferry__Control__ModelMeta mm;
 	Ferry__Control__TensorMeta *tms;
 	Ferry__Control__TensorMeta **tmp;
 };
 
-static int ctl__meta_fill(struct ctl__meta *x, const struct fmodel *m)
+static int control__meta_fill(struct control__meta *x, const struct models_entry *m)
 {
 	const struct model_config *cfg = m->cfg;
 	int n = cfg ? cfg->ninputs + cfg->noutputs : 0;
@@ -291,7 +291,7 @@ static int ctl__meta_fill(struct ctl__meta *x, const struct fmodel *m)
 	x->mm.name = m->name;
 	x->mm.version = m->version;
 	x->mm.model_id = m->id;
-	x->mm.state = (char *)fm_state_name(m->state);
+	x->mm.state = (char *)models_state_name(m->state);
 	x->mm.reason = (char *)m->reason;
 	x->mm.backend = m->backend ? m->backend : (char *)"";
 	if (!cfg)
@@ -302,7 +302,7 @@ static int ctl__meta_fill(struct ctl__meta *x, const struct fmodel *m)
 	if (!x->tms || !x->tmp)
 		return FERRY_ENOMEM;
 	for (int i = 0; i < n; i++) {
-		const struct mc_tensor *t = i < cfg->ninputs ? &cfg->inputs[i]
+		const struct modelcfg_tensor *t = i < cfg->ninputs ? &cfg->inputs[i]
 							     : &cfg->outputs[i - cfg->ninputs];
 		Ferry__Control__TensorMeta *tm = &x->tms[i];
 		ferry__control__tensor_meta__init(tm);
@@ -320,84 +320,84 @@ static int ctl__meta_fill(struct ctl__meta *x, const struct fmodel *m)
 	return 0;
 }
 
-static void ctl__meta_free(struct ctl__meta *x)
+static void control__meta_free(struct control__meta *x)
 {
 	free(x->tms);
 	free(x->tmp);
 }
 
-static void ctl__get_model(struct ctl_conn *c, uint64_t seq,
+static void control__get_model(struct control_conn *c, uint64_t seq,
 			   const Ferry__Control__GetModel *g)
 {
 	const char *name = g->name ? g->name : "";
-	fm_rdlock();
-	struct fmodel *m = fm_find(name, g->version);
+	models_rdlock();
+	struct models_entry *m = models_find(name, g->version);
 	if (!m) {
-		bool other = g->version >= 0 && fm_find(name, -1);
-		fm_unlock();
+		bool other = g->version >= 0 && models_find(name, -1);
+		models_unlock();
 		if (other)
-			ctl__error(c, seq, FERRY_ENOENT, "model '%s' has no version %lld",
+			control__error(c, seq, FERRY_ENOENT, "model '%s' has no version %lld",
 				   name, (long long)g->version);
 		else
-			ctl__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
+			control__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
 		return;
 	}
-	struct ctl__meta x;
-	int fill = ctl__meta_fill(&x, m);
-	fm_unlock();
+	struct control__meta x;
+	int fill = control__meta_fill(&x, m);
+	models_unlock();
 	if (fill) {
-		ctl__meta_free(&x);
-		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
+		control__meta_free(&x);
+		control__error(c, seq, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
 	resp.seq = seq;
 	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_MODEL;
 	resp.model = &x.mm;
-	ctl__reply(c, &resp, NULL, 0);
-	ctl__meta_free(&x);
+	control__reply(c, &resp, NULL, 0);
+	control__meta_free(&x);
 }
 
 /* Every model version's metadata, taken under the read lock.  Free with
- * ctl__metas_free(); NULL arrays when out of memory. */
-struct ctl__metas {
-	struct ctl__meta *xs;
+ * control__metas_free(); NULL arrays when out of memory. */
+struct control__metas {
+	struct control__meta *xs;
 	Ferry__Control__ModelMeta **mms;
 	size_t n;
 };
 
-static bool ctl__metas_get(struct ctl__metas *ms)
+static bool control__metas_get(struct control__metas *ms)
 {
 	size_t n = 0;
-	fm_rdlock();
-	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
+	models_rdlock();
+	for (struct models_entry *m = models_next(NULL); m; m = models_next(m))
 		n++;
 	ms->xs = calloc(n + 1, sizeof(*ms->xs));
 	ms->mms = calloc(n + 1, sizeof(*ms->mms));
 	ms->n = 0;
 	if (ms->xs && ms->mms) {
-		for (struct fmodel *m = fm_next(NULL); m && ms->n < n; m = fm_next(m), ms->n++) {
-			ctl__meta_fill(&ms->xs[ms->n], m);
+		for (struct models_entry *m = models_next(NULL); m && ms->n < n; m = models_next(m), ms->n++) {
+			control__meta_fill(&ms->xs[ms->n], m);
 			ms->mms[ms->n] = &ms->xs[ms->n].mm;
 		}
 	}
-	fm_unlock();
+	models_unlock();
 	return ms->xs && ms->mms;
 }
 
-static void ctl__metas_free(struct ctl__metas *ms)
+static void control__metas_free(struct control__metas *ms)
 {
 	for (size_t k = 0; ms->xs && k < ms->n; k++)
-		ctl__meta_free(&ms->xs[k]);
+		control__meta_free(&ms->xs[k]);
 	free(ms->xs);
 	free(ms->mms);
 }
 
-static void ctl__list_models(struct ctl_conn *c, uint64_t seq)
+static void control__list_models(struct control_conn *c, uint64_t seq)
 {
-	struct ctl__metas ms;
-	if (!ctl__metas_get(&ms)) {
-		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
+	struct control__metas ms;
+	if (!control__metas_get(&ms)) {
+		control__error(c, seq, FERRY_ENOMEM, "out of memory");
 	} else {
 		Ferry__Control__ModelList ml = FERRY__CONTROL__MODEL_LIST__INIT;
 		ml.n_models = ms.n;
@@ -406,17 +406,17 @@ static void ctl__list_models(struct ctl_conn *c, uint64_t seq)
 		resp.seq = seq;
 		resp.body_case = FERRY__CONTROL__RESPONSE__BODY_MODEL_LIST;
 		resp.model_list = &ml;
-		ctl__reply(c, &resp, NULL, 0);
+		control__reply(c, &resp, NULL, 0);
 	}
-	ctl__metas_free(&ms);
+	control__metas_free(&ms);
 }
 
-static void ctl__status(struct broker *b, struct ctl_conn *c, uint64_t seq)
+static void control__status(struct broker *b, struct control_conn *c, uint64_t seq)
 {
 	Ferry__Control__Status st = FERRY__CONTROL__STATUS__INIT;
 	struct timespec now, cpu;
 	size_t ns = 0;
-	struct ctl__metas ms;
+	struct control__metas ms;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
@@ -429,11 +429,11 @@ static void ctl__status(struct broker *b, struct ctl_conn *c, uint64_t seq)
 	st.gpus = (uint32_t)(be_cuda_device_count() > 0 ? be_cuda_device_count() : 0);
 	st.cpu_ns = (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec;
 
-	bool have = ctl__metas_get(&ms);
+	bool have = control__metas_get(&ms);
 	Ferry__Control__SessionInfo *sis = calloc((size_t)b->nsessions + 1, sizeof(*sis));
 	Ferry__Control__SessionInfo **sip = calloc((size_t)b->nsessions + 1, sizeof(*sip));
 	if (!have || !sis || !sip) {
-		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
+		control__error(c, seq, FERRY_ENOMEM, "out of memory");
 		goto out;
 	}
 	st.n_models = ms.n;
@@ -460,22 +460,22 @@ static void ctl__status(struct broker *b, struct ctl_conn *c, uint64_t seq)
 	resp.seq = seq;
 	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_STATUS;
 	resp.status = &st;
-	ctl__reply(c, &resp, NULL, 0);
+	control__reply(c, &resp, NULL, 0);
 out:
-	ctl__metas_free(&ms);
+	control__metas_free(&ms);
 	free(sis);
 	free(sip);
 }
 
-static void ctl__stats(struct ctl_conn *c, uint64_t seq, const Ferry__Control__GetStats *g)
+static void control__stats(struct control_conn *c, uint64_t seq, const Ferry__Control__GetStats *g)
 {
 	const char *name = g->name ? g->name : "";
 	Ferry__Control__ModelStats *ms = NULL, **msp = NULL;
 	Ferry__Control__BatchCount *bcs = NULL, **bcp = NULL;
 	size_t n = 0, nb = 0, i = 0, k = 0;
 
-	fm_rdlock();
-	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
+	models_rdlock();
+	for (struct models_entry *m = models_next(NULL); m; m = models_next(m))
 		if ((!*name || !strcmp(m->name, name)) && (g->version < 0 || m->version == g->version))
 			n++;
 	ms = calloc(n + 1, sizeof(*ms));
@@ -483,7 +483,7 @@ static void ctl__stats(struct ctl_conn *c, uint64_t seq, const Ferry__Control__G
 	bcs = calloc(65 * (n + 1), sizeof(*bcs));
 	bcp = calloc(65 * (n + 1), sizeof(*bcp));
 	if (ms && msp && bcs && bcp) {
-		for (struct fmodel *m = fm_next(NULL); m && i < n; m = fm_next(m)) {
+		for (struct models_entry *m = models_next(NULL); m && i < n; m = models_next(m)) {
 			if ((*name && strcmp(m->name, name)) || (g->version >= 0 && m->version != g->version))
 				continue;
 			struct sched_stats st;
@@ -518,11 +518,11 @@ static void ctl__stats(struct ctl_conn *c, uint64_t seq, const Ferry__Control__G
 			i++;
 		}
 	}
-	fm_unlock();
+	models_unlock();
 	if (!ms || !msp || !bcs || !bcp) {
-		ctl__error(c, seq, FERRY_ENOMEM, "out of memory");
+		control__error(c, seq, FERRY_ENOMEM, "out of memory");
 	} else if (n == 0 && *name) {
-		ctl__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
+		control__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
 	} else {
 		Ferry__Control__StatsList sl = FERRY__CONTROL__STATS_LIST__INIT;
 		sl.n_stats = i;
@@ -531,7 +531,7 @@ static void ctl__stats(struct ctl_conn *c, uint64_t seq, const Ferry__Control__G
 		resp.seq = seq;
 		resp.body_case = FERRY__CONTROL__RESPONSE__BODY_STATS;
 		resp.stats = &sl;
-		ctl__reply(c, &resp, NULL, 0);
+		control__reply(c, &resp, NULL, 0);
 	}
 	free(ms);
 	free(msp);
@@ -539,81 +539,81 @@ static void ctl__stats(struct ctl_conn *c, uint64_t seq, const Ferry__Control__G
 	free(bcp);
 }
 
-static void *ctl__admin_main(void *arg)
+static void *control__admin_main(void *arg)
 {
 	struct broker *b = arg;
-	pthread_mutex_lock(&ctl__admin_lock);
+	pthread_mutex_lock(&control__admin_lock);
 	for (;;) {
-		while (!ctl__todo && !ctl__admin_stop)
-			pthread_cond_wait(&ctl__admin_cond, &ctl__admin_lock);
-		if (ctl__admin_stop)
+		while (!control__todo && !control__admin_stop)
+			pthread_cond_wait(&control__admin_cond, &control__admin_lock);
+		if (control__admin_stop)
 			break;
-		struct ctl_admin *a = ctl__todo;
-		ctl__todo = a->next;
-		pthread_mutex_unlock(&ctl__admin_lock);
+		struct control_admin *a = control__todo;
+		control__todo = a->next;
+		pthread_mutex_unlock(&control__admin_lock);
 		a->msg[0] = '\0';
 		if (a->unload)
-			a->code = fm_unload_model(a->name, a->msg, sizeof(a->msg));
+			a->code = models_unload_model(a->name, a->msg, sizeof(a->msg));
 		else
-			a->code = fm_load_model(a->name, a->msg, sizeof(a->msg));
+			a->code = models_load_model(a->name, a->msg, sizeof(a->msg));
 		log_info("control: %s '%s': %s%s%s", a->unload ? "unload" : "load", a->name,
 			 a->code ? ferry_errname(a->code) : "done", a->msg[0] ? ": " : "", a->msg);
-		pthread_mutex_lock(&ctl__admin_lock);
-		a->next = ctl__done;
-		ctl__done = a;
+		pthread_mutex_lock(&control__admin_lock);
+		a->next = control__done;
+		control__done = a;
 		uint64_t one = 1;
 		ssize_t n = write(b->kick_fd, &one, sizeof(one));
 		(void)n;
 	}
-	pthread_mutex_unlock(&ctl__admin_lock);
+	pthread_mutex_unlock(&control__admin_lock);
 	return NULL;
 }
 
-static void ctl__admin(struct broker *b, struct ctl_conn *c, uint64_t seq, bool unload,
+static void control__admin(struct broker *b, struct control_conn *c, uint64_t seq, bool unload,
 		       const char *name)
 {
-	struct ctl_admin *a = calloc(1, sizeof(*a));
+	struct control_admin *a = calloc(1, sizeof(*a));
 	if (!a || !name || !*name || strlen(name) >= sizeof(a->name)) {
 		free(a);
-		ctl__error(c, seq, a ? FERRY_EINVAL : FERRY_ENOMEM, "a model name is needed");
+		control__error(c, seq, a ? FERRY_EINVAL : FERRY_ENOMEM, "a model name is needed");
 		return;
 	}
 	a->conn_id = c->id;
 	a->seq = seq;
 	a->unload = unload;
 	strcpy(a->name, name);
-	pthread_mutex_lock(&ctl__admin_lock);
-	if (!ctl__admin_started) {
-		ctl__admin_started = pthread_create(&ctl__admin_thr, NULL, ctl__admin_main, b) == 0;
-		if (!ctl__admin_started) {
-			pthread_mutex_unlock(&ctl__admin_lock);
+	pthread_mutex_lock(&control__admin_lock);
+	if (!control__admin_started) {
+		control__admin_started = pthread_create(&control__admin_thr, NULL, control__admin_main, b) == 0;
+		if (!control__admin_started) {
+			pthread_mutex_unlock(&control__admin_lock);
 			free(a);
-			ctl__error(c, seq, FERRY_ENOMEM, "cannot start the admin thread");
+			control__error(c, seq, FERRY_ENOMEM, "cannot start the admin thread");
 			return;
 		}
 	}
-	struct ctl_admin **tail = &ctl__todo;
+	struct control_admin **tail = &control__todo;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = a;
-	pthread_cond_signal(&ctl__admin_cond);
-	pthread_mutex_unlock(&ctl__admin_lock);
+	pthread_cond_signal(&control__admin_cond);
+	pthread_mutex_unlock(&control__admin_lock);
 }
 
-void ctl_admin_replies(struct broker *b)
+void control_admin_replies(struct broker *b)
 {
-	pthread_mutex_lock(&ctl__admin_lock);
-	struct ctl_admin *list = ctl__done;
-	ctl__done = NULL;
-	pthread_mutex_unlock(&ctl__admin_lock);
+	pthread_mutex_lock(&control__admin_lock);
+	struct control_admin *list = control__done;
+	control__done = NULL;
+	pthread_mutex_unlock(&control__admin_lock);
 	while (list) {
-		struct ctl_admin *a = list;
+		struct control_admin *a = list;
 		list = a->next;
-		for (struct ctl_conn *c = ctl__conns; c; c = c->next) {
+		for (struct control_conn *c = control__conns; c; c = c->next) {
 			if (c->id != a->conn_id)
 				continue;
 			if (a->code) {
-				ctl__error(c, a->seq, a->code, "%s", a->msg[0] ? a->msg : ferry_strerror(a->code));
+				control__error(c, a->seq, a->code, "%s", a->msg[0] ? a->msg : ferry_strerror(a->code));
 			} else {
 				Ferry__Control__Done d = FERRY__CONTROL__DONE__INIT;
 				d.message = a->msg;
@@ -621,7 +621,7 @@ void ctl_admin_replies(struct broker *b)
 				resp.seq = a->seq;
 				resp.body_case = FERRY__CONTROL__RESPONSE__BODY_DONE;
 				resp.done = &d;
-				ctl__reply(c, &resp, NULL, 0);
+				control__reply(c, &resp, NULL, 0);
 			}
 			break;
 		}
@@ -629,29 +629,29 @@ void ctl_admin_replies(struct broker *b)
 	}
 }
 
-void ctl_admin_stop(void)
+void control_admin_stop(void)
 {
-	pthread_mutex_lock(&ctl__admin_lock);
-	ctl__admin_stop = true;
-	pthread_cond_broadcast(&ctl__admin_cond);
-	bool started = ctl__admin_started;
-	pthread_mutex_unlock(&ctl__admin_lock);
+	pthread_mutex_lock(&control__admin_lock);
+	control__admin_stop = true;
+	pthread_cond_broadcast(&control__admin_cond);
+	bool started = control__admin_started;
+	pthread_mutex_unlock(&control__admin_lock);
 	if (started)
-		pthread_join(ctl__admin_thr, NULL);
-	while (ctl__todo) {
-		struct ctl_admin *a = ctl__todo;
-		ctl__todo = a->next;
+		pthread_join(control__admin_thr, NULL);
+	while (control__todo) {
+		struct control_admin *a = control__todo;
+		control__todo = a->next;
 		free(a);
 	}
-	while (ctl__done) {
-		struct ctl_admin *a = ctl__done;
-		ctl__done = a->next;
+	while (control__done) {
+		struct control_admin *a = control__done;
+		control__done = a->next;
 		free(a);
 	}
 }
 
 /* CUDA IPC regions: a session's, so Hello must have come first. */
-static void ctl__cuda_register(struct ctl_conn *c, uint64_t seq,
+static void control__cuda_register(struct control_conn *c, uint64_t seq,
 			       const Ferry__Control__CudaRegister *cr)
 {
 	char err[512] = "";
@@ -659,16 +659,16 @@ static void ctl__cuda_register(struct ctl_conn *c, uint64_t seq,
 	int dev = -1, ret;
 
 	if (!c->s) {
-		ctl__error(c, seq, FERRY_EPROTO, "CudaRegister before Hello");
+		control__error(c, seq, FERRY_EPROTO, "CudaRegister before Hello");
 		return;
 	}
-	ret = sess_cuda_register(c->s, cr->ipc_handle.data, cr->ipc_handle.len,
+	ret = session_cuda_register(c->s, cr->ipc_handle.data, cr->ipc_handle.len,
 				 cr->pci_bus_id, cr->device, cr->byte_size, &id, &dev,
 				 err, sizeof(err));
 	if (ret) {
 		log_info("pid %d: CUDA region of %llu bytes refused: %s", (int)c->pid,
 			 (unsigned long long)cr->byte_size, err);
-		ctl__error(c, seq, ret, "%s", err[0] ? err : ferry_strerror(ret));
+		control__error(c, seq, ret, "%s", err[0] ? err : ferry_strerror(ret));
 		return;
 	}
 	Ferry__Control__CudaRegion r = FERRY__CONTROL__CUDA_REGION__INIT;
@@ -678,26 +678,26 @@ static void ctl__cuda_register(struct ctl_conn *c, uint64_t seq,
 	resp.seq = seq;
 	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_CUDA_REGION;
 	resp.cuda_region = &r;
-	ctl__reply(c, &resp, NULL, 0);
+	control__reply(c, &resp, NULL, 0);
 }
 
-static void ctl__cuda_release(struct ctl_conn *c, uint64_t seq,
+static void control__cuda_release(struct control_conn *c, uint64_t seq,
 			      const Ferry__Control__CudaRelease *cr)
 {
 	char err[256] = "";
 	int ret;
 
 	if (!c->s) {
-		ctl__error(c, seq, FERRY_EPROTO, "CudaRelease before Hello");
+		control__error(c, seq, FERRY_EPROTO, "CudaRelease before Hello");
 		return;
 	}
 	/* The client submitted on its ring before it sent this: take those
 	 * requests first, so they hold the region (found on the H100: the
 	 * socket's event can come before the ring's). */
-	while (sess_poll(c->s) > 0)
+	while (session_poll(c->s) > 0)
 		;
-	if ((ret = sess_cuda_release(c->s, cr->region_id, err, sizeof(err)))) {
-		ctl__error(c, seq, ret, "%s", err);
+	if ((ret = session_cuda_release(c->s, cr->region_id, err, sizeof(err)))) {
+		control__error(c, seq, ret, "%s", err);
 		return;
 	}
 	Ferry__Control__Done d = FERRY__CONTROL__DONE__INIT;
@@ -706,72 +706,72 @@ static void ctl__cuda_release(struct ctl_conn *c, uint64_t seq,
 	resp.seq = seq;
 	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_DONE;
 	resp.done = &d;
-	ctl__reply(c, &resp, NULL, 0);
+	control__reply(c, &resp, NULL, 0);
 }
 
-static void ctl__on_conn(void *arg, uint32_t events)
+static void control__on_conn(void *arg, uint32_t events)
 {
-	struct ctl_conn *c = arg;
+	struct control_conn *c = arg;
 	struct broker *b = &g_broker;
 
 	/* A few frames per wake-up at most, so one chatty client cannot
 	 * starve the rings. */
 	for (int budget = 0; budget < 16; budget++) {
-		int ret = ctl_read(c->fd, &c->rd);
+		int ret = frame_read(c->fd, &c->rd);
 		if (ret == 0)
 			return;
 		if (ret < 0) {
-			ctl__close(b, c, ret == -EPIPE ? "disconnected" : strerror(-ret));
+			control__close(b, c, ret == -EPIPE ? "disconnected" : strerror(-ret));
 			return;
 		}
 		if (c->rd.nfds > 0)
 			log_warn("pid %d sent %d file descriptors: closed", (int)c->pid, c->rd.nfds);
 		Ferry__Control__Request *req = ferry__control__request__unpack(
-			NULL, ctl_payload_len(&c->rd), ctl_payload(&c->rd));
-		ctl_reader_next(&c->rd);
+			NULL, frame_payload_len(&c->rd), frame_payload(&c->rd));
+		frame_reader_next(&c->rd);
 		if (!req) {
-			ctl__error(c, 0, FERRY_EPROTO, "malformed control message");
-			ctl__close(b, c, "malformed control message");
+			control__error(c, 0, FERRY_EPROTO, "malformed control message");
+			control__close(b, c, "malformed control message");
 			return;
 		}
 		uint64_t seq = req->seq;
 		switch (req->body_case) {
 		case FERRY__CONTROL__REQUEST__BODY_HELLO:
-			ctl__hello(b, c, seq, req->hello);
+			control__hello(b, c, seq, req->hello);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_LIST_MODELS:
-			ctl__list_models(c, seq);
+			control__list_models(c, seq);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_GET_MODEL:
-			ctl__get_model(c, seq, req->get_model);
+			control__get_model(c, seq, req->get_model);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_GET_STATUS:
-			ctl__status(b, c, seq);
+			control__status(b, c, seq);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_GET_STATS:
-			ctl__stats(c, seq, req->get_stats);
+			control__stats(c, seq, req->get_stats);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_LOAD_MODEL:
-			ctl__admin(b, c, seq, false, req->load_model->name);
+			control__admin(b, c, seq, false, req->load_model->name);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_UNLOAD_MODEL:
-			ctl__admin(b, c, seq, true, req->unload_model->name);
+			control__admin(b, c, seq, true, req->unload_model->name);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_CUDA_REGISTER:
-			ctl__cuda_register(c, seq, req->cuda_register);
+			control__cuda_register(c, seq, req->cuda_register);
 			break;
 		case FERRY__CONTROL__REQUEST__BODY_CUDA_RELEASE:
-			ctl__cuda_release(c, seq, req->cuda_release);
+			control__cuda_release(c, seq, req->cuda_release);
 			break;
 		default:
-			ctl__error(c, seq, FERRY_ENOTSUP, "unknown control request");
+			control__error(c, seq, FERRY_ENOTSUP, "unknown control request");
 			break;
 		}
 		ferry__control__request__free_unpacked(req, NULL);
 	}
 }
 
-static void ctl__on_accept(void *arg, uint32_t events)
+static void control__on_accept(void *arg, uint32_t events)
 {
 	struct broker *b = arg;
 
@@ -789,41 +789,41 @@ static void ctl__on_accept(void *arg, uint32_t events)
 			close(fd);
 			continue;
 		}
-		if (!ctl__allowed(b, cr.uid, cr.gid)) {
+		if (!control__allowed(b, cr.uid, cr.gid)) {
 			log_warn("refused pid %d uid %d gid %d: not on the allow-list",
 				 (int)cr.pid, (int)cr.uid, (int)cr.gid);
-			struct ctl_conn tmp = { .fd = fd };
-			ctl__error(&tmp, 0, FERRY_EPERM,
+			struct control_conn tmp = { .fd = fd };
+			control__error(&tmp, 0, FERRY_EPERM,
 				   "uid %d gid %d is not allowed to use this broker",
 				   (int)cr.uid, (int)cr.gid);
 			close(fd);
 			continue;
 		}
-		struct ctl_conn *c = calloc(1, sizeof(*c));
+		struct control_conn *c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);
 			continue;
 		}
-		c->id = ++ctl__next_conn_id;
+		c->id = ++control__next_conn_id;
 		c->fd = fd;
 		c->pid = cr.pid;
 		c->uid = cr.uid;
 		c->gid = cr.gid;
-		ctl_reader_init(&c->rd);
-		c->handle = loop_add(b->loop, fd, ctl__on_conn, c);
+		frame_reader_init(&c->rd);
+		c->handle = loop_add(b->loop, fd, control__on_conn, c);
 		if (c->handle < 0) {
 			close(fd);
 			free(c);
 			continue;
 		}
-		c->next = ctl__conns;
-		if (ctl__conns)
-			ctl__conns->prev = c;
-		ctl__conns = c;
+		c->next = control__conns;
+		if (control__conns)
+			control__conns->prev = c;
+		control__conns = c;
 	}
 }
 
-static int ctl__mkdirs(const char *path)
+static int control__mkdirs(const char *path)
 {
 	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	snprintf(buf, sizeof(buf), "%s", path);
@@ -844,7 +844,7 @@ static int ctl__mkdirs(const char *path)
 	return 0;
 }
 
-int ctl_listen(struct broker *b)
+int control_listen(struct broker *b)
 {
 	const char *path = b->opt.socket_path;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -853,14 +853,14 @@ int ctl_listen(struct broker *b)
 	/* Socket activation: systemd made, bound and owns the socket (its
 	 * mode and group come from ferryd.socket); we only accept on it and
 	 * never unlink it. */
-	fd = svc_listen_fd();
+	fd = systemd_listen_fd();
 	if (fd >= 0) {
 		struct sockaddr_un got;
 		socklen_t gl = sizeof(got);
 		if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0 && got.sun_path[0])
 			log_info("socket activation: accepting on %s", got.sun_path);
 		b->listen_fd = fd;
-		b->listen_handle = loop_add(b->loop, fd, ctl__on_accept, b);
+		b->listen_handle = loop_add(b->loop, fd, control__on_accept, b);
 		return b->listen_handle < 0 ? b->listen_handle : 0;
 	}
 
@@ -869,7 +869,7 @@ int ctl_listen(struct broker *b)
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, path);
-	ret = ctl__mkdirs(path);
+	ret = control__mkdirs(path);
 	if (ret) {
 		log_error("cannot create the directory of %s: %s", path, strerror(-ret));
 		return ret;
@@ -919,13 +919,13 @@ int ctl_listen(struct broker *b)
 		return ret;
 	}
 	b->listen_fd = fd;
-	b->listen_handle = loop_add(b->loop, fd, ctl__on_accept, b);
+	b->listen_handle = loop_add(b->loop, fd, control__on_accept, b);
 	if (b->listen_handle < 0)
 		return b->listen_handle;
 	return 0;
 }
 
-void ctl_close_listener(struct broker *b)
+void control_close_listener(struct broker *b)
 {
 	if (b->listen_fd >= 0) {
 		loop_del(b->loop, b->listen_handle);
@@ -936,6 +936,6 @@ void ctl_close_listener(struct broker *b)
 		unlink(b->opt.socket_path);
 		b->socket_created = false;
 	}
-	while (ctl__conns)
-		ctl__close(b, ctl__conns, "broker shutting down");
+	while (control__conns)
+		control__close(b, control__conns, "broker shutting down");
 }

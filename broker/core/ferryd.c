@@ -36,7 +36,7 @@
 #include "broker/core/systemd.h"
 #include "broker/models/models.h"
 #include "broker/backends/onnx/ox_backend.h"
-#include "proto/ctl_frame.h"
+#include "proto/frame.h"
 
 struct broker g_broker;
 
@@ -55,7 +55,7 @@ static struct gs_options ferryd__grpc = {
 };
 static bool ferryd__grpc_explicit;
 
-static void usage(FILE *f)
+static void ferryd__usage(FILE *f)
 {
 	fprintf(f,
 "Usage: ferryd [OPTIONS]\n"
@@ -105,7 +105,7 @@ static void usage(FILE *f)
 "  -V, --version                the version\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+static int ferryd__parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 	errno = 0;
@@ -130,7 +130,7 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_ids(const char *list, bool gid, struct broker_options *o)
+static int ferryd__parse_ids(const char *list, bool gid, struct broker_options *o)
 {
 	char *dup = strdup(list), *save = NULL;
 	int ret = 0;
@@ -167,7 +167,7 @@ enum {
 	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 };
 
-static int parse_options(int argc, char **argv, struct broker_options *o)
+static int ferryd__parse_options(int argc, char **argv, struct broker_options *o)
 {
 	static const struct option longopts[] = {
 		{ "model-repository", required_argument, NULL, 'm' },
@@ -240,7 +240,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			}
 			break;
 		case OPT_SPIN_US:
-			if (parse_u64(optarg, &v) || v > 10000000) {
+			if (ferryd__parse_u64(optarg, &v) || v > 10000000) {
 				fprintf(stderr, "ferryd: --spin-us: a number of microseconds up to 10000000\n");
 				return -1;
 			}
@@ -251,7 +251,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 				o->numa = -2;
 			else if (!strcmp(optarg, "off"))
 				o->numa = -1;
-			else if (parse_u64(optarg, &v) == 0 && v < 1024)
+			else if (ferryd__parse_u64(optarg, &v) == 0 && v < 1024)
 				o->numa = (int)v;
 			else {
 				fprintf(stderr, "ferryd: --numa: auto, off or a node number\n");
@@ -265,15 +265,15 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			}
 			break;
 		case OPT_ALLOW_UID:
-			if (parse_ids(optarg, false, o))
+			if (ferryd__parse_ids(optarg, false, o))
 				return -1;
 			break;
 		case OPT_ALLOW_GID:
-			if (parse_ids(optarg, true, o))
+			if (ferryd__parse_ids(optarg, true, o))
 				return -1;
 			break;
 		case OPT_MAX_SESSIONS:
-			if (parse_u64(optarg, &v) || v == 0 || v > 1000000) {
+			if (ferryd__parse_u64(optarg, &v) || v == 0 || v > 1000000) {
 				fprintf(stderr, "ferryd: --max-sessions: 1 to 1000000\n");
 				return -1;
 			}
@@ -281,7 +281,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			break;
 		case OPT_MAX_ARENA:
 		case OPT_ARENA:
-			if (parse_u64(optarg, &v) || v < 4096 || v > FSHM_SEG_MAX_BYTES / 2) {
+			if (ferryd__parse_u64(optarg, &v) || v < 4096 || v > FSHM_SEG_MAX_BYTES / 2) {
 				fprintf(stderr, "ferryd: %s: a size from 4096 bytes to 512 GiB\n",
 					c == OPT_ARENA ? "--arena-bytes" : "--max-arena-bytes");
 				return -1;
@@ -292,7 +292,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 				o->limits.arena_max = v;
 			break;
 		case OPT_MAX_INFLIGHT:
-			if (parse_u64(optarg, &v) || v < 2 || v > FSHM_RING_MAX_ENTRIES) {
+			if (ferryd__parse_u64(optarg, &v) || v < 2 || v > FSHM_RING_MAX_ENTRIES) {
 				fprintf(stderr, "ferryd: --max-inflight: 2 to %u\n", FSHM_RING_MAX_ENTRIES);
 				return -1;
 			}
@@ -321,7 +321,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			}
 			break;
 		case OPT_MAX_PER_UID:
-			if (parse_u64(optarg, &v) || v > 1000000) {
+			if (ferryd__parse_u64(optarg, &v) || v > 1000000) {
 				fprintf(stderr, "ferryd: --max-sessions-per-uid: 0 (no limit) to 1000000\n");
 				return -1;
 			}
@@ -336,14 +336,14 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			o->socket_group = optarg;
 			break;
 		case OPT_IDLE_EXIT:
-			if (parse_u64(optarg, &v) || v > 86400 * 365) {
+			if (ferryd__parse_u64(optarg, &v) || v > 86400 * 365) {
 				fprintf(stderr, "ferryd: --idle-exit: seconds, 0 for never\n");
 				return -1;
 			}
 			o->idle_exit_ns = v * 1000000000ULL;
 			break;
 		case OPT_METRICS_PORT:
-			if (parse_u64(optarg, &v) || v > 65535) {
+			if (ferryd__parse_u64(optarg, &v) || v > 65535) {
 				fprintf(stderr, "ferryd: --metrics-port: 0 to 65535\n");
 				return -1;
 			}
@@ -354,7 +354,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			ferryd__metrics_address = optarg;
 			break;
 		case OPT_GRPC_PORT:
-			if (parse_u64(optarg, &v) || v > 65535) {
+			if (ferryd__parse_u64(optarg, &v) || v > 65535) {
 				fprintf(stderr, "ferryd: --grpc-port: 0 to 65535\n");
 				return -1;
 			}
@@ -365,14 +365,14 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			ferryd__grpc.address = optarg;
 			break;
 		case OPT_GRPC_THREADS:
-			if (parse_u64(optarg, &v) || v < 1 || v > 64) {
+			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 64) {
 				fprintf(stderr, "ferryd: --grpc-threads: 1 to 64\n");
 				return -1;
 			}
 			ferryd__grpc.threads = (int)v;
 			break;
 		case OPT_GRPC_MAX_MSG:
-			if (parse_u64(optarg, &v) || v < 4096 || v > INT32_MAX) {
+			if (ferryd__parse_u64(optarg, &v) || v < 4096 || v > INT32_MAX) {
 				fprintf(stderr, "ferryd: --grpc-max-message-bytes: 4096 to 2147483647\n");
 				return -1;
 			}
@@ -382,13 +382,13 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 			ferryd__grpc.allow_client_shm = true;
 			break;
 		case 'h':
-			usage(stdout);
+			ferryd__usage(stdout);
 			exit(0);
 		case 'V':
 			printf("ferryd %s\n", PACKAGE_VERSION);
 			exit(0);
 		default:
-			usage(stderr);
+			ferryd__usage(stderr);
 			return -1;
 		}
 	}
@@ -404,7 +404,7 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 		return -1;
 	}
 	if (!o->socket_path) {
-		if (ctl_default_socket_path(ferryd__socket_buf, sizeof(ferryd__socket_buf))) {
+		if (frame_default_socket_path(ferryd__socket_buf, sizeof(ferryd__socket_buf))) {
 			fprintf(stderr, "ferryd: socket path too long\n");
 			return -1;
 		}
@@ -413,10 +413,10 @@ static int parse_options(int argc, char **argv, struct broker_options *o)
 	return 0;
 }
 
-static void numa_setup(struct broker_options *o)
+static void ferryd__numa_setup(struct broker_options *o)
 {
 	/* GPU instances pin their threads to their card's node unless off */
-	onnx_gpu_set_numa(o->numa != -1);
+	ox_gpu_set_numa(o->numa != -1);
 	if (o->numa == -1)
 		return;
 	if (numa_available() < 0) {
@@ -440,8 +440,8 @@ static void numa_setup(struct broker_options *o)
 	}
 	/* auto: beside GPU 0 when there is one (its PCI device's node);
 	 * on CPUs alone, the kernel's first-touch policy places each arena. */
-	if (onnx_gpu_device_count() > 0) {
-		int node = onnx_gpu_numa_node(0);
+	if (ox_gpu_device_count() > 0) {
+		int node = ox_gpu_numa_node(0);
 		if (node >= 0 && node < nodes) {
 			o->limits.numa_node = node;
 			log_info("NUMA: session arenas bound to node %d (GPU 0's)", node);
@@ -455,7 +455,7 @@ static void numa_setup(struct broker_options *o)
 	o->limits.numa_node = -1;
 }
 
-static void on_signal(void *arg, uint32_t events)
+static void ferryd__on_signal(void *arg, uint32_t events)
 {
 	struct broker *b = arg;
 	unsigned char sig[64];
@@ -470,7 +470,7 @@ static void on_signal(void *arg, uint32_t events)
 				break;
 			case SIGHUP:
 				log_info("SIGHUP: rescanning the model repository");
-				rsc_request();
+				rescan_request();
 				break;
 			default:
 				break;
@@ -479,17 +479,17 @@ static void on_signal(void *arg, uint32_t events)
 	}
 }
 
-static void on_kick(void *arg, uint32_t events)
+static void ferryd__on_kick(void *arg, uint32_t events)
 {
 	struct broker *b = arg;
 	uint64_t v;
 	ssize_t n = read(b->kick_fd, &v, sizeof(v));
 	(void)n;
-	ctl_admin_replies(b);
+	control_admin_replies(b);
 }
 
 /* sched kick: an inline model got work from a thread other than ours. */
-static void broker_kick(void *arg)
+static void ferryd__broker_kick(void *arg)
 {
 	struct broker *b = arg;
 	/* Pairs with the full fence in run() after sleeping = 1: either the
@@ -503,17 +503,17 @@ static void broker_kick(void *arg)
 	}
 }
 
-static int poll_sessions(struct broker *b)
+static int ferryd__poll_sessions(struct broker *b)
 {
 	int work = 0;
 	struct session *s = b->sessions, *next;
 	for (; s; s = next) {
 		next = s->next;
-		int n = sess_poll(s);
+		int n = session_poll(s);
 		if (n < 0) {
 			log_warn("session %llu: corrupt ring indices; closing it",
 				 (unsigned long long)s->id);
-			ctl_session_close(b, s, "corrupt ring");
+			control_session_close(b, s, "corrupt ring");
 			continue;
 		}
 		work += n;
@@ -521,7 +521,7 @@ static int poll_sessions(struct broker *b)
 	return work;
 }
 
-static void run(struct broker *b)
+static void ferryd__run(struct broker *b)
 {
 	uint64_t idle_since = fshm_now_ns();
 	uint64_t deadline;
@@ -535,12 +535,12 @@ static void run(struct broker *b)
 		/* Publish the gauges only the loop may read, ten times a
 		 * second at most. */
 		if (now - last_snapshot > 100000000) {
-			mx_snapshot(b);
+			metrics_snapshot(b);
 			last_snapshot = now;
 		}
-		int work = poll_sessions(b);
+		int work = ferryd__poll_sessions(b);
 		deadline = UINT64_MAX;
-		work += fm_run_inline(now, &deadline);
+		work += models_run_inline(now, &deadline);
 		if (work) {
 			idle_since = now;
 			/* Control traffic and new connections between bursts. */
@@ -562,13 +562,13 @@ static void run(struct broker *b)
 		 * sees our flag and rings the eventfd. */
 		atomic_store_explicit(&b->sleeping, 1, memory_order_relaxed);
 		for (struct session *s = b->sessions; s; s = s->next)
-			sess_arm(s);
+			session_arm(s);
 		atomic_thread_fence(memory_order_seq_cst);
 		bool again = false;
 		for (struct session *s = b->sessions; s && !again; s = s->next)
-			again = sess_has_work(s);
+			again = session_has_work(s);
 		now = fshm_now_ns();
-		if (!again && fm_run_inline(now, &deadline) > 0)
+		if (!again && models_run_inline(now, &deadline) > 0)
 			again = true;
 		if (!again && b->opt.idle_exit_ns) {
 			/* A private broker leaves when nobody has used it for
@@ -591,18 +591,18 @@ static void run(struct broker *b)
 			int64_t timeout = -1;
 			if (deadline != UINT64_MAX)
 				timeout = deadline > now ? (int64_t)(deadline - now) : 0;
-			atomic_fetch_add_explicit(&mx_gauges.loop_sleeps, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&metrics_gauges.loop_sleeps, 1, memory_order_relaxed);
 			/* Asleep, the gauges would stay as the last busy moment
 			 * left them: publish the quiet state first. */
 			if (now - last_snapshot > 100000000) {
-				mx_snapshot(b);
+				metrics_snapshot(b);
 				last_snapshot = now;
 			}
 			loop_wait(b->loop, timeout);
 		}
 		atomic_store_explicit(&b->sleeping, 0, memory_order_relaxed);
 		for (struct session *s = b->sessions; s; s = s->next)
-			sess_disarm(s);
+			session_disarm(s);
 		idle_since = fshm_now_ns();
 	}
 }
@@ -610,7 +610,7 @@ static void run(struct broker *b)
 /* The write end of the self-pipe, for the handler. */
 static int ferryd__sigpipe = -1;
 
-static void on_signal_handler(int sig)
+static void ferryd__on_signal_handler(int sig)
 {
 	int saved = errno;
 	unsigned char c = (unsigned char)sig;
@@ -626,20 +626,20 @@ static void on_signal_handler(int sig)
  * its constructor) which keep the default mask, so a SIGTERM delivered to
  * one of them would kill the process instead of stopping it cleanly.
  */
-static int setup_signals(struct broker *b)
+static int ferryd__setup_signals(struct broker *b)
 {
 	int fds[2];
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC))
 		return -errno;
 	b->signal_fd = fds[0];
 	ferryd__sigpipe = fds[1];
-	struct sigaction sa = { .sa_handler = on_signal_handler, .sa_flags = SA_RESTART };
+	struct sigaction sa = { .sa_handler = ferryd__on_signal_handler, .sa_flags = SA_RESTART };
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
 	    sigaction(SIGHUP, &sa, NULL))
 		return -errno;
 	signal(SIGPIPE, SIG_IGN);
-	b->signal_handle = loop_add(b->loop, b->signal_fd, on_signal, b);
+	b->signal_handle = loop_add(b->loop, b->signal_fd, ferryd__on_signal, b);
 	return b->signal_handle < 0 ? b->signal_handle : 0;
 }
 
@@ -650,7 +650,7 @@ int main(int argc, char **argv)
 	int ret;
 
 	b->listen_fd = b->signal_fd = b->kick_fd = -1;
-	if (parse_options(argc, argv, &b->opt))
+	if (ferryd__parse_options(argc, argv, &b->opt))
 		return 2;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	b->epoch = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
@@ -664,78 +664,78 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("event loop: %s", loop_engine(b->loop));
-	if ((ret = setup_signals(b))) {
+	if ((ret = ferryd__setup_signals(b))) {
 		log_error("signals: %s", strerror(-ret));
 		return 1;
 	}
-	numa_setup(&b->opt);
-	b->opt.limits.gpu_pin = onnx_gpu_device_count() > 0;
+	ferryd__numa_setup(&b->opt);
+	b->opt.limits.gpu_pin = ox_gpu_device_count() > 0;
 	if (b->opt.limits.gpu_pin)
 		log_info("GPU: %d device(s); session arenas are pinned (cudaHostRegister)",
-			 onnx_gpu_device_count());
+			 ox_gpu_device_count());
 
 	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->kick_fd < 0 || (b->kick_handle = loop_add(b->loop, b->kick_fd, on_kick, b)) < 0) {
+	if (b->kick_fd < 0 || (b->kick_handle = loop_add(b->loop, b->kick_fd, ferryd__on_kick, b)) < 0) {
 		log_error("kick eventfd: %s", strerror(errno));
 		return 1;
 	}
-	struct fm_options fo = {
+	struct models_options fo = {
 		.repository = b->opt.repository,
 		.backend_dir = b->opt.backend_dir,
 		.strict = b->opt.strict,
-		.kick = broker_kick,
+		.kick = ferryd__broker_kick,
 		.kick_arg = b,
 	};
-	ret = fm_load_all(&fo);
-	fm_log_table();
+	ret = models_load_all(&fo);
+	models_log_table();
 	if (ret == FERRY_CONFIG) {
 		log_error("model repository %s: some models failed to load (see above); exiting "
 			  "(--strict-model-config=false serves the others)", b->opt.repository);
-		fm_unload_all();
+		models_unload_all();
 		return 1;
 	} else if (ret) {
 		/* The repository itself (or memory) failed: nothing to serve,
 		 * whatever --strict-model-config says. */
 		log_error("model repository %s: cannot be read (see above); exiting",
 			  b->opt.repository);
-		fm_unload_all();
+		models_unload_all();
 		return 1;
 	}
-	if ((ret = mx_start(ferryd__metrics_address, ferryd__metrics_port)) &&
+	if ((ret = metrics_start(ferryd__metrics_address, ferryd__metrics_port)) &&
 	    ferryd__metrics_explicit) {
 		log_error("metrics: cannot listen on %s:%d", ferryd__metrics_address,
 			  ferryd__metrics_port);
-		fm_stop_all();
-		fm_unload_all();
+		models_stop_all();
+		models_unload_all();
 		return 1;
 	} else if (ret) {
 		log_warn("metrics: the default port %d is not available; serving without "
 			 "metrics (--metrics-port picks another, 0 turns it off)",
 			 ferryd__metrics_port);
 	}
-	if ((ret = ctl_listen(b))) {
-		mx_stop();
-		fm_unload_all();
+	if ((ret = control_listen(b))) {
+		metrics_stop();
+		models_unload_all();
 		return 1;
 	}
 	if ((ret = gs_start(&ferryd__grpc)) && ferryd__grpc_explicit) {
-		mx_stop();
-		ctl_close_listener(b);
-		fm_stop_all();
-		fm_unload_all();
+		metrics_stop();
+		control_close_listener(b);
+		models_stop_all();
+		models_unload_all();
 		return 1;
 	} else if (ret) {
 		log_warn("gRPC: the default port %d is not available; serving without gRPC "
 			 "(--grpc-port picks another, 0 turns it off)", ferryd__grpc.port);
 	}
-	rsc_init(b->opt.repository);
-	atomic_store(&mx_gauges.ready, true);
+	rescan_init(b->opt.repository);
+	atomic_store(&metrics_gauges.ready, true);
 	log_info("ready: listening on %s", b->opt.socket_path);
-	svc_notify("READY=1");
+	systemd_notify("READY=1");
 
-	run(b);
-	atomic_store(&mx_gauges.ready, false);
-	svc_notify("STOPPING=1");
+	ferryd__run(b);
+	atomic_store(&metrics_gauges.ready, false);
+	systemd_notify("STOPPING=1");
 
 	/* Shutdown: no new clients; queued requests run to completion and
 	 * their results reach clients still connected; then sessions go. */
@@ -746,12 +746,12 @@ int main(int argc, char **argv)
 		b->listen_fd = -1;
 	}
 	gs_stop();
-	rsc_fini();
-	ctl_admin_stop();
-	fm_stop_all();
-	ctl_close_listener(b);
-	mx_stop();
-	fm_unload_all();
+	rescan_fini();
+	control_admin_stop();
+	models_stop_all();
+	control_close_listener(b);
+	metrics_stop();
+	models_unload_all();
 	loop_del(b->loop, b->signal_handle);
 	close(b->signal_fd);
 	signal(SIGTERM, SIG_DFL);

@@ -31,23 +31,23 @@
 #include "broker/sched/sched.h"
 #include "broker/core/session.h"
 
-_Atomic uint64_t sess_total_sessions;
+_Atomic uint64_t session_total_sessions;
 
 /* One request in flight.  Owned by the loop thread from slot allocation
  * until sched_submit(); then by the scheduler until done(). */
-struct sess_slot {
+struct session_slot {
 	struct sched_req req;
 	struct session *s;
 	uint64_t user_data;
 	uint64_t desc_off;          /* validated: the descriptor fits the arena */
-	struct fmodel *model;
+	struct models_entry *model;
 	struct sched_tensor *t;     /* ninputs + noutputs of the model */
 	uint32_t tcap;
 	/* Position of each output in the client's descriptor, by output
 	 * index; UINT8_MAX when not requested. */
 	uint8_t out_pos[FSHM_MAX_TENSORS];
 	/* CUDA regions its tensors use, one reference each; s->lock */
-	struct sess_cuda *cuda[FSHM_MAX_TENSORS];
+	struct session_cuda *cuda[FSHM_MAX_TENSORS];
 	uint8_t ncuda;
 };
 
@@ -56,21 +56,21 @@ static union {
 	struct fshm_req_desc d;
 	uint8_t bytes[sizeof(struct fshm_req_desc) +
 		      FSHM_MAX_TENSORS * sizeof(struct fshm_tensor)];
-} sess__desc;
+} session__desc;
 
-static void sess__cuda_close(struct sess_cuda *r)
+static void session__cuda_close(struct session_cuda *r)
 {
-	onnx_gpu_ipc_close(r->dptr, r->device);
+	ox_gpu_ipc_close(r->dptr, r->device);
 	free(r);
 }
 
-static void sess__free(struct session *s)
+static void session__free(struct session *s)
 {
 	/* No request is in flight any more: every region is unused. */
 	while (s->cuda) {
-		struct sess_cuda *r = s->cuda;
+		struct session_cuda *r = s->cuda;
 		s->cuda = r->next;
-		sess__cuda_close(r);
+		session__cuda_close(r);
 	}
 	for (uint32_t i = 0; i < s->nslots; i++)
 		free(s->slots[i].t);
@@ -81,21 +81,21 @@ static void sess__free(struct session *s)
 	if (s->db_client.efd >= 0)
 		close(s->db_client.efd);
 	if (s->gpu_pinned)
-		onnx_gpu_unregister_arena(s->seg.base);
+		ox_gpu_unregister_arena(s->seg.base);
 	fshm_seg_close(&s->seg);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
-static void sess__unref(struct session *s)
+static void session__unref(struct session *s)
 {
 	/* acq_rel: the last dropper must see every write of the others
 	 * (completions writing into the arena) before unmapping. */
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
-		sess__free(s);
+		session__free(s);
 }
 
-int sess_create(const struct sess_limits *lim, uint64_t id, uint64_t epoch,
+int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch,
 		uint64_t arena_bytes, uint32_t depth, struct session **out,
 		char *err, size_t errlen)
 {
@@ -115,7 +115,7 @@ int sess_create(const struct sess_limits *lim, uint64_t id, uint64_t epoch,
 	if (depth > lim->depth_max)
 		depth = lim->depth_max;
 	/* Rings are powers of two; the CQ is as deep as the queue depth so a
-	 * completion always finds room (see sess_poll's admission rule). */
+	 * completion always finds room (see session_poll's admission rule). */
 	uint32_t ring = 2;
 	while (ring < depth)
 		ring <<= 1;
@@ -153,7 +153,7 @@ int sess_create(const struct sess_limits *lim, uint64_t id, uint64_t epoch,
 	/* Pinned once per session, so every batch is copied to the GPU at
 	 * pinned speed straight from the client's memory. */
 	if (lim->gpu_pin) {
-		int rc = onnx_gpu_register_arena(s->seg.base, s->seg.size);
+		int rc = ox_gpu_register_arena(s->seg.base, s->seg.size);
 		if (rc)
 			log_warn("session %llu: cudaHostRegister of the arena failed (%s); GPU "
 				 "copies run from pageable memory", (unsigned long long)id,
@@ -187,23 +187,23 @@ int sess_create(const struct sess_limits *lim, uint64_t id, uint64_t epoch,
 		s->free_slots[i] = ring - 1 - i;
 	}
 	s->nfree = ring;
-	atomic_fetch_add(&sess_total_sessions, 1);
+	atomic_fetch_add(&session_total_sessions, 1);
 	*out = s;
 	return 0;
 fail:
-	sess__free(s);
+	session__free(s);
 	return ret;
 }
 
-void sess_kill(struct session *s)
+void session_kill(struct session *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->dead = true;
 	pthread_mutex_unlock(&s->lock);
-	sess__unref(s);
+	session__unref(s);
 }
 
-void sess_arm(struct session *s)
+void session_arm(struct session *s)
 {
 	/* Only the flag: the full fence that must follow it is issued once
 	 * for all sessions by the caller (fshm_doorbell_arm would fence per
@@ -211,19 +211,19 @@ void sess_arm(struct session *s)
 	atomic_store_explicit(s->db_broker.flag, 1, memory_order_relaxed);
 }
 
-void sess_disarm(struct session *s)
+void session_disarm(struct session *s)
 {
 	atomic_store_explicit(s->db_broker.flag, 0, memory_order_relaxed);
 }
 
-bool sess_has_work(struct session *s)
+bool session_has_work(struct session *s)
 {
 	return fshm_ring_count(&s->sq) != 0;
 }
 
 /* Post a completion; called with s->lock held.  The slot goes back to
  * the free list here: its CQE is the last thing the broker does with it. */
-static void sess__post(struct session *s, struct sess_slot *sl, int status)
+static void session__post(struct session *s, struct session_slot *sl, int status)
 {
 	struct fshm_cqe cqe = {
 		.user_data = sl->user_data,
@@ -241,13 +241,13 @@ static void sess__post(struct session *s, struct sess_slot *sl, int status)
 		}
 	}
 	for (uint8_t i = 0; i < sl->ncuda; i++) {
-		struct sess_cuda *r = sl->cuda[i];
+		struct session_cuda *r = sl->cuda[i];
 		if (--r->users == 0 && r->released)
-			sess__cuda_close(r);
+			session__cuda_close(r);
 	}
 	sl->ncuda = 0;
 	s->inflight--;
-	atomic_fetch_sub_explicit(&mx_gauges.shm_inflight, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&metrics_gauges.shm_inflight, 1, memory_order_relaxed);
 	s->free_slots[s->nfree++] = (uint32_t)(sl - s->slots);
 	if (status)
 		s->failed++;
@@ -255,7 +255,7 @@ static void sess__post(struct session *s, struct sess_slot *sl, int status)
 		s->completed++;
 }
 
-static void sess__write_status(struct session *s, struct sess_slot *sl,
+static void session__write_status(struct session *s, struct session_slot *sl,
 			       int status, const char *msg)
 {
 	if (sl->desc_off == UINT64_MAX)
@@ -272,22 +272,22 @@ static void sess__write_status(struct session *s, struct sess_slot *sl,
 }
 
 /* Fail a request that never reached the scheduler (loop thread). */
-static int sess__fail(struct session *s, struct sess_slot *sl, int status,
+static int session__fail(struct session *s, struct session_slot *sl, int status,
 		       const char *msg)
 {
 	log_debug("session %llu: request failed: %s", (unsigned long long)s->id, msg);
-	sess__write_status(s, sl, status, msg);
+	session__write_status(s, sl, status, msg);
 	pthread_mutex_lock(&s->lock);
-	sess__post(s, sl, status);
+	session__post(s, sl, status);
 	pthread_mutex_unlock(&s->lock);
 	fshm_doorbell_ring(&s->db_client);
 	return 0;
 }
 
 /* sched_req.done: any thread, exactly once per submitted request. */
-static void sess__done(struct sched_req *r, int status, const char *msg)
+static void session__done(struct sched_req *r, int status, const char *msg)
 {
-	struct sess_slot *sl = (struct sess_slot *)r;
+	struct session_slot *sl = (struct session_slot *)r;
 	struct session *s = sl->s;
 	bool dead;
 
@@ -317,26 +317,26 @@ static void sess__done(struct sched_req *r, int status, const char *msg)
 				t->bytes = o->bytes;
 			}
 		}
-		sess__write_status(s, sl, status, msg);
+		session__write_status(s, sl, status, msg);
 	}
 	pthread_mutex_lock(&s->lock);
-	sess__post(s, sl, status);
+	session__post(s, sl, status);
 	dead = s->dead;
 	pthread_mutex_unlock(&s->lock);
 	if (!dead)
 		fshm_doorbell_ring(&s->db_client);
-	sess__unref(s);
+	session__unref(s);
 }
 
-static bool sess__in_arena(const struct session *s, uint64_t off, uint64_t len)
+static bool session__in_arena(const struct session *s, uint64_t off, uint64_t len)
 {
 	return off <= s->arena_bytes && len <= s->arena_bytes - off;
 }
 
 /* Look region id up and take a reference for slot sl (loop thread). */
-static struct sess_cuda *sess__cuda_use(struct session *s, struct sess_slot *sl, uint32_t id)
+static struct session_cuda *session__cuda_use(struct session *s, struct session_slot *sl, uint32_t id)
 {
-	struct sess_cuda *r;
+	struct session_cuda *r;
 
 	pthread_mutex_lock(&s->lock);
 	for (r = s->cuda; r && r->id != id; r = r->next)
@@ -349,16 +349,16 @@ static struct sess_cuda *sess__cuda_use(struct session *s, struct sess_slot *sl,
 	return r;
 }
 
-int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,
+int session_cuda_register(struct session *s, const void *handle, size_t handle_len,
 		       const char *pci_bus_id, int device, uint64_t bytes,
 		       uint32_t *id, int *device_out, char *err, size_t errlen)
 {
-	struct sess_cuda *r;
+	struct session_cuda *r;
 	int ret;
 
-	if (s->ncuda >= SESS_MAX_CUDA_REGIONS) {
+	if (s->ncuda >= SESSION_MAX_CUDA_REGIONS) {
 		snprintf(err, errlen, "the session holds %d CUDA regions, the most it may: "
-			 "release one first", SESS_MAX_CUDA_REGIONS);
+			 "release one first", SESSION_MAX_CUDA_REGIONS);
 		return FERRY_ENOSPC;
 	}
 	r = calloc(1, sizeof(*r));
@@ -366,7 +366,7 @@ int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,
 		snprintf(err, errlen, "out of memory");
 		return FERRY_ENOMEM;
 	}
-	ret = onnx_gpu_ipc_open(handle, handle_len, pci_bus_id, device, bytes, &r->dptr,
+	ret = ox_gpu_ipc_open(handle, handle_len, pci_bus_id, device, bytes, &r->dptr,
 				&r->device, err, errlen);
 	if (ret) {
 		free(r);
@@ -375,7 +375,7 @@ int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,
 	/* ids are never reused within a session: a stale id cannot name a
 	 * newer region */
 	if (s->cuda_next_id >= FSHM_TENSOR_REGION_MAX) {
-		sess__cuda_close(r);
+		session__cuda_close(r);
 		snprintf(err, errlen, "the session has used up its CUDA region ids");
 		return FERRY_ENOSPC;
 	}
@@ -393,9 +393,9 @@ int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,
 	return 0;
 }
 
-int sess_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen)
+int session_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen)
 {
-	struct sess_cuda **pp, *r = NULL;
+	struct session_cuda **pp, *r = NULL;
 
 	pthread_mutex_lock(&s->lock);
 	for (pp = &s->cuda; *pp; pp = &(*pp)->next)
@@ -405,7 +405,7 @@ int sess_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen)
 			s->ncuda--;
 			r->released = true;
 			if (r->users == 0)
-				sess__cuda_close(r);
+				session__cuda_close(r);
 			break;
 		}
 	pthread_mutex_unlock(&s->lock);
@@ -421,18 +421,18 @@ int sess_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen)
  * request is completed with an error here; nothing is trusted from the
  * segment beyond what was copied.
  */
-static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
+static int session__submit(struct session *s, const struct fshm_sqe *sqe)
 {
 	char msg[FSHM_ERRMSG_LEN];
-	struct sess_slot *sl;
+	struct session_slot *sl;
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	/* Admission (sess_poll) guaranteed a free slot. */
+	/* Admission (session_poll) guaranteed a free slot. */
 	sl = &s->slots[s->free_slots[--s->nfree]];
 	s->inflight++;
 	pthread_mutex_unlock(&s->lock);
-	atomic_fetch_add_explicit(&mx_gauges.shm_inflight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&metrics_gauges.shm_inflight, 1, memory_order_relaxed);
 
 	sl->user_data = sqe->user_data;
 	sl->desc_off = UINT64_MAX;
@@ -441,28 +441,28 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 
 	if (sqe->opcode == FSHM_OP_NOP) {
 		pthread_mutex_lock(&s->lock);
-		sess__post(s, sl, 0);
+		session__post(s, sl, 0);
 		pthread_mutex_unlock(&s->lock);
 		fshm_doorbell_ring(&s->db_client);
 		return 0;
 	}
 	/* The descriptor: bounds first, then one copy into private memory. */
 	if (sqe->desc_bytes < sizeof(struct fshm_req_desc) ||
-	    sqe->desc_bytes > sizeof(sess__desc) ||
+	    sqe->desc_bytes > sizeof(session__desc) ||
 	    (sqe->desc_off & 7) ||
-	    !sess__in_arena(s, sqe->desc_off, sqe->desc_bytes)) {
+	    !session__in_arena(s, sqe->desc_off, sqe->desc_bytes)) {
 		snprintf(msg, sizeof(msg),
 			 "descriptor at arena offset %llu, %u bytes: outside the arena or malformed",
 			 (unsigned long long)sqe->desc_off, sqe->desc_bytes);
-		return sess__fail(s, sl, FERRY_EINVAL, msg);
+		return session__fail(s, sl, FERRY_EINVAL, msg);
 	}
 	sl->desc_off = sqe->desc_off;
 	if (sqe->opcode != FSHM_OP_INFER) {
 		snprintf(msg, sizeof(msg), "unknown opcode %u", sqe->opcode);
-		return sess__fail(s, sl, FERRY_EINVAL, msg);
+		return session__fail(s, sl, FERRY_EINVAL, msg);
 	}
-	memcpy(sess__desc.bytes, s->arena + sqe->desc_off, sqe->desc_bytes);
-	const struct fshm_req_desc *d = &sess__desc.d;
+	memcpy(session__desc.bytes, s->arena + sqe->desc_off, sqe->desc_bytes);
+	const struct fshm_req_desc *d = &session__desc.d;
 	uint32_t nin = d->ninputs, nout = d->noutputs;
 	if (nin > FSHM_MAX_TENSORS || nout > FSHM_MAX_TENSORS ||
 	    nin + nout > FSHM_MAX_TENSORS ||
@@ -470,25 +470,25 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 		snprintf(msg, sizeof(msg),
 			 "descriptor claims %u inputs and %u outputs in %u bytes",
 			 nin, nout, sqe->desc_bytes);
-		return sess__fail(s, sl, FERRY_EINVAL, msg);
+		return session__fail(s, sl, FERRY_EINVAL, msg);
 	}
 
-	struct fmodel *m = fm_by_id(sqe->model_id);
+	struct models_entry *m = models_by_id(sqe->model_id);
 	if (!m) {
 		snprintf(msg, sizeof(msg), "unknown model id 0x%x", sqe->model_id);
-		return sess__fail(s, sl, FERRY_ENOENT, msg);
+		return session__fail(s, sl, FERRY_ENOENT, msg);
 	}
-	if (m->state != FM_READY || !m->sm) {
+	if (m->state != MODELS_READY || !m->sm) {
 		snprintf(msg, sizeof(msg), "model '%s' version %lld is not ready",
 			 m->name, (long long)m->version);
-		return sess__fail(s, sl, FERRY_UNAVAILABLE, msg);
+		return session__fail(s, sl, FERRY_UNAVAILABLE, msg);
 	}
 	const struct model_config *cfg = m->cfg;
 	uint32_t need = (uint32_t)(cfg->ninputs + cfg->noutputs);
 	if (sl->tcap < need) {
 		struct sched_tensor *t = realloc(sl->t, need * sizeof(*t));
 		if (!t)
-			return sess__fail(s, sl, FERRY_ENOMEM, "out of memory");
+			return session__fail(s, sl, FERRY_ENOMEM, "out of memory");
 		sl->t = t;
 		sl->tcap = need;
 	}
@@ -504,26 +504,26 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 		if (t->index >= (uint32_t)lim) {
 			snprintf(msg, sizeof(msg), "%s index %u: the model has %d %ss",
 				 what, t->index, lim, what);
-			return sess__fail(s, sl, FERRY_ENOENT, msg);
+			return session__fail(s, sl, FERRY_ENOENT, msg);
 		}
 		const char *name = is_in ? cfg->inputs[t->index].name
 					 : cfg->outputs[t->index].name;
 		struct sched_tensor *st = is_in ? &in[t->index] : &out[t->index];
 		if (st->present) {
 			snprintf(msg, sizeof(msg), "%s '%s' given twice", what, name);
-			return sess__fail(s, sl, FERRY_EINVAL, msg);
+			return session__fail(s, sl, FERRY_EINVAL, msg);
 		}
 		if (t->flags & ~(FSHM_TENSOR_CUDA | FSHM_TENSOR_REGION_MAX << FSHM_TENSOR_REGION_SHIFT)) {
 			snprintf(msg, sizeof(msg), "%s '%s': unknown flags %#x", what, name,
 				 t->flags);
-			return sess__fail(s, sl, FERRY_EINVAL, msg);
+			return session__fail(s, sl, FERRY_EINVAL, msg);
 		}
 		if (t->flags & FSHM_TENSOR_CUDA) {
-			struct sess_cuda *r = sess__cuda_use(s, sl, t->flags >> FSHM_TENSOR_REGION_SHIFT);
+			struct session_cuda *r = session__cuda_use(s, sl, t->flags >> FSHM_TENSOR_REGION_SHIFT);
 			if (!r) {
 				snprintf(msg, sizeof(msg), "%s '%s': no CUDA region %u in this session",
 					 what, name, t->flags >> FSHM_TENSOR_REGION_SHIFT);
-				return sess__fail(s, sl, FERRY_ENOENT, msg);
+				return session__fail(s, sl, FERRY_ENOENT, msg);
 			}
 			if (t->offset > r->bytes || t->bytes > r->bytes - t->offset) {
 				snprintf(msg, sizeof(msg),
@@ -531,18 +531,18 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 					 what, name, (unsigned long long)t->bytes,
 					 (unsigned long long)t->offset, r->id,
 					 (unsigned long long)r->bytes);
-				return sess__fail(s, sl, FERRY_EINVAL, msg);
+				return session__fail(s, sl, FERRY_EINVAL, msg);
 			}
 			st->cuda = true;
 			st->device = r->device;
 			st->data = (uint8_t *)r->dptr + t->offset;
-		} else if (!sess__in_arena(s, t->offset, t->bytes)) {
+		} else if (!session__in_arena(s, t->offset, t->bytes)) {
 			snprintf(msg, sizeof(msg),
 				 "%s '%s': %llu bytes at arena offset %llu lie outside the arena (%llu bytes)",
 				 what, name, (unsigned long long)t->bytes,
 				 (unsigned long long)t->offset,
 				 (unsigned long long)s->arena_bytes);
-			return sess__fail(s, sl, FERRY_EINVAL, msg);
+			return session__fail(s, sl, FERRY_EINVAL, msg);
 		} else {
 			st->data = s->arena + t->offset;
 		}
@@ -552,7 +552,7 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 		if (t->offset & 7) {
 			snprintf(msg, sizeof(msg), "%s '%s': arena offset %llu is not a multiple of 8",
 				 what, name, (unsigned long long)t->offset);
-			return sess__fail(s, sl, FERRY_EINVAL, msg);
+			return session__fail(s, sl, FERRY_EINVAL, msg);
 		}
 		st->present = true;
 		st->bytes = t->bytes;
@@ -560,7 +560,7 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 			if (t->ndims > FSHM_MAX_DIMS) {
 				snprintf(msg, sizeof(msg), "input '%s': %u dimensions, at most %d",
 					 name, t->ndims, FSHM_MAX_DIMS);
-				return sess__fail(s, sl, FERRY_SHAPE, msg);
+				return session__fail(s, sl, FERRY_SHAPE, msg);
 			}
 			st->dtype = (ferry_dtype)t->dtype;
 			st->ndims = (int)t->ndims;
@@ -575,13 +575,13 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 	sl->req.out = out;
 	sl->req.priority = sqe->priority;
 	sl->req.timeout_us = sqe->timeout_us;
-	sl->req.done = sess__done;
+	sl->req.done = session__done;
 	sl->req.owner = s;
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	ret = sched_submit(m->sm, &sl->req, msg, sizeof(msg));
 	if (ret) {
 		atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
-		return sess__fail(s, sl, ret, msg);
+		return session__fail(s, sl, ret, msg);
 	}
 	s->submitted++;
 	log_trace("session %llu: request %#llx queued on '%s' version %lld",
@@ -590,7 +590,7 @@ static int sess__submit(struct session *s, const struct fshm_sqe *sqe)
 	return 0;
 }
 
-int sess_poll(struct session *s)
+int session_poll(struct session *s)
 {
 	struct fshm_sqe sqes[32];
 	int budget, n;
@@ -617,9 +617,9 @@ int sess_poll(struct session *s)
 		return n;
 	/* The model table's read lock from lookup to sched_submit: a model
 	 * unloaded from a gRPC thread is not destroyed under us. */
-	fm_rdlock();
+	models_rdlock();
 	for (int i = 0; i < n; i++)
-		sess__submit(s, &sqes[i]);
-	fm_unlock();
+		session__submit(s, &sqes[i]);
+	models_unlock();
 	return n;
 }

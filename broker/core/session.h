@@ -14,7 +14,7 @@
  * list and `inflight`.  Everything else is the loop thread's.  The segment
  * stays mapped until the last reference goes: the loop holds one, and each
  * request in flight holds one, so an instance thread never writes into a
- * mapping that is gone.  Prefix sess_.
+ * mapping that is gone.  Prefix session_.
  */
 #ifndef FERRY_SESSION_H
 #define FERRY_SESSION_H
@@ -27,22 +27,22 @@
 
 #include "shm/fshm.h"
 
-struct sess_slot;
+struct session_slot;
 
 /* A client's CUDA IPC region, opened in ferryd (CudaRegister). */
-struct sess_cuda {
+struct session_cuda {
 	uint32_t id;
 	int device;               /* ferryd's ordinal */
 	void *dptr;               /* the mapping in ferryd */
 	uint64_t bytes;
 	uint32_t users;           /* requests in flight using it; s->lock */
 	bool released;            /* the client let go: closed at users == 0 */
-	struct sess_cuda *next;
+	struct session_cuda *next;
 };
 
-#define SESS_MAX_CUDA_REGIONS 256
+#define SESSION_MAX_CUDA_REGIONS 256
 
-struct sess_limits {
+struct session_limits {
 	uint64_t arena_default;   /* bytes when the client asks for 0 */
 	uint64_t arena_max;       /* bytes a client may ask for */
 	uint32_t depth_default;   /* requests in flight */
@@ -78,52 +78,52 @@ struct session {
 	bool dead;
 	uint32_t inflight;
 	uint32_t nslots;
-	struct sess_slot *slots;
+	struct session_slot *slots;
 	uint32_t *free_slots;
 	uint32_t nfree;
 	uint64_t completed, failed;
-	struct sess_cuda *cuda;   /* registered regions, not released */
+	struct session_cuda *cuda;   /* registered regions, not released */
 	uint32_t ncuda, cuda_next_id;
 
 	_Atomic int refs;
 };
 
 /* Create the segment and doorbells for a client that said Hello. */
-int sess_create(const struct sess_limits *lim, uint64_t id, uint64_t epoch,
+int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch,
 		uint64_t arena_bytes, uint32_t depth, struct session **out,
 		char *err, size_t errlen);
 
 /*
- * sess_poll - drain the SQ: validate each submission and submit it.
+ * session_poll - drain the SQ: validate each submission and submit it.
  * Loop thread only.  Returns the number of submissions handled, or
  * -EBADMSG when the client corrupted its ring (the caller closes it).
  */
-int sess_poll(struct session *s);
+int session_poll(struct session *s);
 
 /* Mark dead (later completions are dropped) and drop the loop's
  * reference.  The last reference frees everything.  Loop thread. */
-void sess_kill(struct session *s);
+void session_kill(struct session *s);
 
 /*
- * sess_cuda_register - open a client's CUDA IPC handle (see CudaRegister in
+ * session_cuda_register - open a client's CUDA IPC handle (see CudaRegister in
  * proto/control.proto) for the session's tensors; *id names it in tensor
- * flags.  sess_cuda_release - forget it: no new request may use it, and
+ * flags.  session_cuda_release - forget it: no new request may use it, and
  * it is closed when the requests in flight with it complete (the caller
  * first takes what the ring holds: those were submitted before).  Loop
  * thread.  0, or a ferry code with the reason in err.
  */
-int sess_cuda_register(struct session *s, const void *handle, size_t handle_len,
+int session_cuda_register(struct session *s, const void *handle, size_t handle_len,
 		       const char *pci_bus_id, int device, uint64_t bytes,
 		       uint32_t *id, int *device_out, char *err, size_t errlen);
-int sess_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen);
+int session_cuda_release(struct session *s, uint32_t id, char *err, size_t errlen);
 
 /* The broker going to sleep / waking: set or clear its flag in s. */
-void sess_arm(struct session *s);
-void sess_disarm(struct session *s);
+void session_arm(struct session *s);
+void session_disarm(struct session *s);
 /* SQ entries waiting (for the re-check after arming). */
-bool sess_has_work(struct session *s);
+bool session_has_work(struct session *s);
 
 /* Counters for statistics. */
-extern _Atomic uint64_t sess_total_sessions;
+extern _Atomic uint64_t session_total_sessions;
 
 #endif

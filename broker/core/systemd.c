@@ -11,7 +11,7 @@
 #include "broker/core/log.h"
 #include "broker/core/systemd.h"
 
-int svc_notify(const char *state)
+int systemd_notify(const char *state)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -37,7 +37,7 @@ int svc_notify(const char *state)
 	return err;
 }
 
-int svc_listen_fd(void)
+int systemd_listen_fd(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	if (!pid || !fds || strtol(pid, NULL, 10) != (long)getpid())

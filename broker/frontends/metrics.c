@@ -18,21 +18,21 @@
 #include "broker/backends/onnx/ox_backend.h"
 #include "broker/sched/sched.h"
 
-struct mx_gauges mx_gauges;
-uint64_t (*mx_grpc_inflight)(void);
+struct metrics_gauges metrics_gauges;
+uint64_t (*metrics_grpc_inflight)(void);
 
-static struct MHD_Daemon *mx__d;
+static struct MHD_Daemon *metrics__d;
 
 /* A growing text buffer for one scrape. */
-struct mx_buf {
+struct metrics_buf {
 	char *p;
 	size_t len, cap;
 	bool oom;
 };
 
-static void mx__printf(struct mx_buf *b, const char *fmt, ...)
+static void metrics__printf(struct metrics_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void mx__printf(struct mx_buf *b, const char *fmt, ...)
+static void metrics__printf(struct metrics_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	for (;;) {
@@ -57,7 +57,7 @@ static void mx__printf(struct mx_buf *b, const char *fmt, ...)
 }
 
 /* Label values come from config files: escape \, " and newlines. */
-static const char *mx__esc(const char *s, char *out, size_t outlen)
+static const char *metrics__esc(const char *s, char *out, size_t outlen)
 {
 	size_t o = 0;
 	for (; *s && o + 3 < outlen; s++) {
@@ -75,12 +75,12 @@ static const char *mx__esc(const char *s, char *out, size_t outlen)
 	return out;
 }
 
-struct mx_metric {
+struct metrics_metric {
 	const char *name, *type, *help;
 };
 
 /* Triton's per-model metrics, in the order written. */
-static const struct mx_metric mx__model[] = {
+static const struct metrics_metric metrics__model[] = {
 	{ "nv_inference_request_success", "counter", "Number of successful inference requests, all batch sizes" },
 	{ "nv_inference_request_failure", "counter", "Number of failed inference requests, all batch sizes" },
 	{ "nv_inference_count", "counter", "Number of inferences performed (a batch of n counts n)" },
@@ -92,7 +92,7 @@ static const struct mx_metric mx__model[] = {
 	{ "nv_inference_compute_output_duration_us", "counter", "Cumulative compute output duration in microseconds" },
 };
 
-static uint64_t mx__value(int k, const struct sched_stats *s)
+static uint64_t metrics__value(int k, const struct sched_stats *s)
 {
 	switch (k) {
 	case 0: return s->success;
@@ -108,20 +108,20 @@ static uint64_t mx__value(int k, const struct sched_stats *s)
 	}
 }
 
-static void mx__models(struct mx_buf *b)
+static void metrics__models(struct metrics_buf *b)
 {
-	enum { K = sizeof(mx__model) / sizeof(mx__model[0]) };
+	enum { K = sizeof(metrics__model) / sizeof(metrics__model[0]) };
 	char name[256];
 
-	fm_rdlock();
+	models_rdlock();
 	size_t n = 0;
-	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m))
+	for (struct models_entry *m = models_next(NULL); m; m = models_next(m))
 		n++;
 	struct sched_stats *st = calloc(n + 1, sizeof(*st));
-	struct fmodel **ms = calloc(n + 1, sizeof(*ms));
+	struct models_entry **ms = calloc(n + 1, sizeof(*ms));
 	size_t i = 0;
 	if (st && ms) {
-		for (struct fmodel *m = fm_next(NULL); m && i < n; m = fm_next(m)) {
+		for (struct models_entry *m = models_next(NULL); m && i < n; m = models_next(m)) {
 			if (!m->sm || m->version < 0)
 				continue;
 			sched_model_stats(m->sm, &st[i]);
@@ -130,79 +130,79 @@ static void mx__models(struct mx_buf *b)
 	}
 	/* Names stay valid after the lock (records are never freed before
 	 * shutdown); the numbers were copied under it. */
-	fm_unlock();
+	models_unlock();
 	for (int k = 0; k < K; k++) {
-		mx__printf(b, "# HELP %s %s\n# TYPE %s %s\n", mx__model[k].name,
-			   mx__model[k].help, mx__model[k].name, mx__model[k].type);
+		metrics__printf(b, "# HELP %s %s\n# TYPE %s %s\n", metrics__model[k].name,
+			   metrics__model[k].help, metrics__model[k].name, metrics__model[k].type);
 		for (size_t j = 0; j < i; j++)
-			mx__printf(b, "%s{model=\"%s\",version=\"%lld\"} %llu\n", mx__model[k].name,
-				   mx__esc(ms[j]->name, name, sizeof(name)),
+			metrics__printf(b, "%s{model=\"%s\",version=\"%lld\"} %llu\n", metrics__model[k].name,
+				   metrics__esc(ms[j]->name, name, sizeof(name)),
 				   (long long)ms[j]->version,
-				   (unsigned long long)mx__value(k, &st[j]));
+				   (unsigned long long)metrics__value(k, &st[j]));
 	}
-	mx__printf(b, "# HELP ferry_batch_executions_total Model executions by batch size\n"
+	metrics__printf(b, "# HELP ferry_batch_executions_total Model executions by batch size\n"
 		      "# TYPE ferry_batch_executions_total counter\n");
 	for (size_t j = 0; j < i; j++)
 		for (int s = 1; s < 65; s++)
 			if (st[j].batch_execs[s])
-				mx__printf(b, "ferry_batch_executions_total{model=\"%s\",version=\"%lld\",batch_size=\"%d\"} %llu\n",
-					   mx__esc(ms[j]->name, name, sizeof(name)),
+				metrics__printf(b, "ferry_batch_executions_total{model=\"%s\",version=\"%lld\",batch_size=\"%d\"} %llu\n",
+					   metrics__esc(ms[j]->name, name, sizeof(name)),
 					   (long long)ms[j]->version, s,
 					   (unsigned long long)st[j].batch_execs[s]);
 	free(st);
 	free(ms);
 }
 
-static void mx__gauge(struct mx_buf *b, const char *name, const char *type,
+static void metrics__gauge(struct metrics_buf *b, const char *name, const char *type,
 		      const char *help, const char *labels, double v)
 {
-	mx__printf(b, "# HELP %s %s\n# TYPE %s %s\n%s%s %.17g\n", name, help, name, type, name,
+	metrics__printf(b, "# HELP %s %s\n# TYPE %s %s\n%s%s %.17g\n", name, help, name, type, name,
 		   labels, v);
 }
 
-static void mx__ferry(struct mx_buf *b)
+static void metrics__ferry(struct metrics_buf *b)
 {
 	struct timespec cpu;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-	mx__gauge(b, "ferry_sessions", "gauge", "Client sessions open over shared memory", "",
-		  atomic_load(&mx_gauges.sessions));
-	mx__printf(b, "# HELP ferry_requests_inflight Requests accepted and not yet completed, by transport\n"
+	metrics__gauge(b, "ferry_sessions", "gauge", "Client sessions open over shared memory", "",
+		  atomic_load(&metrics_gauges.sessions));
+	metrics__printf(b, "# HELP ferry_requests_inflight Requests accepted and not yet completed, by transport\n"
 		      "# TYPE ferry_requests_inflight gauge\n"
 		      "ferry_requests_inflight{transport=\"shm\"} %llu\n",
-		   (unsigned long long)atomic_load(&mx_gauges.shm_inflight));
-	if (mx_grpc_inflight)
-		mx__printf(b, "ferry_requests_inflight{transport=\"grpc\"} %llu\n",
-			   (unsigned long long)mx_grpc_inflight());
-	mx__printf(b, "# HELP ferry_ring_entries Entries waiting in the session rings\n"
+		   (unsigned long long)atomic_load(&metrics_gauges.shm_inflight));
+	if (metrics_grpc_inflight)
+		metrics__printf(b, "ferry_requests_inflight{transport=\"grpc\"} %llu\n",
+			   (unsigned long long)metrics_grpc_inflight());
+	metrics__printf(b, "# HELP ferry_ring_entries Entries waiting in the session rings\n"
 		      "# TYPE ferry_ring_entries gauge\n"
 		      "ferry_ring_entries{ring=\"sq\"} %llu\nferry_ring_entries{ring=\"cq\"} %llu\n",
-		   (unsigned long long)atomic_load(&mx_gauges.sq_pending),
-		   (unsigned long long)atomic_load(&mx_gauges.cq_pending));
-	mx__printf(b, "# HELP ferry_doorbell_wakeups_total Eventfd wake-ups made (client: broker woke a sleeping client; broker: the loop thread slept and was woken)\n"
+		   (unsigned long long)atomic_load(&metrics_gauges.sq_pending),
+		   (unsigned long long)atomic_load(&metrics_gauges.cq_pending));
+	metrics__printf(b, "# HELP ferry_doorbell_wakeups_total Eventfd wake-ups made (client: broker woke a sleeping client; broker: the loop thread slept and was woken)\n"
 		      "# TYPE ferry_doorbell_wakeups_total counter\n"
 		      "ferry_doorbell_wakeups_total{side=\"client\"} %llu\n"
 		      "ferry_doorbell_wakeups_total{side=\"broker\"} %llu\n",
-		   (unsigned long long)(atomic_load(&mx_gauges.client_wakeups) +
-					atomic_load(&mx_gauges.closed_wakeups)),
-		   (unsigned long long)atomic_load(&mx_gauges.loop_sleeps));
-	mx__gauge(b, "ferry_broker_cpu_seconds_total", "counter",
+		   (unsigned long long)(atomic_load(&metrics_gauges.client_wakeups) +
+					atomic_load(&metrics_gauges.closed_wakeups)),
+		   (unsigned long long)atomic_load(&metrics_gauges.loop_sleeps));
+	metrics__gauge(b, "ferry_broker_cpu_seconds_total", "counter",
 		  "CPU time used by ferryd, all threads", "",
 		  (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9);
-	int gpus = onnx_gpu_device_count();
-	mx__gauge(b, "ferry_gpus", "gauge", "CUDA devices ferryd sees", "", gpus > 0 ? gpus : 0);
+	int gpus = ox_gpu_device_count();
+	metrics__gauge(b, "ferry_gpus", "gauge", "CUDA devices ferryd sees", "", gpus > 0 ? gpus : 0);
 	if (gpus > 0)
-		mx__printf(b, "# HELP ferry_gpu_memory_used_bytes Device memory in use (all processes)\n"
+		metrics__printf(b, "# HELP ferry_gpu_memory_used_bytes Device memory in use (all processes)\n"
 			      "# TYPE ferry_gpu_memory_used_bytes gauge\n");
 	for (int d = 0; d < gpus; d++) {
 		size_t used, total;
-		if (onnx_gpu_memory(d, &used, &total) == 0)
-			mx__printf(b, "ferry_gpu_memory_used_bytes{gpu=\"%d\"} %zu\n"
+		if (ox_gpu_memory(d, &used, &total) == 0)
+			metrics__printf(b, "ferry_gpu_memory_used_bytes{gpu=\"%d\"} %zu\n"
 				      "ferry_gpu_memory_total_bytes{gpu=\"%d\"} %zu\n",
 				   d, used, d, total);
 	}
 }
 
-static enum MHD_Result mx__reply(struct MHD_Connection *conn, unsigned code,
+static enum MHD_Result metrics__reply(struct MHD_Connection *conn, unsigned code,
 				 const char *type, char *body, size_t len, bool owned)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -218,38 +218,38 @@ static enum MHD_Result mx__reply(struct MHD_Connection *conn, unsigned code,
 	return ret;
 }
 
-static enum MHD_Result mx__handler(void *cls, struct MHD_Connection *conn, const char *url,
+static enum MHD_Result metrics__handler(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version,
 				   const char *upload_data, size_t *upload_size, void **state)
 {
 	static char empty[] = "";
 	static char notfound[] = "not found\n";
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return mx__reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", empty, 0, false);
+		return metrics__reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", empty, 0, false);
 	if (!strcmp(url, "/v2/health/live"))
-		return mx__reply(conn, MHD_HTTP_OK, "text/plain", empty, 0, false);
+		return metrics__reply(conn, MHD_HTTP_OK, "text/plain", empty, 0, false);
 	if (!strcmp(url, "/v2/health/ready"))
 		/* KServe: 200 when ready, 400 otherwise, empty body. */
-		return mx__reply(conn, atomic_load(&mx_gauges.ready) ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST,
+		return metrics__reply(conn, atomic_load(&metrics_gauges.ready) ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST,
 				 "text/plain", empty, 0, false);
 	if (strcmp(url, "/metrics"))
-		return mx__reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", notfound,
+		return metrics__reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", notfound,
 				 sizeof(notfound) - 1, false);
-	struct mx_buf b = { 0 };
+	struct metrics_buf b = { 0 };
 	b.cap = 16384;
 	b.p = malloc(b.cap);
 	if (!b.p)
 		return MHD_NO;
-	mx__models(&b);
-	mx__ferry(&b);
+	metrics__models(&b);
+	metrics__ferry(&b);
 	if (b.oom) {
 		free(b.p);
 		return MHD_NO;
 	}
-	return mx__reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", b.p, b.len, true);
+	return metrics__reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", b.p, b.len, true);
 }
 
-int mx_start(const char *addr, int port)
+int metrics_start(const char *addr, int port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	if (port == 0)
@@ -258,25 +258,25 @@ int mx_start(const char *addr, int port)
 		log_error("--metrics-address %s: not an IPv4 address", addr);
 		return -EINVAL;
 	}
-	mx__d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
-				 mx__handler, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+	metrics__d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
+				 metrics__handler, NULL, MHD_OPTION_SOCK_ADDR, &sa,
 				 MHD_OPTION_CONNECTION_LIMIT, 64U,
 				 MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
-	if (!mx__d)
+	if (!metrics__d)
 		return -EADDRINUSE;
 	log_info("metrics: http://%s:%d/metrics, health /v2/health/live and /ready", addr, port);
 	return 0;
 }
 
-void mx_stop(void)
+void metrics_stop(void)
 {
-	if (mx__d) {
-		MHD_stop_daemon(mx__d);
-		mx__d = NULL;
+	if (metrics__d) {
+		MHD_stop_daemon(metrics__d);
+		metrics__d = NULL;
 	}
 }
 
-void mx_snapshot(struct broker *b)
+void metrics_snapshot(struct broker *b)
 {
 	uint64_t sq = 0, cq = 0, wake = 0;
 	for (struct session *s = b->sessions; s; s = s->next) {
@@ -290,8 +290,8 @@ void mx_snapshot(struct broker *b)
 		pthread_mutex_unlock(&s->lock);
 		wake += atomic_load_explicit(&s->db_client.rings, memory_order_relaxed);
 	}
-	atomic_store(&mx_gauges.sessions, b->nsessions);
-	atomic_store(&mx_gauges.sq_pending, sq);
-	atomic_store(&mx_gauges.cq_pending, cq);
-	atomic_store(&mx_gauges.client_wakeups, wake);
+	atomic_store(&metrics_gauges.sessions, b->nsessions);
+	atomic_store(&metrics_gauges.sq_pending, sq);
+	atomic_store(&metrics_gauges.cq_pending, cq);
+	atomic_store(&metrics_gauges.client_wakeups, wake);
 }

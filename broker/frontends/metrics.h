@@ -2,10 +2,10 @@
 /*
  * metrics.h - the Prometheus endpoint (libmicrohttpd, its own thread):
  * Triton's metric names per model and version, ferry's own under ferry_,
- * and KServe's HTTP health endpoints on the same port.  Prefix mx_.
+ * and KServe's HTTP health endpoints on the same port.  Prefix metrics_.
  *
  * The loop thread publishes what only it may read (sessions, rings) into
- * atomic gauges every 100 ms with mx_snapshot(); the HTTP thread reads
+ * atomic gauges every 100 ms with metrics_snapshot(); the HTTP thread reads
  * those and the scheduler's statistics (under the model table's read
  * lock), never the loop's structures.
  */
@@ -18,7 +18,7 @@
 
 struct broker;
 
-struct mx_gauges {
+struct metrics_gauges {
 	_Atomic uint32_t sessions;
 	_Atomic uint64_t shm_inflight;     /* requests of shm sessions in flight */
 	_Atomic uint64_t sq_pending;       /* submissions waiting in SQ rings */
@@ -29,16 +29,16 @@ struct mx_gauges {
 	_Atomic bool ready;                /* listening, not stopping */
 };
 
-extern struct mx_gauges mx_gauges;
+extern struct metrics_gauges metrics_gauges;
 
 /* Start serving on addr:port (port 0: off).  -errno when it cannot bind. */
-int mx_start(const char *addr, int port);
-void mx_stop(void);
+int metrics_start(const char *addr, int port);
+void metrics_stop(void);
 /* Loop thread: refresh the gauges (cheap; call every ~100 ms). */
-void mx_snapshot(struct broker *b);
+void metrics_snapshot(struct broker *b);
 
 /* The in-flight count of another transport (the gRPC front end), or
- * NULL; set before mx_start. */
-extern uint64_t (*mx_grpc_inflight)(void);
+ * NULL; set before metrics_start. */
+extern uint64_t (*metrics_grpc_inflight)(void);
 
 #endif

@@ -3,24 +3,24 @@
  * models.h - ferryd's table of loaded model versions.  Each has a 32-bit
  * id that clients name in submissions: low 16 bits a slot, high 16 bits a
  * generation, so an id never silently names a different model after an
- * unload.  Prefix fm_.
+ * unload.  Prefix models_.
  *
  * THREADS AND LOCKS
  *
  * The table is read by the loop thread (sessions, the control socket,
  * inline models) and by the gRPC threads, and written at run time by
- * fm_load_model() / fm_unload_model() (RepositoryModelLoad / Unload, from a
+ * models_load_model() / models_unload_model() (RepositoryModelLoad / Unload, from a
  * gRPC thread).
- *   - fm_rdlock() / fm_unlock() (a writer-preferring rwlock) guard the slot
+ *   - models_rdlock() / models_unlock() (a writer-preferring rwlock) guard the slot
  *     table, the inline list and each record's state, sm and reason.  Hold
- *     the read lock from a lookup (fm_by_id, fm_find, fm_next) until the
+ *     the read lock from a lookup (models_by_id, models_find, models_next) until the
  *     last use of m->sm: a model is destroyed only under the write lock,
  *     after it was marked UNAVAILABLE and drained.  Never take it twice in
  *     one thread (a waiting writer would deadlock the second read lock).
  *   - Loads and unloads are serialised with each other by a mutex of their
  *     own, so at most one writer rebuilds a model at a time.
- *   - A record (struct fmodel) and its cfg are never freed before
- *     fm_unload_all(): a caller that found one may keep reading its name and
+ *   - A record (struct models_entry) and its cfg are never freed before
+ *     models_unload_all(): a caller that found one may keep reading its name and
  *     cfg after dropping the lock (a request in flight, the control socket).
  *     A reload adds new records and retires the old ones to a graveyard.
  *   - sched_model_stop() of a retired model runs with no table lock held:
@@ -39,13 +39,13 @@
 struct sched_model;
 struct be_registry;
 
-enum fm_state { FM_LOADING = 0, FM_READY, FM_UNAVAILABLE };
+enum models_state { MODELS_LOADING = 0, MODELS_READY, MODELS_UNAVAILABLE };
 
-struct fmodel {
+struct models_entry {
 	char *name;
 	int64_t version;
 	uint32_t id;
-	enum fm_state state;
+	enum models_state state;
 	char reason[1024];              /* why UNAVAILABLE */
 	const struct model_config *cfg; /* the repository scan's; NULL if bad */
 	struct sched_model *sm;         /* NULL unless READY */
@@ -55,9 +55,9 @@ struct fmodel {
 	_Atomic uint64_t last_infer_ms; /* CLOCK_REALTIME ms of the last success */
 };
 
-#define FM_MAX_MODELS 4096
+#define MODELS_MAX_MODELS 4096
 
-struct fm_options {
+struct models_options {
 	const char *repository;
 	const char *backend_dir;
 	bool strict;                    /* fail start-up if a model fails */
@@ -67,23 +67,23 @@ struct fm_options {
 
 /* Scan the repository and load every model version.  Returns 0, or
  * FERRY_CONFIG when strict and some model failed (all are reported). */
-int fm_load_all(const struct fm_options *opt);
+int models_load_all(const struct models_options *opt);
 /* Stop every model: no new requests; queued ones run to completion. */
-void fm_stop_all(void);
-void fm_unload_all(void);
+void models_stop_all(void);
+void models_unload_all(void);
 
 /* Run the inline models' ready batches on the calling (loop) thread;
  * *deadline gets the earliest pending batch deadline.  Returns requests
  * completed. */
-int fm_run_inline(uint64_t now_ns, uint64_t *deadline_ns);
-void fm_log_table(void);
+int models_run_inline(uint64_t now_ns, uint64_t *deadline_ns);
+void models_log_table(void);
 
 /* The table's read lock (see THREADS AND LOCKS). */
-void fm_rdlock(void);
-void fm_unlock(void);
+void models_rdlock(void);
+void models_unlock(void);
 
 /*
- * fm_load_model - (re)load model `name` from the repository at run time:
+ * models_load_model - (re)load model `name` from the repository at run time:
  * rescan <repo>/<name>, create the new versions' scheduler models, then
  * swap them in and retire the old versions (their queued requests finish
  * first).  A failed reload leaves the old versions serving.  Returns 0, or
@@ -92,21 +92,21 @@ void fm_unlock(void);
  * but the loop thread (a retired inline model may need it to drain); not
  * with the read lock held.
  */
-int fm_load_model(const char *name, char *err, size_t errlen);
+int models_load_model(const char *name, char *err, size_t errlen);
 
 /*
- * fm_unload_model - mark every version of `name` UNAVAILABLE ("unloaded"),
+ * models_unload_model - mark every version of `name` UNAVAILABLE ("unloaded"),
  * let its in-flight requests finish, then destroy it.  The records stay in
  * the table (RepositoryIndex lists them, as Triton does).  FERRY_ENOENT
- * for an unknown name.  Same threading rule as fm_load_model().
+ * for an unknown name.  Same threading rule as models_load_model().
  */
-int fm_unload_model(const char *name, char *err, size_t errlen);
+int models_unload_model(const char *name, char *err, size_t errlen);
 
-struct fmodel *fm_by_id(uint32_t id);
+struct models_entry *models_by_id(uint32_t id);
 /* version < 0: the highest READY version. */
-struct fmodel *fm_find(const char *name, int64_t version);
+struct models_entry *models_find(const char *name, int64_t version);
 /* Iterate: returns the model after `prev` (NULL = first) or NULL. */
-struct fmodel *fm_next(struct fmodel *prev);
-const char *fm_state_name(enum fm_state s);
+struct models_entry *models_next(struct models_entry *prev);
+const char *models_state_name(enum models_state s);
 
 #endif

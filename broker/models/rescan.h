@@ -5,18 +5,18 @@
  * flight finish first), changed ones reload (config.pbtxt, the version
  * directories or their files changed).  Runs on a thread of its own,
  * because a reload drains retired models that the loop thread may have to
- * run.  Prefix rsc_.
+ * run.  Prefix rescan_.
  */
 #ifndef FERRY_RESCAN_H
 #define FERRY_RESCAN_H
 
 /* Record what the repository looks like now (after the start-up load). */
-void rsc_init(const char *repository);
+void rescan_init(const char *repository);
 
 /* Loop thread: start a rescan, or, if one runs, ask it to go again. */
-void rsc_request(void);
+void rescan_request(void);
 
 /* Wait for a running rescan (shutdown). */
-void rsc_fini(void);
+void rescan_fini(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backend.c - the backend registry (built-ins and plugins through one
+ * be_host.c - the backend registry (built-ins and plugins through one
  * entry-point table), the error objects, and the backend / model / instance
  * accessors that ferryd exports to plugins.  The request accessors live in
  * sched.c, next to the request they describe.
@@ -29,7 +29,7 @@ struct be_registry {
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
 
-static struct ferry_be_error be_oom_error = {
+static struct ferry_be_error be__oom_error = {
 	.code = FERRY_ENOMEM, .refs = 1, .is_static = true, .msg = "out of memory",
 };
 
@@ -46,7 +46,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_error_new(int code, const char *fmt, ..
 	/* One allocation: the message follows the struct. */
 	struct ferry_be_error *e = malloc(sizeof(*e) + (size_t)len + 1);
 	if (!e)
-		return &be_oom_error;
+		return &be__oom_error;
 	char *msg = (char *)(e + 1);
 	va_start(ap, fmt);
 	vsnprintf(msg, (size_t)len + 1, fmt, ap);
@@ -112,7 +112,7 @@ FERRY_BE_EXPORT uint32_t ferry_be_model_output_count(const ferry_be_model *m) { 
 FERRY_BE_EXPORT void ferry_be_model_set_state(ferry_be_model *m, void *state) { m->state = state; }
 FERRY_BE_EXPORT void *ferry_be_model_state(const ferry_be_model *m) { return m->state; }
 
-static ferry_be_error *be_model_tensor(const struct mc_tensor *t, int n, uint32_t index,
+static ferry_be_error *be__model_tensor(const struct modelcfg_tensor *t, int n, uint32_t index,
 				       const char *what, const char **name, ferry_dtype *dtype,
 				       const int64_t **dims, int *ndims)
 {
@@ -135,7 +135,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_model_input(const ferry_be_model *m, ui
 						     const char **name, ferry_dtype *dtype,
 						     const int64_t **dims, int *ndims)
 {
-	return be_model_tensor(m->cfg->inputs, m->cfg->ninputs, index, "input",
+	return be__model_tensor(m->cfg->inputs, m->cfg->ninputs, index, "input",
 			       name, dtype, dims, ndims);
 }
 
@@ -143,7 +143,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_model_output(const ferry_be_model *m, u
 						      const char **name, ferry_dtype *dtype,
 						      const int64_t **dims, int *ndims)
 {
-	return be_model_tensor(m->cfg->outputs, m->cfg->noutputs, index, "output",
+	return be__model_tensor(m->cfg->outputs, m->cfg->noutputs, index, "output",
 			       name, dtype, dims, ndims);
 }
 
@@ -168,7 +168,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_model_parameter(const ferry_be_model *m
 FERRY_BE_EXPORT const char *ferry_be_model_parameter_by_name(const ferry_be_model *m,
 							     const char *key)
 {
-	/* Not mc_param(): the scheduler must not depend on the parser. */
+	/* Not modelcfg_param(): the scheduler must not depend on the parser. */
 	for (int i = 0; i < m->cfg->nparams; i++)
 		if (strcmp(m->cfg->params[i].key, key) == 0)
 			return m->cfg->params[i].value;
@@ -225,8 +225,8 @@ int be_registry_create(const char *backend_dirs, struct be_registry **out)
 	reg->dirs = strdup(backend_dirs ? backend_dirs : "");
 	if (!reg->dirs)
 		goto fail;
-	if (be_registry_add_builtin(reg, "identity", &be_identity_ops, err, sizeof(err)) ||
-	    be_registry_add_builtin(reg, "add_sub", &be_addsub_ops, err, sizeof(err)))
+	if (be_registry_add_builtin(reg, "identity", &identity_be_ops, err, sizeof(err)) ||
+	    be_registry_add_builtin(reg, "add_sub", &addsub_be_ops, err, sizeof(err)))
 		goto fail;
 	*out = reg;
 	return 0;
@@ -235,7 +235,7 @@ fail:
 	return FERRY_ENOMEM;
 }
 
-static void be_free(struct ferry_backend *b)
+static void be__free(struct ferry_backend *b)
 {
 	if (b->initialized && b->ops.finalize) {
 		ferry_be_error *e = b->ops.finalize(b);
@@ -260,14 +260,14 @@ void be_registry_destroy(struct be_registry *reg)
 	while (reg->list) {
 		struct ferry_backend *b = reg->list;
 		reg->list = b->next;
-		be_free(b);
+		be__free(b);
 	}
 	free(reg->dirs);
 	pthread_mutex_destroy(&reg->lock);
 	free(reg);
 }
 
-static struct ferry_backend *be_find(struct be_registry *reg, const char *name)
+static struct ferry_backend *be__find(struct be_registry *reg, const char *name)
 {
 	for (struct ferry_backend *b = reg->list; b; b = b->next)
 		if (strcmp(b->name, name) == 0)
@@ -275,7 +275,7 @@ static struct ferry_backend *be_find(struct be_registry *reg, const char *name)
 	return NULL;
 }
 
-static struct ferry_backend *be_alloc(const char *name, const char *dir)
+static struct ferry_backend *be__alloc(const char *name, const char *dir)
 {
 	struct ferry_backend *b = calloc(1, sizeof(*b));
 
@@ -302,12 +302,12 @@ int be_registry_add_builtin(struct be_registry *reg, const char *name, const str
 		return FERRY_EINVAL;
 	}
 	pthread_mutex_lock(&reg->lock);
-	if (be_find(reg, name)) {
+	if (be__find(reg, name)) {
 		snprintf(err, errlen, "backend '%s' is already registered", name);
 		rc = FERRY_EBUSY;
 		goto out;
 	}
-	struct ferry_backend *b = be_alloc(name, "");
+	struct ferry_backend *b = be__alloc(name, "");
 	if (!b) {
 		snprintf(err, errlen, "out of memory");
 		rc = FERRY_ENOMEM;
@@ -346,8 +346,8 @@ const char *be_backend_name(const struct model_config *cfg, char *err, size_t er
 }
 
 /* Append to a bounded message without overflowing. */
-static void be_append(char *buf, size_t len, const char *fmt, ...) FERRY__BE_PRINTF(3, 4);
-static void be_append(char *buf, size_t len, const char *fmt, ...)
+static void be__append(char *buf, size_t len, const char *fmt, ...) FERRY__BE_PRINTF(3, 4);
+static void be__append(char *buf, size_t len, const char *fmt, ...)
 {
 	size_t used = strnlen(buf, len);
 	va_list ap;
@@ -360,7 +360,7 @@ static void be_append(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Resolve the table; b->dl is open.  Returns 0 or an error with err set. */
-static int be_resolve(struct ferry_backend *b, const char *path, char *err, size_t errlen)
+static int be__resolve(struct ferry_backend *b, const char *path, char *err, size_t errlen)
 {
 	static const struct {
 		const char *sym;
@@ -409,7 +409,7 @@ static int be_resolve(struct ferry_backend *b, const char *path, char *err, size
 }
 
 /* Find and load the plugin; called with reg->lock held. */
-static int be_load_plugin(struct be_registry *reg, const char *name, struct ferry_backend **out,
+static int be__load_plugin(struct be_registry *reg, const char *name, struct ferry_backend **out,
 			  char *err, size_t errlen)
 {
 	char searched[1024] = "";
@@ -427,7 +427,7 @@ static int be_load_plugin(struct be_registry *reg, const char *name, struct ferr
 					   (int)dl, d, name);
 			if (n < 0 || (size_t)n >= sizeof(path))
 				continue;
-			be_append(searched, sizeof(searched), "%s%s", *searched ? ", " : "", path);
+			be__append(searched, sizeof(searched), "%s%s", *searched ? ", " : "", path);
 			if (access(path, F_OK) != 0)
 				continue;
 
@@ -442,16 +442,16 @@ static int be_load_plugin(struct be_registry *reg, const char *name, struct ferr
 			int dlen = (int)(strrchr(path, '/') - path);
 			char dir[4096];
 			snprintf(dir, sizeof(dir), "%.*s", dlen, path);
-			struct ferry_backend *b = be_alloc(name, dir);
+			struct ferry_backend *b = be__alloc(name, dir);
 			if (!b) {
 				dlclose(h);
 				snprintf(err, errlen, "out of memory");
 				return FERRY_ENOMEM;
 			}
 			b->dl = h;
-			int rc = be_resolve(b, path, err, errlen);
+			int rc = be__resolve(b, path, err, errlen);
 			if (rc) {
-				be_free(b);
+				be__free(b);
 				return rc;
 			}
 			*out = b;
@@ -477,9 +477,9 @@ int be_registry_get(struct be_registry *reg, const char *name, ferry_backend **o
 		return FERRY_EINVAL;
 	}
 	pthread_mutex_lock(&reg->lock);
-	struct ferry_backend *b = be_find(reg, name);
+	struct ferry_backend *b = be__find(reg, name);
 	if (!b) {
-		rc = be_load_plugin(reg, name, &b, err, errlen);
+		rc = be__load_plugin(reg, name, &b, err, errlen);
 		if (rc)
 			goto out;
 		b->next = reg->list;
@@ -507,10 +507,10 @@ out:
 /* ------------------------------------------------------------------ */
 /* CUDA probe                                                          */
 
-static int be_cuda_count = 0;
-static pthread_once_t be_cuda_once = PTHREAD_ONCE_INIT;
+static int be__cuda_count = 0;
+static pthread_once_t be__cuda_once = PTHREAD_ONCE_INIT;
 
-static void be_cuda_probe(void)
+static void be__cuda_probe(void)
 {
 	/* The driver API's C ABI: CUresult is an int, 0 = CUDA_SUCCESS. */
 	void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -524,12 +524,12 @@ static void be_cuda_probe(void)
 	memcpy(&count, &p, sizeof(p));
 	int n = 0;
 	if (init && count && init(0) == 0 && count(&n) == 0 && n > 0)
-		be_cuda_count = n;
+		be__cuda_count = n;
 	/* Keep the driver loaded: unloading it after cuInit is not safe. */
 }
 
 int be_cuda_device_count(void)
 {
-	pthread_once(&be_cuda_once, be_cuda_probe);
-	return be_cuda_count;
+	pthread_once(&be__cuda_once, be__cuda_probe);
+	return be__cuda_count;
 }

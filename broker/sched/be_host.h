@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backend.h - ferryd's side of the backend plugin ABI: the registry of
+ * be_host.h - ferryd's side of the backend plugin ABI: the registry of
  * backends (built-in and dlopen'ed plugins, one entry-point table for both),
  * Triton's name mapping, and the objects behind the ABI's opaque handles.
  * Module prefix: be_.
@@ -15,8 +15,8 @@
  * backend inside its initialize calls, then only read.  A ferry_be_request
  * belongs to the thread executing its batch.
  */
-#ifndef FERRY_BROKER_BACKEND_H
-#define FERRY_BROKER_BACKEND_H
+#ifndef FERRY_BE_HOST_H
+#define FERRY_BE_HOST_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -49,8 +49,8 @@ struct be_ops {
 };
 
 /* The built-ins (be_identity.c, be_addsub.c). */
-extern const struct be_ops be_identity_ops;
-extern const struct be_ops be_addsub_ops;
+extern const struct be_ops identity_be_ops;
+extern const struct be_ops addsub_be_ops;
 
 struct ferry_be_error {
 	int code;
@@ -145,4 +145,4 @@ ferry_be_error *be_error_ref(ferry_be_error *e);
  * dlopen, so ferryd does not link the driver); 0 when there is no driver. */
 int be_cuda_device_count(void);
 
-#endif /* FERRY_BROKER_BACKEND_H */
+#endif /* FERRY_BE_HOST_H */

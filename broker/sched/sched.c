@@ -34,17 +34,17 @@
 #include "broker/sched/be_host.h"
 #include "broker/sched/sched.h"
 
-struct sched_list {
+struct sched__list {
 	struct sched_req *head, *tail;
 };
 
-struct sched_level {                    /* guarded by sched_model.lock */
-	struct sched_list main, delayed;
+struct sched__level {                    /* guarded by sched_model.lock */
+	struct sched__list main, delayed;
 	uint32_t count;                 /* both lists */
-	struct mc_queue_policy pol;
+	struct modelcfg_queue_policy pol;
 };
 
-struct sched_inst {
+struct sched__inst {
 	struct ferry_be_instance be;
 	struct sched_model *m;
 	bool be_init;                   /* instance_initialize succeeded */
@@ -57,7 +57,7 @@ struct sched_inst {
 	struct ferry_be_request *wraps;
 	struct ferry_be_request **ptrs;
 	uint64_t *out_bytes;            /* cap x noutputs */
-	struct sched_inst *next_free;   /* inline free stack; m->lock */
+	struct sched__inst *next_free;   /* inline free stack; m->lock */
 };
 
 struct sched_model {
@@ -74,17 +74,17 @@ struct sched_model {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;                    /* instance threads wait for work */
-	struct sched_level *levels;             /* lock */
+	struct sched__level *levels;             /* lock */
 	uint32_t queued;                        /* lock: requests in all levels */
 	bool stopping;                          /* lock */
 	void (*kick)(void *arg);                /* lock */
 	void *kick_arg;                         /* lock */
-	struct sched_inst *free_inst;           /* lock: inline models */
+	struct sched__inst *free_inst;           /* lock: inline models */
 	uint64_t next_ticket;                   /* lock: preserve_ordering */
 	struct sched_stats stats;               /* lock */
 
 	uint32_t ninst;
-	struct sched_inst *inst;
+	struct sched__inst *inst;
 
 	/* preserve_ordering: completions wait in ring[ticket & mask] until
 	 * every earlier ticket has completed. */
@@ -104,8 +104,8 @@ uint64_t sched_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void sched_msg(char *buf, size_t len, const char *fmt, ...) FERRY__BE_PRINTF(3, 4);
-static void sched_msg(char *buf, size_t len, const char *fmt, ...)
+static void sched__msg(char *buf, size_t len, const char *fmt, ...) FERRY__BE_PRINTF(3, 4);
+static void sched__msg(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -117,7 +117,7 @@ static void sched_msg(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Print a shape as "[2,16]" into buf. */
-static const char *sched_shape_str(char *buf, size_t len, const int64_t *d, int nd)
+static const char *sched__shape_str(char *buf, size_t len, const int64_t *d, int nd)
 {
 	size_t used = 0;
 
@@ -133,7 +133,7 @@ static const char *sched_shape_str(char *buf, size_t len, const int64_t *d, int 
 /* ------------------------------------------------------------------ */
 /* Lists                                                               */
 
-static void list_push(struct sched_list *l, struct sched_req *r)
+static void sched__list_push(struct sched__list *l, struct sched_req *r)
 {
 	r->next = NULL;
 	if (l->tail)
@@ -143,7 +143,7 @@ static void list_push(struct sched_list *l, struct sched_req *r)
 	l->tail = r;
 }
 
-static struct sched_req *list_pop(struct sched_list *l)
+static struct sched_req *sched__list_pop(struct sched__list *l)
 {
 	struct sched_req *r = l->head;
 
@@ -157,7 +157,7 @@ static struct sched_req *list_pop(struct sched_list *l)
 }
 
 /* Unlink r, whose predecessor is prev (NULL at the head). */
-static void list_unlink(struct sched_list *l, struct sched_req *prev, struct sched_req *r)
+static void sched__list_unlink(struct sched__list *l, struct sched_req *prev, struct sched_req *r)
 {
 	if (prev)
 		prev->next = r->next;
@@ -171,7 +171,7 @@ static void list_unlink(struct sched_list *l, struct sched_req *prev, struct sch
 /* ------------------------------------------------------------------ */
 /* Validation                                                          */
 
-static int sched_elements(const int64_t *dims, int nd, uint64_t *out)
+static int sched__elements(const int64_t *dims, int nd, uint64_t *out)
 {
 	uint64_t n = 1;
 
@@ -187,14 +187,14 @@ static int sched_elements(const int64_t *dims, int nd, uint64_t *out)
 }
 
 /* BYTES: `elements` 4-byte little-endian length prefixes exactly cover. */
-static int sched_check_bytes(const uint8_t *p, uint64_t bytes, uint64_t elements,
+static int sched__check_bytes(const uint8_t *p, uint64_t bytes, uint64_t elements,
 			     const char *name, char *msg, size_t msglen)
 {
 	uint64_t off = 0, n = 0;
 
 	while (off < bytes) {
 		if (bytes - off < 4) {
-			sched_msg(msg, msglen, "input '%s': BYTES element %" PRIu64 " has a "
+			sched__msg(msg, msglen, "input '%s': BYTES element %" PRIu64 " has a "
 				  "truncated length prefix", name, n);
 			return FERRY_EINVAL;
 		}
@@ -202,7 +202,7 @@ static int sched_check_bytes(const uint8_t *p, uint64_t bytes, uint64_t elements
 			       (uint32_t)p[off + 2] << 16 | (uint32_t)p[off + 3] << 24;
 		off += 4;
 		if (len > bytes - off) {
-			sched_msg(msg, msglen, "input '%s': BYTES element %" PRIu64 " claims "
+			sched__msg(msg, msglen, "input '%s': BYTES element %" PRIu64 " claims "
 				  "%u bytes, only %" PRIu64 " remain", name, n, len, bytes - off);
 			return FERRY_EINVAL;
 		}
@@ -210,7 +210,7 @@ static int sched_check_bytes(const uint8_t *p, uint64_t bytes, uint64_t elements
 		n++;
 	}
 	if (n != elements) {
-		sched_msg(msg, msglen, "input '%s': %" PRIu64 " BYTES elements given, the "
+		sched__msg(msg, msglen, "input '%s': %" PRIu64 " BYTES elements given, the "
 			  "shape has %" PRIu64, name, n, elements);
 		return FERRY_EINVAL;
 	}
@@ -219,24 +219,24 @@ static int sched_check_bytes(const uint8_t *p, uint64_t bytes, uint64_t elements
 
 /* A tensor in CUDA device memory: only for backends that said they take
  * it, and never BYTES (validating one would read device memory). */
-static int sched_check_cuda(const struct sched_model *m, const char *what,
-			    const struct mc_tensor *t, char *msg, size_t msglen)
+static int sched__check_cuda(const struct sched_model *m, const char *what,
+			    const struct modelcfg_tensor *t, char *msg, size_t msglen)
 {
 	if (!m->bm.cuda_memory) {
-		sched_msg(msg, msglen, "%s '%s' is in CUDA device memory; model '%s' "
+		sched__msg(msg, msglen, "%s '%s' is in CUDA device memory; model '%s' "
 			  "(backend '%s') takes host memory only", what, t->name,
 			  m->cfg->name, m->cfg->backend[0] ? m->cfg->backend : "?");
 		return FERRY_EINVAL;
 	}
 	if (!ferry_dtype_size(t->dtype)) {
-		sched_msg(msg, msglen, "%s '%s': %s tensors cannot live in CUDA memory",
+		sched__msg(msg, msglen, "%s '%s': %s tensors cannot live in CUDA memory",
 			  what, t->name, ferry_dtype_name(t->dtype));
 		return FERRY_DTYPE;
 	}
 	return 0;
 }
 
-static int sched_validate(const struct sched_model *m, struct sched_req *r, char *msg,
+static int sched__validate(const struct sched_model *m, struct sched_req *r, char *msg,
 			  size_t msglen)
 {
 	const struct model_config *cfg = m->cfg;
@@ -248,48 +248,48 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 	int rc;
 
 	if (!r->done) {
-		sched_msg(msg, msglen, "request has no completion callback");
+		sched__msg(msg, msglen, "request has no completion callback");
 		return FERRY_EINVAL;
 	}
 	if ((cfg->ninputs && !r->in) || (cfg->noutputs && !r->out)) {
-		sched_msg(msg, msglen, "request has no input or output table");
+		sched__msg(msg, msglen, "request has no input or output table");
 		return FERRY_EINVAL;
 	}
 	for (int i = 0; i < cfg->ninputs; i++) {
-		const struct mc_tensor *t = &cfg->inputs[i];
+		const struct modelcfg_tensor *t = &cfg->inputs[i];
 		const struct sched_tensor *x = &r->in[i];
 		uint64_t el;
 
 		if (!x->present) {
 			if (t->optional)
 				continue;
-			sched_msg(msg, msglen, "input '%s' is required but missing", t->name);
+			sched__msg(msg, msglen, "input '%s' is required but missing", t->name);
 			return FERRY_EINVAL;
 		}
-		if (x->cuda && (rc = sched_check_cuda(m, "input", t, msg, msglen)))
+		if (x->cuda && (rc = sched__check_cuda(m, "input", t, msg, msglen)))
 			return rc;
 		if (x->dtype != t->dtype) {
 			const char *g = ferry_dtype_name(x->dtype);
-			sched_msg(msg, msglen, "input '%s': data type %s does not match the "
+			sched__msg(msg, msglen, "input '%s': data type %s does not match the "
 				  "model's %s", t->name, g ? g : "(invalid)",
 				  ferry_dtype_name(t->dtype));
 			return FERRY_DTYPE;
 		}
 		if (x->ndims != t->ndims + bd || x->ndims > SCHED_MAX_DIMS) {
-			sched_msg(msg, msglen, "input '%s': %d dimensions given, the model "
+			sched__msg(msg, msglen, "input '%s': %d dimensions given, the model "
 				  "expects %d%s", t->name, x->ndims, t->ndims + bd,
 				  bd ? " (batch dimension first)" : "");
 			return FERRY_SHAPE;
 		}
 		if (bd) {
 			if (x->dims[0] < 1 || x->dims[0] > mbs) {
-				sched_msg(msg, msglen, "input '%s': batch size %" PRId64 " is "
+				sched__msg(msg, msglen, "input '%s': batch size %" PRId64 " is "
 					  "outside 1..%d (max_batch_size)", t->name,
 					  x->dims[0], mbs);
 				return FERRY_SHAPE;
 			}
 			if (batch_from && x->dims[0] != batch) {
-				sched_msg(msg, msglen, "input '%s': batch size %" PRId64
+				sched__msg(msg, msglen, "input '%s': batch size %" PRId64
 					  " differs from input '%s''s %" PRId64, t->name,
 					  x->dims[0], batch_from, batch);
 				return FERRY_SHAPE;
@@ -305,45 +305,45 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 				char s2[128];
 				e[0] = -1;
 				memcpy(e + bd, t->dims, (size_t)t->ndims * sizeof(int64_t));
-				sched_msg(msg, msglen, "input '%s': shape %s does not match the "
+				sched__msg(msg, msglen, "input '%s': shape %s does not match the "
 					  "model's %s", t->name,
-					  sched_shape_str(s1, sizeof(s1), x->dims, x->ndims),
-					  sched_shape_str(s2, sizeof(s2), e, t->ndims + bd));
+					  sched__shape_str(s1, sizeof(s1), x->dims, x->ndims),
+					  sched__shape_str(s2, sizeof(s2), e, t->ndims + bd));
 				return FERRY_SHAPE;
 			}
 		}
-		if (sched_elements(x->dims, x->ndims, &el)) {
-			sched_msg(msg, msglen, "input '%s': shape %s is too large", t->name,
-				  sched_shape_str(s1, sizeof(s1), x->dims, x->ndims));
+		if (sched__elements(x->dims, x->ndims, &el)) {
+			sched__msg(msg, msglen, "input '%s': shape %s is too large", t->name,
+				  sched__shape_str(s1, sizeof(s1), x->dims, x->ndims));
 			return FERRY_SHAPE;
 		}
 		if (x->bytes && !x->data) {
-			sched_msg(msg, msglen, "input '%s': no data", t->name);
+			sched__msg(msg, msglen, "input '%s': no data", t->name);
 			return FERRY_EINVAL;
 		}
 		size_t es = ferry_dtype_size(t->dtype);
 		if (es) {
 			if (el > UINT64_MAX / es || el * es != x->bytes) {
-				sched_msg(msg, msglen, "input '%s': %" PRIu64 " bytes given, shape "
+				sched__msg(msg, msglen, "input '%s': %" PRIu64 " bytes given, shape "
 					  "%s of %s needs %" PRIu64, t->name, x->bytes,
-					  sched_shape_str(s1, sizeof(s1), x->dims, x->ndims),
+					  sched__shape_str(s1, sizeof(s1), x->dims, x->ndims),
 					  ferry_dtype_name(t->dtype), el * es);
 				return FERRY_EINVAL;
 			}
-		} else if ((rc = sched_check_bytes(x->data, x->bytes, el, t->name, msg,
+		} else if ((rc = sched__check_bytes(x->data, x->bytes, el, t->name, msg,
 						   msglen))) {
 			return rc;
 		}
 	}
 	if (bd && batch < 0) {
 		/* Every input optional and absent: nothing gives the batch. */
-		sched_msg(msg, msglen, "request has no input to take the batch size from");
+		sched__msg(msg, msglen, "request has no input to take the batch size from");
 		return FERRY_EINVAL;
 	}
 	r->batch = bd ? (uint32_t)batch : 1;
 
 	for (int o = 0; o < cfg->noutputs; o++) {
-		const struct mc_tensor *t = &cfg->outputs[o];
+		const struct modelcfg_tensor *t = &cfg->outputs[o];
 		const struct sched_tensor *y = &r->out[o];
 		size_t es = ferry_dtype_size(t->dtype);
 		uint64_t el = r->batch;
@@ -351,7 +351,7 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 
 		if (!y->present)
 			continue;
-		if (y->cuda && (rc = sched_check_cuda(m, "output", t, msg, msglen)))
+		if (y->cuda && (rc = sched__check_cuda(m, "output", t, msg, msglen)))
 			return rc;
 		for (int d = 0; d < t->ndims && fixed; d++) {
 			if (t->dims[d] < 0 || (t->dims[d] && el > UINT64_MAX / (uint64_t)t->dims[d]))
@@ -362,17 +362,17 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 		if (fixed && el > UINT64_MAX / es)
 			fixed = false;
 		if (fixed && y->bytes < el * es) {
-			sched_msg(msg, msglen, "output '%s': buffer of %" PRIu64 " bytes, the "
+			sched__msg(msg, msglen, "output '%s': buffer of %" PRIu64 " bytes, the "
 				  "result needs %" PRIu64, t->name, y->bytes, el * es);
 			return FERRY_E2BIG;
 		}
 		if (y->bytes && !y->data) {
-			sched_msg(msg, msglen, "output '%s': no buffer", t->name);
+			sched__msg(msg, msglen, "output '%s': no buffer", t->name);
 			return FERRY_EINVAL;
 		}
 	}
 	if (m->nlevels > 1 && r->priority > m->nlevels) {
-		sched_msg(msg, msglen, "priority %u is outside 1..%u (priority_levels)",
+		sched__msg(msg, msglen, "priority %u is outside 1..%u (priority_levels)",
 			  r->priority, m->nlevels);
 		return FERRY_EINVAL;
 	}
@@ -384,7 +384,7 @@ static int sched_validate(const struct sched_model *m, struct sched_req *r, char
 
 int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t msglen)
 {
-	int rc = sched_validate(m, r, msg, msglen);
+	int rc = sched__validate(m, r, msg, msglen);
 	void (*kick)(void *) = NULL;
 	void *kick_arg = NULL;
 
@@ -398,14 +398,14 @@ int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t m
 	pthread_mutex_lock(&m->lock);
 	if (m->stopping) {
 		pthread_mutex_unlock(&m->lock);
-		sched_msg(msg, msglen, "model '%s' is not accepting requests (stopping)",
+		sched__msg(msg, msglen, "model '%s' is not accepting requests (stopping)",
 			  m->cfg->name);
 		return FERRY_UNAVAILABLE;
 	}
-	struct sched_level *lv = &m->levels[li];
+	struct sched__level *lv = &m->levels[li];
 	if (lv->pol.max_queue_size && lv->count >= lv->pol.max_queue_size) {
 		pthread_mutex_unlock(&m->lock);
-		sched_msg(msg, msglen, "model '%s': queue full (%u requests at priority level "
+		sched__msg(msg, msglen, "model '%s': queue full (%u requests at priority level "
 			  "%u, max_queue_size)", m->cfg->name, lv->count, li + 1);
 		return FERRY_ENOSPC;
 	}
@@ -419,7 +419,7 @@ int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t m
 	r->level = li;
 	r->status = 0;
 	r->err = NULL;
-	list_push(&lv->main, r);
+	sched__list_push(&lv->main, r);
 	lv->count++;
 	m->queued++;
 	if (m->inline_mode) {
@@ -470,7 +470,7 @@ void sched_model_stats(const struct sched_model *m, struct sched_stats *out)
 /* ------------------------------------------------------------------ */
 /* Batch formation (m->lock held)                                      */
 
-static bool sched_preferred(const struct sched_model *m, uint64_t size)
+static bool sched__preferred(const struct sched_model *m, uint64_t size)
 {
 	return size < 128 && (m->preferred_mask[size / 64] >> (size % 64) & 1);
 }
@@ -482,7 +482,7 @@ static bool sched_preferred(const struct sched_model *m, uint64_t size)
  * (caller completes them without the lock).  drain: a stopping model runs
  * what it has without waiting for the delay.
  */
-static uint32_t sched_form(struct sched_model *m, uint64_t now, struct sched_req **batch,
+static uint32_t sched__form(struct sched_model *m, uint64_t now, struct sched_req **batch,
 			   struct sched_req **expired, uint64_t *wake)
 {
 	const bool drain = m->stopping;
@@ -495,19 +495,19 @@ static uint32_t sched_form(struct sched_model *m, uint64_t now, struct sched_req
 		return 0;
 
 	for (uint32_t li = 0; li < m->nlevels && !full; li++) {
-		struct sched_level *lv = &m->levels[li];
+		struct sched__level *lv = &m->levels[li];
 		for (int which = 0; which < 2 && !full; which++) {
-			struct sched_list *l = which ? &lv->delayed : &lv->main;
+			struct sched__list *l = which ? &lv->delayed : &lv->main;
 			struct sched_req *prev = NULL, *r = l->head;
 			while (r && !full) {
 				struct sched_req *next = r->next;
 				if (r->deadline_ns && now >= r->deadline_ns) {
-					list_unlink(l, prev, r);
+					sched__list_unlink(l, prev, r);
 					r->deadline_ns = 0;
-					if (lv->pol.timeout_action == MC_TIMEOUT_DELAY) {
+					if (lv->pol.timeout_action == MODELCFG_TIMEOUT_DELAY) {
 						/* Behind everything not timed out at
 						 * this level; it loses its deadline. */
-						list_push(&lv->delayed, r);
+						sched__list_push(&lv->delayed, r);
 					} else {
 						lv->count--;
 						m->queued--;
@@ -528,7 +528,7 @@ static uint32_t sched_form(struct sched_model *m, uint64_t now, struct sched_req
 					oldest = r->t_queued_ns;
 				if (r->deadline_ns && r->deadline_ns < min_deadline)
 					min_deadline = r->deadline_ns;
-				if (sched_preferred(m, total))
+				if (sched__preferred(m, total))
 					best = n;
 				/* The default scheduler runs requests one by one. */
 				if (total == m->cap || !m->dynamic)
@@ -557,11 +557,11 @@ static uint32_t sched_form(struct sched_model *m, uint64_t now, struct sched_req
 	/* The batch is a prefix of the scan order: pop list heads. */
 	uint32_t got = 0;
 	for (uint32_t li = 0; li < m->nlevels && got < take; li++) {
-		struct sched_level *lv = &m->levels[li];
+		struct sched__level *lv = &m->levels[li];
 		while (got < take && lv->main.head)
-			batch[got++] = list_pop(&lv->main), lv->count--;
+			batch[got++] = sched__list_pop(&lv->main), lv->count--;
 		while (got < take && lv->delayed.head)
-			batch[got++] = list_pop(&lv->delayed), lv->count--;
+			batch[got++] = sched__list_pop(&lv->delayed), lv->count--;
 	}
 	m->queued -= take;
 	if (m->preserve)
@@ -573,7 +573,7 @@ static uint32_t sched_form(struct sched_model *m, uint64_t now, struct sched_req
 /* ------------------------------------------------------------------ */
 /* Completion                                                          */
 
-static void sched_done(struct sched_req *r)
+static void sched__done(struct sched_req *r)
 {
 	ferry_be_error *e = r->err;
 	int status = r->status;
@@ -585,7 +585,7 @@ static void sched_done(struct sched_req *r)
 }
 
 /* preserve_ordering: complete r once every earlier ticket has. */
-static void sched_done_ordered(struct sched_model *m, struct sched_req *r)
+static void sched__done_ordered(struct sched_model *m, struct sched_req *r)
 {
 	pthread_mutex_lock(&m->order_lock);
 	/* The ring holds every ticket between next_done and the newest; wait
@@ -610,14 +610,14 @@ static void sched_done_ordered(struct sched_model *m, struct sched_req *r)
 		/* Unlocked around done(): it may submit again.  Only the
 		 * flusher calls done(), so the order holds. */
 		pthread_mutex_unlock(&m->order_lock);
-		sched_done(x);
+		sched__done(x);
 		pthread_mutex_lock(&m->order_lock);
 	}
 	m->flushing = false;
 	pthread_mutex_unlock(&m->order_lock);
 }
 
-static void sched_complete_expired(struct sched_model *m, struct sched_req *list)
+static void sched__complete_expired(struct sched_model *m, struct sched_req *list)
 {
 	static struct ferry_be_error timed_out = {
 		.code = FERRY_ETIMEDOUT, .refs = 1, .is_static = true,
@@ -631,12 +631,12 @@ static void sched_complete_expired(struct sched_model *m, struct sched_req *list
 		r->status = FERRY_ETIMEDOUT;
 		r->err = &timed_out;
 		r->t_exec_start_ns = r->t_exec_end_ns = 0;
-		sched_done(r);
+		sched__done(r);
 	}
 }
 
 /* Run one batch on instance in (no lock held); returns requests completed. */
-static uint32_t sched_run_batch(struct sched_model *m, struct sched_inst *in, uint32_t n)
+static uint32_t sched__run_batch(struct sched_model *m, struct sched__inst *in, uint32_t n)
 {
 	const struct model_config *cfg = m->cfg;
 	const uint32_t nout = (uint32_t)cfg->noutputs;
@@ -717,9 +717,9 @@ static uint32_t sched_run_batch(struct sched_model *m, struct sched_inst *in, ui
 		in->batch[i] = NULL;
 		in->wraps[i].r = NULL;
 		if (m->preserve)
-			sched_done_ordered(m, r);
+			sched__done_ordered(m, r);
 		else
-			sched_done(r);
+			sched__done(r);
 	}
 	return n;
 }
@@ -727,7 +727,7 @@ static uint32_t sched_run_batch(struct sched_model *m, struct sched_inst *in, ui
 /* ------------------------------------------------------------------ */
 /* Instance threads and inline runs                                    */
 
-static void sched_timedwait(struct sched_model *m, uint64_t wake)
+static void sched__timedwait(struct sched_model *m, uint64_t wake)
 {
 	struct timespec ts = {
 		.tv_sec = (time_t)(wake / 1000000000u),
@@ -737,25 +737,25 @@ static void sched_timedwait(struct sched_model *m, uint64_t wake)
 	pthread_cond_timedwait(&m->cond, &m->lock, &ts);
 }
 
-static void *sched_inst_main(void *arg)
+static void *sched__inst_main(void *arg)
 {
-	struct sched_inst *in = arg;
+	struct sched__inst *in = arg;
 	struct sched_model *m = in->m;
 
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
 		struct sched_req *expired = NULL;
 		uint64_t wake;
-		uint32_t n = sched_form(m, sched_now_ns(), in->batch, &expired, &wake);
+		uint32_t n = sched__form(m, sched_now_ns(), in->batch, &expired, &wake);
 
 		if (expired || n) {
 			/* Others may find work in what is left. */
 			if (m->queued)
 				pthread_cond_signal(&m->cond);
 			pthread_mutex_unlock(&m->lock);
-			sched_complete_expired(m, expired);
+			sched__complete_expired(m, expired);
 			if (n)
-				sched_run_batch(m, in, n);
+				sched__run_batch(m, in, n);
 			pthread_mutex_lock(&m->lock);
 			continue;
 		}
@@ -764,7 +764,7 @@ static void *sched_inst_main(void *arg)
 		if (wake == UINT64_MAX)
 			pthread_cond_wait(&m->cond, &m->lock);
 		else
-			sched_timedwait(m, wake);
+			sched__timedwait(m, wake);
 	}
 	/* Pass the stop on: a sibling may be asleep on the condition. */
 	pthread_cond_broadcast(&m->cond);
@@ -782,7 +782,7 @@ int sched_run_inline(struct sched_model *m, uint64_t now_ns, uint64_t *next_dead
 		return 0;
 	}
 	pthread_mutex_lock(&m->lock);
-	struct sched_inst *in = m->free_inst;
+	struct sched__inst *in = m->free_inst;
 	if (!in) {
 		/* Every instance is in another poller, which loops until
 		 * nothing is ready. */
@@ -793,16 +793,16 @@ int sched_run_inline(struct sched_model *m, uint64_t now_ns, uint64_t *next_dead
 	m->free_inst = in->next_free;
 	for (;;) {
 		struct sched_req *expired = NULL;
-		uint32_t n = sched_form(m, now_ns, in->batch, &expired, &wake);
+		uint32_t n = sched__form(m, now_ns, in->batch, &expired, &wake);
 
 		if (!expired && !n)
 			break;
 		pthread_mutex_unlock(&m->lock);
 		for (struct sched_req *r = expired; r; r = r->next)
 			done++;
-		sched_complete_expired(m, expired);
+		sched__complete_expired(m, expired);
 		if (n)
-			done += (int)sched_run_batch(m, in, n);
+			done += (int)sched__run_batch(m, in, n);
 		pthread_mutex_lock(&m->lock);
 	}
 	in->next_free = m->free_inst;
@@ -847,13 +847,13 @@ void sched_model_stop(struct sched_model *m)
 /* ------------------------------------------------------------------ */
 /* Create / destroy                                                    */
 
-static void sched_be_error_msg(ferry_be_error *e, char *err, size_t errlen, const char *fmt,
+static void sched__be_error_msg(ferry_be_error *e, char *err, size_t errlen, const char *fmt,
 			       const char *a, const char *b)
 {
 	char head[256];
 
 	snprintf(head, sizeof(head), fmt, a, b);
-	sched_msg(err, errlen, "%s: %s", head, ferry_be_error_message(e));
+	sched__msg(err, errlen, "%s: %s", head, ferry_be_error_message(e));
 	ferry_be_error_delete(e);
 }
 
@@ -867,7 +867,7 @@ void sched_model_destroy(struct sched_model *m)
 		sched_model_stop(m);
 	const struct be_ops *ops = m->bm.backend ? &m->bm.backend->ops : NULL;
 	for (uint32_t i = 0; m->inst && i < m->ninst; i++) {
-		struct sched_inst *in = &m->inst[i];
+		struct sched__inst *in = &m->inst[i];
 		if (in->be_init && ops->instance_finalize) {
 			ferry_be_error *e = ops->instance_finalize(&in->be);
 			if (e) {
@@ -901,27 +901,27 @@ void sched_model_destroy(struct sched_model *m)
 }
 
 /* Check the parts of the config the scheduler relies on. */
-static int sched_check_config(const struct model_config *cfg, char *err, size_t errlen)
+static int sched__check_config(const struct model_config *cfg, char *err, size_t errlen)
 {
-	const struct mc_dynbatch *db = &cfg->dynbatch;
+	const struct modelcfg_dynbatch *db = &cfg->dynbatch;
 	const int bd = cfg->max_batch_size > 0 ? 1 : 0;
 
 	if (cfg->max_batch_size < 0) {
-		sched_msg(err, errlen, "model '%s': max_batch_size %d is negative", cfg->name,
+		sched__msg(err, errlen, "model '%s': max_batch_size %d is negative", cfg->name,
 			  cfg->max_batch_size);
 		return FERRY_CONFIG;
 	}
 	for (int io = 0; io < 2; io++) {
-		const struct mc_tensor *ts = io ? cfg->outputs : cfg->inputs;
+		const struct modelcfg_tensor *ts = io ? cfg->outputs : cfg->inputs;
 		int n = io ? cfg->noutputs : cfg->ninputs;
 		for (int i = 0; i < n; i++) {
 			if (!ferry_dtype_name(ts[i].dtype)) {
-				sched_msg(err, errlen, "model '%s': %s '%s' has no valid data type",
+				sched__msg(err, errlen, "model '%s': %s '%s' has no valid data type",
 					  cfg->name, io ? "output" : "input", ts[i].name);
 				return FERRY_CONFIG;
 			}
 			if (ts[i].ndims < 0 || ts[i].ndims + bd > SCHED_MAX_DIMS) {
-				sched_msg(err, errlen, "model '%s': %s '%s' has %d dims; at most "
+				sched__msg(err, errlen, "model '%s': %s '%s' has %d dims; at most "
 					  "%d%s", cfg->name, io ? "output" : "input",
 					  ts[i].name, ts[i].ndims, SCHED_MAX_DIMS - bd,
 					  bd ? " besides the batch dimension" : "");
@@ -931,12 +931,12 @@ static int sched_check_config(const struct model_config *cfg, char *err, size_t 
 	}
 	if (!db->enabled)
 		return 0;
-	if (db->npreferred < 0 || db->npreferred > MC_MAX_PREFERRED)
+	if (db->npreferred < 0 || db->npreferred > MODELCFG_MAX_PREFERRED)
 		goto bad_pref;
 	for (int i = 0; i < db->npreferred; i++) {
 		int p = db->preferred[i];
 		if (p < 1 || p > (cfg->max_batch_size > 0 ? cfg->max_batch_size : 1) || p >= 128) {
-			sched_msg(err, errlen, "model '%s': preferred_batch_size %d is outside "
+			sched__msg(err, errlen, "model '%s': preferred_batch_size %d is outside "
 				  "1..max_batch_size (%d)", cfg->name, p, cfg->max_batch_size);
 			return FERRY_CONFIG;
 		}
@@ -944,13 +944,13 @@ static int sched_check_config(const struct model_config *cfg, char *err, size_t 
 	if (db->priority_levels) {
 		if (db->default_priority_level < 1 ||
 		    db->default_priority_level > db->priority_levels) {
-			sched_msg(err, errlen, "model '%s': default_priority_level %u is outside "
+			sched__msg(err, errlen, "model '%s': default_priority_level %u is outside "
 				  "1..priority_levels (%u)", cfg->name,
 				  db->default_priority_level, db->priority_levels);
 			return FERRY_CONFIG;
 		}
 		if (db->priority_levels > 1024) {
-			sched_msg(err, errlen, "model '%s': %u priority levels; at most 1024",
+			sched__msg(err, errlen, "model '%s': %u priority levels; at most 1024",
 				  cfg->name, db->priority_levels);
 			return FERRY_CONFIG;
 		}
@@ -958,7 +958,7 @@ static int sched_check_config(const struct model_config *cfg, char *err, size_t 
 	for (int i = 0; i < db->nprio_policies; i++) {
 		uint32_t l = db->prio_policies[i].level;
 		if (l < 1 || l > db->priority_levels) {
-			sched_msg(err, errlen, "model '%s': priority_queue_policy for level %u, "
+			sched__msg(err, errlen, "model '%s': priority_queue_policy for level %u, "
 				  "outside 1..priority_levels (%u)", cfg->name, l,
 				  db->priority_levels);
 			return FERRY_CONFIG;
@@ -966,11 +966,11 @@ static int sched_check_config(const struct model_config *cfg, char *err, size_t 
 	}
 	return 0;
 bad_pref:
-	sched_msg(err, errlen, "model '%s': bad preferred_batch_size list", cfg->name);
+	sched__msg(err, errlen, "model '%s': bad preferred_batch_size list", cfg->name);
 	return FERRY_CONFIG;
 }
 
-static uint64_t sched_pow2(uint64_t x)
+static uint64_t sched__pow2(uint64_t x)
 {
 	uint64_t p = 1;
 
@@ -982,14 +982,14 @@ static uint64_t sched_pow2(uint64_t x)
 int sched_model_create(const struct model_config *cfg, const char *model_dir, int64_t version,
 		       struct be_registry *reg, struct sched_model **out, char *err, size_t errlen)
 {
-	const struct mc_dynbatch *db = &cfg->dynbatch;
+	const struct modelcfg_dynbatch *db = &cfg->dynbatch;
 	struct sched_model *m = NULL;
 	ferry_backend *backend;
 	ferry_be_error *e;
 	const char *bname;
 	int rc;
 
-	rc = sched_check_config(cfg, err, errlen);
+	rc = sched__check_config(cfg, err, errlen);
 	if (rc)
 		return rc;
 	bname = be_backend_name(cfg, err, errlen);
@@ -1044,7 +1044,7 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 	m->bm.frozen = true;
 	if (e) {
 		rc = ferry_be_error_code(e);
-		sched_be_error_msg(e, err, errlen, "backend '%s' refused model '%s'",
+		sched__be_error_msg(e, err, errlen, "backend '%s' refused model '%s'",
 				   backend->name, cfg->name);
 		goto fail;
 	}
@@ -1055,19 +1055,19 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 	uint64_t ninst = 0;
 	int ndev = -1;
 	for (int g = 0; g < cfg->ngroups; g++) {
-		const struct mc_instance_group *grp = &cfg->groups[g];
+		const struct modelcfg_instance_group *grp = &cfg->groups[g];
 		uint64_t c = grp->count > 0 ? (uint64_t)grp->count : 1;
 		rc = FERRY_CONFIG;
 		if (grp->count < 0) {
-			sched_msg(err, errlen, "model '%s': instance group '%s' has count %d",
+			sched__msg(err, errlen, "model '%s': instance group '%s' has count %d",
 				  cfg->name, grp->name ? grp->name : "", grp->count);
 			goto fail;
 		}
-		if (grp->kind == MC_KIND_GPU) {
+		if (grp->kind == MODELCFG_KIND_GPU) {
 			if (ndev < 0)
 				ndev = be_cuda_device_count();
 			if (!ndev && !m->bm.accepts_gpu) {
-				sched_msg(err, errlen, "model '%s': instance group '%s' asks for "
+				sched__msg(err, errlen, "model '%s': instance group '%s' asks for "
 					  "KIND_GPU but no CUDA device is available (backend "
 					  "'%s' does not run GPU instances without one); use "
 					  "KIND_CPU", cfg->name, grp->name ? grp->name : "",
@@ -1076,7 +1076,7 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 			}
 			for (int j = 0; j < grp->ngpus && !m->bm.accepts_gpu; j++) {
 				if (grp->gpus[j] < 0 || grp->gpus[j] >= ndev) {
-					sched_msg(err, errlen, "model '%s': instance group '%s' "
+					sched__msg(err, errlen, "model '%s': instance group '%s' "
 						  "names GPU %d; devices are 0..%d", cfg->name,
 						  grp->name ? grp->name : "", grp->gpus[j],
 						  ndev - 1);
@@ -1093,7 +1093,7 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 		ninst = 1;
 	if (ninst > 4096) {
 		rc = FERRY_CONFIG;
-		sched_msg(err, errlen, "model '%s': %" PRIu64 " instances; at most 4096",
+		sched__msg(err, errlen, "model '%s': %" PRIu64 " instances; at most 4096",
 			  cfg->name, ninst);
 		goto fail;
 	}
@@ -1104,10 +1104,10 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 	m->ninst = (uint32_t)ninst;
 	uint32_t k = 0;
 	for (int g = 0; g < (cfg->ngroups ? cfg->ngroups : 1); g++) {
-		const struct mc_instance_group *grp = cfg->ngroups ? &cfg->groups[g] : NULL;
+		const struct modelcfg_instance_group *grp = cfg->ngroups ? &cfg->groups[g] : NULL;
 		int c = grp && grp->count > 0 ? grp->count : 1;
 		int ndevs = 1;
-		if (grp && grp->kind == MC_KIND_GPU)
+		if (grp && grp->kind == MODELCFG_KIND_GPU)
 			ndevs = grp->ngpus ? grp->ngpus : (ndev > 0 ? ndev : 1);
 		for (int d = 0; d < ndevs; d++) {
 			for (int j = 0; j < c; j++, k++) {
@@ -1118,9 +1118,9 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 				bi->kind = FERRY_BE_INSTANCE_CPU;
 				bi->device = -1;
 				/* KIND_AUTO runs on CPU until placement lands. */
-				if (grp && grp->kind == MC_KIND_MODEL)
+				if (grp && grp->kind == MODELCFG_KIND_MODEL)
 					bi->kind = FERRY_BE_INSTANCE_MODEL;
-				if (grp && grp->kind == MC_KIND_GPU) {
+				if (grp && grp->kind == MODELCFG_KIND_GPU) {
 					bi->kind = FERRY_BE_INSTANCE_GPU;
 					bi->device = grp->ngpus ? grp->gpus[d] : d;
 				}
@@ -1130,7 +1130,7 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 
 	const uint32_t nout = (uint32_t)cfg->noutputs;
 	for (uint32_t i = 0; i < m->ninst; i++) {
-		struct sched_inst *in = &m->inst[i];
+		struct sched__inst *in = &m->inst[i];
 		in->m = m;
 		in->batch = calloc(m->cap, sizeof(*in->batch));
 		in->wraps = calloc(m->cap, sizeof(*in->wraps));
@@ -1145,7 +1145,7 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 			char idx[16];
 			snprintf(idx, sizeof(idx), "%u", i);
 			rc = ferry_be_error_code(e);
-			sched_be_error_msg(e, err, errlen, "backend '%s' failed to initialize "
+			sched__be_error_msg(e, err, errlen, "backend '%s' failed to initialize "
 					   "instance %s", backend->name, idx);
 			goto fail;
 		}
@@ -1156,8 +1156,8 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 
 	if (m->preserve) {
 		/* Room for every batch in flight twice over; a completion
-		 * beyond it waits (sched_done_ordered). */
-		uint64_t slots = sched_pow2(2ull * m->ninst * m->cap);
+		 * beyond it waits (sched__done_ordered). */
+		uint64_t slots = sched__pow2(2ull * m->ninst * m->cap);
 		rc = FERRY_ENOMEM;
 		m->ring = calloc(slots, sizeof(*m->ring));
 		if (!m->ring)
@@ -1167,11 +1167,11 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 
 	if (!m->inline_mode) {
 		for (uint32_t i = 0; i < m->ninst; i++) {
-			int prc = pthread_create(&m->inst[i].thread, NULL, sched_inst_main,
+			int prc = pthread_create(&m->inst[i].thread, NULL, sched__inst_main,
 						 &m->inst[i]);
 			if (prc) {
 				rc = -prc;
-				sched_msg(err, errlen, "model '%s': cannot start instance thread: "
+				sched__msg(err, errlen, "model '%s': cannot start instance thread: "
 					  "%s", cfg->name, strerror(prc));
 				goto fail;
 			}
@@ -1185,7 +1185,7 @@ fail:
 	if (rc >= 0)
 		rc = FERRY_BACKEND;
 	if (rc == FERRY_ENOMEM && err && errlen && !*err)
-		sched_msg(err, errlen, "model '%s': out of memory", cfg->name);
+		sched__msg(err, errlen, "model '%s': out of memory", cfg->name);
 	sched_model_destroy(m);
 	return rc;
 }
@@ -1247,7 +1247,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_input_by_name(const ferry_be_re
 	return ferry_be_error_new(FERRY_ENOENT, "model has no input '%s'", name);
 }
 
-static ferry_be_error *sched_memory(const struct sched_tensor *x, ferry_be_memory *type,
+static ferry_be_error *sched__memory(const struct sched_tensor *x, ferry_be_memory *type,
 				    int *device)
 {
 	if (!x->present)
@@ -1267,7 +1267,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_input_memory(const ferry_be_req
 	if (index >= (uint32_t)r->cfg->ninputs)
 		return ferry_be_error_new(FERRY_ENOENT, "input index %u out of range (%d)",
 					  index, r->cfg->ninputs);
-	return sched_memory(&r->r->in[index], type, device);
+	return sched__memory(&r->r->in[index], type, device);
 }
 
 FERRY_BE_EXPORT ferry_be_error *ferry_be_request_output_memory(const ferry_be_request *r,
@@ -1278,7 +1278,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_output_memory(const ferry_be_re
 	if (index >= (uint32_t)r->cfg->noutputs)
 		return ferry_be_error_new(FERRY_ENOENT, "output index %u out of range (%d)",
 					  index, r->cfg->noutputs);
-	return sched_memory(&r->r->out[index], type, device);
+	return sched__memory(&r->r->out[index], type, device);
 }
 
 FERRY_BE_EXPORT bool ferry_be_request_output_requested(const ferry_be_request *r, uint32_t index)
@@ -1296,7 +1296,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_output_buffer(ferry_be_request 
 
 	if (!ferry_be_request_output_requested(r, index))
 		return ferry_be_error_new(FERRY_ENOENT, "output %u was not requested", index);
-	const struct mc_tensor *t = &cfg->outputs[index];
+	const struct modelcfg_tensor *t = &cfg->outputs[index];
 	struct sched_tensor *y = &r->r->out[index];
 	if (ndims != t->ndims + bd)
 		return ferry_be_error_new(FERRY_SHAPE, "output '%s': %d dimensions, the model "
@@ -1310,17 +1310,17 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_output_buffer(ferry_be_request 
 		if (g < 0 || (want >= 0 && g != want))
 			return ferry_be_error_new(FERRY_SHAPE, "output '%s': shape %s does not "
 						  "match the model's dims", t->name,
-						  sched_shape_str(s1, sizeof(s1), shape, ndims));
+						  sched__shape_str(s1, sizeof(s1), shape, ndims));
 	}
 	uint64_t el;
 	size_t es = ferry_dtype_size(t->dtype);
-	if (sched_elements(shape, ndims, &el) || (es && el > UINT64_MAX / es))
+	if (sched__elements(shape, ndims, &el) || (es && el > UINT64_MAX / es))
 		return ferry_be_error_new(FERRY_SHAPE, "output '%s': shape %s is too large",
-					  t->name, sched_shape_str(s1, sizeof(s1), shape, ndims));
+					  t->name, sched__shape_str(s1, sizeof(s1), shape, ndims));
 	if (es && el * es > y->bytes)
 		return ferry_be_error_new(FERRY_E2BIG, "output '%s': shape %s needs %" PRIu64
 					  " bytes, the client's buffer holds %" PRIu64, t->name,
-					  sched_shape_str(s1, sizeof(s1), shape, ndims),
+					  sched__shape_str(s1, sizeof(s1), shape, ndims),
 					  el * es, y->bytes);
 	/* The submitter does not look at its request until done(): the
 	 * shape can go straight into it. */
@@ -1340,7 +1340,7 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_request_output_set_bytes(ferry_be_reque
 	if (!ferry_be_request_output_requested(r, index) || r->out_bytes[index] == UINT64_MAX)
 		return ferry_be_error_new(FERRY_EINVAL, "output %u: set_bytes before "
 					  "output_buffer", index);
-	const struct mc_tensor *t = &r->cfg->outputs[index];
+	const struct modelcfg_tensor *t = &r->cfg->outputs[index];
 	if (ferry_dtype_size(t->dtype)) {
 		if (bytes != r->out_bytes[index])
 			return ferry_be_error_new(FERRY_EINVAL, "output '%s': %" PRIu64 " bytes, "

@@ -37,7 +37,7 @@ static char err[512];
 static void parse_ok(const char *text, struct model_config *cfg, struct warns *w)
 {
 	memset(w, 0, sizeof(*w));
-	int rc = mc_parse(text, strlen(text), "config.pbtxt", cfg, collect, w,
+	int rc = modelcfg_parse(text, strlen(text), "config.pbtxt", cfg, collect, w,
 			  err, sizeof(err));
 	cr_assert_eq(rc, 0, "mc_parse: %s", err);
 }
@@ -49,7 +49,7 @@ static void parse_bad(const char *text, const char *want)
 	struct warns w = { 0 };
 
 	memset(&cfg, 0x5a, sizeof(cfg));
-	int rc = mc_parse(text, strlen(text), "config.pbtxt", &cfg, collect, &w,
+	int rc = modelcfg_parse(text, strlen(text), "config.pbtxt", &cfg, collect, &w,
 			  err, sizeof(err));
 	cr_assert_eq(rc, FERRY_CONFIG, "rc %d (%s) for:\n%s", rc, err, text);
 	cr_assert(strstr(err, want), "error '%s' lacks '%s'", err, want);
@@ -110,20 +110,20 @@ Test(modelcfg, triton_simple)
 	cr_assert_eq(cfg.inputs[1].dims[0], 16);
 	cr_assert_not(cfg.inputs[1].has_reshape);
 	cr_assert_not(cfg.inputs[1].optional);
-	cr_assert_eq(mc_input_index(&cfg, "INPUT1"), 1);
-	cr_assert_eq(mc_output_index(&cfg, "OUTPUT0"), 0);
-	cr_assert_eq(mc_output_index(&cfg, "INPUT0"), -1);
+	cr_assert_eq(modelcfg_input_index(&cfg, "INPUT1"), 1);
+	cr_assert_eq(modelcfg_output_index(&cfg, "OUTPUT0"), 0);
+	cr_assert_eq(modelcfg_output_index(&cfg, "INPUT0"), -1);
 	/* Triton's defaults */
 	cr_assert_not(cfg.dynbatch.enabled);
 	cr_assert_eq(cfg.ngroups, 1);
 	cr_assert_eq(cfg.groups[0].count, 1);
-	cr_assert_eq(cfg.groups[0].kind, MC_KIND_AUTO);
+	cr_assert_eq(cfg.groups[0].kind, MODELCFG_KIND_AUTO);
 	cr_assert_str_eq(cfg.groups[0].name, "simple_0");
-	cr_assert_eq(cfg.version_policy.kind, MC_VP_LATEST);
+	cr_assert_eq(cfg.version_policy.kind, MODELCFG_VP_LATEST);
 	cr_assert_eq(cfg.version_policy.latest_num, 1);
 	cr_assert_eq(cfg.nparams, 0);
-	cr_assert_null(mc_param(&cfg, "x"));
-	mc_free(&cfg);
+	cr_assert_null(modelcfg_param(&cfg, "x"));
+	modelcfg_free(&cfg);
 	cr_assert_null(cfg.name);
 	cr_assert_eq(cfg.ninputs, 0);
 }
@@ -159,7 +159,7 @@ Test(modelcfg, triton_densenet_onnx)
 	parse_ok(text, &cfg, &w);
 	cr_assert_eq(cfg.max_batch_size, 0);
 	cr_assert_str_eq(cfg.platform, "onnxruntime_onnx");
-	const struct mc_tensor *in = &cfg.inputs[0];
+	const struct modelcfg_tensor *in = &cfg.inputs[0];
 	cr_assert_eq(in->ndims, 3);
 	cr_assert_eq(in->dims[2], 224);
 	cr_assert(in->has_reshape);
@@ -171,7 +171,7 @@ Test(modelcfg, triton_densenet_onnx)
 		  "%s", w.text[0]);
 	cr_assert(warned(&w, "config.pbtxt:19:5: 'label_filename' in output is not supported"),
 		  "%s", w.text[1]);
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 /* Triton's docs (architecture.md): an ensemble parses, with a warning. */
@@ -237,7 +237,7 @@ Test(modelcfg, triton_ensemble_warns)
 	cr_assert_eq(w.n, 1);
 	cr_assert(warned(&w, "config.pbtxt:23:1: 'ensemble_scheduling' in ModelConfig is not supported by ferry"),
 		  "%s", w.text[0]);
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 /* Triton's docs (architecture.md, sequence batcher). */
@@ -284,8 +284,8 @@ Test(modelcfg, triton_sequence_batching_warns)
 	cr_assert(warned(&w, "config.pbtxt:30:1: 'model_transaction_policy'"), "%s", w.text[1]);
 	cr_assert(warned(&w, "decoupled"));
 	cr_assert_eq(cfg.groups[0].count, 2);
-	cr_assert_eq(cfg.groups[0].kind, MC_KIND_GPU);
-	mc_free(&cfg);
+	cr_assert_eq(cfg.groups[0].kind, MODELCFG_KIND_GPU);
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, every_field)
@@ -336,7 +336,7 @@ Test(modelcfg, every_field)
 	cr_assert_eq(w.n, 0, "%s", w.text[0]);
 	cr_assert_str_eq(cfg.backend, "onnxruntime");
 	cr_assert_eq(cfg.max_batch_size, 32);
-	cr_assert_eq(cfg.version_policy.kind, MC_VP_SPECIFIC);
+	cr_assert_eq(cfg.version_policy.kind, MODELCFG_VP_SPECIFIC);
 	cr_assert_eq(cfg.version_policy.nversions, 2);
 	cr_assert_eq(cfg.version_policy.versions[1], 3);
 
@@ -351,9 +351,9 @@ Test(modelcfg, every_field)
 	cr_assert_eq(cfg.inputs[2].ndims, 2);
 	cr_assert_eq(cfg.inputs[2].dims[1], 3);
 	cr_assert_eq(cfg.outputs[0].dtype, FERRY_TYPE_BOOL);
-	cr_assert_eq(cfg.outputs[0].ndims, MC_MAX_DIMS);
+	cr_assert_eq(cfg.outputs[0].ndims, MODELCFG_MAX_DIMS);
 
-	const struct mc_dynbatch *d = &cfg.dynbatch;
+	const struct modelcfg_dynbatch *d = &cfg.dynbatch;
 	cr_assert(d->enabled);
 	cr_assert_eq(d->npreferred, 3);
 	cr_assert_eq(d->preferred[2], 16);
@@ -361,13 +361,13 @@ Test(modelcfg, every_field)
 	cr_assert(d->preserve_ordering);
 	cr_assert_eq(d->priority_levels, 3);
 	cr_assert_eq(d->default_priority_level, 2);
-	cr_assert_eq(d->default_policy.timeout_action, MC_TIMEOUT_DELAY);
+	cr_assert_eq(d->default_policy.timeout_action, MODELCFG_TIMEOUT_DELAY);
 	cr_assert_eq(d->default_policy.default_timeout_us, 5000);
 	cr_assert(d->default_policy.allow_timeout_override);
 	cr_assert_eq(d->default_policy.max_queue_size, 16);
 	cr_assert_eq(d->nprio_policies, 3);
 	cr_assert_eq(d->prio_policies[0].level, 1);
-	cr_assert_eq(d->prio_policies[0].policy.timeout_action, MC_TIMEOUT_REJECT);
+	cr_assert_eq(d->prio_policies[0].policy.timeout_action, MODELCFG_TIMEOUT_REJECT);
 	cr_assert_eq(d->prio_policies[0].policy.max_queue_size, 4);
 	cr_assert_eq(d->prio_policies[1].level, 3);
 	cr_assert_eq(d->prio_policies[1].policy.default_timeout_us, 100);
@@ -380,16 +380,16 @@ Test(modelcfg, every_field)
 	cr_assert_eq(cfg.groups[0].ngpus, 2);
 	cr_assert_eq(cfg.groups[0].gpus[1], 1);
 	cr_assert_str_eq(cfg.groups[1].name, "full_1");
-	cr_assert_eq(cfg.groups[1].kind, MC_KIND_CPU);
+	cr_assert_eq(cfg.groups[1].kind, MODELCFG_KIND_CPU);
 	cr_assert_eq(cfg.groups[1].count, 1);
-	cr_assert_eq(cfg.groups[2].kind, MC_KIND_MODEL);
+	cr_assert_eq(cfg.groups[2].kind, MODELCFG_KIND_MODEL);
 	cr_assert_eq(cfg.groups[2].count, 1);
 
 	cr_assert_eq(cfg.nparams, 3);
-	cr_assert_str_eq(mc_param(&cfg, "k1"), "v1");
-	cr_assert_str_eq(mc_param(&cfg, "k2"), "");
-	cr_assert_str_eq(mc_param(&cfg, "k3"), "");
-	mc_free(&cfg);
+	cr_assert_str_eq(modelcfg_param(&cfg, "k1"), "v1");
+	cr_assert_str_eq(modelcfg_param(&cfg, "k2"), "");
+	cr_assert_str_eq(modelcfg_param(&cfg, "k3"), "");
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, version_policies)
@@ -398,16 +398,16 @@ Test(modelcfg, version_policies)
 	struct warns w;
 
 	parse_ok("version_policy { latest { num_versions: 2 } }\n" IO, &cfg, &w);
-	cr_assert_eq(cfg.version_policy.kind, MC_VP_LATEST);
+	cr_assert_eq(cfg.version_policy.kind, MODELCFG_VP_LATEST);
 	cr_assert_eq(cfg.version_policy.latest_num, 2);
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 	parse_ok("version_policy: { all: {} }\n" IO, &cfg, &w);
-	cr_assert_eq(cfg.version_policy.kind, MC_VP_ALL);
-	mc_free(&cfg);
+	cr_assert_eq(cfg.version_policy.kind, MODELCFG_VP_ALL);
+	modelcfg_free(&cfg);
 	parse_ok("version_policy { }\n" IO, &cfg, &w);
-	cr_assert_eq(cfg.version_policy.kind, MC_VP_LATEST);
+	cr_assert_eq(cfg.version_policy.kind, MODELCFG_VP_LATEST);
 	cr_assert_eq(cfg.version_policy.latest_num, 1);
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 	parse_bad("version_policy { all {} latest { num_versions: 1 } }\n" IO,
 		  "config.pbtxt:1:25: version_policy takes one of latest, all or specific");
 	parse_bad("version_policy { latest { } }\n" IO,
@@ -426,11 +426,11 @@ Test(modelcfg, no_name_means_empty_and_set_name_fills_groups)
 	parse_ok(IO "instance_group [ { }, { name: \"mine\" } ]", &cfg, &w);
 	cr_assert_str_eq(cfg.name, "");
 	cr_assert_str_eq(cfg.groups[0].name, "");
-	cr_assert_eq(mc_set_name(&cfg, "dir"), 0);
+	cr_assert_eq(modelcfg_set_name(&cfg, "dir"), 0);
 	cr_assert_str_eq(cfg.name, "dir");
 	cr_assert_str_eq(cfg.groups[0].name, "dir_0");
 	cr_assert_str_eq(cfg.groups[1].name, "mine");
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, enums_by_number_and_bool_spellings)
@@ -446,10 +446,10 @@ Test(modelcfg, enums_by_number_and_bool_spellings)
 	cr_assert_eq(cfg.inputs[0].dtype, FERRY_TYPE_FP32);
 	cr_assert(cfg.inputs[0].optional);
 	cr_assert_eq(cfg.outputs[0].dtype, FERRY_TYPE_BYTES);
-	cr_assert_eq(cfg.groups[0].kind, MC_KIND_CPU);
+	cr_assert_eq(cfg.groups[0].kind, MODELCFG_KIND_CPU);
 	cr_assert(cfg.dynbatch.preserve_ordering);
-	cr_assert_eq(cfg.dynbatch.default_policy.timeout_action, MC_TIMEOUT_DELAY);
-	mc_free(&cfg);
+	cr_assert_eq(cfg.dynbatch.default_policy.timeout_action, MODELCFG_TIMEOUT_DELAY);
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, unknown_fields_warn_with_location)
@@ -486,7 +486,7 @@ Test(modelcfg, unknown_fields_warn_with_location)
 	/* ... and the values after unknown fields still count */
 	cr_assert_eq(cfg.max_batch_size, 4);
 	cr_assert_eq(cfg.dynbatch.max_queue_delay_us, 5);
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, ignored_fields_at_default_do_not_warn)
@@ -499,17 +499,17 @@ Test(modelcfg, ignored_fields_at_default_do_not_warn)
 		 "output { name: \"O\" data_type: TYPE_FP32 dims: 4 label_filename: \"\" }\n"
 		 "optimization { }\n", &cfg, &w);
 	cr_assert_eq(w.n, 0, "%s", w.text[0]);
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, warnings_without_callback)
 {
 	struct model_config cfg;
 
-	cr_assert_eq(mc_parse("bogus: 1\n" IO, strlen("bogus: 1\n" IO), NULL, &cfg,
+	cr_assert_eq(modelcfg_parse("bogus: 1\n" IO, strlen("bogus: 1\n" IO), NULL, &cfg,
 			      NULL, NULL, NULL, 0), 0);
-	mc_free(&cfg);
-	mc_free(&cfg);  /* idempotent on a zeroed config */
+	modelcfg_free(&cfg);
+	modelcfg_free(&cfg);  /* idempotent on a zeroed config */
 }
 
 Test(modelcfg, parameter_given_twice_warns_and_last_wins)
@@ -520,9 +520,9 @@ Test(modelcfg, parameter_given_twice_warns_and_last_wins)
 	parse_ok(IO "parameters { key: \"k\" value { string_value: \"1\" } }\n"
 		 "parameters { key: \"k\" value { string_value: \"2\" } }\n", &cfg, &w);
 	cr_assert_eq(cfg.nparams, 1);
-	cr_assert_str_eq(mc_param(&cfg, "k"), "2");
+	cr_assert_str_eq(modelcfg_param(&cfg, "k"), "2");
 	cr_assert(warned(&w, "config.pbtxt:4:1: parameter 'k' given again"));
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, type_errors_name_the_value)
@@ -640,7 +640,7 @@ Test(modelcfg, dynamic_batching_without_batching_warns)
 	parse_ok("dynamic_batching { }\n" IO, &cfg, &w);
 	cr_assert(cfg.dynbatch.enabled);
 	cr_assert(warned(&w, "config.pbtxt:1:1: dynamic_batching with max_batch_size 0"));
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 Test(modelcfg, syntax_errors_pass_through)
@@ -659,13 +659,13 @@ Test(modelcfg, load_file)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, simple_cfg, strlen(simple_cfg)), (ssize_t)strlen(simple_cfg));
 	close(fd);
-	cr_assert_eq(mc_load_file(path, &cfg, collect, &w, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(modelcfg_load_file(path, &cfg, collect, &w, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(cfg.name, "simple");
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 	unlink(path);
-	cr_assert_eq(mc_load_file(path, &cfg, collect, &w, err, sizeof(err)), FERRY_ENOENT);
+	cr_assert_eq(modelcfg_load_file(path, &cfg, collect, &w, err, sizeof(err)), FERRY_ENOENT);
 	cr_assert(strstr(err, path));
-	cr_assert_eq(mc_load_file("/tmp", &cfg, collect, &w, err, sizeof(err)), FERRY_CONFIG);
+	cr_assert_eq(modelcfg_load_file("/tmp", &cfg, collect, &w, err, sizeof(err)), FERRY_CONFIG);
 	cr_assert(strstr(err, "not a regular file"), "%s", err);
 }
 
@@ -677,10 +677,10 @@ Test(modelcfg, hostile_inputs)
 	char *s = malloc(n * 40 + 200);
 	size_t len = 0;
 
-	/* more inputs than MC_MAX_IO */
+	/* more inputs than MODELCFG_MAX_IO */
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)sprintf(s + len, "input{name:\"i%zu\" data_type:1 dims:1}\n", i);
-	int rc = mc_parse(s, len, "h", &cfg, NULL, NULL, err, sizeof(err));
+	int rc = modelcfg_parse(s, len, "h", &cfg, NULL, NULL, err, sizeof(err));
 	cr_assert_eq(rc, FERRY_CONFIG);
 	cr_assert(strstr(err, "h:4097:1: more than 4096 inputs"), "%s", err);
 
@@ -690,7 +690,7 @@ Test(modelcfg, hostile_inputs)
 		s[len++] = 'x';
 		s[len++] = '{';
 	}
-	rc = mc_parse(s, len, "h", &cfg, NULL, NULL, err, sizeof(err));
+	rc = modelcfg_parse(s, len, "h", &cfg, NULL, NULL, err, sizeof(err));
 	cr_assert_eq(rc, FERRY_CONFIG);
 	cr_assert(strstr(err, "nested deeper than"), "%s", err);
 	free(s);
@@ -707,15 +707,15 @@ Test(modelcfg, hostile_inputs)
 	for (size_t i = 0; i <= fl; i++) {
 		char *p = malloc(i ? i : 1);
 		memcpy(p, full, i);
-		rc = mc_parse(p, i, "t", &cfg, NULL, NULL, err, sizeof(err));
+		rc = modelcfg_parse(p, i, "t", &cfg, NULL, NULL, err, sizeof(err));
 		cr_assert(rc == 0 || rc == FERRY_CONFIG, "prefix %zu: %d", i, rc);
 		if (rc == 0)
-			mc_free(&cfg);
+			modelcfg_free(&cfg);
 		free(p);
 	}
-	rc = mc_parse(full, fl, "t", &cfg, NULL, NULL, err, sizeof(err));
+	rc = modelcfg_parse(full, fl, "t", &cfg, NULL, NULL, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s", err);
-	mc_free(&cfg);
+	modelcfg_free(&cfg);
 }
 
 /* Random byte mutations of a full config: a clean result either way. */
@@ -746,12 +746,12 @@ Test(modelcfg, mutated_configs_never_crash)
 							   : (char)(r >> 20);
 		}
 		size_t l = (size_t)rand_r(&seed) % 8 == 0 ? (size_t)rand_r(&seed) % len : len;
-		int rc = mc_parse(p, l, "mut", &cfg, NULL, NULL, err, sizeof(err));
+		int rc = modelcfg_parse(p, l, "mut", &cfg, NULL, NULL, err, sizeof(err));
 		cr_assert(rc == 0 || rc == FERRY_CONFIG, "round %d: %d", round, rc);
 		if (rc == 0) {
 			cr_assert_geq(cfg.ninputs, 1);
 			cr_assert_geq(cfg.ngroups, 1);
-			mc_free(&cfg);
+			modelcfg_free(&cfg);
 		} else {
 			cr_assert(!strncmp(err, "mut:", 4), "%s", err);
 		}

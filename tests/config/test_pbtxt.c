@@ -12,10 +12,10 @@
 
 static char err[512];
 
-static struct pb_doc *ok(const char *text)
+static struct pbtxt_doc *ok(const char *text)
 {
-	struct pb_doc *d = NULL;
-	int rc = pb_parse(text, strlen(text), "t.pbtxt", NULL, &d, err, sizeof(err));
+	struct pbtxt_doc *d = NULL;
+	int rc = pbtxt_parse(text, strlen(text), "t.pbtxt", NULL, &d, err, sizeof(err));
 	cr_assert_eq(rc, 0, "parse failed: %s", err);
 	cr_assert_not_null(d);
 	return d;
@@ -23,16 +23,16 @@ static struct pb_doc *ok(const char *text)
 
 static void bad(const char *text, const char *want)
 {
-	struct pb_doc *d = (struct pb_doc *)1;
-	int rc = pb_parse(text, strlen(text), "t.pbtxt", NULL, &d, err, sizeof(err));
+	struct pbtxt_doc *d = (struct pbtxt_doc *)1;
+	int rc = pbtxt_parse(text, strlen(text), "t.pbtxt", NULL, &d, err, sizeof(err));
 	cr_assert_eq(rc, FERRY_CONFIG, "rc %d for <%s>", rc, text);
 	cr_assert_null(d);
 	cr_assert(strstr(err, want), "error '%s' lacks '%s'", err, want);
 }
 
-static const struct pb_node *nth(const struct pb_node *msg, int i)
+static const struct pbtxt_node *nth(const struct pbtxt_node *msg, int i)
 {
-	const struct pb_node *n = msg->child;
+	const struct pbtxt_node *n = msg->child;
 	while (n && i--)
 		n = n->next;
 	cr_assert_not_null(n);
@@ -41,55 +41,55 @@ static const struct pb_node *nth(const struct pb_node *msg, int i)
 
 Test(pbtxt, scalars_and_kinds)
 {
-	struct pb_doc *d = ok("a: 12 b: -7 c: 0x1F d: 017 e: 1.5 f: -2.5e2 "
+	struct pbtxt_doc *d = ok("a: 12 b: -7 c: 0x1F d: 017 e: 1.5 f: -2.5e2 "
 			      "g: 3f h: TYPE_FP32 i: \"s\" j: true k: -inf l: .5");
-	const struct pb_node *r = pb_root(d);
+	const struct pbtxt_node *r = pbtxt_root(d);
 	int64_t v;
 	uint64_t u;
 	double f;
 
 	cr_assert_eq(r->nchildren, 12);
-	cr_assert_eq(nth(r, 0)->kind, PB_INT);
-	cr_assert_eq(pb_get_i64(nth(r, 0), &v), 0);
+	cr_assert_eq(nth(r, 0)->kind, PBTXT_INT);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 0), &v), 0);
 	cr_assert_eq(v, 12);
-	cr_assert_eq(pb_get_i64(nth(r, 1), &v), 0);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 1), &v), 0);
 	cr_assert_eq(v, -7);
-	cr_assert_eq(pb_get_u64(nth(r, 1), &u), -ERANGE);
-	cr_assert_eq(pb_get_i64(nth(r, 2), &v), 0);
+	cr_assert_eq(pbtxt_get_u64(nth(r, 1), &u), -ERANGE);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 2), &v), 0);
 	cr_assert_eq(v, 31);
-	cr_assert_eq(pb_get_i64(nth(r, 3), &v), 0);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 3), &v), 0);
 	cr_assert_eq(v, 15);
-	cr_assert_eq(nth(r, 4)->kind, PB_FLOAT);
+	cr_assert_eq(nth(r, 4)->kind, PBTXT_FLOAT);
 	cr_assert_float_eq(nth(r, 4)->f, 1.5, 1e-12);
 	cr_assert_float_eq(nth(r, 5)->f, -250.0, 1e-12);
-	cr_assert_eq(nth(r, 6)->kind, PB_FLOAT);
+	cr_assert_eq(nth(r, 6)->kind, PBTXT_FLOAT);
 	cr_assert_float_eq(nth(r, 6)->f, 3.0, 1e-12);
-	cr_assert_eq(nth(r, 7)->kind, PB_IDENT);
+	cr_assert_eq(nth(r, 7)->kind, PBTXT_IDENT);
 	cr_assert_str_eq(nth(r, 7)->str, "TYPE_FP32");
-	cr_assert_eq(nth(r, 8)->kind, PB_STRING);
-	cr_assert_eq(nth(r, 9)->kind, PB_IDENT);
-	cr_assert_eq(pb_get_double(nth(r, 10), &f), 0);
+	cr_assert_eq(nth(r, 8)->kind, PBTXT_STRING);
+	cr_assert_eq(nth(r, 9)->kind, PBTXT_IDENT);
+	cr_assert_eq(pbtxt_get_double(nth(r, 10), &f), 0);
 	cr_assert(isinf(f) && f < 0);
 	cr_assert_float_eq(nth(r, 11)->f, 0.5, 1e-12);
-	cr_assert_eq(pb_get_i64(nth(r, 7), &v), -EINVAL);
-	pb_free(d);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 7), &v), -EINVAL);
+	pbtxt_free(d);
 }
 
 Test(pbtxt, integer_limits)
 {
-	struct pb_doc *d = ok("a: 18446744073709551615 b: -9223372036854775808 "
+	struct pbtxt_doc *d = ok("a: 18446744073709551615 b: -9223372036854775808 "
 			      "c: 9223372036854775808");
-	const struct pb_node *r = pb_root(d);
+	const struct pbtxt_node *r = pbtxt_root(d);
 	int64_t v;
 	uint64_t u;
 
-	cr_assert_eq(pb_get_u64(nth(r, 0), &u), 0);
+	cr_assert_eq(pbtxt_get_u64(nth(r, 0), &u), 0);
 	cr_assert_eq(u, UINT64_MAX);
-	cr_assert_eq(pb_get_i64(nth(r, 0), &v), -ERANGE);
-	cr_assert_eq(pb_get_i64(nth(r, 1), &v), 0);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 0), &v), -ERANGE);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 1), &v), 0);
 	cr_assert_eq(v, INT64_MIN);
-	cr_assert_eq(pb_get_i64(nth(r, 2), &v), -ERANGE);
-	pb_free(d);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 2), &v), -ERANGE);
+	pbtxt_free(d);
 	bad("a: 18446744073709551616", "t.pbtxt:1:4: integer out of range");
 	bad("a: 0x", "hex number without digits");
 	bad("a: 09", "invalid digit in octal number");
@@ -100,44 +100,44 @@ Test(pbtxt, integer_limits)
 
 Test(pbtxt, nested_message_forms)
 {
-	struct pb_doc *d = ok("a { x: 1 }\nb: { y: 2 }\nc < z: 3 >\nd: < >");
-	const struct pb_node *r = pb_root(d);
+	struct pbtxt_doc *d = ok("a { x: 1 }\nb: { y: 2 }\nc < z: 3 >\nd: < >");
+	const struct pbtxt_node *r = pbtxt_root(d);
 
 	cr_assert_eq(r->nchildren, 4);
 	for (int i = 0; i < 4; i++)
-		cr_assert_eq(nth(r, i)->kind, PB_MSG);
+		cr_assert_eq(nth(r, i)->kind, PBTXT_MSG);
 	cr_assert_str_eq(nth(r, 0)->child->name, "x");
 	cr_assert_str_eq(nth(r, 1)->child->name, "y");
 	cr_assert_str_eq(nth(r, 2)->child->name, "z");
 	cr_assert_eq(nth(r, 3)->nchildren, 0);
-	pb_free(d);
+	pbtxt_free(d);
 }
 
 Test(pbtxt, lists_flatten_into_repeated_fields)
 {
-	struct pb_doc *d = ok("dims: [1, -1, 3] dims: 4 empty: []\n"
+	struct pbtxt_doc *d = ok("dims: [1, -1, 3] dims: 4 empty: []\n"
 			      "input [ { name: \"a\" }, { name: \"b\" } ]\n"
 			      "input: [ < name: 'c' > ] input [ ] input [{}]");
-	const struct pb_node *r = pb_root(d);
+	const struct pbtxt_node *r = pbtxt_root(d);
 	int64_t v;
 
 	cr_assert_eq(r->nchildren, 8);
-	cr_assert_eq(nth(r, 7)->kind, PB_MSG);
+	cr_assert_eq(nth(r, 7)->kind, PBTXT_MSG);
 	cr_assert(nth(r, 7)->in_list);
 	for (int i = 0; i < 4; i++)
 		cr_assert_str_eq(nth(r, i)->name, "dims");
 	cr_assert(nth(r, 0)->in_list);
 	cr_assert(!nth(r, 3)->in_list);
-	cr_assert_eq(pb_get_i64(nth(r, 1), &v), 0);
+	cr_assert_eq(pbtxt_get_i64(nth(r, 1), &v), 0);
 	cr_assert_eq(v, -1);
 	/* each element keeps its own value position */
 	cr_assert_eq(nth(r, 1)->vcol, 11);
 	cr_assert_eq(nth(r, 1)->col, 1);
 	cr_assert_str_eq(nth(r, 4)->name, "input");
-	cr_assert_eq(nth(r, 4)->kind, PB_MSG);
+	cr_assert_eq(nth(r, 4)->kind, PBTXT_MSG);
 	cr_assert_str_eq(nth(r, 5)->child->str, "b");
 	cr_assert_str_eq(nth(r, 6)->child->str, "c");
-	pb_free(d);
+	pbtxt_free(d);
 }
 
 Test(pbtxt, list_syntax_errors)
@@ -154,33 +154,33 @@ Test(pbtxt, list_syntax_errors)
 
 Test(pbtxt, comments_and_separators)
 {
-	struct pb_doc *d = ok("# header\n"
+	struct pbtxt_doc *d = ok("# header\n"
 			      "a: 1, # trailing\n"
 			      "b: 2;\n"
 			      "c { d: \"#not a comment\" ; };  \n"
 			      "# end without newline");
-	const struct pb_node *r = pb_root(d);
+	const struct pbtxt_node *r = pbtxt_root(d);
 
 	cr_assert_eq(r->nchildren, 3);
 	cr_assert_str_eq(nth(r, 2)->child->str, "#not a comment");
 	cr_assert_eq(nth(r, 2)->line, 4);
-	pb_free(d);
+	pbtxt_free(d);
 }
 
 Test(pbtxt, string_escapes_and_concatenation)
 {
-	struct pb_doc *d = ok("a: \"x\\ty\\n\\\\\\\"\\'\\?\"\n"
+	struct pbtxt_doc *d = ok("a: \"x\\ty\\n\\\\\\\"\\'\\?\"\n"
 			      "b: 'it''s' \"ok\" # three pieces\n"
 			      "c: \"\\101\\x42\\u00e9\\U0001F600\"\n"
 			      "d: \"nul\\0in\"");
-	const struct pb_node *r = pb_root(d);
+	const struct pbtxt_node *r = pbtxt_root(d);
 
 	cr_assert_str_eq(nth(r, 0)->str, "x\ty\n\\\"'?");
 	cr_assert_str_eq(nth(r, 1)->str, "itsok");
 	cr_assert_str_eq(nth(r, 2)->str, "AB\xc3\xa9\xf0\x9f\x98\x80");
 	cr_assert_eq(nth(r, 3)->len, 6);
 	cr_assert_eq(memcmp(nth(r, 3)->str, "nul\0in", 6), 0);
-	pb_free(d);
+	pbtxt_free(d);
 }
 
 Test(pbtxt, string_errors)
@@ -210,9 +210,9 @@ Test(pbtxt, syntax_error_positions)
 
 Test(pbtxt, node_positions)
 {
-	struct pb_doc *d = ok("\n  name: \"x\"\n\tinput {\n    dims: [ 4 ]\n  }\n");
-	const struct pb_node *r = pb_root(d);
-	const struct pb_node *n = nth(r, 0), *in = nth(r, 1);
+	struct pbtxt_doc *d = ok("\n  name: \"x\"\n\tinput {\n    dims: [ 4 ]\n  }\n");
+	const struct pbtxt_node *r = pbtxt_root(d);
+	const struct pbtxt_node *n = nth(r, 0), *in = nth(r, 1);
 
 	cr_assert_eq(n->line, 2);
 	cr_assert_eq(n->col, 3);
@@ -224,28 +224,28 @@ Test(pbtxt, node_positions)
 	cr_assert_eq(in->child->line, 4);
 	cr_assert_eq(in->child->col, 5);
 	cr_assert_eq(in->child->vcol, 13);
-	pb_free(d);
+	pbtxt_free(d);
 }
 
 Test(pbtxt, extension_names_parse)
 {
-	struct pb_doc *d = ok("[type.googleapis.com/foo.Bar] { a: 1 }");
+	struct pbtxt_doc *d = ok("[type.googleapis.com/foo.Bar] { a: 1 }");
 
-	cr_assert_str_eq(nth(pb_root(d), 0)->name, "[type.googleapis.com/foo.Bar]");
-	pb_free(d);
+	cr_assert_str_eq(nth(pbtxt_root(d), 0)->name, "[type.googleapis.com/foo.Bar]");
+	pbtxt_free(d);
 	bad("[foo { }", "malformed extension field name");
 }
 
 Test(pbtxt, empty_inputs)
 {
-	struct pb_doc *d = ok("");
+	struct pbtxt_doc *d = ok("");
 
-	cr_assert_eq(pb_root(d)->nchildren, 0);
-	pb_free(d);
+	cr_assert_eq(pbtxt_root(d)->nchildren, 0);
+	pbtxt_free(d);
 	d = ok("  # only a comment");
-	pb_free(d);
-	cr_assert_eq(pb_parse(NULL, 0, NULL, NULL, &d, err, sizeof(err)), 0);
-	pb_free(d);
+	pbtxt_free(d);
+	cr_assert_eq(pbtxt_parse(NULL, 0, NULL, NULL, &d, err, sizeof(err)), 0);
+	pbtxt_free(d);
 }
 
 /* ---- hostile input: bounded, never a crash ---- */
@@ -265,48 +265,48 @@ Test(pbtxt, deep_nesting_is_bounded)
 		s[i + 1] = '{';
 	}
 	s[2 * n] = '\0';
-	struct pb_doc *d;
-	int rc = pb_parse(s, 2 * n, "deep", NULL, &d, err, sizeof(err));
+	struct pbtxt_doc *d;
+	int rc = pbtxt_parse(s, 2 * n, "deep", NULL, &d, err, sizeof(err));
 	cr_assert_eq(rc, FERRY_CONFIG);
 	cr_assert(strstr(err, "nested deeper than 32"), "%s", err);
 	cr_assert(strstr(err, "deep:1:66:"), "%s", err);
 	free(s);
 
 	/* exactly at the limit is fine */
-	struct pb_limits lim = { 1 << 20, 3, 1000, 1000 };
-	cr_assert_eq(pb_parse("a{b{c{}}}", 9, "x", &lim, &d, err, sizeof(err)), 0);
-	pb_free(d);
-	cr_assert_eq(pb_parse("a{b{c{d{}}}}", 12, "x", &lim, &d, err, sizeof(err)),
+	struct pbtxt_limits lim = { 1 << 20, 3, 1000, 1000 };
+	cr_assert_eq(pbtxt_parse("a{b{c{}}}", 9, "x", &lim, &d, err, sizeof(err)), 0);
+	pbtxt_free(d);
+	cr_assert_eq(pbtxt_parse("a{b{c{d{}}}}", 12, "x", &lim, &d, err, sizeof(err)),
 		     FERRY_CONFIG);
 	cr_assert(strstr(err, "x:1:8: messages nested deeper than 3"), "%s", err);
 }
 
 Test(pbtxt, limits_on_size_nodes_and_strings)
 {
-	struct pb_limits lim = { 64, 8, 4, 8 };
-	struct pb_doc *d;
+	struct pbtxt_limits lim = { 64, 8, 4, 8 };
+	struct pbtxt_doc *d;
 
 	char big[65];
 	memset(big, ' ', 64);
 	big[64] = '\0';
-	cr_assert_eq(pb_parse(big, 64, "x", &lim, &d, err, sizeof(err)), 0);
-	pb_free(d);
+	cr_assert_eq(pbtxt_parse(big, 64, "x", &lim, &d, err, sizeof(err)), 0);
+	pbtxt_free(d);
 	lim.max_input = 63;
-	cr_assert_eq(pb_parse(big, 64, "x", &lim, &d, err, sizeof(err)), FERRY_CONFIG);
+	cr_assert_eq(pbtxt_parse(big, 64, "x", &lim, &d, err, sizeof(err)), FERRY_CONFIG);
 	cr_assert(strstr(err, "input larger than 63 bytes"), "%s", err);
 	lim.max_input = 64;
 
-	cr_assert_eq(pb_parse("a:1 b:2 c:3 d:4 e:5", 19, "x", &lim, &d, err,
+	cr_assert_eq(pbtxt_parse("a:1 b:2 c:3 d:4 e:5", 19, "x", &lim, &d, err,
 			      sizeof(err)), FERRY_CONFIG);
 	cr_assert(strstr(err, "x:1:17: too many fields (limit 4)"), "%s", err);
-	cr_assert_eq(pb_parse("a: [1,2,3,4,5]", 14, "x", &lim, &d, err,
+	cr_assert_eq(pbtxt_parse("a: [1,2,3,4,5]", 14, "x", &lim, &d, err,
 			      sizeof(err)), FERRY_CONFIG);
 	cr_assert(strstr(err, "too many fields"), "%s", err);
 
-	cr_assert_eq(pb_parse("s: \"12345678\"", 13, "x", &lim, &d, err,
+	cr_assert_eq(pbtxt_parse("s: \"12345678\"", 13, "x", &lim, &d, err,
 			      sizeof(err)), 0);
-	pb_free(d);
-	cr_assert_eq(pb_parse("s: \"1234\" \"56789\"", 17, "x", &lim, &d, err,
+	pbtxt_free(d);
+	cr_assert_eq(pbtxt_parse("s: \"1234\" \"56789\"", 17, "x", &lim, &d, err,
 			      sizeof(err)), FERRY_CONFIG);
 	cr_assert(strstr(err, "string longer than 8 bytes"), "%s", err);
 }
@@ -319,10 +319,10 @@ Test(pbtxt, huge_input_parses_linearly)
 	size_t len = 0;
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)sprintf(s + len, "dims: %3zu\n", i % 1000);
-	struct pb_doc *d;
-	cr_assert_eq(pb_parse(s, len, "big", NULL, &d, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(pb_root(d)->nchildren, (int)n);
-	pb_free(d);
+	struct pbtxt_doc *d;
+	cr_assert_eq(pbtxt_parse(s, len, "big", NULL, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pbtxt_root(d)->nchildren, (int)n);
+	pbtxt_free(d);
 	free(s);
 }
 
@@ -341,11 +341,11 @@ Test(pbtxt, truncated_inputs_never_crash)
 		/* an exact-size heap copy, so ASan sees any over-read */
 		char *p = malloc(i ? i : 1);
 		memcpy(p, cfg, i);
-		struct pb_doc *d;
-		int rc = pb_parse(p, i, "trunc", NULL, &d, err, sizeof(err));
+		struct pbtxt_doc *d;
+		int rc = pbtxt_parse(p, i, "trunc", NULL, &d, err, sizeof(err));
 		cr_assert(rc == 0 || rc == FERRY_CONFIG, "prefix %zu: rc %d", i, rc);
 		if (rc == 0)
-			pb_free(d);
+			pbtxt_free(d);
 		else
 			cr_assert(!strncmp(err, "trunc:", 6), "%s", err);
 		free(p);
@@ -365,21 +365,21 @@ Test(pbtxt, random_bytes_never_crash)
 			p[i] = (r & 1) ? alphabet[(r >> 1) % (sizeof(alphabet) - 1)]
 				       : (char)(r >> 3);
 		}
-		struct pb_doc *d;
-		int rc = pb_parse(p, len, "rnd", NULL, &d, err, sizeof(err));
+		struct pbtxt_doc *d;
+		int rc = pbtxt_parse(p, len, "rnd", NULL, &d, err, sizeof(err));
 		cr_assert(rc == 0 || rc == FERRY_CONFIG);
-		pb_free(rc == 0 ? d : NULL);
+		pbtxt_free(rc == 0 ? d : NULL);
 		free(p);
 	}
 }
 
 Test(pbtxt, small_error_buffers)
 {
-	struct pb_doc *d;
+	struct pbtxt_doc *d;
 	char tiny[8];
 
-	cr_assert_eq(pb_parse("a: @", 4, "a-long-file-name", NULL, &d, tiny,
+	cr_assert_eq(pbtxt_parse("a: @", 4, "a-long-file-name", NULL, &d, tiny,
 			      sizeof(tiny)), FERRY_CONFIG);
 	cr_assert_eq(strlen(tiny), 7);
-	cr_assert_eq(pb_parse("a: @", 4, "f", NULL, &d, NULL, 0), FERRY_CONFIG);
+	cr_assert_eq(pbtxt_parse("a: @", 4, "f", NULL, &d, NULL, 0), FERRY_CONFIG);
 }

@@ -59,11 +59,11 @@ static void teardown(void)
 #define IO "input { name: \"I\" data_type: TYPE_FP32 dims: [ 4 ] }\n" \
 	   "output { name: \"O\" data_type: TYPE_FP32 dims: [ 4 ] }\n"
 
-static const struct rs_model *scan_one(struct rs_repo *r, const char *name)
+static const struct repo_model *scan_one(struct repo_tree *r, const char *name)
 {
-	int rc = rs_scan(root, r, NULL, NULL, err, sizeof(err));
+	int rc = repo_scan(root, r, NULL, NULL, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s", err);
-	const struct rs_model *m = rs_find(r, name);
+	const struct repo_model *m = repo_find(r, name);
 	cr_assert_not_null(m, "model %s not found", name);
 	return m;
 }
@@ -72,7 +72,7 @@ TestSuite(repo_scan, .init = setup, .fini = teardown);
 
 Test(repo_scan, latest_two_of_1_3_10)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
 	mkpath("m/1");
 	mkpath("m/3");
@@ -83,7 +83,7 @@ Test(repo_scan, latest_two_of_1_3_10)
 	put("m/20", "a file, not a version directory");
 	put("m/config.pbtxt", "version_policy { latest { num_versions: 2 } }\n" IO);
 
-	const struct rs_model *m = scan_one(&r, "m");
+	const struct repo_model *m = scan_one(&r, "m");
 	cr_assert_null(m->error, "%s", m->error);
 	cr_assert_eq(m->err, 0);
 	cr_assert_str_eq(m->cfg.name, "m");     /* from the directory */
@@ -92,43 +92,43 @@ Test(repo_scan, latest_two_of_1_3_10)
 	cr_assert_eq(m->versions[0], 3);
 	cr_assert_eq(m->versions[1], 10);
 	cr_assert(strstr(m->dir, "/m"));
-	rs_free(&r);
+	repo_free(&r);
 	cr_assert_eq(r.nmodels, 0);
 }
 
 Test(repo_scan, default_policy_is_latest_one)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
 	mkpath("m/2");
 	mkpath("m/9");
 	put("m/config.pbtxt", "name: \"m\"\n" IO);
-	const struct rs_model *m = scan_one(&r, "m");
+	const struct repo_model *m = scan_one(&r, "m");
 	cr_assert_eq(m->nversions, 1);
 	cr_assert_eq(m->versions[0], 9);
-	rs_free(&r);
+	repo_free(&r);
 }
 
 Test(repo_scan, all_versions_sorted)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
 	mkpath("m/10");
 	mkpath("m/1");
 	mkpath("m/3");
 	put("m/config.pbtxt", "version_policy { all { } }\n" IO);
-	const struct rs_model *m = scan_one(&r, "m");
+	const struct repo_model *m = scan_one(&r, "m");
 	cr_assert_null(m->error);
 	cr_assert_eq(m->nversions, 3);
 	cr_assert_eq(m->versions[0], 1);
 	cr_assert_eq(m->versions[1], 3);
 	cr_assert_eq(m->versions[2], 10);
-	rs_free(&r);
+	repo_free(&r);
 }
 
 Test(repo_scan, specific_versions)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
 	mkpath("ok/1");
 	mkpath("ok/3");
@@ -138,13 +138,13 @@ Test(repo_scan, specific_versions)
 	mkpath("missing/3");
 	put("missing/config.pbtxt", "version_policy { specific { versions: [1, 2] } }\n" IO);
 
-	const struct rs_model *m = scan_one(&r, "ok");
+	const struct repo_model *m = scan_one(&r, "ok");
 	cr_assert_null(m->error);
 	cr_assert_eq(m->nversions, 2);
 	cr_assert_eq(m->versions[0], 1);
 	cr_assert_eq(m->versions[1], 10);
 
-	m = rs_find(&r, "missing");
+	m = repo_find(&r, "missing");
 	cr_assert_not_null(m);
 	cr_assert_eq(m->err, FERRY_ENOENT);
 	cr_assert_not_null(m->error);
@@ -153,44 +153,44 @@ Test(repo_scan, specific_versions)
 	cr_assert_eq(m->nversions, 0);
 	cr_assert_null(m->versions);
 	cr_assert_null(m->cfg.name);            /* zeroed on error */
-	rs_free(&r);
+	repo_free(&r);
 }
 
 Test(repo_scan, no_version_directory)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
 	mkpath("m");
 	put("m/config.pbtxt", IO);
-	const struct rs_model *m = scan_one(&r, "m");
+	const struct repo_model *m = scan_one(&r, "m");
 	cr_assert_eq(m->err, FERRY_ENOENT);
 	cr_assert(strstr(m->error, "no version directory"), "%s", m->error);
-	rs_free(&r);
+	repo_free(&r);
 }
 
 Test(repo_scan, name_mismatch)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
 	mkpath("dirname/1");
 	put("dirname/config.pbtxt", "name: \"other\"\n" IO);
-	const struct rs_model *m = scan_one(&r, "dirname");
+	const struct repo_model *m = scan_one(&r, "dirname");
 	cr_assert_eq(m->err, FERRY_CONFIG);
 	cr_assert(strstr(m->error, "model name 'other' does not match its directory 'dirname'"),
 		  "%s", m->error);
 	cr_assert(strstr(m->error, "dirname/config.pbtxt: "), "%s", m->error);
-	rs_free(&r);
+	repo_free(&r);
 }
 
 Test(repo_scan, missing_config)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
 	mkpath("noconfig/1");
-	const struct rs_model *m = scan_one(&r, "noconfig");
+	const struct repo_model *m = scan_one(&r, "noconfig");
 	cr_assert_eq(m->err, FERRY_CONFIG);
 	cr_assert(strstr(m->error, "no config.pbtxt"), "%s", m->error);
-	rs_free(&r);
+	repo_free(&r);
 }
 
 static void count_warn(void *arg, const char *where, const char *msg)
@@ -201,7 +201,7 @@ static void count_warn(void *arg, const char *where, const char *msg)
 
 Test(repo_scan, one_bad_model_among_good_ones)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 	int nwarn = 0;
 
 	mkpath("a/1");
@@ -215,7 +215,7 @@ Test(repo_scan, one_bad_model_among_good_ones)
 	mkpath(".hidden/1");
 	put("README", "not a model");
 
-	int rc = rs_scan(root, &r, count_warn, &nwarn, err, sizeof(err));
+	int rc = repo_scan(root, &r, count_warn, &nwarn, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_eq(r.nmodels, 4);
 	cr_assert_str_eq(r.models[0].name, "a");
@@ -230,19 +230,19 @@ Test(repo_scan, one_bad_model_among_good_ones)
 	cr_assert_eq(r.models[2].versions[0], 2);
 	cr_assert_null(r.models[3].error);
 	cr_assert_eq(nwarn, 1);
-	cr_assert_null(rs_find(&r, ".hidden"));
-	cr_assert_null(rs_find(&r, "README"));
-	cr_assert_null(rs_find(&r, "zzz"));
-	rs_free(&r);
+	cr_assert_null(repo_find(&r, ".hidden"));
+	cr_assert_null(repo_find(&r, "README"));
+	cr_assert_null(repo_find(&r, "zzz"));
+	repo_free(&r);
 }
 
 Test(repo_scan, missing_repository)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 	char p[128];
 
 	snprintf(p, sizeof(p), "%s/nope", root);
-	cr_assert_eq(rs_scan(p, &r, NULL, NULL, err, sizeof(err)), FERRY_ENOENT);
+	cr_assert_eq(repo_scan(p, &r, NULL, NULL, err, sizeof(err)), FERRY_ENOENT);
 	cr_assert(strstr(err, "cannot open the model repository"), "%s", err);
 	cr_assert_eq(r.nmodels, 0);
 	cr_assert_null(r.models);
@@ -250,68 +250,68 @@ Test(repo_scan, missing_repository)
 
 Test(repo_scan, empty_repository)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 
-	cr_assert_eq(rs_scan(root, &r, NULL, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(repo_scan(root, &r, NULL, NULL, err, sizeof(err)), 0);
 	cr_assert_eq(r.nmodels, 0);
-	cr_assert_null(rs_find(&r, "x"));
-	rs_free(&r);
+	cr_assert_null(repo_find(&r, "x"));
+	repo_free(&r);
 }
 
 Test(repo_scan, scan_single_model)
 {
-	struct rs_model m;
+	struct repo_model m;
 
 	mkpath("one/4");
 	put("one/config.pbtxt", IO);
-	cr_assert_eq(rs_scan_model(root, "one", &m, NULL, NULL), 0);
+	cr_assert_eq(repo_scan_model(root, "one", &m, NULL, NULL), 0);
 	cr_assert_null(m.error);
 	cr_assert_eq(m.versions[0], 4);
-	rs_model_free(&m);
-	cr_assert_eq(rs_scan_model(root, "absent", &m, NULL, NULL), 0);
+	repo_model_free(&m);
+	cr_assert_eq(repo_scan_model(root, "absent", &m, NULL, NULL), 0);
 	cr_assert_not_null(m.error);
-	rs_model_free(&m);
+	repo_model_free(&m);
 	static const char *const names[] = { "", ".", "..", "../x", "a/b" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		cr_assert_eq(rs_scan_model(root, names[i], &m, NULL, NULL), 0);
+		cr_assert_eq(repo_scan_model(root, names[i], &m, NULL, NULL), 0);
 		cr_assert_eq(m.err, FERRY_EINVAL, "%s", names[i]);
 		cr_assert(strstr(m.error, "is not a valid model name"));
-		rs_model_free(&m);
+		repo_model_free(&m);
 	}
 }
 
 /* A FIFO as config.pbtxt is refused, not waited on. */
 Test(repo_scan, fifo_config_does_not_hang, .timeout = 10)
 {
-	struct rs_repo r;
+	struct repo_tree r;
 	char p[512];
 
 	mkpath("f/1");
 	snprintf(p, sizeof(p), "%s/f/config.pbtxt", root);
 	cr_assert_eq(mkfifo(p, 0644), 0);
-	const struct rs_model *m = scan_one(&r, "f");
+	const struct repo_model *m = scan_one(&r, "f");
 	cr_assert_eq(m->err, FERRY_CONFIG);
 	cr_assert(strstr(m->error, "not a regular file"), "%s", m->error);
-	rs_free(&r);
+	repo_free(&r);
 }
 
 Test(repo_scan, select_versions_directly)
 {
-	struct mc_version_policy vp = { MC_VP_LATEST, 5, 0, NULL };
+	struct modelcfg_version_policy vp = { MODELCFG_VP_LATEST, 5, 0, NULL };
 	int64_t avail[] = { 7, 2, 7, 5 };
 	int64_t *sel;
 	int n;
 
-	cr_assert_eq(rs_select_versions(&vp, avail, 4, &sel, &n, err, sizeof(err)), 0);
+	cr_assert_eq(repo_select_versions(&vp, avail, 4, &sel, &n, err, sizeof(err)), 0);
 	cr_assert_eq(n, 3);           /* fewer than asked: all of them */
 	cr_assert_eq(sel[0], 2);
 	cr_assert_eq(sel[2], 7);
 	free(sel);
-	cr_assert_eq(rs_select_versions(&vp, NULL, 0, &sel, &n, err, sizeof(err)),
+	cr_assert_eq(repo_select_versions(&vp, NULL, 0, &sel, &n, err, sizeof(err)),
 		     FERRY_ENOENT);
 	cr_assert_null(sel);
-	vp.kind = MC_VP_ALL;
-	cr_assert_eq(rs_select_versions(&vp, NULL, 0, &sel, &n, NULL, 0), FERRY_ENOENT);
+	vp.kind = MODELCFG_VP_ALL;
+	cr_assert_eq(repo_select_versions(&vp, NULL, 0, &sel, &n, NULL, 0), FERRY_ENOENT);
 }
 
 /* The quick start's repository must scan with no error and no warning. */
@@ -324,18 +324,18 @@ Test(repo_scan, examples_models_scan_cleanly)
 {
 	const char *top = getenv("FERRY_TOP_SRCDIR");
 	char p[1024];
-	struct rs_repo r;
+	struct repo_tree r;
 
 	if (!top)
 		cr_skip_test("FERRY_TOP_SRCDIR is not set (run through make check)");
 	snprintf(p, sizeof(p), "%s/examples/models", top);
-	cr_assert_eq(rs_scan(p, &r, no_warn, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(repo_scan(p, &r, no_warn, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_geq(r.nmodels, 3);
 	for (int i = 0; i < r.nmodels; i++)
 		cr_assert_null(r.models[i].error, "%s: %s", r.models[i].name,
 			       r.models[i].error);
 
-	const struct rs_model *m = rs_find(&r, "simple");
+	const struct repo_model *m = repo_find(&r, "simple");
 	cr_assert_not_null(m);
 	cr_assert_str_eq(m->cfg.backend, "add_sub");
 	cr_assert_eq(m->cfg.max_batch_size, 8);
@@ -347,7 +347,7 @@ Test(repo_scan, examples_models_scan_cleanly)
 	cr_assert_eq(m->nversions, 1);
 	cr_assert_eq(m->versions[0], 1);
 
-	m = rs_find(&r, "identity");
+	m = repo_find(&r, "identity");
 	cr_assert_not_null(m);
 	cr_assert_str_eq(m->cfg.backend, "identity");
 	cr_assert_eq(m->cfg.max_batch_size, 64);
@@ -355,9 +355,9 @@ Test(repo_scan, examples_models_scan_cleanly)
 	cr_assert_eq(m->cfg.outputs[0].dims[0], 256);
 	cr_assert(m->cfg.dynbatch.enabled);
 
-	m = rs_find(&r, "identity_bytes");
+	m = repo_find(&r, "identity_bytes");
 	cr_assert_not_null(m);
 	cr_assert_eq(m->cfg.inputs[0].dtype, FERRY_TYPE_BYTES);
 	cr_assert_eq(m->cfg.max_batch_size, 8);
-	rs_free(&r);
+	repo_free(&r);
 }

@@ -24,13 +24,13 @@ int fuzz_ctl(const uint8_t *data, size_t size);
 int fuzz_submit(const uint8_t *data, size_t size);
 
 /*
- * fm_shim.c: the model table session.c looks models up in, without
- * ferryd's repository scan.  fm_shim_set() installs n records (not
+ * models_shim.c: the model table session.c looks models up in, without
+ * ferryd's repository scan.  models_shim_set() installs n records (not
  * copied: they must outlive every lookup); a record's id must be
  * (1 << 16) | its index, as models.c numbers the first generation.
  */
-struct fmodel;
-void fm_shim_set(struct fmodel *models, int n);
+struct models_entry;
+void models_shim_set(struct models_entry *models, int n);
 
 /* An invariant of the code under test failed: a finding, not a skip. */
 #define FUZZ_CHECK(cond) do {						\

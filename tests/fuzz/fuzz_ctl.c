@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_ctl - bytes a client writes on ferryd's control socket, through the
- * framing reader (ctl_read, over a real socketpair, with SCM_RIGHTS
+ * framing reader (frame_read, over a real socketpair, with SCM_RIGHTS
  * descriptors when the input asks) and the protobuf-c decoder of
- * control.proto, dispatched the way ctl.c's ctl__on_conn does.
+ * control.proto, dispatched the way ctl.c's control__on_conn does.
  *
  * Input: byte 0 chooses how the stream is cut into writes (bits 0-5: the
  * chunk size - 1) and which descriptors ride on the first write (bit 6:
- * one eventfd, bit 7: CTL_MAX_FDS + 1 of them, which the reader must
+ * one eventfd, bit 7: FRAME_MAX_FDS + 1 of them, which the reader must
  * refuse).  The rest is the byte stream.
  *
  * Oracles, beyond the sanitizers: no descriptor leaks (the lowest free fd
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "proto/control.pb-c.h"
-#include "proto/ctl_frame.h"
+#include "proto/frame.h"
 #include "tests/fuzz/fuzz.h"
 
 static int fuzz_ctl__lowest_fd(void)
@@ -38,10 +38,10 @@ static int fuzz_ctl__lowest_fd(void)
 static void fuzz_ctl__send(int fd, const uint8_t *p, size_t len, int nfds)
 {
 	union {
-		char b[CMSG_SPACE(sizeof(int) * (CTL_MAX_FDS + 1))];
+		char b[CMSG_SPACE(sizeof(int) * (FRAME_MAX_FDS + 1))];
 		struct cmsghdr align;
 	} cbuf;
-	int fds[CTL_MAX_FDS + 1];
+	int fds[FRAME_MAX_FDS + 1];
 	struct iovec iov = { (void *)p, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
@@ -124,7 +124,7 @@ static void fuzz_ctl__roundtrip(const ProtobufCMessage *msg)
 	free(b);
 }
 
-/* What ctl__on_conn does with a frame, minus the broker's state. */
+/* What control__on_conn does with a frame, minus the broker's state. */
 static void fuzz_ctl__handle(const uint8_t *p, size_t len)
 {
 	char name[64];
@@ -158,19 +158,19 @@ static void fuzz_ctl__handle(const uint8_t *p, size_t len)
 
 int fuzz_ctl(const uint8_t *data, size_t size)
 {
-	struct ctl_reader rd;
+	struct frame_reader rd;
 	int sv[2];
 
 	if (size < 1)
 		return 0;
 	size_t chunk = (size_t)(data[0] & 63) + 1;
-	int nfds = data[0] & 0x80 ? CTL_MAX_FDS + 1 : (data[0] & 0x40 ? 1 : 0);
+	int nfds = data[0] & 0x80 ? FRAME_MAX_FDS + 1 : (data[0] & 0x40 ? 1 : 0);
 	data++;
 	size--;
 
 	int low = fuzz_ctl__lowest_fd();
 	FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-	ctl_reader_init(&rd);
+	frame_reader_init(&rd);
 	int ret = 0, frames = 0;
 	size_t off = 0;
 	bool eof = false;
@@ -185,12 +185,12 @@ int fuzz_ctl(const uint8_t *data, size_t size)
 		}
 		/* Read until the reader wants more bytes, as the loop does
 		 * on each readiness event. */
-		while ((ret = ctl_read(sv[1], &rd)) == 1) {
-			FUZZ_CHECK(rd.have >= 4 && rd.have - 4 <= CTL_MAX_FRAME);
-			FUZZ_CHECK(rd.nfds >= 0 && rd.nfds <= CTL_MAX_FDS);
-			fuzz_ctl__handle(ctl_payload(&rd), ctl_payload_len(&rd));
+		while ((ret = frame_read(sv[1], &rd)) == 1) {
+			FUZZ_CHECK(rd.have >= 4 && rd.have - 4 <= FRAME_MAX_LEN);
+			FUZZ_CHECK(rd.nfds >= 0 && rd.nfds <= FRAME_MAX_FDS);
+			fuzz_ctl__handle(frame_payload(&rd), frame_payload_len(&rd));
 			/* Descriptors not taken are closed by the reader. */
-			ctl_reader_next(&rd);
+			frame_reader_next(&rd);
 			frames++;
 		}
 		FUZZ_CHECK(ret <= 0);
@@ -198,7 +198,7 @@ int fuzz_ctl(const uint8_t *data, size_t size)
 		FUZZ_CHECK(!(eof && ret == 0));
 	}
 	FUZZ_CHECK(ret == -EPIPE || ret == -E2BIG || ret == -EPROTO);
-	ctl_reader_fini(&rd);
+	frame_reader_fini(&rd);
 	close(sv[0]);
 	close(sv[1]);
 	FUZZ_CHECK(fuzz_ctl__lowest_fd() == low);

@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		for (int i = 0; i < 2; i++)
-			if (mc_parse(CFGS[i], strlen(CFGS[i]), "fuzz", &cfgs[i], NULL, NULL, err,
+			if (modelcfg_parse(CFGS[i], strlen(CFGS[i]), "fuzz", &cfgs[i], NULL, NULL, err,
 				     sizeof(err)))
 				abort();
 		ready = 1;

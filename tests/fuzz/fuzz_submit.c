@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_submit - the broker's trust boundary end to end: a hostile client's
- * SQEs and arena bytes through the real session code (sess_poll: ring,
+ * SQEs and arena bytes through the real session code (session_poll: ring,
  * descriptor copy, index / offset / size checks), the real scheduler
  * (sched_submit: dtypes, shapes, byte counts, priorities, queue policies)
  * and the built-in identity / add_sub backends run inline, with the
  * completions drained from the CQ as a client would.  broker/session.c and
- * broker/sched.c are linked unchanged; tests/fuzz/fm_shim.c stands in for
+ * broker/sched.c are linked unchanged; tests/fuzz/models_shim.c stands in for
  * the model table.
  *
  * Input layout:
@@ -87,8 +87,8 @@ static const char *const fzs_configs[] = {
 #define FZS_NCFG (int)(sizeof(fzs_configs) / sizeof(fzs_configs[0]))
 
 static struct model_config fzs_cfg[FZS_NCFG];
-static struct fmodel fzs_models[FZS_NCFG + 1];
-static struct sess_limits fzs_lim = {
+static struct models_entry fzs_models[FZS_NCFG + 1];
+static struct session_limits fzs_lim = {
 	.arena_default = FZS_ARENA,
 	.arena_max = FZS_ARENA,
 	.depth_default = FZS_DEPTH,
@@ -107,8 +107,8 @@ static void fzs_init(void)
 	log_threshold = LOG_ERROR;
 	FUZZ_CHECK(be_registry_create(NULL, &reg) == 0);
 	for (int i = 0; i < FZS_NCFG; i++) {
-		struct fmodel *m = &fzs_models[i];
-		if (mc_parse(fzs_configs[i], strlen(fzs_configs[i]), "fuzz_submit",
+		struct models_entry *m = &fzs_models[i];
+		if (modelcfg_parse(fzs_configs[i], strlen(fzs_configs[i]), "fuzz_submit",
 			     &fzs_cfg[i], NULL, NULL, err, sizeof(err)) ||
 		    sched_model_create(&fzs_cfg[i], NULL, 1, reg, &m->sm, err, sizeof(err))) {
 			fprintf(stderr, "fuzz_submit: model %d: %s\n", i, err);
@@ -118,16 +118,16 @@ static void fzs_init(void)
 		m->name = fzs_cfg[i].name;
 		m->version = 1;
 		m->id = 1u << 16 | (uint32_t)i;
-		m->state = FM_READY;
+		m->state = MODELS_READY;
 		m->cfg = &fzs_cfg[i];
 		m->is_inline = true;
 	}
 	/* A model that failed to load: known id, no scheduler model. */
 	fzs_models[FZS_NCFG] = fzs_models[0];
 	fzs_models[FZS_NCFG].id = 1u << 16 | FZS_NCFG;
-	fzs_models[FZS_NCFG].state = FM_UNAVAILABLE;
+	fzs_models[FZS_NCFG].state = MODELS_UNAVAILABLE;
 	fzs_models[FZS_NCFG].sm = NULL;
-	fm_shim_set(fzs_models, FZS_NCFG + 1);
+	models_shim_set(fzs_models, FZS_NCFG + 1);
 	/* The models live until exit, as in ferryd; their memory is
 	 * reachable from the statics, so LeakSanitizer does not count it. */
 }
@@ -201,7 +201,7 @@ int fuzz_submit(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < nsqe; i++)
 		sqes[i].user_data = i;
 
-	FUZZ_CHECK(sess_create(&fzs_lim, 1, 1, 0, 0, &s, err, sizeof(err)) == 0);
+	FUZZ_CHECK(session_create(&fzs_lim, 1, 1, 0, 0, &s, err, sizeof(err)) == 0);
 	fshm_ring_init(&csq, s->seg.base, &s->seg.sq, true);
 	fshm_ring_init(&ccq, s->seg.base, &s->seg.cq, false);
 	memcpy(s->arena, data, size < s->arena_bytes ? size : s->arena_bytes);
@@ -224,7 +224,7 @@ int fuzz_submit(const uint8_t *data, size_t size)
 			if (n > 0)
 				sent += (unsigned)n;
 		}
-		int n = sess_poll(s);
+		int n = session_poll(s);
 		if (n < 0) {
 			/* Only a client that corrupts its own ring ends its
 			 * session; ferryd then closes it. */
@@ -257,7 +257,7 @@ int fuzz_submit(const uint8_t *data, size_t size)
 			}
 			FUZZ_CHECK(got == 0 || scribbled);
 		}
-		if (idle && sent == nsqe && !sess_has_work(s) && s->inflight == 0 &&
+		if (idle && sent == nsqe && !session_has_work(s) && s->inflight == 0 &&
 		    (!(flags & FZS_F_NO_READ) || round >= 4))
 			break;
 	}
@@ -272,7 +272,7 @@ int fuzz_submit(const uint8_t *data, size_t size)
 		FUZZ_CHECK(completed == polled);
 	}
 	FUZZ_CHECK(atomic_load(&s->refs) == 1);
-	sess_kill(s);
+	session_kill(s);
 	return 0;
 }
 

@@ -16,27 +16,27 @@ FERRY_BACKEND_DECLARE_VERSION
 
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_model_initialize(ferry_be_model *m)
 {
-	return onnx_be_ops.model_initialize(m);
+	return ox_be_ops.model_initialize(m);
 }
 
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_model_finalize(ferry_be_model *m)
 {
-	return onnx_be_ops.model_finalize(m);
+	return ox_be_ops.model_finalize(m);
 }
 
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_instance_initialize(ferry_be_instance *i)
 {
-	return onnx_be_ops.instance_initialize(i);
+	return ox_be_ops.instance_initialize(i);
 }
 
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_instance_finalize(ferry_be_instance *i)
 {
-	return onnx_be_ops.instance_finalize(i);
+	return ox_be_ops.instance_finalize(i);
 }
 
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_instance_execute(ferry_be_instance *i,
 							       ferry_be_request **reqs,
 							       uint32_t count)
 {
-	return onnx_be_ops.instance_execute(i, reqs, count);
+	return ox_be_ops.instance_execute(i, reqs, count);
 }

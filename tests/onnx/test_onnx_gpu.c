@@ -56,15 +56,15 @@ static int sh(const char *cmd)
 	return system(cmd);
 }
 
-/* onnx_pci_numa_node on a fake tree: node 1, node -1, no device, bad id. */
+/* ox_pci_numa_node on a fake tree: node 1, node -1, no device, bad id. */
 /* In a thread of its own, so the pin does not follow the other checks:
- * after onnx_pin_to_node(0) the thread may run on node 0's CPUs only. */
+ * after ox_pin_to_node(0) the thread may run on node 0's CPUs only. */
 static void *pin_thread(void *arg)
 {
 	struct bitmask *want = numa_allocate_cpumask(), *got = numa_allocate_cpumask();
 	int *rc = arg;
 
-	*rc = onnx_pin_to_node(0);
+	*rc = ox_pin_to_node(0);
 	if (*rc == 0 && (numa_node_to_cpus(0, want) || numa_sched_getaffinity(0, got) < 0 ||
 			 !numa_bitmask_equal(want, got)))
 		*rc = FERRY_EPROTO;
@@ -79,7 +79,7 @@ static void check_numa_pin(void)
 	int rc = 0;
 
 	checks++;
-	if (onnx_pin_to_node(-1) != FERRY_ENOENT || onnx_pin_to_node(1 << 20) != FERRY_ENOENT)
+	if (ox_pin_to_node(-1) != FERRY_ENOENT || ox_pin_to_node(1 << 20) != FERRY_ENOENT)
 		FAIL("onnx_pin_to_node accepted a node that does not exist");
 	if (pthread_create(&t, NULL, pin_thread, &rc) || pthread_join(t, NULL)) {
 		FAIL("pthread");
@@ -111,14 +111,14 @@ static void check_pci_numa(void)
 		return;
 	}
 	checks += 4;
-	if (onnx_pci_numa_node(root, "0000:3B:00.0") != 1)
+	if (ox_pci_numa_node(root, "0000:3B:00.0") != 1)
 		FAIL("upper-case bus id: node %d, expected 1",
-		     onnx_pci_numa_node(root, "0000:3B:00.0"));
-	if (onnx_pci_numa_node(root, "0000:05:00.0") != FERRY_ENOENT)
+		     ox_pci_numa_node(root, "0000:3B:00.0"));
+	if (ox_pci_numa_node(root, "0000:05:00.0") != FERRY_ENOENT)
 		FAIL("numa_node -1 must read as FERRY_ENOENT");
-	if (onnx_pci_numa_node(root, "0000:99:00.0") != FERRY_ENOENT)
+	if (ox_pci_numa_node(root, "0000:99:00.0") != FERRY_ENOENT)
 		FAIL("a missing device must read as FERRY_ENOENT");
-	if (onnx_pci_numa_node(root, "../../etc") != FERRY_EINVAL)
+	if (ox_pci_numa_node(root, "../../etc") != FERRY_EINVAL)
 		FAIL("a bus id with '/' must be refused");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	sh(cmd);
@@ -176,8 +176,8 @@ static void run_case(char *line, int dev)
 	int nw = 0, batch, nin, nout;
 	struct ox_model *m = NULL;
 	struct ox_ctx *cpu = NULL;
-	struct oxg_weights *gw = NULL;
-	struct oxg_ctx *g1 = NULL, *g0 = NULL;
+	struct ox_cuda_weights *gw = NULL;
+	struct ox_cuda_ctx *g1 = NULL, *g0 = NULL;
 	float *in[MAXIO] = { 0 }, *ref[MAXIO] = { 0 }, *cout[MAXIO] = { 0 };
 	float *gout[MAXIO] = { 0 };
 	size_t nel_in[MAXIO], nel_out[MAXIO], len;
@@ -218,21 +218,21 @@ static void run_case(char *line, int dev)
 		FAIL("%s: CPU run: %s", w[1], ferry_strerror(rc));
 		goto out;
 	}
-	if ((rc = oxg_weights_create(m, dev, &gw, err, sizeof(err))) ||
-	    (rc = oxg_ctx_create(m, gw, batch, 1, &g1, err, sizeof(err))) ||
-	    (rc = oxg_ctx_create(m, gw, batch, 0, &g0, err, sizeof(err)))) {
+	if ((rc = ox_cuda_weights_create(m, dev, &gw, err, sizeof(err))) ||
+	    (rc = ox_cuda_ctx_create(m, gw, batch, 1, &g1, err, sizeof(err))) ||
+	    (rc = ox_cuda_ctx_create(m, gw, batch, 0, &g0, err, sizeof(err)))) {
 		FAIL("%s: GPU setup: %s", w[1], err);
 		goto out;
 	}
 	/* graphs on: capture, then replay; graphs off */
 	for (int pass = 0; pass < 3; pass++) {
-		struct oxg_part p = { batch, (const float *const *)in, gout };
+		struct ox_cuda_part p = { batch, (const float *const *)in, gout };
 		const char *what = pass == 0 ? "graph capture" : pass == 1 ? "graph replay" :
 			"no graph";
 
 		for (int i = 0; i < nout; i++)
 			memset(gout[i], 0xff, nel_out[i] * sizeof(float));
-		rc = oxg_run(pass < 2 ? g1 : g0, 1, &p, NULL, NULL, err, sizeof(err));
+		rc = ox_cuda_run(pass < 2 ? g1 : g0, 1, &p, NULL, NULL, err, sizeof(err));
 		if (rc) {
 			FAIL("%s: GPU run (%s): %s", w[1], what, err);
 			goto out;
@@ -242,12 +242,12 @@ static void run_case(char *line, int dev)
 			    compare("GPU vs CPU", w[1], i, gout[i], cout[i], nel_out[i]))
 				goto out;
 	}
-	if (oxg_ctx_graphs(g1) != 1)
-		FAIL("%s: %d CUDA graphs captured, expected 1", w[1], oxg_ctx_graphs(g1));
+	if (ox_cuda_ctx_graphs(g1) != 1)
+		FAIL("%s: %d CUDA graphs captured, expected 1", w[1], ox_cuda_ctx_graphs(g1));
 	/* one-row parts, gathered by the copies (batched models only) */
 	if (batch > 1) {
 		struct ox_tensor_info ti;
-		struct oxg_part parts[16];
+		struct ox_cuda_part parts[16];
 		const float *pin[16][MAXIO];
 		float *pout[16][MAXIO];
 		bool batched = true;
@@ -267,10 +267,10 @@ static void run_case(char *line, int dev)
 				pin[b][i] = in[i] + nel_in[i] / (size_t)batch * (size_t)b;
 			for (int i = 0; i < nout; i++)
 				pout[b][i] = gout[i] + nel_out[i] / (size_t)batch * (size_t)b;
-			parts[b] = (struct oxg_part){ 1, pin[b], pout[b] };
+			parts[b] = (struct ox_cuda_part){ 1, pin[b], pout[b] };
 		}
 		checks++;
-		rc = oxg_run(g1, batch, parts, NULL, NULL, err, sizeof(err));
+		rc = ox_cuda_run(g1, batch, parts, NULL, NULL, err, sizeof(err));
 		if (rc) {
 			FAIL("%s: GPU parts run: %s", w[1], err);
 			goto out;
@@ -280,9 +280,9 @@ static void run_case(char *line, int dev)
 				goto out;
 	}
 out:
-	oxg_ctx_free(g1);
-	oxg_ctx_free(g0);
-	oxg_weights_free(gw);
+	ox_cuda_ctx_free(g1);
+	ox_cuda_ctx_free(g0);
+	ox_cuda_weights_free(gw);
 	ox_ctx_free(cpu);
 	ox_model_free(m);
 	for (int i = 0; i < MAXIO; i++) {
@@ -315,7 +315,7 @@ static void check_arena(int dev)
 		FAIL("mmap");
 		return;
 	}
-	if (onnx_gpu_register_arena(base, bytes)) {
+	if (ox_gpu_register_arena(base, bytes)) {
 		FAIL("onnx_gpu_register_arena refused a memfd mapping");
 		munmap(base, bytes);
 		return;
@@ -325,8 +325,8 @@ static void check_arena(int dev)
 	f = fopen(path, "r");
 	while (f && getline(&line, &cap, f) > 0) {
 		struct ox_model *m = NULL;
-		struct oxg_weights *gw = NULL;
-		struct oxg_ctx *g = NULL;
+		struct ox_cuda_weights *gw = NULL;
+		struct ox_cuda_ctx *g = NULL;
 		float *x, *ref;
 		size_t xlen = 0, rlen = 0;
 		void *buf;
@@ -339,23 +339,23 @@ static void check_arena(int dev)
 		if (!buf || !x || !ref || xlen < 7 * 16 * sizeof(float) ||
 		    rlen < 7 * 5 * sizeof(float) ||
 		    ox_model_load(buf, len, &m, err, sizeof(err)) ||
-		    oxg_weights_create(m, dev, &gw, err, sizeof(err)) ||
-		    oxg_ctx_create(m, gw, 7, 1, &g, err, sizeof(err))) {
+		    ox_cuda_weights_create(m, dev, &gw, err, sizeof(err)) ||
+		    ox_cuda_ctx_create(m, gw, 7, 1, &g, err, sizeof(err))) {
 			FAIL("arena: MLP setup: %s", err);
 		} else {
 			float *ax = (float *)(base + 4096), *ay = (float *)(base + (1u << 20));
 			float *outs[1] = { ay };
 			const float *ins[1] = { ax };
-			struct oxg_part p = { 7, ins, outs };
+			struct ox_cuda_part p = { 7, ins, outs };
 
 			memcpy(ax, x, 7 * 16 * sizeof(float));
-			if (oxg_run(g, 1, &p, NULL, NULL, err, sizeof(err)))
+			if (ox_cuda_run(g, 1, &p, NULL, NULL, err, sizeof(err)))
 				FAIL("arena: run: %s", err);
 			else
 				compare("registered arena", "mlp", 0, ay, ref, 7 * 5);
 		}
-		oxg_ctx_free(g);
-		oxg_weights_free(gw);
+		ox_cuda_ctx_free(g);
+		ox_cuda_weights_free(gw);
 		ox_model_free(m);
 		free(buf);
 		free(x);
@@ -365,9 +365,9 @@ static void check_arena(int dev)
 	if (f)
 		fclose(f);
 	free(line);
-	if (onnx_gpu_unregister_arena(base))
+	if (ox_gpu_unregister_arena(base))
 		FAIL("onnx_gpu_unregister_arena failed");
-	if (onnx_gpu_unregister_arena(base) == 0)
+	if (ox_gpu_unregister_arena(base) == 0)
 		FAIL("a second unregister must fail");
 	munmap(base, bytes);
 }
@@ -399,7 +399,7 @@ static int gpu_main(void)
 	fclose(f);
 	check_arena(0);
 	checks++;
-	node = onnx_gpu_numa_node(0);
+	node = ox_gpu_numa_node(0);
 	if (node < 0 && node != FERRY_ENOENT)
 		FAIL("onnx_gpu_numa_node(0): %s", ferry_strerror(node));
 	printf("GPU 0: NUMA node %d%s\n", node, node == FERRY_ENOENT ? " (none reported)" : "");
@@ -419,7 +419,7 @@ int main(void)
 		return 1;
 	}
 #ifdef HAVE_CUDA
-	if (onnx_gpu_device_count() < 1) {
+	if (ox_gpu_device_count() < 1) {
 		printf("SKIP: cudaGetDeviceCount finds no CUDA device (PCI NUMA lookup: ok)\n");
 		return 77;
 	}

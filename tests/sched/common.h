@@ -25,10 +25,10 @@
 
 struct tcfg {
 	struct model_config cfg;
-	struct mc_tensor in[T_MAX], out[T_MAX];
-	struct mc_instance_group grp[4];
-	struct mc_param params[8];
-	struct mc_prio_policy prio[4];
+	struct modelcfg_tensor in[T_MAX], out[T_MAX];
+	struct modelcfg_instance_group grp[4];
+	struct modelcfg_param params[8];
+	struct modelcfg_prio_policy prio[4];
 };
 
 static inline void tcfg_init(struct tcfg *t, const char *name, const char *backend, int mbs)
@@ -50,7 +50,7 @@ static inline void tcfg_init(struct tcfg *t, const char *name, const char *backe
 static inline void tcfg_tensor(struct tcfg *t, bool output, const char *name, ferry_dtype dt,
 			       int ndims, const int64_t *dims)
 {
-	struct mc_tensor *x = output ? &t->out[t->cfg.noutputs++] : &t->in[t->cfg.ninputs++];
+	struct modelcfg_tensor *x = output ? &t->out[t->cfg.noutputs++] : &t->in[t->cfg.ninputs++];
 
 	x->name = (char *)name;
 	x->dtype = dt;
@@ -58,9 +58,9 @@ static inline void tcfg_tensor(struct tcfg *t, bool output, const char *name, fe
 	memcpy(x->dims, dims, (size_t)ndims * sizeof(int64_t));
 }
 
-static inline void tcfg_group(struct tcfg *t, int count, enum mc_kind kind)
+static inline void tcfg_group(struct tcfg *t, int count, enum modelcfg_kind kind)
 {
-	struct mc_instance_group *g = &t->grp[t->cfg.ngroups++];
+	struct modelcfg_instance_group *g = &t->grp[t->cfg.ngroups++];
 	g->name = (char *)"group";
 	g->count = count;
 	g->kind = kind;

@@ -420,7 +420,7 @@ Test(sched, max_batch_size_never_exceeded_and_no_cross_talk)
 	struct tcfg t;
 	rec_cfg(&t, 4);
 	dyn(&t, 2000);
-	tcfg_group(&t, 2, MC_KIND_CPU);
+	tcfg_group(&t, 2, MODELCFG_KIND_CPU);
 	struct sched_model *m = load(&t);
 	run_submitters(m, 4, 150);
 	uint64_t inferred = 0;
@@ -446,7 +446,7 @@ Test(sched, many_submitters_inline_no_cross_talk)
 	rec_cfg(&t, 8);
 	dyn(&t, 500);
 	tcfg_param(&t, "light", "1");
-	tcfg_group(&t, 2, MC_KIND_CPU);
+	tcfg_group(&t, 2, MODELCFG_KIND_CPU);
 	struct sched_model *m = load(&t);
 	cr_assert(sched_is_inline(m));
 	/* treq_wait polls inline, from this thread; submitters only submit. */
@@ -469,7 +469,7 @@ Test(sched, preserve_ordering)
 	rec_cfg(&t, 1);
 	dyn(&t, 0);
 	t.cfg.dynbatch.preserve_ordering = true;
-	tcfg_group(&t, 3, MC_KIND_CPU);
+	tcfg_group(&t, 3, MODELCFG_KIND_CPU);
 	struct sched_model *m = load(&t);
 	struct rreq q[9];
 	for (int i = 0; i < 9; i++) {
@@ -560,7 +560,7 @@ Test(sched, timeout_reject)
 	rec_cfg(&t, 1);
 	dyn(&t, 0);
 	t.cfg.dynbatch.default_policy.default_timeout_us = 20000;
-	t.cfg.dynbatch.default_policy.timeout_action = MC_TIMEOUT_REJECT;
+	t.cfg.dynbatch.default_policy.timeout_action = MODELCFG_TIMEOUT_REJECT;
 	struct sched_model *m = load(&t);
 	struct rreq g, q;
 	rreq_init(&g, m, GATE, 1);
@@ -588,7 +588,7 @@ Test(sched, timeout_delay_lets_others_go_first)
 	rec_cfg(&t, 1);
 	dyn(&t, 0);
 	t.cfg.dynbatch.default_policy.default_timeout_us = 20000;
-	t.cfg.dynbatch.default_policy.timeout_action = MC_TIMEOUT_DELAY;
+	t.cfg.dynbatch.default_policy.timeout_action = MODELCFG_TIMEOUT_DELAY;
 	struct sched_model *m = load(&t);
 	struct rreq g, a, b;
 	rreq_init(&g, m, GATE, 1);
@@ -667,8 +667,8 @@ Test(sched, instance_count_gives_concurrent_executions)
 {
 	struct tcfg t;
 	rec_cfg(&t, 0);
-	tcfg_group(&t, 2, MC_KIND_CPU);
-	tcfg_group(&t, 1, MC_KIND_AUTO);
+	tcfg_group(&t, 2, MODELCFG_KIND_CPU);
+	tcfg_group(&t, 1, MODELCFG_KIND_AUTO);
 	struct sched_model *m = load(&t);
 	cr_assert_eq(sched_model_instance_count(m), 3);
 	R.want_concurrent = 3;

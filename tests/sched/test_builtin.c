@@ -319,7 +319,7 @@ Test(builtin, kind_gpu_without_cuda_fails_clearly)
 	tcfg_init(&t, "id", "identity", 0);
 	tcfg_tensor(&t, false, "X", FERRY_TYPE_FP32, 1, D(1));
 	tcfg_tensor(&t, true, "Y", FERRY_TYPE_FP32, 1, D(1));
-	tcfg_group(&t, 1, MC_KIND_GPU);
+	tcfg_group(&t, 1, MODELCFG_KIND_GPU);
 	expect_load_error(&t, FERRY_CONFIG, "KIND_GPU");
 }
 
@@ -339,7 +339,7 @@ Test(builtin, bad_scheduling_config)
 	expect_load_error(&t, FERRY_CONFIG, "default_priority_level");
 	t.cfg.dynbatch.priority_levels = 0;
 	t.cfg.dynbatch.default_priority_level = 0;
-	tcfg_group(&t, -1, MC_KIND_CPU);
+	tcfg_group(&t, -1, MODELCFG_KIND_CPU);
 	expect_load_error(&t, FERRY_CONFIG, "count -1");
 	t.grp[0].count = 1;
 	tcfg_init(&t, "id", "identity", 0);

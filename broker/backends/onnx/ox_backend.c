@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onnx_backend.c - the built-in "onnx" backend (see onnx_backend.h)
+ * ox_backend.c - the built-in "onnx" backend (see onnx_backend.h)
  */
 #include "config.h"
 
@@ -36,7 +36,7 @@
  * Per model version; written by model_initialize, then read-only except
  * gpu[], which instance_initialize fills under lock.
  */
-struct onnx_model {
+struct ox__model {
 	struct ox_model *ox;
 	int rows;		/* rows a context must hold: max_batch_size,
 				 * or the fixed first dimension when 0 */
@@ -50,26 +50,26 @@ struct onnx_model {
 	int inline_run;		/* parameter ferry_inline: executed by the
 				 * broker's polling thread */
 	pthread_mutex_t lock;	/* guards gpu[] */
-	void *gpu[ONNX_MAX_DEV];	/* struct oxg_weights *, per device */
+	void *gpu[ONNX_MAX_DEV];	/* struct ox_cuda_weights *, per device */
 };
 
 /* Per instance; used by its own thread only. */
-struct onnx_inst {
+struct ox__inst {
 	struct ox_ctx *ctx;	/* CPU */
-	void *gctx;		/* struct oxg_ctx * (GPU) */
+	void *gctx;		/* struct ox_cuda_ctx * (GPU) */
 	float **gin;		/* CPU: per input, rows x in_row (gather) */
 	float **gout;		/* CPU: per output, rows x out_row */
 	const float **inp;	/* CPU: ox_run's input table */
 	float **outp;		/* CPU: ox_run's output table */
 	uint32_t *row0;		/* CPU: each request's first row */
 	/* GPU: the parts of a batch and their pointer tables */
-	void *parts;		/* struct oxg_part[rows] */
+	void *parts;		/* struct ox_cuda_part[rows] */
 	const float **pin;	/* [rows * nin] */
 	float **pout;		/* [rows * nout] */
 	int pinned;		/* GPU: the NUMA placement was tried */
 };
 
-static uint64_t onnx_now(void)
+static uint64_t ox__now(void)
 {
 	struct timespec ts;
 
@@ -77,7 +77,7 @@ static uint64_t onnx_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static const char *onnx_dims_str(char *buf, size_t len, const int64_t *d,
+static const char *ox__dims_str(char *buf, size_t len, const int64_t *d,
 				 int n)
 {
 	size_t at = 0;
@@ -94,13 +94,13 @@ static const char *onnx_dims_str(char *buf, size_t len, const int64_t *d,
 /* ---------------------------------------------------------------------- */
 /* model */
 
-static void onnx_model_free(struct onnx_model *om)
+static void ox__model_free(struct ox__model *om)
 {
 	if (!om)
 		return;
 #ifdef HAVE_CUDA
 	for (int d = 0; d < ONNX_MAX_DEV; d++)
-		oxg_weights_free(om->gpu[d]);
+		ox_cuda_weights_free(om->gpu[d]);
 #endif
 	ox_model_free(om->ox);
 	free(om->in_cfg);
@@ -111,7 +111,7 @@ static void onnx_model_free(struct onnx_model *om)
 	free(om);
 }
 
-static ferry_be_error *onnx_read(const char *path, void **buf, size_t *len)
+static ferry_be_error *ox__read(const char *path, void **buf, size_t *len)
 {
 	/* O_NONBLOCK: a FIFO in the repository must not hang the load; only
 	 * a regular file is read, by the size fstat gives */
@@ -159,7 +159,7 @@ static ferry_be_error *onnx_read(const char *path, void **buf, size_t *len)
  * fixed batch (max_batch_size 0 with a batched model): updated from the
  * first tensor, then every tensor must agree.
  */
-static ferry_be_error *onnx_check_tensor(const ferry_be_model *m, const char *kind,
+static ferry_be_error *ox__check_tensor(const ferry_be_model *m, const char *kind,
 					 const char *name, ferry_dtype dt,
 					 const int64_t *dims, int nd,
 					 const struct ox_tensor_info *t, int *fixed)
@@ -178,7 +178,7 @@ static ferry_be_error *onnx_check_tensor(const ferry_be_model *m, const char *ki
 		return ferry_be_error_new(FERRY_CONFIG, "%s '%s' has no batch "
 					  "dimension in model.onnx (shape %s); max_batch_size "
 					  "%d needs one (a symbolic first dimension)", kind, name,
-					  onnx_dims_str(s1, sizeof(s1), t->dims, t->rank),
+					  ox__dims_str(s1, sizeof(s1), t->dims, t->rank),
 					  ferry_be_model_max_batch_size(m));
 	for (int i = batching ? 1 : 0; i < t->rank; i++)
 		want[nw++] = t->dims[i];
@@ -203,13 +203,13 @@ static ferry_be_error *onnx_check_tensor(const ferry_be_model *m, const char *ki
 	if (nd != nw || memcmp(dims, want, (size_t)nw * sizeof(int64_t)))
 		return ferry_be_error_new(FERRY_CONFIG, "%s '%s' has dims %s "
 					  "in config.pbtxt, model.onnx has %s%s", kind,
-					  name, onnx_dims_str(s1, sizeof(s1), dims, nd),
-					  onnx_dims_str(s2, sizeof(s2), want, nw),
+					  name, ox__dims_str(s1, sizeof(s1), dims, nd),
+					  ox__dims_str(s2, sizeof(s2), want, nw),
 					  batching ? " (without the batch dimension)" : "");
 	return NULL;
 }
 
-static ferry_be_error *onnx_check_io(ferry_be_model *m, struct onnx_model *om)
+static ferry_be_error *ox__check_io(ferry_be_model *m, struct ox__model *om)
 {
 	const struct ox_model *ox = om->ox;
 	uint32_t cin = ferry_be_model_input_count(m);
@@ -257,7 +257,7 @@ static ferry_be_error *onnx_check_io(ferry_be_model *m, struct onnx_model *om)
 			return ferry_be_error_new(FERRY_CONFIG, "config %s '%s' "
 						  "is not an %s of model.onnx (it has %s)", kind, name, kind, list);
 		}
-		e = onnx_check_tensor(m, kind, name, dt, dims, nd, &t, &fixed);
+		e = ox__check_tensor(m, kind, name, dt, dims, nd, &t, &fixed);
 		if (e)
 			return e;
 		if (out) {
@@ -292,7 +292,7 @@ static ferry_be_error *onnx_check_io(ferry_be_model *m, struct onnx_model *om)
 	return NULL;
 }
 
-static ferry_be_error *onnx_params(ferry_be_model *m, struct onnx_model *om)
+static ferry_be_error *ox__params(ferry_be_model *m, struct ox__model *om)
 {
 	const char *v = ferry_be_model_parameter_by_name(m, "intra_op_thread_count");
 
@@ -336,12 +336,12 @@ static ferry_be_error *onnx_params(ferry_be_model *m, struct onnx_model *om)
 	return NULL;
 }
 
-static ferry_be_error *onnx_model_init(ferry_be_model *m)
+static ferry_be_error *ox__model_init(ferry_be_model *m)
 {
 	char path[4096], err[2048];
 	void *buf = NULL;
 	size_t len = 0;
-	struct onnx_model *om;
+	struct ox__model *om;
 	ferry_be_error *e;
 	int rc;
 
@@ -352,7 +352,7 @@ static ferry_be_error *onnx_model_init(ferry_be_model *m)
 		return ferry_be_error_new(FERRY_ENOMEM, "out of memory");
 	pthread_mutex_init(&om->lock, NULL);
 	om->batching = ferry_be_model_max_batch_size(m) > 0;
-	if ((e = onnx_read(path, &buf, &len)))
+	if ((e = ox__read(path, &buf, &len)))
 		goto fail;
 	err[0] = '\0';
 	rc = ox_model_load(buf, len, &om->ox, err, sizeof(err));
@@ -371,7 +371,7 @@ static ferry_be_error *onnx_model_init(ferry_be_model *m)
 		e = ferry_be_error_new(FERRY_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if ((e = onnx_check_io(m, om)) || (e = onnx_params(m, om)))
+	if ((e = ox__check_io(m, om)) || (e = ox__params(m, om)))
 		goto fail;
 	if (om->inline_run &&
 	    (e = ferry_be_model_set_property(m, FERRY_BE_MODEL_PROP_LIGHT, 1)))
@@ -386,13 +386,13 @@ static ferry_be_error *onnx_model_init(ferry_be_model *m)
 	ferry_be_model_set_state(m, om);
 	return NULL;
 fail:
-	onnx_model_free(om);
+	ox__model_free(om);
 	return e;
 }
 
-static ferry_be_error *onnx_model_fini(ferry_be_model *m)
+static ferry_be_error *ox__model_fini(ferry_be_model *m)
 {
-	onnx_model_free(ferry_be_model_state(m));
+	ox__model_free(ferry_be_model_state(m));
 	ferry_be_model_set_state(m, NULL);
 	return NULL;
 }
@@ -400,13 +400,13 @@ static ferry_be_error *onnx_model_fini(ferry_be_model *m)
 /* ---------------------------------------------------------------------- */
 /* instances */
 
-static void onnx_inst_free(const struct onnx_model *om, struct onnx_inst *in)
+static void ox__inst_free(const struct ox__model *om, struct ox__inst *in)
 {
 	if (!in)
 		return;
 	ox_ctx_free(in->ctx);
 #ifdef HAVE_CUDA
-	oxg_ctx_free(in->gctx);
+	ox_cuda_ctx_free(in->gctx);
 #endif
 	for (int g = 0; in->gin && g < om->nin; g++)
 		free(in->gin[g]);
@@ -423,8 +423,8 @@ static void onnx_inst_free(const struct onnx_model *om, struct onnx_inst *in)
 	free(in);
 }
 
-static ferry_be_error *onnx_inst_gpu(ferry_be_instance *i, struct onnx_model *om,
-				     struct onnx_inst *in)
+static ferry_be_error *ox__inst_gpu(ferry_be_instance *i, struct ox__model *om,
+				     struct ox__inst *in)
 {
 	int dev = ferry_be_instance_device_id(i);
 #ifdef HAVE_CUDA
@@ -437,18 +437,18 @@ static ferry_be_error *onnx_inst_gpu(ferry_be_instance *i, struct onnx_model *om
 					  dev, ONNX_MAX_DEV - 1);
 	/* weights once per device, shared by that device's instances */
 	pthread_mutex_lock(&om->lock);
-	rc = om->gpu[dev] ? 0 : oxg_weights_create(om->ox, dev,
-					(struct oxg_weights **)&om->gpu[dev],
+	rc = om->gpu[dev] ? 0 : ox_cuda_weights_create(om->ox, dev,
+					(struct ox_cuda_weights **)&om->gpu[dev],
 					err, sizeof(err));
 	pthread_mutex_unlock(&om->lock);
 	if (!rc)
-		rc = oxg_ctx_create(om->ox, om->gpu[dev], rows, om->graphs,
-				    (struct oxg_ctx **)&in->gctx, err, sizeof(err));
+		rc = ox_cuda_ctx_create(om->ox, om->gpu[dev], rows, om->graphs,
+				    (struct ox_cuda_ctx **)&in->gctx, err, sizeof(err));
 	if (rc)
 		return ferry_be_error_new(rc, "model '%s': GPU %d: %s",
 					  ferry_be_model_name(ferry_be_instance_model(i)),
 					  dev, err[0] ? err : ferry_strerror(rc));
-	in->parts = calloc((size_t)rows, sizeof(struct oxg_part));
+	in->parts = calloc((size_t)rows, sizeof(struct ox_cuda_part));
 	in->pin = calloc((size_t)rows * (size_t)(om->nin + 1), sizeof(*in->pin));
 	in->pout = calloc((size_t)rows * (size_t)(om->nout + 1), sizeof(*in->pout));
 	if (!in->parts || !in->pin || !in->pout)
@@ -461,8 +461,8 @@ static ferry_be_error *onnx_inst_gpu(ferry_be_instance *i, struct onnx_model *om
 #endif
 }
 
-static ferry_be_error *onnx_inst_cpu(ferry_be_instance *i, struct onnx_model *om,
-				     struct onnx_inst *in)
+static ferry_be_error *ox__inst_cpu(ferry_be_instance *i, struct ox__model *om,
+				     struct ox__inst *in)
 {
 	int rc = ox_ctx_create(om->ox, om->rows, &in->ctx);
 	size_t rows = (size_t)om->rows;
@@ -489,10 +489,10 @@ static ferry_be_error *onnx_inst_cpu(ferry_be_instance *i, struct onnx_model *om
 	return NULL;
 }
 
-static ferry_be_error *onnx_inst_init(ferry_be_instance *i)
+static ferry_be_error *ox__inst_init(ferry_be_instance *i)
 {
-	struct onnx_model *om = ferry_be_model_state(ferry_be_instance_model(i));
-	struct onnx_inst *in = calloc(1, sizeof(*in));
+	struct ox__model *om = ferry_be_model_state(ferry_be_instance_model(i));
+	struct ox__inst *in = calloc(1, sizeof(*in));
 	ferry_be_error *e;
 
 	if (!in)
@@ -501,22 +501,22 @@ static ferry_be_error *onnx_inst_init(ferry_be_instance *i)
 		e = ferry_be_error_new(FERRY_CONFIG, "parameter ferry_inline runs the model "
 				       "on the polling thread: KIND_CPU instances only");
 	else if (ferry_be_instance_kind_of(i) == FERRY_BE_INSTANCE_GPU)
-		e = onnx_inst_gpu(i, om, in);
+		e = ox__inst_gpu(i, om, in);
 	else
-		e = onnx_inst_cpu(i, om, in);
+		e = ox__inst_cpu(i, om, in);
 	if (e) {
-		onnx_inst_free(om, in);
+		ox__inst_free(om, in);
 		return e;
 	}
 	ferry_be_instance_set_state(i, in);
 	return NULL;
 }
 
-static ferry_be_error *onnx_inst_fini(ferry_be_instance *i)
+static ferry_be_error *ox__inst_fini(ferry_be_instance *i)
 {
-	struct onnx_model *om = ferry_be_model_state(ferry_be_instance_model(i));
+	struct ox__model *om = ferry_be_model_state(ferry_be_instance_model(i));
 
-	onnx_inst_free(om, ferry_be_instance_state(i));
+	ox__inst_free(om, ferry_be_instance_state(i));
 	ferry_be_instance_set_state(i, NULL);
 	return NULL;
 }
@@ -527,11 +527,11 @@ static ferry_be_error *onnx_inst_fini(ferry_be_instance *i)
 /*
  * Fetch request r's inputs into in[] (graph order), checking sizes; its
  * row count into *rows.  The scheduler has checked shapes against the
- * config, which onnx_check_io matched to the model; the sizes are checked
+ * config, which ox__check_io matched to the model; the sizes are checked
  * again because the bytes come from a client.
  */
 /* Where the client's tensor lies: CUDA memory only for GPU instances. */
-static ferry_be_error *onnx_where(ferry_be_request *r, bool input, uint32_t ci,
+static ferry_be_error *ox__where(ferry_be_request *r, bool input, uint32_t ci,
 				  const char *name, bool gpu)
 {
 	ferry_be_memory mt = FERRY_BE_MEMORY_CPU;
@@ -547,7 +547,7 @@ static ferry_be_error *onnx_where(ferry_be_request *r, bool input, uint32_t ci,
 	return NULL;
 }
 
-static ferry_be_error *onnx_inputs(const struct onnx_model *om, ferry_be_request *r,
+static ferry_be_error *ox__inputs(const struct ox__model *om, ferry_be_request *r,
 				   const float **in, uint32_t *rows, bool gpu)
 {
 	uint32_t b = om->batching ? ferry_be_request_batch_size(r) : (uint32_t)om->rows;
@@ -562,7 +562,7 @@ static ferry_be_error *onnx_inputs(const struct onnx_model *om, ferry_be_request
 		ferry_be_error *e = ferry_be_request_input(r, (uint32_t)om->in_cfg[g], &name,
 							   NULL, NULL, NULL, &data, &bytes);
 
-		if (e || (e = onnx_where(r, true, (uint32_t)om->in_cfg[g], name, gpu)))
+		if (e || (e = ox__where(r, true, (uint32_t)om->in_cfg[g], name, gpu)))
 			return e;
 		if (bytes != (uint64_t)b * om->in_row[g] * sizeof(float))
 			return ferry_be_error_new(FERRY_SHAPE, "input '%s' holds %llu bytes, "
@@ -580,7 +580,7 @@ static ferry_be_error *onnx_inputs(const struct onnx_model *om, ferry_be_request
  * Where request r's output g goes: the client's buffer when it asked for
  * it (shaped for @rows), else NULL.
  */
-static ferry_be_error *onnx_output(const ferry_be_model *m, const struct onnx_model *om,
+static ferry_be_error *ox__output(const ferry_be_model *m, const struct ox__model *om,
 				   ferry_be_request *r, int g, uint32_t rows, float **dst,
 				   bool gpu)
 {
@@ -600,7 +600,7 @@ static ferry_be_error *onnx_output(const ferry_be_model *m, const struct onnx_mo
 	if (!ferry_be_request_output_requested(r, ci))
 		return NULL;
 	if ((e = ferry_be_model_output(m, ci, &name, NULL, &dims, &nd)) ||
-	    (e = onnx_where(r, false, ci, name, gpu)))
+	    (e = ox__where(r, false, ci, name, gpu)))
 		return e;
 	if (nd > OX_MAX_RANK)
 		return ferry_be_error_new(FERRY_SHAPE, "output %u has %d dims", ci, nd);
@@ -613,8 +613,8 @@ static ferry_be_error *onnx_output(const ferry_be_model *m, const struct onnx_mo
 }
 
 /* One request, in place: inputs and outputs are the client's buffers. */
-static ferry_be_error *onnx_exec_one(ferry_be_instance *i, const struct onnx_model *om,
-				     struct onnx_inst *in, ferry_be_request *r)
+static ferry_be_error *ox__exec_one(ferry_be_instance *i, const struct ox__model *om,
+				     struct ox__inst *in, ferry_be_request *r)
 {
 	const ferry_be_model *m = ferry_be_instance_model(i);
 	uint32_t rows;
@@ -622,25 +622,25 @@ static ferry_be_error *onnx_exec_one(ferry_be_instance *i, const struct onnx_mod
 	uint64_t t_in;
 	int rc;
 
-	if ((e = onnx_inputs(om, r, in->inp, &rows, false)))
+	if ((e = ox__inputs(om, r, in->inp, &rows, false)))
 		return e;
 	for (int g = 0; g < om->nout; g++) {
-		if ((e = onnx_output(m, om, r, g, rows, &in->outp[g], false)))
+		if ((e = ox__output(m, om, r, g, rows, &in->outp[g], false)))
 			return e;
 		if (!in->outp[g])
 			in->outp[g] = in->gout[g];
 	}
-	t_in = onnx_now();
+	t_in = ox__now();
 	rc = ox_run(in->ctx, (int)rows, in->inp, in->outp);
 	if (rc)
 		return ferry_be_error_new(rc, "executor: %s", ferry_strerror(rc));
-	ferry_be_instance_report_compute(i, t_in, onnx_now());
+	ferry_be_instance_report_compute(i, t_in, ox__now());
 	return NULL;
 }
 
 /* Several requests: gather, one run, scatter. */
-static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_model *om,
-				     struct onnx_inst *in, ferry_be_request **reqs,
+static ferry_be_error *ox__exec_cpu(ferry_be_instance *i, const struct ox__model *om,
+				     struct ox__inst *in, ferry_be_request **reqs,
 				     uint32_t count)
 {
 	const ferry_be_model *m = ferry_be_instance_model(i);
@@ -651,10 +651,10 @@ static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_mod
 	int rc;
 
 	if (count == 1)
-		return onnx_exec_one(i, om, in, reqs[0]);
+		return ox__exec_one(i, om, in, reqs[0]);
 	for (uint32_t k = 0; k < count; k++) {
 		in->row0[k] = UINT32_MAX;
-		if ((e = onnx_inputs(om, reqs[k], src, &rows, false))) {
+		if ((e = ox__inputs(om, reqs[k], src, &rows, false))) {
 			ferry_be_request_set_error(reqs[k], e);
 			continue;
 		}
@@ -675,11 +675,11 @@ static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_mod
 		in->inp[g] = in->gin[g];
 	for (int g = 0; g < om->nout; g++)
 		in->outp[g] = in->gout[g];
-	t_in = onnx_now();
+	t_in = ox__now();
 	rc = ox_run(in->ctx, (int)total, in->inp, in->outp);
 	if (rc)
 		return ferry_be_error_new(rc, "executor: %s", ferry_strerror(rc));
-	t_run = onnx_now();
+	t_run = ox__now();
 	for (uint32_t k = 0; k < count; k++) {
 		uint32_t next = total;
 
@@ -694,7 +694,7 @@ static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_mod
 		for (int g = 0; g < om->nout; g++) {
 			float *dst;
 
-			if ((e = onnx_output(m, om, reqs[k], g, rows, &dst, false))) {
+			if ((e = ox__output(m, om, reqs[k], g, rows, &dst, false))) {
 				ferry_be_request_set_error(reqs[k], e);
 				break;
 			}
@@ -707,14 +707,14 @@ static ferry_be_error *onnx_exec_cpu(ferry_be_instance *i, const struct onnx_mod
 	return NULL;
 }
 
-static int onnx__numa = 1;
+static int ox__numa = 1;
 
-void onnx_gpu_set_numa(int on)
+void ox_gpu_set_numa(int on)
 {
-	onnx__numa = on;
+	ox__numa = on;
 }
 
-int onnx_pin_to_node(int node)
+int ox_pin_to_node(int node)
 {
 	struct bitmask *cpus;
 	int rc;
@@ -740,15 +740,15 @@ int onnx_pin_to_node(int node)
  * GPU's NUMA node, where the copies to and from the card are shortest
  * (the session arenas are bound to that node too: ferryd's --numa).
  */
-static void onnx_gpu_place(ferry_be_instance *i)
+static void ox__gpu_place(ferry_be_instance *i)
 {
 	static _Atomic int told;
 	const char *name = ferry_be_model_name(ferry_be_instance_model(i));
 	int dev = ferry_be_instance_device_id(i), node, rc;
 
-	if (!onnx__numa)
+	if (!ox__numa)
 		return;
-	node = onnx_gpu_numa_node(dev);
+	node = ox_gpu_numa_node(dev);
 	if (node < 0) {
 		/* one node, or a platform that reports none: a no-op, said once */
 		if (!atomic_exchange(&told, 1))
@@ -756,7 +756,7 @@ static void onnx_gpu_place(ferry_be_instance *i)
 				"instance threads are not pinned\n", dev);
 		return;
 	}
-	rc = onnx_pin_to_node(node);
+	rc = ox_pin_to_node(node);
 	if (rc)
 		fprintf(stderr, "ferryd: onnx: model '%s' instance %u: cannot pin to NUMA "
 			"node %d (GPU %d's): %s\n", name, ferry_be_instance_index(i), node, dev,
@@ -764,12 +764,12 @@ static void onnx_gpu_place(ferry_be_instance *i)
 }
 
 /* GPU: every request is a part; the copies gather and scatter. */
-static ferry_be_error *onnx_exec_gpu(ferry_be_instance *i, const struct onnx_model *om,
-				     struct onnx_inst *in, ferry_be_request **reqs,
+static ferry_be_error *ox__exec_gpu(ferry_be_instance *i, const struct ox__model *om,
+				     struct ox__inst *in, ferry_be_request **reqs,
 				     uint32_t count)
 {
 	const ferry_be_model *m = ferry_be_instance_model(i);
-	struct oxg_part *parts = in->parts;
+	struct ox_cuda_part *parts = in->parts;
 	uint32_t total = 0, rows;
 	uint64_t t_in = 0, t_run = 0;
 	ferry_be_error *e;
@@ -778,13 +778,13 @@ static ferry_be_error *onnx_exec_gpu(ferry_be_instance *i, const struct onnx_mod
 
 	if (!in->pinned) {
 		in->pinned = 1;
-		onnx_gpu_place(i);
+		ox__gpu_place(i);
 	}
 	for (uint32_t k = 0; k < count && np < om->rows; k++) {
 		const float **pin = in->pin + (size_t)np * (size_t)om->nin;
 		float **pout = in->pout + (size_t)np * (size_t)om->nout;
 
-		if ((e = onnx_inputs(om, reqs[k], pin, &rows, true)))
+		if ((e = ox__inputs(om, reqs[k], pin, &rows, true)))
 			goto bad;
 		if (total + rows > (uint32_t)om->rows) {
 			e = ferry_be_error_new(FERRY_SHAPE, "the batch holds more than %d rows",
@@ -792,7 +792,7 @@ static ferry_be_error *onnx_exec_gpu(ferry_be_instance *i, const struct onnx_mod
 			goto bad;
 		}
 		for (int g = 0; g < om->nout; g++)
-			if ((e = onnx_output(m, om, reqs[k], g, rows, &pout[g], true)))
+			if ((e = ox__output(m, om, reqs[k], g, rows, &pout[g], true)))
 				goto bad;
 		parts[np].batch = (int)rows;
 		parts[np].in = pin;
@@ -805,7 +805,7 @@ bad:
 	}
 	if (!np)
 		return NULL;
-	rc = oxg_run(in->gctx, np, parts, &t_in, &t_run, err, sizeof(err));
+	rc = ox_cuda_run(in->gctx, np, parts, &t_in, &t_run, err, sizeof(err));
 	if (rc)
 		return ferry_be_error_new(rc, "GPU %d: %s", ferry_be_instance_device_id(i),
 					  err[0] ? err : ferry_strerror(rc));
@@ -814,31 +814,31 @@ bad:
 }
 #endif
 
-static ferry_be_error *onnx_execute(ferry_be_instance *i, ferry_be_request **reqs,
+static ferry_be_error *ox__execute(ferry_be_instance *i, ferry_be_request **reqs,
 				    uint32_t count)
 {
-	const struct onnx_model *om = ferry_be_model_state(ferry_be_instance_model(i));
-	struct onnx_inst *in = ferry_be_instance_state(i);
+	const struct ox__model *om = ferry_be_model_state(ferry_be_instance_model(i));
+	struct ox__inst *in = ferry_be_instance_state(i);
 
 #ifdef HAVE_CUDA
 	if (in->gctx)
-		return onnx_exec_gpu(i, om, in, reqs, count);
+		return ox__exec_gpu(i, om, in, reqs, count);
 #endif
-	return onnx_exec_cpu(i, om, in, reqs, count);
+	return ox__exec_cpu(i, om, in, reqs, count);
 }
 
-const struct be_ops onnx_be_ops = {
-	.model_initialize = onnx_model_init,
-	.model_finalize = onnx_model_fini,
-	.instance_initialize = onnx_inst_init,
-	.instance_finalize = onnx_inst_fini,
-	.instance_execute = onnx_execute,
+const struct be_ops ox_be_ops = {
+	.model_initialize = ox__model_init,
+	.model_finalize = ox__model_fini,
+	.instance_initialize = ox__inst_init,
+	.instance_finalize = ox__inst_fini,
+	.instance_execute = ox__execute,
 };
 
 /* ---------------------------------------------------------------------- */
 /* GPU helpers for the broker */
 
-int onnx_gpu_built(void)
+int ox_gpu_built(void)
 {
 #ifdef HAVE_CUDA
 	return 1;
@@ -847,19 +847,19 @@ int onnx_gpu_built(void)
 #endif
 }
 
-int onnx_gpu_device_count(void)
+int ox_gpu_device_count(void)
 {
 #ifdef HAVE_CUDA
-	return oxg_device_count();
+	return ox_cuda_device_count();
 #else
 	return 0;
 #endif
 }
 
-int onnx_gpu_memory(int device, size_t *used, size_t *total)
+int ox_gpu_memory(int device, size_t *used, size_t *total)
 {
 #ifdef HAVE_CUDA
-	return oxg_mem_info(device, used, total);
+	return ox_cuda_mem_info(device, used, total);
 #else
 	(void)device;
 	*used = *total = 0;
@@ -867,30 +867,30 @@ int onnx_gpu_memory(int device, size_t *used, size_t *total)
 #endif
 }
 
-int onnx_gpu_register_arena(void *base, size_t bytes)
+int ox_gpu_register_arena(void *base, size_t bytes)
 {
 #ifdef HAVE_CUDA
-	return oxg_host_register(base, bytes);
+	return ox_cuda_host_register(base, bytes);
 #else
 	return base && bytes ? FERRY_UNAVAILABLE : FERRY_EINVAL;
 #endif
 }
 
-int onnx_gpu_unregister_arena(void *base)
+int ox_gpu_unregister_arena(void *base)
 {
 #ifdef HAVE_CUDA
-	return oxg_host_unregister(base);
+	return ox_cuda_host_unregister(base);
 #else
 	return base ? FERRY_UNAVAILABLE : FERRY_EINVAL;
 #endif
 }
 
-int onnx_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
+int ox_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
 		      int device, uint64_t bytes, void **dptr, int *device_out,
 		      char *err, size_t errlen)
 {
 #ifdef HAVE_CUDA
-	return oxg_ipc_open(handle, handle_len, pci_bus_id, device, bytes, dptr,
+	return ox_cuda_ipc_open(handle, handle_len, pci_bus_id, device, bytes, dptr,
 			    device_out, err, errlen);
 #else
 	(void)handle, (void)handle_len, (void)pci_bus_id, (void)device, (void)bytes;
@@ -901,16 +901,16 @@ int onnx_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus
 #endif
 }
 
-void onnx_gpu_ipc_close(void *dptr, int device)
+void ox_gpu_ipc_close(void *dptr, int device)
 {
 #ifdef HAVE_CUDA
-	oxg_ipc_close(dptr, device);
+	ox_cuda_ipc_close(dptr, device);
 #else
 	(void)dptr, (void)device;
 #endif
 }
 
-int onnx_pci_numa_node(const char *sysfs_root, const char *busid)
+int ox_pci_numa_node(const char *sysfs_root, const char *busid)
 {
 	char id[64], path[4200], line[32];
 	size_t n;
@@ -940,13 +940,13 @@ int onnx_pci_numa_node(const char *sysfs_root, const char *busid)
 	return v >= 0 && v < 4096 ? (int)v : FERRY_ENOENT;
 }
 
-int onnx_gpu_numa_node(int device)
+int ox_gpu_numa_node(int device)
 {
 #ifdef HAVE_CUDA
 	char id[64];
-	int rc = oxg_pci_bus_id(device, id, sizeof(id));
+	int rc = ox_cuda_pci_bus_id(device, id, sizeof(id));
 
-	return rc ? rc : onnx_pci_numa_node("/sys", id);
+	return rc ? rc : ox_pci_numa_node("/sys", id);
 #else
 	return FERRY_UNAVAILABLE;
 #endif

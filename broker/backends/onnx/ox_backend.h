@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onnx_backend.h - the built-in "onnx" backend (module prefix onnx_)
+ * ox_backend.h - the built-in "onnx" backend (module prefix onnx_)
  *
  * Serves Triton-style repositories of ONNX models: config.pbtxt with
  * `backend: "onnxruntime"` or `platform: "onnxruntime_onnx"` (mapped to
@@ -35,82 +35,82 @@
  * wide, so the last model loaded with the parameter sets it for all.
  * Parameter "cuda_graphs": "false" turns graph capture off.
  */
-#ifndef FERRY_ONNX_BACKEND_H
-#define FERRY_ONNX_BACKEND_H
+#ifndef FERRY_OX_BACKEND_H
+#define FERRY_OX_BACKEND_H
 
 #include <stddef.h>
 
 #include "broker/sched/be_host.h"
 
 /* The entry-point table (also used by the test plugin build). */
-extern const struct be_ops onnx_be_ops;
+extern const struct be_ops ox_be_ops;
 
 /*
- * onnx_backend_register - add the "onnx" built-in to a registry; call once
+ * ox_backend_register - add the "onnx" built-in to a registry; call once
  * after be_registry_create().  Returns be_registry_add_builtin()'s result
  * (0, FERRY_EBUSY, FERRY_EINVAL) with err filled.  Inline so that the
  * plugin build of this backend (tests/onnx) never references the
  * registry, which ferryd does not export.
  */
-static inline int onnx_backend_register(struct be_registry *reg, char *err,
+static inline int ox_backend_register(struct be_registry *reg, char *err,
 					size_t errlen)
 {
-	return be_registry_add_builtin(reg, "onnx", &onnx_be_ops, err, errlen);
+	return be_registry_add_builtin(reg, "onnx", &ox_be_ops, err, errlen);
 }
 
 /* 1 when this ferryd was built with CUDA (the GPU path exists), else 0. */
-int onnx_gpu_built(void);
+int ox_gpu_built(void);
 
 /* CUDA devices the runtime sees; 0 without CUDA, a driver or a device. */
-int onnx_gpu_device_count(void);
+int ox_gpu_device_count(void);
 
 /* Memory in use and in all on @device; FERRY_UNAVAILABLE without one. */
-int onnx_gpu_memory(int device, size_t *used, size_t *total);
+int ox_gpu_memory(int device, size_t *used, size_t *total);
 
 /*
- * onnx_gpu_register_arena - page-lock a client arena mapping for every
+ * ox_gpu_register_arena - page-lock a client arena mapping for every
  * device (cudaHostRegister), so batches are copied at pinned speed
  * straight from it.  Call when a session is created and the broker has a
- * GPU; pair with onnx_gpu_unregister_arena() before the mapping goes.
+ * GPU; pair with ox_gpu_unregister_arena() before the mapping goes.
  * Returns 0, FERRY_UNAVAILABLE (no CUDA or no device: nothing to do),
  * FERRY_EINVAL, or FERRY_BACKEND when CUDA refuses the range.
  */
-int onnx_gpu_register_arena(void *base, size_t bytes);
-int onnx_gpu_unregister_arena(void *base);
+int ox_gpu_register_arena(void *base, size_t bytes);
+int ox_gpu_unregister_arena(void *base);
 /*
- * onnx_gpu_ipc_open - open a local client's CUDA IPC handle (64 bytes) on
+ * ox_gpu_ipc_open - open a local client's CUDA IPC handle (64 bytes) on
  * the card named by @pci_bus_id (else ordinal @device), checking that its
- * allocation holds @bytes; see oxg_ipc_open.  FERRY_UNAVAILABLE without
- * CUDA or a device.  onnx_gpu_ipc_close undoes it.
+ * allocation holds @bytes; see ox_cuda_ipc_open.  FERRY_UNAVAILABLE without
+ * CUDA or a device.  ox_gpu_ipc_close undoes it.
  */
-int onnx_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
+int ox_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
 		      int device, uint64_t bytes, void **dptr, int *device_out,
 		      char *err, size_t errlen);
-void onnx_gpu_ipc_close(void *dptr, int device);
+void ox_gpu_ipc_close(void *dptr, int device);
 /*
- * onnx_gpu_set_numa - whether KIND_GPU instances pin their threads to the
+ * ox_gpu_set_numa - whether KIND_GPU instances pin their threads to the
  * CPUs of their GPU's NUMA node (ferryd's --numa; on by default).
- * onnx_pin_to_node - pin the calling thread to the CPUs of NUMA node
+ * ox_pin_to_node - pin the calling thread to the CPUs of NUMA node
  * @node (libnuma); 0 or a ferry code.
  */
-void onnx_gpu_set_numa(int on);
-int onnx_pin_to_node(int node);
+void ox_gpu_set_numa(int on);
+int ox_pin_to_node(int node);
 
 /*
- * onnx_gpu_numa_node - the NUMA node of CUDA device @device, read from
+ * ox_gpu_numa_node - the NUMA node of CUDA device @device, read from
  * PCI sysfs (/sys/bus/pci/devices/<bus id>/numa_node, the bus id from
  * cudaDeviceGetPCIBusId).  Returns the node (>= 0), FERRY_ENOENT when the
  * kernel reports none (-1: a one-node machine), FERRY_UNAVAILABLE without
  * such a device.
  */
-int onnx_gpu_numa_node(int device);
+int ox_gpu_numa_node(int device);
 
 /*
- * onnx_pci_numa_node - the same lookup for any PCI bus id under a sysfs
+ * ox_pci_numa_node - the same lookup for any PCI bus id under a sysfs
  * root ("/sys" normally; tests pass a directory of their own).  The bus id
  * is matched in lower case.  Returns the node, FERRY_ENOENT or
  * FERRY_EINVAL (a bus id with characters outside [0-9a-fA-F:.]).
  */
-int onnx_pci_numa_node(const char *sysfs_root, const char *busid);
+int ox_pci_numa_node(const char *sysfs_root, const char *busid);
 
-#endif /* FERRY_ONNX_BACKEND_H */
+#endif /* FERRY_OX_BACKEND_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onnx_cuda.cu - the ONNX executor on CUDA (see onnx_cuda.h)
+ * ox_cuda.cu - the ONNX executor on CUDA (see onnx_cuda.h)
  *
  * Each step of the planned graph becomes cuBLAS calls and small kernels on
  * the context's stream; the kernels mirror onnx_run.c's loops one output
@@ -38,7 +38,7 @@ extern "C" {
 #define OXG_CUBLAS_WS (32u << 20)
 #define OXG_THREADS 256
 
-struct oxg_weights {
+struct ox_cuda_weights {
 	int device;
 	int ntensors;
 	float **tptr;		/* per tensor: its constant on the device */
@@ -47,9 +47,9 @@ struct oxg_weights {
 	size_t bytes;
 };
 
-struct oxg_ctx {
+struct ox_cuda_ctx {
 	const struct ox_model *m;
-	struct oxg_weights *w;
+	struct ox_cuda_weights *w;
 	int device, max_batch, use_graphs;
 	cudaStream_t stream;
 	cublasHandle_t blas;
@@ -65,7 +65,7 @@ struct oxg_ctx {
 	cudaEvent_t ev_start, ev_in, ev_fwd, ev_end;
 };
 
-static void msg(char *err, size_t len, const char *fmt, ...)
+static void ox__msg(char *err, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -80,7 +80,7 @@ static void msg(char *err, size_t len, const char *fmt, ...)
 	do {                                                                  \
 		cudaError_t e_ = (call);                                      \
 		if (e_ != cudaSuccess) {                                      \
-			msg(err, errlen, "%s: %s", #call,                     \
+			ox__msg(err, errlen, "%s: %s", #call,                     \
 			    cudaGetErrorString(e_));                          \
 			rc = FERRY_BACKEND;                                   \
 			goto fail;                                            \
@@ -91,14 +91,14 @@ static void msg(char *err, size_t len, const char *fmt, ...)
 	do {                                                                  \
 		cublasStatus_t s_ = (call);                                   \
 		if (s_ != CUBLAS_STATUS_SUCCESS) {                            \
-			msg(err, errlen, "%s: cuBLAS status %d", #call,       \
+			ox__msg(err, errlen, "%s: cuBLAS status %d", #call,       \
 			    (int)s_);                                         \
 			rc = FERRY_BACKEND;                                   \
 			goto fail;                                            \
 		}                                                             \
 	} while (0)
 
-static uint64_t mono_ns(void)
+static uint64_t ox__mono_ns(void)
 {
 	struct timespec ts;
 
@@ -106,12 +106,12 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static size_t align_up(size_t n)
+static size_t ox__align_up(size_t n)
 {
 	return (n + OXG_ALIGN - 1) & ~(size_t)(OXG_ALIGN - 1);
 }
 
-extern "C" int oxg_device_count(void)
+extern "C" int ox_cuda_device_count(void)
 {
 	int n = 0;
 
@@ -124,12 +124,12 @@ extern "C" int oxg_device_count(void)
 	return n;
 }
 
-extern "C" int oxg_mem_info(int device, size_t *used, size_t *total)
+extern "C" int ox_cuda_mem_info(int device, size_t *used, size_t *total)
 {
 	size_t fr = 0, tot = 0;
 	int prev = 0;
 
-	if (device < 0 || device >= oxg_device_count())
+	if (device < 0 || device >= ox_cuda_device_count())
 		return FERRY_UNAVAILABLE;
 	cudaGetDevice(&prev);
 	if (cudaSetDevice(device) != cudaSuccess || cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
@@ -146,7 +146,7 @@ extern "C" int oxg_mem_info(int device, size_t *used, size_t *total)
 /* ---------------------------------------------------------------------- */
 /* weights */
 
-extern "C" void oxg_weights_free(struct oxg_weights *w)
+extern "C" void ox_cuda_weights_free(struct ox_cuda_weights *w)
 {
 	if (!w)
 		return;
@@ -160,27 +160,27 @@ extern "C" void oxg_weights_free(struct oxg_weights *w)
 }
 
 /* Folded BatchNorm of a step: 2 * C floats, C the output's channels. */
-static size_t bn_floats(const struct ox_model *m, const struct ox__step *s)
+static size_t ox__bn_floats(const struct ox_model *m, const struct ox__step *s)
 {
 	return s->bn ? 2 * (size_t)m->tensors[s->out].dims[1].c : 0;
 }
 
-extern "C" int oxg_weights_create(const struct ox_model *m, int device,
-				  struct oxg_weights **out, char *err,
+extern "C" int ox_cuda_weights_create(const struct ox_model *m, int device,
+				  struct ox_cuda_weights **out, char *err,
 				  size_t errlen)
 {
-	struct oxg_weights *w;
+	struct ox_cuda_weights *w;
 	size_t total = 0, off;
 	char *host = NULL;
 	int rc = FERRY_ENOMEM;
 
 	*out = NULL;
-	if (device < 0 || device >= oxg_device_count()) {
-		msg(err, errlen, "no CUDA device %d (the runtime sees %d)",
-		    device, oxg_device_count());
+	if (device < 0 || device >= ox_cuda_device_count()) {
+		ox__msg(err, errlen, "no CUDA device %d (the runtime sees %d)",
+		    device, ox_cuda_device_count());
 		return FERRY_UNAVAILABLE;
 	}
-	w = (struct oxg_weights *)calloc(1, sizeof(*w));
+	w = (struct ox_cuda_weights *)calloc(1, sizeof(*w));
 	if (!w)
 		return FERRY_ENOMEM;
 	w->device = device;
@@ -192,10 +192,10 @@ extern "C" int oxg_weights_create(const struct ox_model *m, int device,
 	/* one block: every constant, then every folded BatchNorm */
 	for (int i = 0; i < m->ntensors; i++)
 		if (m->tensors[i].kind == OX__T_CONST)
-			total += align_up((size_t)ox__numel(&m->tensors[i], 1) *
+			total += ox__align_up((size_t)ox__numel(&m->tensors[i], 1) *
 					  sizeof(float));
 	for (int i = 0; i < m->nsteps; i++)
-		total += align_up(bn_floats(m, &m->steps[i]) * sizeof(float));
+		total += ox__align_up(ox__bn_floats(m, &m->steps[i]) * sizeof(float));
 	w->bytes = total;
 	if (!total) {
 		*out = w;
@@ -216,16 +216,16 @@ extern "C" int oxg_weights_create(const struct ox_model *m, int device,
 		b = (size_t)ox__numel(t, 1) * sizeof(float);
 		memcpy(host + off, t->cdata, b);
 		w->tptr[i] = (float *)((char *)w->block + off);
-		off += align_up(b);
+		off += ox__align_up(b);
 	}
 	for (int i = 0; i < m->nsteps; i++) {
-		size_t b = bn_floats(m, &m->steps[i]) * sizeof(float);
+		size_t b = ox__bn_floats(m, &m->steps[i]) * sizeof(float);
 
 		if (!b)
 			continue;
 		memcpy(host + off, m->steps[i].bn, b);
 		w->bn[i] = (float *)((char *)w->block + off);
-		off += align_up(b);
+		off += ox__align_up(b);
 	}
 	CK(cudaMemcpy(w->block, host, total, cudaMemcpyHostToDevice));
 	free(host);
@@ -233,21 +233,21 @@ extern "C" int oxg_weights_create(const struct ox_model *m, int device,
 	return 0;
 fail:
 	free(host);
-	oxg_weights_free(w);
+	ox_cuda_weights_free(w);
 	return rc;
 }
 
 /* ---------------------------------------------------------------------- */
 /* kernels: one output element per thread, grid-stride loops */
 
-struct kstr {
+struct ox__kstr {
 	int r;
 	int64_t n[OX_MAX_RANK];		/* output dims */
 	int64_t sa[OX_MAX_RANK];	/* strides of the first source */
 	int64_t sb[OX_MAX_RANK];	/* strides of the second source */
 };
 
-static __device__ void koffs(const struct kstr &k, int64_t i, int64_t *oa,
+static __device__ void koffs(const struct ox__kstr &k, int64_t i, int64_t *oa,
 			     int64_t *ob)
 {
 	int64_t a = 0, b = 0;
@@ -268,7 +268,7 @@ static __device__ void koffs(const struct kstr &k, int64_t i, int64_t *oa,
 	     i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 static __global__ void k_binary(int op, const float *a, const float *b,
-				float *y, int64_t n, struct kstr k)
+				float *y, int64_t n, struct ox__kstr k)
 {
 	GRID_LOOP(i, n) {
 		int64_t oa, ob;
@@ -330,7 +330,7 @@ static __global__ void k_bcast_c(const float *c, float *y, int64_t M,
 }
 
 static __global__ void k_gather(const float *x, float *y, int64_t n,
-				struct kstr k)
+				struct ox__kstr k)
 {
 	GRID_LOOP(i, n) {
 		int64_t oa, ob;
@@ -384,7 +384,7 @@ static __global__ void k_bias(float *y, const float *bias, int64_t n,
 		y[i] += bias[(i / P) % M];
 }
 
-struct kwin {
+struct ox__kwin {
 	int64_t C, H, W, oH, oW;	/* C: the group's channels for im2col */
 	int64_t Ctot;			/* the input's channels */
 	int64_t c0;			/* first channel of the group */
@@ -394,7 +394,7 @@ struct kwin {
 
 /* col[n][(c, kh, kw)][(oh, ow)] for one group, every image of the batch */
 static __global__ void k_im2col(const float *x, float *col, int64_t N,
-				struct kwin w)
+				struct ox__kwin w)
 {
 	int64_t P = w.oH * w.oW, Kc = w.C * w.k[0] * w.k[1];
 
@@ -411,7 +411,7 @@ static __global__ void k_im2col(const float *x, float *col, int64_t N,
 }
 
 static __global__ void k_pool(const float *x, float *y, int64_t NC,
-			      struct kwin w)
+			      struct ox__kwin w)
 {
 	GRID_LOOP(i, NC * w.oH * w.oW) {
 		int64_t ow = i % w.oW, oh = (i / w.oW) % w.oH;
@@ -463,7 +463,7 @@ static __global__ void k_gap(const float *x, float *y, int64_t NC,
 	}
 }
 
-static unsigned grid_for(int64_t n)
+static unsigned ox__grid_for(int64_t n)
 {
 	int64_t b = (n + OXG_THREADS - 1) / OXG_THREADS;
 
@@ -472,12 +472,12 @@ static unsigned grid_for(int64_t n)
 }
 
 #define LAUNCH(kern, n, ...)                                                  \
-	kern<<<grid_for(n), OXG_THREADS, 0, c->stream>>>(__VA_ARGS__)
+	kern<<<ox__grid_for(n), OXG_THREADS, 0, c->stream>>>(__VA_ARGS__)
 
 /* ---------------------------------------------------------------------- */
 /* steps */
 
-static int64_t prod(const int64_t *d, int from, int to)
+static int64_t ox__prod(const int64_t *d, int from, int to)
 {
 	int64_t n = 1;
 
@@ -486,7 +486,7 @@ static int64_t prod(const int64_t *d, int from, int to)
 	return n;
 }
 
-static void nchw(const struct ox__tensor *t, int64_t B, int64_t *d)
+static void ox__nchw(const struct ox__tensor *t, int64_t B, int64_t *d)
 {
 	int64_t v[OX_MAX_RANK] = { 0 };
 	int r = ox__shape(t, B, v);
@@ -499,7 +499,7 @@ static void nchw(const struct ox__tensor *t, int64_t B, int64_t *d)
 
 /* Row-major C[M, N] = alpha op(A) op(B) + beta C, as cuBLAS's column-major
  * C^T = op(B)^T op(A)^T. */
-static cublasStatus_t rm_gemm(cublasHandle_t h, int ta, int tb, int64_t M,
+static cublasStatus_t ox__rm_gemm(cublasHandle_t h, int ta, int tb, int64_t M,
 			      int64_t N, int64_t K, float alpha,
 			      const float *A, int64_t lda, const float *B,
 			      int64_t ldb, float beta, float *C, int64_t ldc)
@@ -510,7 +510,7 @@ static cublasStatus_t rm_gemm(cublasHandle_t h, int ta, int tb, int64_t M,
 			   (int)ldc);
 }
 
-static cublasStatus_t s_gemm(struct oxg_ctx *c, const struct ox__step *s,
+static cublasStatus_t ox__s_gemm(struct ox_cuda_ctx *c, const struct ox__step *s,
 			     int64_t B)
 {
 	const struct ox_model *m = c->m;
@@ -535,12 +535,12 @@ static cublasStatus_t s_gemm(struct oxg_ctx *c, const struct ox__step *s,
 		       yd[0], yd[1], c0, c1, s->beta);
 		beta = 1.0f;
 	}
-	return rm_gemm(c->blas, s->trans_a, s->trans_b, yd[0], yd[1],
+	return ox__rm_gemm(c->blas, s->trans_a, s->trans_b, yd[0], yd[1],
 		       s->trans_a ? ad[0] : ad[1], s->alpha, ptr[s->in[0]],
 		       ad[1], ptr[s->in[1]], bd[1], beta, ptr[s->out], yd[1]);
 }
 
-static cublasStatus_t s_matmul(struct oxg_ctx *c, const struct ox__step *s,
+static cublasStatus_t ox__s_matmul(struct ox_cuda_ctx *c, const struct ox__step *s,
 			       int64_t B)
 {
 	const struct ox_model *m = c->m;
@@ -560,7 +560,7 @@ static cublasStatus_t s_matmul(struct oxg_ctx *c, const struct ox__step *s,
 	cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
 
 	if (nbb == 0)
-		return rm_gemm(c->blas, 0, 0, prod(ad, 0, nba) * M, N, K, 1.0f,
+		return ox__rm_gemm(c->blas, 0, 0, ox__prod(ad, 0, nba) * M, N, K, 1.0f,
 			       a, K, b, N, 0.0f, y, N);
 	for (int i = nbo - 1; i >= 0; i--) {
 		int ia = i - (nbo - nba), ib = i - (nbo - nbb);
@@ -585,7 +585,7 @@ static cublasStatus_t s_matmul(struct oxg_ctx *c, const struct ox__step *s,
 			oa += idx[i] * sa[i];
 			ob += idx[i] * sb[i];
 		}
-		st = rm_gemm(c->blas, 0, 0, M, N, K, 1.0f, a + oa, K, b + ob,
+		st = ox__rm_gemm(c->blas, 0, 0, M, N, K, 1.0f, a + oa, K, b + ob,
 			     N, 0.0f, y + it * M * N, N);
 		for (int i = nbo - 1; i >= 0; i--) {
 			if (++idx[i] < od[i])
@@ -596,11 +596,11 @@ static cublasStatus_t s_matmul(struct oxg_ctx *c, const struct ox__step *s,
 	return st;
 }
 
-static void s_binary(struct oxg_ctx *c, const struct ox__step *s, int64_t B)
+static void ox__s_binary(struct ox_cuda_ctx *c, const struct ox__step *s, int64_t B)
 {
 	const struct ox_model *m = c->m;
 	int64_t ad[OX_MAX_RANK] = { 0 }, bd[OX_MAX_RANK] = { 0 };
-	struct kstr k;
+	struct ox__kstr k;
 	int ra = ox__shape(&m->tensors[s->in[0]], B, ad);
 	int rb = ox__shape(&m->tensors[s->in[1]], B, bd);
 	int ro = ox__shape(&m->tensors[s->out], B, k.n);
@@ -616,16 +616,16 @@ static void s_binary(struct oxg_ctx *c, const struct ox__step *s, int64_t B)
 		strb *= db;
 	}
 	k.r = ro;
-	LAUNCH(k_binary, prod(k.n, 0, ro), (int)s->op, c->ptr[s->in[0]],
-	       c->ptr[s->in[1]], c->ptr[s->out], prod(k.n, 0, ro), k);
+	LAUNCH(k_binary, ox__prod(k.n, 0, ro), (int)s->op, c->ptr[s->in[0]],
+	       c->ptr[s->in[1]], c->ptr[s->out], ox__prod(k.n, 0, ro), k);
 }
 
-static void s_transpose(struct oxg_ctx *c, const struct ox__step *s,
+static void ox__s_transpose(struct ox_cuda_ctx *c, const struct ox__step *s,
 			int64_t B)
 {
 	const struct ox_model *m = c->m;
 	int64_t xd[OX_MAX_RANK] = { 0 }, xs[OX_MAX_RANK];
-	struct kstr k;
+	struct ox__kstr k;
 	int r = ox__shape(&m->tensors[s->in[0]], B, xd);
 
 	ox__shape(&m->tensors[s->out], B, k.n);
@@ -639,17 +639,17 @@ static void s_transpose(struct oxg_ctx *c, const struct ox__step *s,
 		k.sa[i] = xs[s->perm[i]];
 		k.sb[i] = 0;
 	}
-	LAUNCH(k_gather, prod(k.n, 0, r), c->ptr[s->in[0]], c->ptr[s->out],
-	       prod(k.n, 0, r), k);
+	LAUNCH(k_gather, ox__prod(k.n, 0, r), c->ptr[s->in[0]], c->ptr[s->out],
+	       ox__prod(k.n, 0, r), k);
 }
 
-static cudaError_t s_concat(struct oxg_ctx *c, const struct ox__step *s,
+static cudaError_t ox__s_concat(struct ox_cuda_ctx *c, const struct ox__step *s,
 			    int64_t B)
 {
 	const struct ox_model *m = c->m;
 	int64_t od[OX_MAX_RANK] = { 0 };
 	int r = ox__shape(&m->tensors[s->out], B, od);
-	int64_t outer = prod(od, 0, s->axis), inner = prod(od, s->axis + 1, r);
+	int64_t outer = ox__prod(od, 0, s->axis), inner = ox__prod(od, s->axis + 1, r);
 	int64_t rowo = od[s->axis] * inner, off = 0;
 	cudaError_t e = cudaSuccess;
 
@@ -671,10 +671,10 @@ static cudaError_t s_concat(struct oxg_ctx *c, const struct ox__step *s,
 	return e;
 }
 
-static struct kwin make_win(const struct ox__win *w, const int64_t *xd,
+static struct ox__kwin ox__make_win(const struct ox__win *w, const int64_t *xd,
 			    const int64_t *yd)
 {
-	struct kwin k;
+	struct ox__kwin k;
 
 	memset(&k, 0, sizeof(k));
 	k.C = xd[1];
@@ -694,7 +694,7 @@ static struct kwin make_win(const struct ox__win *w, const int64_t *xd,
 	return k;
 }
 
-static int conv_direct(const struct ox__win *w)
+static int ox__conv_direct(const struct ox__win *w)
 {
 	return w->k[0] == 1 && w->k[1] == 1 && w->s[0] == 1 && w->s[1] == 1 &&
 	       w->pb[0] == 0 && w->pb[1] == 0 && w->pe[0] == 0 &&
@@ -703,20 +703,20 @@ static int conv_direct(const struct ox__win *w)
 
 /* Scratch of a convolution on the GPU: the im2col of one group for the
  * whole batch, so one strided-batched GEMM covers every image. */
-static size_t conv_scratch(const struct ox_model *m, const struct ox__step *s,
+static size_t ox__conv_scratch(const struct ox_model *m, const struct ox__step *s,
 			   int64_t B)
 {
 	int64_t xd[4], yd[4];
 
-	if (s->op != OX__OP_CONV || conv_direct(&s->win))
+	if (s->op != OX__OP_CONV || ox__conv_direct(&s->win))
 		return 0;
-	nchw(&m->tensors[s->in[0]], B, xd);
-	nchw(&m->tensors[s->out], B, yd);
+	ox__nchw(&m->tensors[s->in[0]], B, xd);
+	ox__nchw(&m->tensors[s->out], B, yd);
 	return (size_t)xd[0] * (size_t)(xd[1] / s->win.group) *
 	       (size_t)(s->win.k[0] * s->win.k[1]) * (size_t)(yd[2] * yd[3]);
 }
 
-static cublasStatus_t s_conv(struct oxg_ctx *c, const struct ox__step *s,
+static cublasStatus_t ox__s_conv(struct ox_cuda_ctx *c, const struct ox__step *s,
 			     int64_t B)
 {
 	const struct ox_model *m = c->m;
@@ -729,20 +729,20 @@ static cublasStatus_t s_conv(struct oxg_ctx *c, const struct ox__step *s,
 	const float one = 1.0f, zero = 0.0f;
 	cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
 
-	nchw(&m->tensors[s->in[0]], B, xd);
-	nchw(&m->tensors[s->out], B, yd);
+	ox__nchw(&m->tensors[s->in[0]], B, xd);
+	ox__nchw(&m->tensors[s->out], B, yd);
 
 	int64_t N = xd[0], C = xd[1], M = yd[1], P = yd[2] * yd[3];
 	int64_t g = w->group, Cg = C / g, Mg = M / g;
 	int64_t Kc = Cg * w->k[0] * w->k[1];
-	struct kwin kw = make_win(w, xd, yd);
+	struct ox__kwin kw = ox__make_win(w, xd, yd);
 
 	kw.C = Cg;
 	for (int64_t gi = 0; gi < g && st == CUBLAS_STATUS_SUCCESS; gi++) {
 		const float *src = x + gi * Cg * xd[2] * xd[3];
 		int64_t sstride = C * xd[2] * xd[3];
 
-		if (!conv_direct(w)) {
+		if (!ox__conv_direct(w)) {
 			kw.c0 = gi * Cg;
 			LAUNCH(k_im2col, N * Kc * P, x, c->scratch, N, kw);
 			src = c->scratch;
@@ -760,7 +760,7 @@ static cublasStatus_t s_conv(struct oxg_ctx *c, const struct ox__step *s,
 	return st;
 }
 
-static int run_step(struct oxg_ctx *c, int si, int64_t B, char *err,
+static int ox__run_step(struct ox_cuda_ctx *c, int si, int64_t B, char *err,
 		    size_t errlen)
 {
 	const struct ox_model *m = c->m;
@@ -777,16 +777,16 @@ static int run_step(struct oxg_ctx *c, int si, int64_t B, char *err,
 				     cudaMemcpyDeviceToDevice, c->stream);
 		break;
 	case OX__OP_GEMM:
-		bs = s_gemm(c, s, B);
+		bs = ox__s_gemm(c, s, B);
 		break;
 	case OX__OP_MATMUL:
-		bs = s_matmul(c, s, B);
+		bs = ox__s_matmul(c, s, B);
 		break;
 	case OX__OP_ADD:
 	case OX__OP_SUB:
 	case OX__OP_MUL:
 	case OX__OP_DIV:
-		s_binary(c, s, B);
+		ox__s_binary(c, s, B);
 		break;
 	case OX__OP_RELU:
 	case OX__OP_LEAKYRELU:
@@ -800,36 +800,36 @@ static int run_step(struct oxg_ctx *c, int si, int64_t B, char *err,
 	case OX__OP_LOGSOFTMAX: {
 		int64_t d[OX_MAX_RANK] = { 0 };
 		int r = ox__shape(&m->tensors[s->out], B, d);
-		int64_t outer = prod(d, 0, s->axis), inner = prod(d, s->axis + 1, r);
+		int64_t outer = ox__prod(d, 0, s->axis), inner = ox__prod(d, s->axis + 1, r);
 
 		LAUNCH(k_softmax, outer * inner, ptr[s->in[0]], ptr[s->out],
 		       outer, d[s->axis], inner, s->op == OX__OP_LOGSOFTMAX);
 		break;
 	}
 	case OX__OP_TRANSPOSE:
-		s_transpose(c, s, B);
+		ox__s_transpose(c, s, B);
 		break;
 	case OX__OP_CONCAT:
-		ce = s_concat(c, s, B);
+		ce = ox__s_concat(c, s, B);
 		break;
 	case OX__OP_BATCHNORM: {
 		int64_t d[OX_MAX_RANK] = { 0 };
 		int r = ox__shape(&m->tensors[s->out], B, d);
 
 		LAUNCH(k_affine, n, ptr[s->in[0]], ptr[s->out], c->w->bn[si], n,
-		       d[1], prod(d, 2, r));
+		       d[1], ox__prod(d, 2, r));
 		break;
 	}
 	case OX__OP_CONV:
-		bs = s_conv(c, s, B);
+		bs = ox__s_conv(c, s, B);
 		break;
 	case OX__OP_MAXPOOL:
 	case OX__OP_AVGPOOL: {
 		int64_t xd[4], yd[4];
 
-		nchw(&m->tensors[s->in[0]], B, xd);
-		nchw(&m->tensors[s->out], B, yd);
-		struct kwin kw = make_win(&s->win, xd, yd);
+		ox__nchw(&m->tensors[s->in[0]], B, xd);
+		ox__nchw(&m->tensors[s->out], B, yd);
+		struct ox__kwin kw = ox__make_win(&s->win, xd, yd);
 
 		kw.mx = s->op == OX__OP_MAXPOOL;
 		LAUNCH(k_pool, n, ptr[s->in[0]], ptr[s->out], xd[0] * xd[1], kw);
@@ -840,19 +840,19 @@ static int run_step(struct oxg_ctx *c, int si, int64_t B, char *err,
 		int r = ox__shape(&m->tensors[s->in[0]], B, d);
 
 		LAUNCH(k_gap, d[0] * d[1], ptr[s->in[0]], ptr[s->out],
-		       d[0] * d[1], prod(d, 2, r));
+		       d[0] * d[1], ox__prod(d, 2, r));
 		break;
 	}
 	}
 	if (bs != CUBLAS_STATUS_SUCCESS) {
-		msg(err, errlen, "cuBLAS failed in step %d: status %d", si,
+		ox__msg(err, errlen, "cuBLAS failed in step %d: status %d", si,
 		    (int)bs);
 		return FERRY_BACKEND;
 	}
 	if (ce == cudaSuccess)
 		ce = cudaGetLastError();
 	if (ce != cudaSuccess) {
-		msg(err, errlen, "CUDA failed in step %d: %s", si,
+		ox__msg(err, errlen, "CUDA failed in step %d: %s", si,
 		    cudaGetErrorString(ce));
 		return FERRY_BACKEND;
 	}
@@ -861,13 +861,13 @@ static int run_step(struct oxg_ctx *c, int si, int64_t B, char *err,
 
 /* The forward pass at batch B, enqueued on the stream; copies outputs that
  * are not written in place (inputs, constants, repeats) too. */
-static int forward(struct oxg_ctx *c, int64_t B, char *err, size_t errlen)
+static int ox__forward(struct ox_cuda_ctx *c, int64_t B, char *err, size_t errlen)
 {
 	const struct ox_model *m = c->m;
 	int rc;
 
 	for (int i = 0; i < m->nsteps; i++)
-		if ((rc = run_step(c, i, B, err, errlen)))
+		if ((rc = ox__run_step(c, i, B, err, errlen)))
 			return rc;
 	for (int i = 0; i < m->noutputs; i++) {
 		int t = m->outputs[i].tensor;
@@ -880,7 +880,7 @@ static int forward(struct oxg_ctx *c, int64_t B, char *err, size_t errlen)
 				    sizeof(float), cudaMemcpyDeviceToDevice,
 				    c->stream);
 		if (e != cudaSuccess) {
-			msg(err, errlen, "output copy: %s", cudaGetErrorString(e));
+			ox__msg(err, errlen, "output copy: %s", cudaGetErrorString(e));
 			return FERRY_BACKEND;
 		}
 	}
@@ -890,7 +890,7 @@ static int forward(struct oxg_ctx *c, int64_t B, char *err, size_t errlen)
 /* ---------------------------------------------------------------------- */
 /* contexts */
 
-extern "C" void oxg_ctx_free(struct oxg_ctx *c)
+extern "C" void ox_cuda_ctx_free(struct ox_cuda_ctx *c)
 {
 	if (!c)
 		return;
@@ -922,11 +922,11 @@ extern "C" void oxg_ctx_free(struct oxg_ctx *c)
 	free(c);
 }
 
-extern "C" int oxg_ctx_create(const struct ox_model *m, struct oxg_weights *w,
-			      int max_batch, int graphs, struct oxg_ctx **out,
+extern "C" int ox_cuda_ctx_create(const struct ox_model *m, struct ox_cuda_weights *w,
+			      int max_batch, int graphs, struct ox_cuda_ctx **out,
 			      char *err, size_t errlen)
 {
-	struct oxg_ctx *c;
+	struct ox_cuda_ctx *c;
 	size_t *off = NULL, arena = 0, cpu_scratch = 0, scratch = 0, total;
 	size_t in_off, out_off;
 	int rc = FERRY_ENOMEM;
@@ -939,7 +939,7 @@ extern "C" int oxg_ctx_create(const struct ox_model *m, struct oxg_weights *w,
 	/* ox_ctx_create's rule: no batch dimension, one row */
 	if (!m->batched)
 		max_batch = 1;
-	c = (struct oxg_ctx *)calloc(1, sizeof(*c));
+	c = (struct ox_cuda_ctx *)calloc(1, sizeof(*c));
 	if (!c)
 		return FERRY_ENOMEM;
 	c->m = m;
@@ -957,25 +957,25 @@ extern "C" int oxg_ctx_create(const struct ox_model *m, struct oxg_weights *w,
 		goto fail;
 	rc = ox__plan(m, max_batch, off, &arena, &cpu_scratch);
 	if (rc) {
-		msg(err, errlen, "a tensor exceeds INT_MAX elements at batch %d",
+		ox__msg(err, errlen, "a tensor exceeds INT_MAX elements at batch %d",
 		    max_batch);
 		goto fail;
 	}
 	rc = FERRY_E2BIG;
 	for (int i = 0; i < m->nsteps; i++) {
-		size_t n = conv_scratch(m, &m->steps[i], max_batch);
+		size_t n = ox__conv_scratch(m, &m->steps[i], max_batch);
 
 		scratch = n > scratch ? n : scratch;
 	}
 	/* layout: arena | scratch | inputs | outputs */
-	total = align_up(arena) + align_up(scratch * sizeof(float));
+	total = ox__align_up(arena) + ox__align_up(scratch * sizeof(float));
 	in_off = total;
 	for (int i = 0; i < m->ninputs; i++)
-		total += align_up(ox_tensor_numel(&m->inputs[i].info, max_batch) *
+		total += ox__align_up(ox_tensor_numel(&m->inputs[i].info, max_batch) *
 				  sizeof(float));
 	out_off = total;
 	for (int i = 0; i < m->noutputs; i++)
-		total += align_up(ox_tensor_numel(&m->outputs[i].info, max_batch) *
+		total += ox__align_up(ox_tensor_numel(&m->outputs[i].info, max_batch) *
 				  sizeof(float));
 	c->bytes = total;
 	CK(cudaSetDevice(c->device));
@@ -991,11 +991,11 @@ extern "C" int oxg_ctx_create(const struct ox_model *m, struct oxg_weights *w,
 	CKB(cublasSetWorkspace(c->blas, c->ws, OXG_CUBLAS_WS));
 	/* the CPU's order of summation, not TF32: outputs must match */
 	CKB(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
-	c->scratch = (float *)((char *)c->arena + align_up(arena));
+	c->scratch = (float *)((char *)c->arena + ox__align_up(arena));
 	for (int i = 0; i < m->ninputs; i++) {
 		c->din[i] = (float *)((char *)c->arena + in_off);
 		c->ptr[m->inputs[i].tensor] = c->din[i];
-		in_off += align_up(ox_tensor_numel(&m->inputs[i].info,
+		in_off += ox__align_up(ox_tensor_numel(&m->inputs[i].info,
 						   max_batch) * sizeof(float));
 	}
 	for (int i = 0; i < m->noutputs; i++) {
@@ -1004,7 +1004,7 @@ extern "C" int oxg_ctx_create(const struct ox_model *m, struct oxg_weights *w,
 		c->dout[i] = (float *)((char *)c->arena + out_off);
 		if (m->tensors[t].graph_out == i)
 			c->ptr[t] = c->dout[i];
-		out_off += align_up(ox_tensor_numel(&m->outputs[i].info,
+		out_off += ox__align_up(ox_tensor_numel(&m->outputs[i].info,
 						    max_batch) * sizeof(float));
 	}
 	for (int i = 0; i < m->ntensors; i++) {
@@ -1018,36 +1018,36 @@ extern "C" int oxg_ctx_create(const struct ox_model *m, struct oxg_weights *w,
 	return 0;
 fail:
 	free(off);
-	oxg_ctx_free(c);
+	ox_cuda_ctx_free(c);
 	return rc;
 }
 
-extern "C" size_t oxg_ctx_device_bytes(const struct oxg_ctx *c)
+extern "C" size_t ox_cuda_ctx_device_bytes(const struct ox_cuda_ctx *c)
 {
 	return c ? c->bytes + OXG_CUBLAS_WS : 0;
 }
 
-extern "C" int oxg_ctx_graphs(const struct oxg_ctx *c)
+extern "C" int ox_cuda_ctx_graphs(const struct ox_cuda_ctx *c)
 {
 	return c ? c->ngraphs : 0;
 }
 
 /* Replay batch B's graph, capturing it first; falls back to a plain
  * forward pass where capture fails (and stops trying). */
-static int launch(struct oxg_ctx *c, int B, char *err, size_t errlen)
+static int ox__launch(struct ox_cuda_ctx *c, int B, char *err, size_t errlen)
 {
 	cudaGraph_t g = NULL;
 	int rc;
 
 	if (!c->use_graphs)
-		return forward(c, B, err, errlen);
+		return ox__forward(c, B, err, errlen);
 	if (c->graphs[B])
 		goto replay;
 	if (cudaStreamBeginCapture(c->stream,
 				   cudaStreamCaptureModeThreadLocal) !=
 	    cudaSuccess)
 		goto give_up;
-	rc = forward(c, B, err, errlen);
+	rc = ox__forward(c, B, err, errlen);
 	if (cudaStreamEndCapture(c->stream, &g) != cudaSuccess || rc || !g)
 		goto give_up;
 	if (cudaGraphInstantiate(&c->graphs[B], g, 0) != cudaSuccess) {
@@ -1058,7 +1058,7 @@ static int launch(struct oxg_ctx *c, int B, char *err, size_t errlen)
 	c->ngraphs++;
 replay:
 	if (cudaGraphLaunch(c->graphs[B], c->stream) != cudaSuccess) {
-		msg(err, errlen, "cudaGraphLaunch: %s",
+		ox__msg(err, errlen, "cudaGraphLaunch: %s",
 		    cudaGetErrorString(cudaGetLastError()));
 		return FERRY_BACKEND;
 	}
@@ -1068,11 +1068,11 @@ give_up:
 		cudaGraphDestroy(g);
 	(void)cudaGetLastError();
 	c->use_graphs = 0;
-	return forward(c, B, err, errlen);
+	return ox__forward(c, B, err, errlen);
 }
 
-extern "C" int oxg_run(struct oxg_ctx *c, int nparts,
-		       const struct oxg_part *parts, uint64_t *input_end_ns,
+extern "C" int ox_cuda_run(struct ox_cuda_ctx *c, int nparts,
+		       const struct ox_cuda_part *parts, uint64_t *input_end_ns,
 		       uint64_t *infer_end_ns, char *err, size_t errlen)
 {
 	const struct ox_model *m;
@@ -1110,7 +1110,7 @@ extern "C" int oxg_run(struct oxg_ctx *c, int nparts,
 		}
 	}
 	CK(cudaEventRecord(c->ev_in, c->stream));
-	if ((rc = launch(c, B, err, errlen)))
+	if ((rc = ox__launch(c, B, err, errlen)))
 		goto fail;
 	CK(cudaEventRecord(c->ev_fwd, c->stream));
 	for (int i = 0; i < m->noutputs; i++) {
@@ -1130,7 +1130,7 @@ extern "C" int oxg_run(struct oxg_ctx *c, int nparts,
 	}
 	CK(cudaEventRecord(c->ev_end, c->stream));
 	CK(cudaStreamSynchronize(c->stream));
-	end = mono_ns();
+	end = ox__mono_ns();
 	/* map the device timeline onto the host clock from the end */
 	if (cudaEventElapsedTime(&ms_in, c->ev_in, c->ev_end) != cudaSuccess ||
 	    cudaEventElapsedTime(&ms_fwd, c->ev_fwd, c->ev_end) != cudaSuccess)
@@ -1150,11 +1150,11 @@ fail:
 /* ---------------------------------------------------------------------- */
 /* host memory and devices */
 
-extern "C" int oxg_host_register(void *base, size_t bytes)
+extern "C" int ox_cuda_host_register(void *base, size_t bytes)
 {
 	if (!base || !bytes)
 		return FERRY_EINVAL;
-	if (oxg_device_count() < 1)
+	if (ox_cuda_device_count() < 1)
 		return FERRY_UNAVAILABLE;
 	if (cudaHostRegister(base, bytes, cudaHostRegisterPortable) !=
 	    cudaSuccess) {
@@ -1164,11 +1164,11 @@ extern "C" int oxg_host_register(void *base, size_t bytes)
 	return 0;
 }
 
-extern "C" int oxg_host_unregister(void *base)
+extern "C" int ox_cuda_host_unregister(void *base)
 {
 	if (!base)
 		return FERRY_EINVAL;
-	if (oxg_device_count() < 1)
+	if (ox_cuda_device_count() < 1)
 		return FERRY_UNAVAILABLE;
 	if (cudaHostUnregister(base) != cudaSuccess) {
 		(void)cudaGetLastError();
@@ -1177,11 +1177,11 @@ extern "C" int oxg_host_unregister(void *base)
 	return 0;
 }
 
-extern "C" int oxg_pci_bus_id(int device, char *buf, size_t len)
+extern "C" int ox_cuda_pci_bus_id(int device, char *buf, size_t len)
 {
 	if (!buf || len < 16)
 		return FERRY_EINVAL;
-	if (device < 0 || device >= oxg_device_count())
+	if (device < 0 || device >= ox_cuda_device_count())
 		return FERRY_UNAVAILABLE;
 	if (cudaDeviceGetPCIBusId(buf, (int)len, device) != cudaSuccess) {
 		(void)cudaGetLastError();
@@ -1197,10 +1197,10 @@ extern "C" int oxg_pci_bus_id(int device, char *buf, size_t len)
 /* ---------------------------------------------------------------------- */
 /* CUDA IPC regions of local clients */
 
-typedef int (*oxg_addr_range_fn)(unsigned long long *base, size_t *size,
+typedef int (*ox_cuda_addr_range_fn)(unsigned long long *base, size_t *size,
 					unsigned long long dptr);
 
-extern "C" int oxg_ipc_open(const void *handle, size_t handle_len,
+extern "C" int ox_cuda_ipc_open(const void *handle, size_t handle_len,
 			    const char *pci_bus_id, int device, uint64_t bytes,
 			    void **dptr, int *device_out, char *err, size_t errlen)
 {
@@ -1222,7 +1222,7 @@ extern "C" int oxg_ipc_open(const void *handle, size_t handle_len,
 		snprintf(err, errlen, "a CUDA region of 0 bytes");
 		return FERRY_EINVAL;
 	}
-	if (oxg_device_count() < 1) {
+	if (ox_cuda_device_count() < 1) {
 		snprintf(err, errlen, "this ferryd sees no CUDA device");
 		return FERRY_UNAVAILABLE;
 	}
@@ -1235,7 +1235,7 @@ extern "C" int oxg_ipc_open(const void *handle, size_t handle_len,
 				 pci_bus_id);
 			return FERRY_ENOENT;
 		}
-	} else if (dev < 0 || dev >= oxg_device_count()) {
+	} else if (dev < 0 || dev >= ox_cuda_device_count()) {
 		snprintf(err, errlen, "no CUDA device %d", dev);
 		return FERRY_ENOENT;
 	}
@@ -1266,7 +1266,7 @@ extern "C" int oxg_ipc_open(const void *handle, size_t handle_len,
 		if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000,
 						     cudaEnableDefault, &q) == cudaSuccess &&
 		    fn && q == cudaDriverEntryPointSuccess &&
-		    ((oxg_addr_range_fn)fn)(&base, &size, (unsigned long long)(uintptr_t)p) == 0) {
+		    ((ox_cuda_addr_range_fn)fn)(&base, &size, (unsigned long long)(uintptr_t)p) == 0) {
 			if (base != (unsigned long long)(uintptr_t)p || size < bytes) {
 				cudaIpcCloseMemHandle(p);
 				cudaSetDevice(prev);
@@ -1289,7 +1289,7 @@ extern "C" int oxg_ipc_open(const void *handle, size_t handle_len,
 	return 0;
 }
 
-extern "C" int oxg_ipc_close(void *dptr, int device)
+extern "C" int ox_cuda_ipc_close(void *dptr, int device)
 {
 	int prev = 0;
 	cudaError_t ce;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onnx_exec.h - ferry's native ONNX executor on the CPU (module prefix ox_)
+ * ox_exec.h - ferry's native ONNX executor on the CPU (module prefix ox_)
  *
  * A small inference engine for dense and convolutional float32 graphs.  It
  * reads an ONNX ModelProto (the schema is the system's onnx.proto), checks
@@ -58,8 +58,8 @@
  * FERRY_EINVAL for bad arguments, FERRY_ENOMEM, FERRY_E2BIG when a size
  * overflows.
  */
-#ifndef FERRY_ONNX_EXEC_H
-#define FERRY_ONNX_EXEC_H
+#ifndef FERRY_OX_EXEC_H
+#define FERRY_OX_EXEC_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -180,4 +180,4 @@ void ox_set_blas_threads(int n);
 #ifdef __cplusplus
 }
 #endif
-#endif /* FERRY_ONNX_EXEC_H */
+#endif /* FERRY_OX_EXEC_H */

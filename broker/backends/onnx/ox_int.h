@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onnx_int.h - private structures of the ONNX executor (prefix ox__)
+ * ox_int.h - private structures of the ONNX executor (prefix ox__)
  *
  * The loader (onnx_load.c) turns a ModelProto into a struct ox_model: a
  * table of tensors with symbolic shapes and a list of steps in execution
@@ -8,8 +8,8 @@
  * call and runs each step's kernel.  Nothing here is shared with other
  * modules.
  */
-#ifndef FERRY_ONNX_INT_H
-#define FERRY_ONNX_INT_H
+#ifndef FERRY_OX_INT_H
+#define FERRY_OX_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -137,4 +137,4 @@ int ox__plan(const struct ox_model *m, int max_batch, size_t *off,
 void ox__exec_step(const struct ox_model *m, const struct ox__step *s,
 		   float *const *ptr, int64_t B, float *scratch);
 
-#endif /* FERRY_ONNX_INT_H */
+#endif /* FERRY_OX_INT_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onnx_load.c - parse, check and plan an ONNX model
+ * ox_load.c - parse, check and plan an ONNX model
  *
  * The model file is untrusted input: protobuf-c checks the wire format, and
  * this file checks everything the schema cannot say (sizes against data
@@ -38,11 +38,11 @@ struct ox__ld {
 	const Onnx__NodeProto *node;	/* node being planned, for messages */
 };
 
-static void ld_msg(struct ox__ld *ld, const char *fmt, ...)
+static void ox__ld_msg(struct ox__ld *ld, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Append to the error message, "; "-separated, truncating quietly. */
-static void ld_msg(struct ox__ld *ld, const char *fmt, ...)
+static void ox__ld_msg(struct ox__ld *ld, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -69,12 +69,12 @@ static void ld_msg(struct ox__ld *ld, const char *fmt, ...)
 		ld->used = ld->errlen - 1;
 }
 
-static const char *nz(const char *s)
+static const char *ox__nz(const char *s)
 {
 	return s ? s : "";
 }
 
-static const char *dtype_name(int dt)
+static const char *ox__dtype_name(int dt)
 {
 	static const char *const names[] = {
 		[0] = "undefined", [1] = "float32", [2] = "uint8", [3] = "int8",
@@ -90,10 +90,10 @@ static const char *dtype_name(int dt)
 }
 
 /* An error about the node being planned: "node 'n' (Op): ..." */
-static int node_err(struct ox__ld *ld, int code, const char *fmt, ...)
+static int ox__node_err(struct ox__ld *ld, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static int node_err(struct ox__ld *ld, int code, const char *fmt, ...)
+static int ox__node_err(struct ox__ld *ld, int code, const char *fmt, ...)
 {
 	char buf[256];
 	va_list ap;
@@ -101,15 +101,15 @@ static int node_err(struct ox__ld *ld, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	ld_msg(ld, "node '%s' (%s): %s", nz(ld->node->name),
-	       nz(ld->node->op_type), buf);
+	ox__ld_msg(ld, "node '%s' (%s): %s", ox__nz(ld->node->name),
+	       ox__nz(ld->node->op_type), buf);
 	return code;
 }
 
 /* ---------------------------------------------------------------------- */
 /* names */
 
-static uint64_t hash_str(const char *s)
+static uint64_t ox__hash_str(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
 
@@ -118,9 +118,9 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-static int name_find(const struct ox__ld *ld, const char *name)
+static int ox__name_find(const struct ox__ld *ld, const char *name)
 {
-	size_t i = hash_str(name) & (ld->hcap - 1);
+	size_t i = ox__hash_str(name) & (ld->hcap - 1);
 
 	while (ld->hkeys[i]) {
 		if (strcmp(ld->hkeys[i], name) == 0)
@@ -131,15 +131,15 @@ static int name_find(const struct ox__ld *ld, const char *name)
 }
 
 /* A new tensor under @name; FERRY_EBADMSG if the name is taken. */
-static int tensor_new(struct ox__ld *ld, const char *name, enum ox__tkind kind)
+static int ox__tensor_new(struct ox__ld *ld, const char *name, enum ox__tkind kind)
 {
 	struct ox_model *m = ld->m;
 	struct ox__tensor *t;
-	size_t i = hash_str(name) & (ld->hcap - 1);
+	size_t i = ox__hash_str(name) & (ld->hcap - 1);
 
 	while (ld->hkeys[i]) {
 		if (strcmp(ld->hkeys[i], name) == 0) {
-			ld_msg(ld, "tensor '%s' is defined twice", name);
+			ox__ld_msg(ld, "tensor '%s' is defined twice", name);
 			return FERRY_EBADMSG;
 		}
 		i = (i + 1) & (ld->hcap - 1);
@@ -162,7 +162,7 @@ static int tensor_new(struct ox__ld *ld, const char *name, enum ox__tkind kind)
 /* ---------------------------------------------------------------------- */
 /* shapes */
 
-static bool mul_ok(int64_t a, int64_t b, int64_t *r)
+static bool ox__mul_ok(int64_t a, int64_t b, int64_t *r)
 {
 	if (__builtin_mul_overflow(a, b, r) || *r > OX__MAX_ELEMS)
 		return false;
@@ -170,30 +170,30 @@ static bool mul_ok(int64_t a, int64_t b, int64_t *r)
 }
 
 /* Product of dims [from, to) as c * B^p. */
-static bool dims_prod(const struct ox__dim *d, int from, int to, int64_t *c,
+static bool ox__dims_prod(const struct ox__dim *d, int from, int to, int64_t *c,
 		      int *p)
 {
 	*c = 1;
 	*p = 0;
 	for (int i = from; i < to; i++) {
-		if (!mul_ok(*c, d[i].c, c))
+		if (!ox__mul_ok(*c, d[i].c, c))
 			return false;
 		*p += d[i].b;
 	}
 	return true;
 }
 
-static bool dim_eq(struct ox__dim a, struct ox__dim b)
+static bool ox__dim_eq(struct ox__dim a, struct ox__dim b)
 {
 	return a.c == b.c && a.b == b.b;
 }
 
-static bool dim_one(struct ox__dim a)
+static bool ox__dim_one(struct ox__dim a)
 {
 	return a.c == 1 && !a.b;
 }
 
-static void fmt_shape(const struct ox__tensor *t, char *buf, size_t len)
+static void ox__fmt_shape(const struct ox__tensor *t, char *buf, size_t len)
 {
 	size_t u = 0;
 	int n;
@@ -216,7 +216,7 @@ static void fmt_shape(const struct ox__tensor *t, char *buf, size_t len)
 }
 
 /* Normalize an axis in [-rank, rank) (or [-rank, rank] if @incl). */
-static bool norm_axis(int64_t ax, int rank, int incl, int *out)
+static bool ox__norm_axis(int64_t ax, int rank, int incl, int *out)
 {
 	if (ax < -(int64_t)rank || ax >= (int64_t)rank + incl)
 		return false;
@@ -227,7 +227,7 @@ static bool norm_axis(int64_t ax, int rank, int incl, int *out)
 /* ---------------------------------------------------------------------- */
 /* attributes */
 
-static const Onnx__AttributeProto *attr_get(const Onnx__NodeProto *n,
+static const Onnx__AttributeProto *ox__attr_get(const Onnx__NodeProto *n,
 					    const char *name)
 {
 	for (size_t i = 0; i < n->n_attribute; i++) {
@@ -245,51 +245,51 @@ static const Onnx__AttributeProto *attr_get(const Onnx__NodeProto *n,
  * Files written by old exporters leave the type unset; the value fields
  * still tell.
  */
-static int attr_int(struct ox__ld *ld, const char *name, int64_t def,
+static int ox__attr_int(struct ox__ld *ld, const char *name, int64_t def,
 		    int64_t *v)
 {
-	const Onnx__AttributeProto *a = attr_get(ld->node, name);
+	const Onnx__AttributeProto *a = ox__attr_get(ld->node, name);
 
 	*v = def;
 	if (!a)
 		return 0;
 	if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT) ||
 	    !a->has_i)
-		return node_err(ld, FERRY_EBADMSG,
+		return ox__node_err(ld, FERRY_EBADMSG,
 				"attribute '%s' is not an int", name);
 	*v = a->i;
 	return 0;
 }
 
-static int attr_float(struct ox__ld *ld, const char *name, float def, float *v)
+static int ox__attr_float(struct ox__ld *ld, const char *name, float def, float *v)
 {
-	const Onnx__AttributeProto *a = attr_get(ld->node, name);
+	const Onnx__AttributeProto *a = ox__attr_get(ld->node, name);
 
 	*v = def;
 	if (!a)
 		return 0;
 	if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT) ||
 	    !a->has_f)
-		return node_err(ld, FERRY_EBADMSG,
+		return ox__node_err(ld, FERRY_EBADMSG,
 				"attribute '%s' is not a float", name);
 	*v = a->f;
 	return 0;
 }
 
 /* Up to @max ints; *n = -1 when absent. */
-static int attr_ints(struct ox__ld *ld, const char *name, int64_t *v, int max,
+static int ox__attr_ints(struct ox__ld *ld, const char *name, int64_t *v, int max,
 		     int *n)
 {
-	const Onnx__AttributeProto *a = attr_get(ld->node, name);
+	const Onnx__AttributeProto *a = ox__attr_get(ld->node, name);
 
 	*n = -1;
 	if (!a)
 		return 0;
 	if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
-		return node_err(ld, FERRY_EBADMSG,
+		return ox__node_err(ld, FERRY_EBADMSG,
 				"attribute '%s' is not a list of ints", name);
 	if (a->n_ints > (size_t)max)
-		return node_err(ld, FERRY_ENOTSUP,
+		return ox__node_err(ld, FERRY_ENOTSUP,
 				"attribute '%s' has %zu values (at most %d)",
 				name, a->n_ints, max);
 	for (size_t i = 0; i < a->n_ints; i++)
@@ -299,17 +299,17 @@ static int attr_ints(struct ox__ld *ld, const char *name, int64_t *v, int max,
 }
 
 /* A string attribute; NULL def when absent.  @v is NUL-terminated. */
-static int attr_str(struct ox__ld *ld, const char *name, const char *def,
+static int ox__attr_str(struct ox__ld *ld, const char *name, const char *def,
 		    char *v, size_t vlen)
 {
-	const Onnx__AttributeProto *a = attr_get(ld->node, name);
+	const Onnx__AttributeProto *a = ox__attr_get(ld->node, name);
 
 	snprintf(v, vlen, "%s", def);
 	if (!a)
 		return 0;
 	if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) ||
 	    !a->has_s || a->s.len >= vlen)
-		return node_err(ld, FERRY_EBADMSG,
+		return ox__node_err(ld, FERRY_EBADMSG,
 				"attribute '%s' is not a short string", name);
 	memcpy(v, a->s.data, a->s.len);
 	v[a->s.len] = 0;
@@ -326,24 +326,24 @@ static int attr_str(struct ox__ld *ld, const char *name, const char *def,
  */
 /* The tensor's data (raw bytes, or the typed list of `typed` values)
  * holds exactly `count` elements of esz bytes. */
-static int check_count(struct ox__ld *ld, const Onnx__TensorProto *tp, const char *what,
+static int ox__check_count(struct ox__ld *ld, const Onnx__TensorProto *tp, const char *what,
 		       int64_t count, size_t esz, size_t typed, const char *tname)
 {
 	if (tp->has_raw_data) {
 		if (tp->raw_data.len / esz != (size_t)count || tp->raw_data.len % esz) {
-			ld_msg(ld, "%s: raw data holds %zu bytes, the shape needs %lld",
+			ox__ld_msg(ld, "%s: raw data holds %zu bytes, the shape needs %lld",
 			       what, tp->raw_data.len, (long long)count * (long long)esz);
 			return FERRY_EBADMSG;
 		}
 	} else if (typed != (size_t)count) {
-		ld_msg(ld, "%s: %zu %s values, the shape needs %lld", what, typed, tname,
+		ox__ld_msg(ld, "%s: %zu %s values, the shape needs %lld", what, typed, tname,
 		       (long long)count);
 		return FERRY_EBADMSG;
 	}
 	return 0;
 }
 
-static int load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
+static int ox__load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
 		       const char *what)
 {
 	struct ox__tensor *t = &ld->m->tensors[id];
@@ -354,22 +354,22 @@ static int load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
 
 	if (tp->has_data_location &&
 	    tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-		ld_msg(ld, "%s: external data is not supported", what);
+		ox__ld_msg(ld, "%s: external data is not supported", what);
 		return FERRY_ENOTSUP;
 	}
 	if (tp->segment) {
-		ld_msg(ld, "%s: segmented tensors are not supported", what);
+		ox__ld_msg(ld, "%s: segmented tensors are not supported", what);
 		return FERRY_ENOTSUP;
 	}
 	if (tp->n_dims > OX_MAX_RANK) {
-		ld_msg(ld, "%s: rank %zu is above %d", what, tp->n_dims,
+		ox__ld_msg(ld, "%s: rank %zu is above %d", what, tp->n_dims,
 		       OX_MAX_RANK);
 		return FERRY_ENOTSUP;
 	}
 	t->rank = (int)tp->n_dims;
 	for (size_t i = 0; i < tp->n_dims; i++) {
-		if (tp->dims[i] < 0 || !mul_ok(count, tp->dims[i], &count)) {
-			ld_msg(ld, "%s: bad dimension %lld", what,
+		if (tp->dims[i] < 0 || !ox__mul_ok(count, tp->dims[i], &count)) {
+			ox__ld_msg(ld, "%s: bad dimension %lld", what,
 			       (long long)tp->dims[i]);
 			return FERRY_EBADMSG;
 		}
@@ -380,12 +380,12 @@ static int load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
 		float *d;
 
 		if (count == 0) {
-			ld_msg(ld, "%s: empty float tensors are not supported",
+			ox__ld_msg(ld, "%s: empty float tensors are not supported",
 			       what);
 			return FERRY_ENOTSUP;
 		}
 		esz = sizeof(float);
-		if ((ret = check_count(ld, tp, what, count, esz, tp->n_float_data, "float")))
+		if ((ret = ox__check_count(ld, tp, what, count, esz, tp->n_float_data, "float")))
 			return ret;
 		d = malloc((size_t)count * esz);
 		if (!d)
@@ -401,7 +401,7 @@ static int load_tensor(struct ox__ld *ld, const Onnx__TensorProto *tp, int id,
 		int64_t *d;
 
 		esz = sizeof(int64_t);
-		if ((ret = check_count(ld, tp, what, count, esz, tp->n_int64_data, "int64")))
+		if ((ret = ox__check_count(ld, tp, what, count, esz, tp->n_int64_data, "int64")))
 			return ret;
 		/* shape arguments are tiny; a big int tensor is never one */
 		if (count > 4096) {
@@ -434,7 +434,7 @@ struct ox__opdef {
 	int min_in, max_in;	/* max_in -1: variadic */
 };
 
-static const struct ox__opdef opdefs[] = {
+static const struct ox__opdef ox__opdefs[] = {
 	{ "Gemm", OX__OP_GEMM, 2, 3 },
 	{ "MatMul", OX__OP_MATMUL, 2, 2 },
 	{ "Add", OX__OP_ADD, 2, 2 },
@@ -463,53 +463,53 @@ static const struct ox__opdef opdefs[] = {
 	{ "GlobalAveragePool", OX__OP_GLOBALAVGPOOL, 1, 1 },
 };
 
-static const struct ox__opdef *opdef_find(const Onnx__NodeProto *n)
+static const struct ox__opdef *ox__opdef_find(const Onnx__NodeProto *n)
 {
-	const char *dom = nz(n->domain);
+	const char *dom = ox__nz(n->domain);
 
 	if (!n->op_type || (dom[0] && strcmp(dom, "ai.onnx") != 0))
 		return NULL;
-	for (size_t i = 0; i < sizeof(opdefs) / sizeof(opdefs[0]); i++)
-		if (strcmp(opdefs[i].name, n->op_type) == 0)
-			return &opdefs[i];
+	for (size_t i = 0; i < sizeof(ox__opdefs) / sizeof(ox__opdefs[0]); i++)
+		if (strcmp(ox__opdefs[i].name, n->op_type) == 0)
+			return &ox__opdefs[i];
 	return NULL;
 }
 
 /* The float tensor behind input @i of the node, or a negative code. */
-static int in_float(struct ox__ld *ld, const struct ox__step *s, int i)
+static int ox__in_float(struct ox__ld *ld, const struct ox__step *s, int i)
 {
 	const struct ox__tensor *t;
 
 	if (i >= s->nin || s->in[i] < 0)
-		return node_err(ld, FERRY_EBADMSG, "input %d is missing", i);
+		return ox__node_err(ld, FERRY_EBADMSG, "input %d is missing", i);
 	t = &ld->m->tensors[s->in[i]];
 	if (t->kind == OX__T_INT || t->kind == OX__T_OTHER)
-		return node_err(ld, FERRY_ENOTSUP,
+		return ox__node_err(ld, FERRY_ENOTSUP,
 				"input %d ('%s') is not float32", i,
-				nz(ld->node->input[i]));
+				ox__nz(ld->node->input[i]));
 	return s->in[i];
 }
 
 /* The int64 constant behind input @i, or a negative code. */
-static int in_ints(struct ox__ld *ld, const struct ox__step *s, int i,
+static int ox__in_ints(struct ox__ld *ld, const struct ox__step *s, int i,
 		   const int64_t **v, size_t *n)
 {
 	const struct ox__tensor *t;
 
 	if (i >= s->nin || s->in[i] < 0)
-		return node_err(ld, FERRY_EBADMSG, "input %d is missing", i);
+		return ox__node_err(ld, FERRY_EBADMSG, "input %d is missing", i);
 	t = &ld->m->tensors[s->in[i]];
 	if (t->kind != OX__T_INT || t->rank > 1)
-		return node_err(ld, FERRY_ENOTSUP,
+		return ox__node_err(ld, FERRY_ENOTSUP,
 				"input %d ('%s') must be a 1-D int64 constant",
-				i, nz(ld->node->input[i]));
+				i, ox__nz(ld->node->input[i]));
 	*v = t->idata;
 	*n = t->icount;
 	return 0;
 }
 
 /* numpy broadcasting of two shapes into @o */
-static int bcast(struct ox__ld *ld, const struct ox__tensor *a,
+static int ox__bcast(struct ox__ld *ld, const struct ox__tensor *a,
 		 const struct ox__tensor *b, struct ox__tensor *o)
 {
 	int r = a->rank > b->rank ? a->rank : b->rank;
@@ -521,14 +521,14 @@ static int bcast(struct ox__ld *ld, const struct ox__tensor *a,
 		struct ox__dim da = ia >= 0 ? a->dims[ia] : (struct ox__dim){ 1, 0 };
 		struct ox__dim db = ib >= 0 ? b->dims[ib] : (struct ox__dim){ 1, 0 };
 
-		if (dim_eq(da, db) || dim_one(db)) {
+		if (ox__dim_eq(da, db) || ox__dim_one(db)) {
 			o->dims[i] = da;
-		} else if (dim_one(da)) {
+		} else if (ox__dim_one(da)) {
 			o->dims[i] = db;
 		} else {
-			fmt_shape(a, sa, sizeof(sa));
-			fmt_shape(b, sb, sizeof(sb));
-			return node_err(ld, FERRY_ENOTSUP,
+			ox__fmt_shape(a, sa, sizeof(sa));
+			ox__fmt_shape(b, sb, sizeof(sb));
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"shapes %s and %s do not broadcast", sa,
 					sb);
 		}
@@ -540,7 +540,7 @@ static int bcast(struct ox__ld *ld, const struct ox__tensor *a,
  * Window geometry of Conv / MaxPool / AveragePool for a [N, C, spatial]
  * input; fills s->win and the spatial output dims.
  */
-static int plan_window(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_window(struct ox__ld *ld, struct ox__step *s,
 		       const struct ox__tensor *x, const int64_t *wk,
 		       struct ox__tensor *o)
 {
@@ -553,12 +553,12 @@ static int plan_window(struct ox__ld *ld, struct ox__step *s,
 	bool is_pool = s->op != OX__OP_CONV;
 
 	if (nsp < 1 || nsp > 2)
-		return node_err(ld, FERRY_ENOTSUP,
+		return ox__node_err(ld, FERRY_ENOTSUP,
 				"only 1-D and 2-D inputs are supported (rank %d)",
 				x->rank);
 	for (int i = 1; i < x->rank; i++)
 		if (x->dims[i].b)
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"the batch dimension may only be the first");
 	for (int i = 0; i < 2; i++) {
 		w->k[i] = 1;
@@ -570,46 +570,46 @@ static int plan_window(struct ox__ld *ld, struct ox__step *s,
 	/* 1-D works as 2-D with H = 1: the spatial axis is index 1 */
 	int off = 2 - nsp;
 
-	rc = attr_ints(ld, "kernel_shape", v, nsp, &n);
+	rc = ox__attr_ints(ld, "kernel_shape", v, nsp, &n);
 	if (rc)
 		return rc;
 	if (n >= 0 && n != nsp)
-		return node_err(ld, FERRY_EBADMSG, "kernel_shape has %d values",
+		return ox__node_err(ld, FERRY_EBADMSG, "kernel_shape has %d values",
 				n);
 	if (wk) {
 		for (int i = 0; i < nsp; i++) {
 			if (n >= 0 && v[i] != wk[i])
-				return node_err(ld, FERRY_EBADMSG,
+				return ox__node_err(ld, FERRY_EBADMSG,
 						"kernel_shape does not match the weights");
 			w->k[off + i] = wk[i];
 		}
 	} else {
 		if (n < 0)
-			return node_err(ld, FERRY_EBADMSG,
+			return ox__node_err(ld, FERRY_EBADMSG,
 					"kernel_shape is required");
 		for (int i = 0; i < nsp; i++)
 			w->k[off + i] = v[i];
 	}
-	rc = attr_ints(ld, "strides", v, nsp, &n);
+	rc = ox__attr_ints(ld, "strides", v, nsp, &n);
 	if (rc)
 		return rc;
 	if (n >= 0 && n != nsp)
-		return node_err(ld, FERRY_EBADMSG, "strides has %d values", n);
+		return ox__node_err(ld, FERRY_EBADMSG, "strides has %d values", n);
 	for (int i = 0; i < n; i++)
 		w->s[off + i] = v[i];
-	rc = attr_ints(ld, "dilations", v, nsp, &n);
+	rc = ox__attr_ints(ld, "dilations", v, nsp, &n);
 	if (rc)
 		return rc;
 	if (n >= 0 && n != nsp)
-		return node_err(ld, FERRY_EBADMSG, "dilations has %d values",
+		return ox__node_err(ld, FERRY_EBADMSG, "dilations has %d values",
 				n);
 	for (int i = 0; i < n; i++)
 		w->d[off + i] = v[i];
-	rc = attr_ints(ld, "pads", v, 2 * nsp, &n);
+	rc = ox__attr_ints(ld, "pads", v, 2 * nsp, &n);
 	if (rc)
 		return rc;
 	if (n >= 0 && n != 2 * nsp)
-		return node_err(ld, FERRY_EBADMSG, "pads has %d values", n);
+		return ox__node_err(ld, FERRY_EBADMSG, "pads has %d values", n);
 	for (int i = 0; i < n / 2; i++) {
 		w->pb[off + i] = v[i];
 		w->pe[off + i] = v[nsp + i];
@@ -619,21 +619,21 @@ static int plan_window(struct ox__ld *ld, struct ox__step *s,
 		    w->s[i] > 65536 || w->d[i] < 1 || w->d[i] > 65536 ||
 		    w->pb[i] < 0 || w->pb[i] > 65536 || w->pe[i] < 0 ||
 		    w->pe[i] > 65536)
-			return node_err(ld, FERRY_EBADMSG,
+			return ox__node_err(ld, FERRY_EBADMSG,
 					"kernel, stride, dilation or pad out of range");
 	}
 	if (s->op == OX__OP_AVGPOOL || s->op == OX__OP_MAXPOOL) {
 		int64_t cm, cip;
 
-		rc = attr_int(ld, "ceil_mode", 0, &cm);
+		rc = ox__attr_int(ld, "ceil_mode", 0, &cm);
 		if (!rc)
-			rc = attr_int(ld, "count_include_pad", 0, &cip);
+			rc = ox__attr_int(ld, "count_include_pad", 0, &cip);
 		if (rc)
 			return rc;
 		w->ceil_mode = cm != 0;
 		w->count_include_pad = cip != 0;
 	}
-	rc = attr_str(ld, "auto_pad", "NOTSET", autopad, sizeof(autopad));
+	rc = ox__attr_str(ld, "auto_pad", "NOTSET", autopad, sizeof(autopad));
 	if (rc)
 		return rc;
 	o->rank = x->rank;
@@ -677,76 +677,76 @@ static int plan_window(struct ox__ld *ld, struct ox__step *s,
 				out = span / w->s[j] + 1;
 			}
 		} else {
-			return node_err(ld, FERRY_EBADMSG,
+			return ox__node_err(ld, FERRY_EBADMSG,
 					"unknown auto_pad '%s'", autopad);
 		}
 		if (out < 1)
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"the window does not fit the input");
 		if (is_pool && (w->pb[j] >= ext || w->pe[j] >= ext))
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"pads must be smaller than the window");
 		o->dims[2 + i] = (struct ox__dim){ out, 0 };
 	}
 	return 0;
 }
 
-static int plan_conv(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_conv(struct ox__ld *ld, struct ox__step *s,
 		     struct ox__tensor *o)
 {
 	struct ox_model *m = ld->m;
-	int ix = in_float(ld, s, 0), iw, rc;
+	int ix = ox__in_float(ld, s, 0), iw, rc;
 	int64_t g, wk[2];
 	const struct ox__tensor *x, *w;
 
 	if (ix < 0)
 		return ix;
-	iw = in_float(ld, s, 1);
+	iw = ox__in_float(ld, s, 1);
 	if (iw < 0)
 		return iw;
 	x = &m->tensors[ix];
 	w = &m->tensors[iw];
 	if (x->rank < 3 || x->rank > 4 || w->rank != x->rank)
-		return node_err(ld, FERRY_ENOTSUP,
+		return ox__node_err(ld, FERRY_ENOTSUP,
 				"only 1-D and 2-D convolutions are supported");
 	for (int i = 0; i < w->rank; i++)
 		if (w->dims[i].b)
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"the weights depend on the batch");
-	rc = attr_int(ld, "group", 1, &g);
+	rc = ox__attr_int(ld, "group", 1, &g);
 	if (rc)
 		return rc;
 	if (g < 1 || x->dims[1].c % g || w->dims[0].c % g ||
 	    w->dims[1].c * g != x->dims[1].c)
-		return node_err(ld, FERRY_EBADMSG,
+		return ox__node_err(ld, FERRY_EBADMSG,
 				"channels (%lld in, weights [%lld,%lld]) do not match group %lld",
 				(long long)x->dims[1].c,
 				(long long)w->dims[0].c,
 				(long long)w->dims[1].c, (long long)g);
 	for (int i = 2; i < w->rank; i++)
 		wk[i - 2] = w->dims[i].c;
-	rc = plan_window(ld, s, x, wk, o);
+	rc = ox__plan_window(ld, s, x, wk, o);
 	if (rc)
 		return rc;
 	s->win.group = g;
 	o->dims[1] = w->dims[0];
 	if (s->nin > 2 && s->in[2] >= 0) {
-		int ib = in_float(ld, s, 2);
+		int ib = ox__in_float(ld, s, 2);
 
 		if (ib < 0)
 			return ib;
 		if (m->tensors[ib].rank != 1 ||
-		    !dim_eq(m->tensors[ib].dims[0], w->dims[0]))
-			return node_err(ld, FERRY_EBADMSG,
+		    !ox__dim_eq(m->tensors[ib].dims[0], w->dims[0]))
+			return ox__node_err(ld, FERRY_EBADMSG,
 					"the bias must have one value per output channel");
 	}
 	return 0;
 }
 
-static int plan_pool(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_pool(struct ox__ld *ld, struct ox__step *s,
 		     struct ox__tensor *o)
 {
-	int ix = in_float(ld, s, 0), rc;
+	int ix = ox__in_float(ld, s, 0), rc;
 	const struct ox__tensor *x;
 
 	if (ix < 0)
@@ -754,12 +754,12 @@ static int plan_pool(struct ox__ld *ld, struct ox__step *s,
 	x = &ld->m->tensors[ix];
 	if (s->op == OX__OP_GLOBALAVGPOOL) {
 		if (x->rank < 3)
-			return node_err(ld, FERRY_EBADMSG,
+			return ox__node_err(ld, FERRY_EBADMSG,
 					"the input needs spatial dimensions");
 		*o = *x;
 		for (int i = 1; i < x->rank; i++)
 			if (x->dims[i].b)
-				return node_err(ld, FERRY_ENOTSUP,
+				return ox__node_err(ld, FERRY_ENOTSUP,
 						"the batch dimension may only be the first");
 		for (int i = 2; i < x->rank; i++)
 			o->dims[i] = (struct ox__dim){ 1, 0 };
@@ -768,87 +768,87 @@ static int plan_pool(struct ox__ld *ld, struct ox__step *s,
 	if (s->op == OX__OP_MAXPOOL) {
 		int64_t so;
 
-		rc = attr_int(ld, "storage_order", 0, &so);
+		rc = ox__attr_int(ld, "storage_order", 0, &so);
 		if (rc)
 			return rc;
 	}
-	rc = plan_window(ld, s, x, NULL, o);
+	rc = ox__plan_window(ld, s, x, NULL, o);
 	if (rc)
 		return rc;
 	o->dims[1] = x->dims[1];
 	return 0;
 }
 
-static int plan_gemm(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_gemm(struct ox__ld *ld, struct ox__step *s,
 		     struct ox__tensor *o)
 {
 	struct ox_model *m = ld->m;
-	int ia = in_float(ld, s, 0), ib, rc;
+	int ia = ox__in_float(ld, s, 0), ib, rc;
 	int64_t ta, tb;
 	const struct ox__tensor *a, *b;
 
 	if (ia < 0)
 		return ia;
-	ib = in_float(ld, s, 1);
+	ib = ox__in_float(ld, s, 1);
 	if (ib < 0)
 		return ib;
 	a = &m->tensors[ia];
 	b = &m->tensors[ib];
-	rc = attr_float(ld, "alpha", 1.0f, &s->alpha);
+	rc = ox__attr_float(ld, "alpha", 1.0f, &s->alpha);
 	if (!rc)
-		rc = attr_float(ld, "beta", 1.0f, &s->beta);
+		rc = ox__attr_float(ld, "beta", 1.0f, &s->beta);
 	if (!rc)
-		rc = attr_int(ld, "transA", 0, &ta);
+		rc = ox__attr_int(ld, "transA", 0, &ta);
 	if (!rc)
-		rc = attr_int(ld, "transB", 0, &tb);
+		rc = ox__attr_int(ld, "transB", 0, &tb);
 	if (rc)
 		return rc;
 	s->trans_a = ta != 0;
 	s->trans_b = tb != 0;
 	if (a->rank != 2 || b->rank != 2)
-		return node_err(ld, FERRY_EBADMSG, "A and B must be 2-D");
-	if (!dim_eq(a->dims[s->trans_a ? 0 : 1], b->dims[s->trans_b ? 1 : 0]))
-		return node_err(ld, FERRY_EBADMSG,
+		return ox__node_err(ld, FERRY_EBADMSG, "A and B must be 2-D");
+	if (!ox__dim_eq(a->dims[s->trans_a ? 0 : 1], b->dims[s->trans_b ? 1 : 0]))
+		return ox__node_err(ld, FERRY_EBADMSG,
 				"inner dimensions do not match");
 	o->rank = 2;
 	o->dims[0] = a->dims[s->trans_a ? 1 : 0];
 	o->dims[1] = b->dims[s->trans_b ? 0 : 1];
 	if (s->nin > 2 && s->in[2] >= 0) {
-		int ic = in_float(ld, s, 2);
+		int ic = ox__in_float(ld, s, 2);
 		struct ox__tensor y;
 
 		if (ic < 0)
 			return ic;
 		if (m->tensors[ic].rank > 2)
-			return node_err(ld, FERRY_EBADMSG, "C has rank > 2");
+			return ox__node_err(ld, FERRY_EBADMSG, "C has rank > 2");
 		/* C broadcasts one way: to Y's shape and nothing bigger */
-		rc = bcast(ld, o, &m->tensors[ic], &y);
+		rc = ox__bcast(ld, o, &m->tensors[ic], &y);
 		if (rc)
 			return rc;
-		if (!dim_eq(y.dims[0], o->dims[0]) ||
-		    !dim_eq(y.dims[1], o->dims[1]))
-			return node_err(ld, FERRY_EBADMSG,
+		if (!ox__dim_eq(y.dims[0], o->dims[0]) ||
+		    !ox__dim_eq(y.dims[1], o->dims[1]))
+			return ox__node_err(ld, FERRY_EBADMSG,
 					"C does not broadcast to [M, N]");
 	}
 	return 0;
 }
 
-static int plan_matmul(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_matmul(struct ox__ld *ld, struct ox__step *s,
 		       struct ox__tensor *o)
 {
 	struct ox_model *m = ld->m;
-	int ia = in_float(ld, s, 0), ib, rc;
+	int ia = ox__in_float(ld, s, 0), ib, rc;
 	struct ox__tensor a, b, ba, bb, bo;
 
 	if (ia < 0)
 		return ia;
-	ib = in_float(ld, s, 1);
+	ib = ox__in_float(ld, s, 1);
 	if (ib < 0)
 		return ib;
 	a = m->tensors[ia];
 	b = m->tensors[ib];
 	if (a.rank < 1 || b.rank < 1)
-		return node_err(ld, FERRY_EBADMSG, "MatMul of a scalar");
+		return ox__node_err(ld, FERRY_EBADMSG, "MatMul of a scalar");
 	/* numpy: a 1-D A is a row, a 1-D B a column, dropped afterwards */
 	bool drop_m = a.rank == 1, drop_n = b.rank == 1;
 
@@ -861,19 +861,19 @@ static int plan_matmul(struct ox__ld *ld, struct ox__step *s,
 		b.dims[1] = (struct ox__dim){ 1, 0 };
 		b.rank = 2;
 	}
-	if (!dim_eq(a.dims[a.rank - 1], b.dims[b.rank - 2]))
-		return node_err(ld, FERRY_EBADMSG,
+	if (!ox__dim_eq(a.dims[a.rank - 1], b.dims[b.rank - 2]))
+		return ox__node_err(ld, FERRY_EBADMSG,
 				"inner dimensions do not match");
 	ba.rank = a.rank - 2;
 	memcpy(ba.dims, a.dims, sizeof(a.dims[0]) * (size_t)ba.rank);
 	bb.rank = b.rank - 2;
 	memcpy(bb.dims, b.dims, sizeof(b.dims[0]) * (size_t)bb.rank);
-	rc = bcast(ld, &ba, &bb, &bo);
+	rc = ox__bcast(ld, &ba, &bb, &bo);
 	if (rc)
 		return rc;
 	*o = bo;
 	if (o->rank + 2 > OX_MAX_RANK)
-		return node_err(ld, FERRY_ENOTSUP, "rank too large");
+		return ox__node_err(ld, FERRY_ENOTSUP, "rank too large");
 	if (!drop_m)
 		o->dims[o->rank++] = a.dims[a.rank - 2];
 	if (!drop_n)
@@ -881,7 +881,7 @@ static int plan_matmul(struct ox__ld *ld, struct ox__step *s,
 	return 0;
 }
 
-static int plan_reshape(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_reshape(struct ox__ld *ld, struct ox__step *s,
 			const struct ox__tensor *x, struct ox__tensor *o)
 {
 	const int64_t *v;
@@ -889,56 +889,56 @@ static int plan_reshape(struct ox__ld *ld, struct ox__step *s,
 	int64_t allowzero, ci, ck;
 	int pi, pk, neg = -1, rc;
 
-	rc = in_ints(ld, s, 1, &v, &n);
+	rc = ox__in_ints(ld, s, 1, &v, &n);
 	if (rc)
 		return rc;
-	rc = attr_int(ld, "allowzero", 0, &allowzero);
+	rc = ox__attr_int(ld, "allowzero", 0, &allowzero);
 	if (rc)
 		return rc;
 	if (n > OX_MAX_RANK)
-		return node_err(ld, FERRY_ENOTSUP, "rank %zu is too large", n);
+		return ox__node_err(ld, FERRY_ENOTSUP, "rank %zu is too large", n);
 	o->rank = (int)n;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i] == -1) {
 			if (neg >= 0)
-				return node_err(ld, FERRY_EBADMSG,
+				return ox__node_err(ld, FERRY_EBADMSG,
 						"more than one -1 in the shape");
 			neg = (int)i;
 			o->dims[i] = (struct ox__dim){ 1, 0 };
 		} else if (v[i] == 0 && !allowzero) {
 			if ((int)i >= x->rank)
-				return node_err(ld, FERRY_EBADMSG,
+				return ox__node_err(ld, FERRY_EBADMSG,
 						"0 copies a dimension the input lacks");
 			o->dims[i] = x->dims[i];
 		} else if (v[i] <= 0 || v[i] > OX__MAX_ELEMS) {
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"shape value %lld is not supported",
 					(long long)v[i]);
 		} else {
 			o->dims[i] = (struct ox__dim){ v[i], 0 };
 		}
 	}
-	if (!dims_prod(x->dims, 0, x->rank, &ci, &pi) ||
-	    !dims_prod(o->dims, 0, o->rank, &ck, &pk))
-		return node_err(ld, FERRY_E2BIG, "shape product overflows");
+	if (!ox__dims_prod(x->dims, 0, x->rank, &ci, &pi) ||
+	    !ox__dims_prod(o->dims, 0, o->rank, &ck, &pk))
+		return ox__node_err(ld, FERRY_E2BIG, "shape product overflows");
 	if (neg >= 0) {
 		if (ci % ck || pi - pk < 0 || pi - pk > 1)
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"cannot infer the -1 dimension for every batch size");
 		o->dims[neg] = (struct ox__dim){ ci / ck, pi - pk };
 	} else if (ci != ck || pi != pk) {
-		return node_err(ld, FERRY_ENOTSUP,
+		return ox__node_err(ld, FERRY_ENOTSUP,
 				"the element count does not match for every batch size");
 	}
 	return 0;
 }
 
-static int plan_copy(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_copy(struct ox__ld *ld, struct ox__step *s,
 		     struct ox__tensor *o)
 {
 	struct ox_model *m = ld->m;
 	const char *op = ld->node->op_type;
-	int ix = in_float(ld, s, 0), rc;
+	int ix = ox__in_float(ld, s, 0), rc;
 	const struct ox__tensor *x;
 
 	if (ix < 0)
@@ -949,22 +949,22 @@ static int plan_copy(struct ox__ld *ld, struct ox__step *s,
 		return 0;
 	}
 	if (strcmp(op, "Reshape") == 0)
-		return plan_reshape(ld, s, x, o);
+		return ox__plan_reshape(ld, s, x, o);
 	if (strcmp(op, "Flatten") == 0) {
 		int64_t ax, c0, c1;
 		int axis, p0, p1;
 
-		rc = attr_int(ld, "axis", 1, &ax);
+		rc = ox__attr_int(ld, "axis", 1, &ax);
 		if (rc)
 			return rc;
-		if (!norm_axis(ax, x->rank, 1, &axis))
-			return node_err(ld, FERRY_EBADMSG, "axis %lld out of range",
+		if (!ox__norm_axis(ax, x->rank, 1, &axis))
+			return ox__node_err(ld, FERRY_EBADMSG, "axis %lld out of range",
 					(long long)ax);
-		if (!dims_prod(x->dims, 0, axis, &c0, &p0) ||
-		    !dims_prod(x->dims, axis, x->rank, &c1, &p1))
-			return node_err(ld, FERRY_E2BIG, "shape product overflows");
+		if (!ox__dims_prod(x->dims, 0, axis, &c0, &p0) ||
+		    !ox__dims_prod(x->dims, axis, x->rank, &c1, &p1))
+			return ox__node_err(ld, FERRY_E2BIG, "shape product overflows");
 		if (p0 > 1 || p1 > 1)
-			return node_err(ld, FERRY_ENOTSUP, "batch appears twice");
+			return ox__node_err(ld, FERRY_ENOTSUP, "batch appears twice");
 		o->rank = 2;
 		o->dims[0] = (struct ox__dim){ c0, p0 };
 		o->dims[1] = (struct ox__dim){ c1, p1 };
@@ -977,24 +977,24 @@ static int plan_copy(struct ox__ld *ld, struct ox__step *s,
 			const int64_t *v;
 			size_t n;
 
-			rc = in_ints(ld, s, 1, &v, &n);
+			rc = ox__in_ints(ld, s, 1, &v, &n);
 			if (rc)
 				return rc;
 			for (size_t i = 0; i < n; i++) {
 				int a;
 
-				if (!norm_axis(v[i], x->rank, 0, &a) || sq[a])
-					return node_err(ld, FERRY_EBADMSG,
+				if (!ox__norm_axis(v[i], x->rank, 0, &a) || sq[a])
+					return ox__node_err(ld, FERRY_EBADMSG,
 							"bad axis %lld", (long long)v[i]);
-				if (!dim_one(x->dims[a]))
-					return node_err(ld, FERRY_EBADMSG,
+				if (!ox__dim_one(x->dims[a]))
+					return ox__node_err(ld, FERRY_EBADMSG,
 							"axis %d is not of size 1", a);
 				sq[a] = true;
 			}
 		} else {
 			/* without axes: every dimension known to be 1 */
 			for (int i = 0; i < x->rank; i++)
-				sq[i] = dim_one(x->dims[i]);
+				sq[i] = ox__dim_one(x->dims[i]);
 		}
 		o->rank = 0;
 		for (int i = 0; i < x->rank; i++)
@@ -1008,17 +1008,17 @@ static int plan_copy(struct ox__ld *ld, struct ox__step *s,
 		size_t n;
 		int r, k = 0;
 
-		rc = in_ints(ld, s, 1, &v, &n);
+		rc = ox__in_ints(ld, s, 1, &v, &n);
 		if (rc)
 			return rc;
 		if (n + (size_t)x->rank > OX_MAX_RANK)
-			return node_err(ld, FERRY_ENOTSUP, "rank too large");
+			return ox__node_err(ld, FERRY_ENOTSUP, "rank too large");
 		r = x->rank + (int)n;
 		for (size_t i = 0; i < n; i++) {
 			int a;
 
-			if (!norm_axis(v[i], r, 0, &a) || un[a])
-				return node_err(ld, FERRY_EBADMSG, "bad axis %lld",
+			if (!ox__norm_axis(v[i], r, 0, &a) || un[a])
+				return ox__node_err(ld, FERRY_EBADMSG, "bad axis %lld",
 						(long long)v[i]);
 			un[a] = true;
 		}
@@ -1028,85 +1028,85 @@ static int plan_copy(struct ox__ld *ld, struct ox__step *s,
 					     x->dims[k++];
 		return 0;
 	}
-	return node_err(ld, FERRY_ENOTSUP, "internal: unknown copy op");
+	return ox__node_err(ld, FERRY_ENOTSUP, "internal: unknown copy op");
 }
 
-static int plan_concat(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_concat(struct ox__ld *ld, struct ox__step *s,
 		       struct ox__tensor *o)
 {
 	struct ox_model *m = ld->m;
 	int64_t ax;
-	int axis, rc, i0 = in_float(ld, s, 0);
+	int axis, rc, i0 = ox__in_float(ld, s, 0);
 
 	if (i0 < 0)
 		return i0;
-	rc = attr_int(ld, "axis", INT64_MIN, &ax);
+	rc = ox__attr_int(ld, "axis", INT64_MIN, &ax);
 	if (rc)
 		return rc;
 	*o = m->tensors[i0];
-	if (!norm_axis(ax, o->rank, 0, &axis))
-		return node_err(ld, FERRY_EBADMSG, "axis missing or out of range");
+	if (!ox__norm_axis(ax, o->rank, 0, &axis))
+		return ox__node_err(ld, FERRY_EBADMSG, "axis missing or out of range");
 	s->axis = axis;
 	for (int i = 1; i < s->nin; i++) {
-		int ii = in_float(ld, s, i);
+		int ii = ox__in_float(ld, s, i);
 		const struct ox__tensor *t;
 
 		if (ii < 0)
 			return ii;
 		t = &m->tensors[ii];
 		if (t->rank != o->rank)
-			return node_err(ld, FERRY_EBADMSG, "ranks differ");
+			return ox__node_err(ld, FERRY_EBADMSG, "ranks differ");
 		for (int d = 0; d < o->rank; d++) {
 			if (d == axis)
 				continue;
-			if (!dim_eq(t->dims[d], o->dims[d]))
-				return node_err(ld, FERRY_EBADMSG,
+			if (!ox__dim_eq(t->dims[d], o->dims[d]))
+				return ox__node_err(ld, FERRY_EBADMSG,
 						"dimension %d differs", d);
 		}
 		if (t->dims[axis].b != o->dims[axis].b)
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"concatenating batched and static sizes");
-		if (!mul_ok(1, o->dims[axis].c + t->dims[axis].c,
+		if (!ox__mul_ok(1, o->dims[axis].c + t->dims[axis].c,
 			    &o->dims[axis].c))
-			return node_err(ld, FERRY_E2BIG, "too large");
+			return ox__node_err(ld, FERRY_E2BIG, "too large");
 	}
 	return 0;
 }
 
-static int plan_bn(struct ox__ld *ld, struct ox__step *s,
+static int ox__plan_bn(struct ox__ld *ld, struct ox__step *s,
 		   struct ox__tensor *o)
 {
 	struct ox_model *m = ld->m;
-	int ix = in_float(ld, s, 0), rc;
+	int ix = ox__in_float(ld, s, 0), rc;
 	int64_t c, tm;
 	float eps;
 	const float *p[4];
 
 	if (ix < 0)
 		return ix;
-	rc = attr_float(ld, "epsilon", 1e-5f, &eps);
+	rc = ox__attr_float(ld, "epsilon", 1e-5f, &eps);
 	if (!rc)
-		rc = attr_int(ld, "training_mode", 0, &tm);
+		rc = ox__attr_int(ld, "training_mode", 0, &tm);
 	if (rc)
 		return rc;
 	if (tm)
-		return node_err(ld, FERRY_ENOTSUP, "training mode");
+		return ox__node_err(ld, FERRY_ENOTSUP, "training mode");
 	*o = m->tensors[ix];
 	if (o->rank < 2 || o->dims[1].b)
-		return node_err(ld, FERRY_EBADMSG, "the input needs a static channel dimension");
+		return ox__node_err(ld, FERRY_EBADMSG, "the input needs a static channel dimension");
 	c = o->dims[1].c;
 	for (int i = 1; i < 5; i++) {
-		int it = in_float(ld, s, i);
+		int it = ox__in_float(ld, s, i);
 		const struct ox__tensor *t;
 
 		if (it < 0)
 			return it;
 		t = &m->tensors[it];
 		if (t->kind != OX__T_CONST)
-			return node_err(ld, FERRY_ENOTSUP,
+			return ox__node_err(ld, FERRY_ENOTSUP,
 					"scale, B, mean and var must be constants");
 		if (t->rank != 1 || t->dims[0].c != c)
-			return node_err(ld, FERRY_EBADMSG,
+			return ox__node_err(ld, FERRY_EBADMSG,
 					"parameter %d does not have %lld values", i,
 					(long long)c);
 		p[i - 1] = t->cdata;
@@ -1125,7 +1125,7 @@ static int plan_bn(struct ox__ld *ld, struct ox__step *s,
 }
 
 /* Constant: becomes a constant tensor; no step runs. */
-static int plan_constant(struct ox__ld *ld, int id)
+static int ox__plan_constant(struct ox__ld *ld, int id)
 {
 	const Onnx__NodeProto *n = ld->node;
 	struct ox__tensor *t = &ld->m->tensors[id];
@@ -1133,13 +1133,13 @@ static int plan_constant(struct ox__ld *ld, int id)
 	char what[160];
 
 	if (n->n_attribute != 1)
-		return node_err(ld, FERRY_EBADMSG, "needs exactly one attribute");
+		return ox__node_err(ld, FERRY_EBADMSG, "needs exactly one attribute");
 	a = n->attribute[0];
-	snprintf(what, sizeof(what), "node '%s' (Constant)", nz(n->name));
+	snprintf(what, sizeof(what), "node '%s' (Constant)", ox__nz(n->name));
 	if (a->name && strcmp(a->name, "value") == 0) {
 		if (!a->t)
-			return node_err(ld, FERRY_EBADMSG, "value is not a tensor");
-		return load_tensor(ld, a->t, id, what);
+			return ox__node_err(ld, FERRY_EBADMSG, "value is not a tensor");
+		return ox__load_tensor(ld, a->t, id, what);
 	}
 	if (a->name && strcmp(a->name, "value_float") == 0 && a->has_f) {
 		float *d = malloc(sizeof(float));
@@ -1156,7 +1156,7 @@ static int plan_constant(struct ox__ld *ld, int id)
 		float *d;
 
 		if (a->n_floats == 0 || a->n_floats > (size_t)OX__MAX_ELEMS)
-			return node_err(ld, FERRY_ENOTSUP, "empty value_floats");
+			return ox__node_err(ld, FERRY_ENOTSUP, "empty value_floats");
 		d = malloc(a->n_floats * sizeof(float));
 		if (!d)
 			return FERRY_ENOMEM;
@@ -1174,7 +1174,7 @@ static int plan_constant(struct ox__ld *ld, int id)
 		int64_t *d;
 
 		if (one && !a->has_i)
-			return node_err(ld, FERRY_EBADMSG, "value_int is not set");
+			return ox__node_err(ld, FERRY_EBADMSG, "value_int is not set");
 		if (cnt > 4096) {
 			t->kind = OX__T_OTHER;
 			return 0;
@@ -1193,12 +1193,12 @@ static int plan_constant(struct ox__ld *ld, int id)
 		t->dims[0] = (struct ox__dim){ (int64_t)cnt, 0 };
 		return 0;
 	}
-	return node_err(ld, FERRY_ENOTSUP, "attribute '%s' is not supported",
-			nz(a->name));
+	return ox__node_err(ld, FERRY_ENOTSUP, "attribute '%s' is not supported",
+			ox__nz(a->name));
 }
 
 /* Shape inference and attributes of one node; s->in is filled. */
-static int plan_node(struct ox__ld *ld, const struct ox__opdef *od,
+static int ox__plan_node(struct ox__ld *ld, const struct ox__opdef *od,
 		     struct ox__step *s, struct ox__tensor *o)
 {
 	struct ox_model *m = ld->m;
@@ -1207,28 +1207,28 @@ static int plan_node(struct ox__ld *ld, const struct ox__opdef *od,
 
 	switch (od->op) {
 	case OX__OP_COPY:
-		return plan_copy(ld, s, o);
+		return ox__plan_copy(ld, s, o);
 	case OX__OP_GEMM:
-		return plan_gemm(ld, s, o);
+		return ox__plan_gemm(ld, s, o);
 	case OX__OP_MATMUL:
-		return plan_matmul(ld, s, o);
+		return ox__plan_matmul(ld, s, o);
 	case OX__OP_ADD:
 	case OX__OP_SUB:
 	case OX__OP_MUL:
 	case OX__OP_DIV: {
 		int ib;
 
-		ix = in_float(ld, s, 0);
+		ix = ox__in_float(ld, s, 0);
 		if (ix < 0)
 			return ix;
-		ib = in_float(ld, s, 1);
+		ib = ox__in_float(ld, s, 1);
 		if (ib < 0)
 			return ib;
-		return bcast(ld, &m->tensors[ix], &m->tensors[ib], o);
+		return ox__bcast(ld, &m->tensors[ix], &m->tensors[ib], o);
 	}
 	case OX__OP_LEAKYRELU:
 	case OX__OP_ELU:
-		rc = attr_float(ld, "alpha", od->op == OX__OP_ELU ? 1.0f : 0.01f,
+		rc = ox__attr_float(ld, "alpha", od->op == OX__OP_ELU ? 1.0f : 0.01f,
 				&s->alpha);
 		if (rc)
 			return rc;
@@ -1236,22 +1236,22 @@ static int plan_node(struct ox__ld *ld, const struct ox__opdef *od,
 	case OX__OP_RELU:
 	case OX__OP_SIGMOID:
 	case OX__OP_TANH:
-		ix = in_float(ld, s, 0);
+		ix = ox__in_float(ld, s, 0);
 		if (ix < 0)
 			return ix;
 		*o = m->tensors[ix];
 		return 0;
 	case OX__OP_SOFTMAX:
 	case OX__OP_LOGSOFTMAX:
-		ix = in_float(ld, s, 0);
+		ix = ox__in_float(ld, s, 0);
 		if (ix < 0)
 			return ix;
 		*o = m->tensors[ix];
-		rc = attr_int(ld, "axis", -1, &ax);
+		rc = ox__attr_int(ld, "axis", -1, &ax);
 		if (rc)
 			return rc;
-		if (!norm_axis(ax, o->rank, 0, &s->axis))
-			return node_err(ld, FERRY_EBADMSG, "axis %lld out of range",
+		if (!ox__norm_axis(ax, o->rank, 0, &s->axis))
+			return ox__node_err(ld, FERRY_EBADMSG, "axis %lld out of range",
 					(long long)ax);
 		return 0;
 	case OX__OP_TRANSPOSE: {
@@ -1259,10 +1259,10 @@ static int plan_node(struct ox__ld *ld, const struct ox__opdef *od,
 		bool seen[OX_MAX_RANK] = { false };
 		int n;
 
-		ix = in_float(ld, s, 0);
+		ix = ox__in_float(ld, s, 0);
 		if (ix < 0)
 			return ix;
-		rc = attr_ints(ld, "perm", v, OX_MAX_RANK, &n);
+		rc = ox__attr_ints(ld, "perm", v, OX_MAX_RANK, &n);
 		if (rc)
 			return rc;
 		const struct ox__tensor *x = &m->tensors[ix];
@@ -1273,12 +1273,12 @@ static int plan_node(struct ox__ld *ld, const struct ox__opdef *od,
 				v[i] = n - 1 - i;
 		}
 		if (n != x->rank)
-			return node_err(ld, FERRY_EBADMSG, "perm has %d values for rank %d",
+			return ox__node_err(ld, FERRY_EBADMSG, "perm has %d values for rank %d",
 					n, x->rank);
 		o->rank = n;
 		for (int i = 0; i < n; i++) {
 			if (v[i] < 0 || v[i] >= n || seen[v[i]])
-				return node_err(ld, FERRY_EBADMSG,
+				return ox__node_err(ld, FERRY_EBADMSG,
 						"perm is not a permutation");
 			seen[v[i]] = true;
 			s->perm[i] = (int)v[i];
@@ -1287,49 +1287,49 @@ static int plan_node(struct ox__ld *ld, const struct ox__opdef *od,
 		return 0;
 	}
 	case OX__OP_CONCAT:
-		return plan_concat(ld, s, o);
+		return ox__plan_concat(ld, s, o);
 	case OX__OP_BATCHNORM:
-		return plan_bn(ld, s, o);
+		return ox__plan_bn(ld, s, o);
 	case OX__OP_CONV:
-		return plan_conv(ld, s, o);
+		return ox__plan_conv(ld, s, o);
 	case OX__OP_MAXPOOL:
 	case OX__OP_AVGPOOL:
 	case OX__OP_GLOBALAVGPOOL:
-		return plan_pool(ld, s, o);
+		return ox__plan_pool(ld, s, o);
 	}
-	return node_err(ld, FERRY_ENOTSUP, "internal: unknown op");
+	return ox__node_err(ld, FERRY_ENOTSUP, "internal: unknown op");
 }
 
 /* ---------------------------------------------------------------------- */
 /* graph inputs and outputs */
 
-static int check_value_info(struct ox__ld *ld, const Onnx__ValueInfoProto *vi,
+static int ox__check_value_info(struct ox__ld *ld, const Onnx__ValueInfoProto *vi,
 			    struct ox__tensor *t, const char *what)
 {
 	const Onnx__TypeProto__Tensor *tt;
 	const Onnx__TensorShapeProto *sh;
-	const char *name = nz(vi->name);
+	const char *name = ox__nz(vi->name);
 
 	if (!vi->type || vi->type->value_case !=
 	    ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !vi->type->tensor_type) {
-		ld_msg(ld, "%s '%s' is not a tensor", what, name);
+		ox__ld_msg(ld, "%s '%s' is not a tensor", what, name);
 		return FERRY_ENOTSUP;
 	}
 	tt = vi->type->tensor_type;
 	if (!tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
-		ld_msg(ld, "%s '%s' has data type %s, only float32 is supported",
-		       what, name, dtype_name(tt->has_elem_type ? tt->elem_type : 0));
+		ox__ld_msg(ld, "%s '%s' has data type %s, only float32 is supported",
+		       what, name, ox__dtype_name(tt->has_elem_type ? tt->elem_type : 0));
 		return FERRY_ENOTSUP;
 	}
 	if (!t)
 		return 0;
 	sh = tt->shape;
 	if (!sh) {
-		ld_msg(ld, "%s '%s' has no shape", what, name);
+		ox__ld_msg(ld, "%s '%s' has no shape", what, name);
 		return FERRY_ENOTSUP;
 	}
 	if (sh->n_dim > OX_MAX_RANK) {
-		ld_msg(ld, "%s '%s' has rank %zu (at most %d)", what, name,
+		ox__ld_msg(ld, "%s '%s' has rank %zu (at most %d)", what, name,
 		       sh->n_dim, OX_MAX_RANK);
 		return FERRY_ENOTSUP;
 	}
@@ -1345,12 +1345,12 @@ static int check_value_info(struct ox__ld *ld, const Onnx__ValueInfoProto *vi,
 			continue;
 		}
 		if (dyn) {
-			ld_msg(ld, "%s '%s' has dynamic dimension %zu (only the first, batch, dimension may be dynamic)",
+			ox__ld_msg(ld, "%s '%s' has dynamic dimension %zu (only the first, batch, dimension may be dynamic)",
 			       what, name, i);
 			return FERRY_ENOTSUP;
 		}
 		if (d->dim_value > OX__MAX_ELEMS) {
-			ld_msg(ld, "%s '%s': dimension %zu is too large", what,
+			ox__ld_msg(ld, "%s '%s': dimension %zu is too large", what,
 			       name, i);
 			return FERRY_E2BIG;
 		}
@@ -1359,15 +1359,15 @@ static int check_value_info(struct ox__ld *ld, const Onnx__ValueInfoProto *vi,
 	int64_t c;
 	int p;
 
-	if (!dims_prod(t->dims, 0, t->rank, &c, &p)) {
-		ld_msg(ld, "%s '%s' is too large", what, name);
+	if (!ox__dims_prod(t->dims, 0, t->rank, &c, &p)) {
+		ox__ld_msg(ld, "%s '%s' is too large", what, name);
 		return FERRY_E2BIG;
 	}
 	return 0;
 }
 
 /* Fill the public description of a tensor used as graph input/output. */
-static int io_info(struct ox__ld *ld, struct ox__io *io, const struct ox__tensor *t,
+static int ox__io_info(struct ox__ld *ld, struct ox__io *io, const struct ox__tensor *t,
 		   const char *what)
 {
 	io->info.name = io->name;
@@ -1378,8 +1378,8 @@ static int io_info(struct ox__ld *ld, struct ox__io *io, const struct ox__tensor
 		if (t->dims[i].b && (i != 0 || t->dims[i].c != 1)) {
 			char sh[96];
 
-			fmt_shape(t, sh, sizeof(sh));
-			ld_msg(ld, "%s '%s' has shape %s: the batch dimension must come first",
+			ox__fmt_shape(t, sh, sizeof(sh));
+			ox__ld_msg(ld, "%s '%s' has shape %s: the batch dimension must come first",
 			       what, io->name, sh);
 			return FERRY_ENOTSUP;
 		}
@@ -1415,23 +1415,23 @@ void ox_model_free(struct ox_model *m)
 	free(m);
 }
 
-static int find_opset(struct ox__ld *ld, const Onnx__ModelProto *mp)
+static int ox__find_opset(struct ox__ld *ld, const Onnx__ModelProto *mp)
 {
 	int64_t v = -1;
 
 	for (size_t i = 0; i < mp->n_opset_import; i++) {
-		const char *d = nz(mp->opset_import[i]->domain);
+		const char *d = ox__nz(mp->opset_import[i]->domain);
 
 		if ((d[0] == 0 || strcmp(d, "ai.onnx") == 0) &&
 		    mp->opset_import[i]->has_version)
 			v = mp->opset_import[i]->version;
 	}
 	if (v < 0) {
-		ld_msg(ld, "the model imports no ai.onnx opset");
+		ox__ld_msg(ld, "the model imports no ai.onnx opset");
 		return FERRY_EBADMSG;
 	}
 	if (v < OX_MIN_OPSET || v > OX_MAX_OPSET) {
-		ld_msg(ld, "opset %lld is not supported (%d to %d are)",
+		ox__ld_msg(ld, "opset %lld is not supported (%d to %d are)",
 		       (long long)v, OX_MIN_OPSET, OX_MAX_OPSET);
 		return FERRY_ENOTSUP;
 	}
@@ -1440,21 +1440,21 @@ static int find_opset(struct ox__ld *ld, const Onnx__ModelProto *mp)
 }
 
 /* Every node names a known operator; list each one that does not. */
-static int check_ops(struct ox__ld *ld, const Onnx__GraphProto *g)
+static int ox__check_ops(struct ox__ld *ld, const Onnx__GraphProto *g)
 {
 	int bad = 0;
 
 	for (size_t i = 0; i < g->n_node; i++) {
 		const Onnx__NodeProto *n = g->node[i];
-		const struct ox__opdef *od = opdef_find(n);
+		const struct ox__opdef *od = ox__opdef_find(n);
 
 		if (!od) {
 			if (!bad)
-				ld_msg(ld, "unsupported operators:");
-			ld_msg(ld, "node '%s' (%s%s%s)", nz(n->name),
+				ox__ld_msg(ld, "unsupported operators:");
+			ox__ld_msg(ld, "node '%s' (%s%s%s)", ox__nz(n->name),
 			       n->domain && n->domain[0] ? n->domain : "",
 			       n->domain && n->domain[0] ? "." : "",
-			       nz(n->op_type));
+			       ox__nz(n->op_type));
 			bad++;
 			continue;
 		}
@@ -1468,9 +1468,9 @@ static int check_ops(struct ox__ld *ld, const Onnx__GraphProto *g)
 		if (n->n_output < 1 || !n->output[0] || !n->output[0][0] ||
 		    extra) {
 			if (!bad)
-				ld_msg(ld, "unsupported operators:");
-			ld_msg(ld, "node '%s' (%s) needs exactly one output",
-			       nz(n->name), nz(n->op_type));
+				ox__ld_msg(ld, "unsupported operators:");
+			ox__ld_msg(ld, "node '%s' (%s) needs exactly one output",
+			       ox__nz(n->name), ox__nz(n->op_type));
 			bad++;
 			continue;
 		}
@@ -1478,9 +1478,9 @@ static int check_ops(struct ox__ld *ld, const Onnx__GraphProto *g)
 		    (od->max_in >= 0 && n->n_input > (size_t)od->max_in) ||
 		    n->n_input > OX__MAX_INPUTS) {
 			if (!bad)
-				ld_msg(ld, "unsupported operators:");
-			ld_msg(ld, "node '%s' (%s) has %zu inputs", nz(n->name),
-			       nz(n->op_type), n->n_input);
+				ox__ld_msg(ld, "unsupported operators:");
+			ox__ld_msg(ld, "node '%s' (%s) has %zu inputs", ox__nz(n->name),
+			       ox__nz(n->op_type), n->n_input);
 			bad++;
 		}
 	}
@@ -1492,7 +1492,7 @@ static int check_ops(struct ox__ld *ld, const Onnx__GraphProto *g)
  * edges (producer -> consumer) are gathered once into a CSR table so the
  * sort stays linear in the size of the graph, whatever a file holds.
  */
-static int topo_sort(struct ox__ld *ld, const Onnx__GraphProto *g,
+static int ox__topo_sort(struct ox__ld *ld, const Onnx__GraphProto *g,
 		     const int *producer, int *order)
 {
 	size_t nn = g->n_node, nedges = 0, head = 0, tail = 0;
@@ -1509,15 +1509,15 @@ static int topo_sort(struct ox__ld *ld, const Onnx__GraphProto *g,
 		const Onnx__NodeProto *n = g->node[i];
 
 		for (size_t k = 0; k < n->n_input; k++) {
-			const char *nm = nz(n->input[k]);
+			const char *nm = ox__nz(n->input[k]);
 			int t;
 
 			if (!nm[0])
 				continue;
-			t = name_find(ld, nm);
+			t = ox__name_find(ld, nm);
 			if (t < 0) {
-				ld_msg(ld, "node '%s' (%s): input '%s' is not defined",
-				       nz(n->name), nz(n->op_type), nm);
+				ox__ld_msg(ld, "node '%s' (%s): input '%s' is not defined",
+				       ox__nz(n->name), ox__nz(n->op_type), nm);
 				rc = FERRY_EBADMSG;
 				continue;
 			}
@@ -1543,12 +1543,12 @@ static int topo_sort(struct ox__ld *ld, const Onnx__GraphProto *g,
 		const Onnx__NodeProto *n = g->node[i];
 
 		for (size_t k = 0; k < n->n_input; k++) {
-			const char *nm = nz(n->input[k]);
+			const char *nm = ox__nz(n->input[k]);
 			int t;
 
 			if (!nm[0])
 				continue;
-			t = name_find(ld, nm);
+			t = ox__name_find(ld, nm);
 			if (producer[t] >= 0)
 				adj[start[producer[t]]++] = (int)i;
 		}
@@ -1567,7 +1567,7 @@ static int topo_sort(struct ox__ld *ld, const Onnx__GraphProto *g,
 				order[tail++] = adj[e];
 	}
 	if (tail != nn) {
-		ld_msg(ld, "the graph has a cycle");
+		ox__ld_msg(ld, "the graph has a cycle");
 		rc = FERRY_EBADMSG;
 	}
 out:
@@ -1577,7 +1577,7 @@ out:
 	return rc;
 }
 
-static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
+static int ox__load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 {
 	struct ox_model *m = ld->m;
 	size_t names = g->n_input + g->n_initializer, i;
@@ -1591,7 +1591,7 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 	}
 	if (names > INT32_MAX / 4)
 		return FERRY_E2BIG;
-	rc = check_ops(ld, g);
+	rc = ox__check_ops(ld, g);
 	if (rc)
 		return rc;
 	for (ld->hcap = 16; ld->hcap < 2 * names; ld->hcap *= 2)
@@ -1618,14 +1618,14 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 	for (i = 0; i < g->n_initializer; i++) {
 		const Onnx__TensorProto *tp = g->initializer[i];
 		char what[160];
-		int id = tensor_new(ld, nz(tp->name), OX__T_CONST);
+		int id = ox__tensor_new(ld, ox__nz(tp->name), OX__T_CONST);
 
 		if (id < 0) {
 			rc = id;
 			goto out;
 		}
-		snprintf(what, sizeof(what), "initializer '%s'", nz(tp->name));
-		rc = load_tensor(ld, tp, id, what);
+		snprintf(what, sizeof(what), "initializer '%s'", ox__nz(tp->name));
+		rc = ox__load_tensor(ld, tp, id, what);
 		if (rc)
 			goto out;
 	}
@@ -1638,18 +1638,18 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 		int id;
 
 		if (!vi->name || !vi->name[0]) {
-			ld_msg(ld, "graph input %zu has no name", i);
+			ox__ld_msg(ld, "graph input %zu has no name", i);
 			rc = FERRY_EBADMSG;
 			goto out;
 		}
-		if (name_find(ld, vi->name) >= 0)
+		if (ox__name_find(ld, vi->name) >= 0)
 			continue;
-		id = tensor_new(ld, vi->name, OX__T_INPUT);
+		id = ox__tensor_new(ld, vi->name, OX__T_INPUT);
 		if (id < 0) {
 			rc = id;
 			goto out;
 		}
-		rc = check_value_info(ld, vi, &m->tensors[id], "input");
+		rc = ox__check_value_info(ld, vi, &m->tensors[id], "input");
 		if (rc) {
 			if (rc != FERRY_ENOTSUP)
 				goto out;
@@ -1664,12 +1664,12 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 		}
 		io->tensor = id;
 		m->tensors[id].graph_in = m->ninputs++;
-		rc = io_info(ld, io, &m->tensors[id], "input");
+		rc = ox__io_info(ld, io, &m->tensors[id], "input");
 		if (rc)
 			goto out;
 	}
 	for (i = 0; i < g->n_output; i++) {
-		rc = check_value_info(ld, g->output[i], NULL, "output");
+		rc = ox__check_value_info(ld, g->output[i], NULL, "output");
 		if (rc) {
 			if (rc != FERRY_ENOTSUP)
 				goto out;
@@ -1682,12 +1682,12 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 			const Onnx__NodeProto *n = g->node[i];
 
 			for (size_t k = 0; k < n->n_input; k++) {
-				int id = name_find(ld, nz(n->input[k]));
+				int id = ox__name_find(ld, ox__nz(n->input[k]));
 
 				if (id >= 0 && m->tensors[id].kind == OX__T_INPUT &&
 				    m->tensors[id].graph_in < 0)
-					ld_msg(ld, "node '%s' (%s) reads input '%s'",
-					       nz(n->name), nz(n->op_type),
+					ox__ld_msg(ld, "node '%s' (%s) reads input '%s'",
+					       ox__nz(n->name), ox__nz(n->op_type),
 					       n->input[k]);
 			}
 		}
@@ -1697,7 +1697,7 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 	/* node outputs */
 	for (i = 0; i < g->n_node; i++) {
 		const Onnx__NodeProto *n = g->node[i];
-		int id = tensor_new(ld, n->output[0], OX__T_VALUE);
+		int id = ox__tensor_new(ld, n->output[0], OX__T_VALUE);
 
 		if (id < 0) {
 			rc = id;
@@ -1705,21 +1705,21 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 		}
 		producer[id] = (int)i;
 	}
-	rc = topo_sort(ld, g, producer, order);
+	rc = ox__topo_sort(ld, g, producer, order);
 	if (rc)
 		goto out;
 
 	/* plan each node in order */
 	for (i = 0; i < g->n_node; i++) {
 		const Onnx__NodeProto *n = g->node[order[i]];
-		const struct ox__opdef *od = opdef_find(n);
-		int out = name_find(ld, n->output[0]);
+		const struct ox__opdef *od = ox__opdef_find(n);
+		int out = ox__name_find(ld, n->output[0]);
 		struct ox__step *s = &m->steps[m->nsteps];
 		struct ox__tensor o;
 
 		ld->node = n;
 		if (strcmp(n->op_type, "Constant") == 0) {
-			rc = plan_constant(ld, out);
+			rc = ox__plan_constant(ld, out);
 			if (rc)
 				goto out;
 			continue;
@@ -1736,17 +1736,17 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 		/* counted now so that ox_model_free() frees s->in */
 		m->nsteps++;
 		for (size_t k = 0; k < n->n_input; k++) {
-			const char *nm = nz(n->input[k]);
+			const char *nm = ox__nz(n->input[k]);
 
-			s->in[k] = nm[0] ? name_find(ld, nm) : -1;
+			s->in[k] = nm[0] ? ox__name_find(ld, nm) : -1;
 		}
 		memset(&o, 0, sizeof(o));
-		rc = plan_node(ld, od, s, &o);
+		rc = ox__plan_node(ld, od, s, &o);
 		if (rc)
 			goto out;
 		for (int d = 0; d < o.rank; d++) {
 			if (o.dims[d].c < 1) {
-				rc = node_err(ld, FERRY_ENOTSUP,
+				rc = ox__node_err(ld, FERRY_ENOTSUP,
 					      "the output has an empty dimension");
 				goto out;
 			}
@@ -1754,8 +1754,8 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 		int64_t tc;
 		int tp;
 
-		if (!dims_prod(o.dims, 0, o.rank, &tc, &tp)) {
-			rc = node_err(ld, FERRY_E2BIG, "the output is too large");
+		if (!ox__dims_prod(o.dims, 0, o.rank, &tc, &tp)) {
+			rc = ox__node_err(ld, FERRY_E2BIG, "the output is too large");
 			goto out;
 		}
 		m->tensors[out].rank = o.rank;
@@ -1772,19 +1772,19 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 
 	/* graph outputs */
 	for (i = 0; i < g->n_output; i++) {
-		const char *nm = nz(g->output[i]->name);
-		int id = name_find(ld, nm);
+		const char *nm = ox__nz(g->output[i]->name);
+		int id = ox__name_find(ld, nm);
 		struct ox__io *io = &m->outputs[m->noutputs];
 		struct ox__tensor *t;
 
 		if (id < 0) {
-			ld_msg(ld, "output '%s' is not computed by the graph", nm);
+			ox__ld_msg(ld, "output '%s' is not computed by the graph", nm);
 			rc = FERRY_EBADMSG;
 			goto out;
 		}
 		t = &m->tensors[id];
 		if (t->kind == OX__T_INT || t->kind == OX__T_OTHER) {
-			ld_msg(ld, "output '%s' is not float32", nm);
+			ox__ld_msg(ld, "output '%s' is not float32", nm);
 			rc = FERRY_ENOTSUP;
 			goto out;
 		}
@@ -1799,7 +1799,7 @@ static int load_graph(struct ox__ld *ld, const Onnx__GraphProto *g)
 		 * buffer; inputs, constants and repeats are copied */
 		if (t->kind == OX__T_VALUE && t->graph_out < 0)
 			t->graph_out = m->noutputs - 1;
-		rc = io_info(ld, io, t, "output");
+		rc = ox__io_info(ld, io, t, "output");
 		if (rc)
 			goto out;
 	}
@@ -1828,11 +1828,11 @@ int ox_model_load(const void *buf, size_t len, struct ox_model **out,
 	*out = NULL;
 	mp = onnx__model_proto__unpack(NULL, len, buf);
 	if (!mp) {
-		ld_msg(&ld, "not an ONNX model: the protobuf does not parse");
+		ox__ld_msg(&ld, "not an ONNX model: the protobuf does not parse");
 		return FERRY_EBADMSG;
 	}
 	if (!mp->graph) {
-		ld_msg(&ld, "not an ONNX model: no graph");
+		ox__ld_msg(&ld, "not an ONNX model: no graph");
 		rc = FERRY_EBADMSG;
 		goto out;
 	}
@@ -1841,16 +1841,16 @@ int ox_model_load(const void *buf, size_t len, struct ox_model **out,
 		rc = FERRY_ENOMEM;
 		goto out;
 	}
-	rc = find_opset(&ld, mp);
+	rc = ox__find_opset(&ld, mp);
 	if (!rc)
-		rc = load_graph(&ld, mp->graph);
+		rc = ox__load_graph(&ld, mp->graph);
 	if (!rc && (ld.m->ninputs == 0 || ld.m->noutputs == 0)) {
-		ld_msg(&ld, "the graph has no inputs or no outputs");
+		ox__ld_msg(&ld, "the graph has no inputs or no outputs");
 		rc = FERRY_ENOTSUP;
 	}
 	if (rc) {
 		if (rc == FERRY_ENOMEM)
-			ld_msg(&ld, "out of memory");
+			ox__ld_msg(&ld, "out of memory");
 		ox_model_free(ld.m);
 		goto out;
 	}

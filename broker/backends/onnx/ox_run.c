@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onnx_run.c - contexts and kernels of the ONNX executor
+ * ox_run.c - contexts and kernels of the ONNX executor
  *
  * A context owns one block of memory: the arena where intermediate tensors
  * live (laid out once for the largest batch from the tensors' lifetimes)
@@ -36,18 +36,18 @@ struct ox_ctx {
 /* ---------------------------------------------------------------------- */
 /* threads */
 
-static atomic_int blas_threads_set;
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static atomic_int ox__blas_threads_set;
+static pthread_once_t ox__blas_once = PTHREAD_ONCE_INIT;
 
-static void blas_default(void)
+static void ox__blas_default(void)
 {
-	if (!atomic_load(&blas_threads_set))
+	if (!atomic_load(&ox__blas_threads_set))
 		openblas_set_num_threads(1);
 }
 
 void ox_set_blas_threads(int n)
 {
-	atomic_store(&blas_threads_set, 1);
+	atomic_store(&ox__blas_threads_set, 1);
 	openblas_set_num_threads(n > 0 ? n : 1);
 }
 
@@ -75,7 +75,7 @@ int64_t ox__numel(const struct ox__tensor *t, int64_t B)
  * INT_MAX elements: BLAS takes int sizes and leading dimensions, and every
  * one of them is bounded by some tensor's element count.
  */
-static bool numel_checked(const struct ox__tensor *t, int64_t B, size_t *out)
+static bool ox__numel_checked(const struct ox__tensor *t, int64_t B, size_t *out)
 {
 	int64_t n = 1, d;
 
@@ -91,7 +91,7 @@ static bool numel_checked(const struct ox__tensor *t, int64_t B, size_t *out)
 	return true;
 }
 
-static int64_t prod(const int64_t *d, int from, int to)
+static int64_t ox__prod(const int64_t *d, int from, int to)
 {
 	int64_t n = 1;
 
@@ -103,7 +103,7 @@ static int64_t prod(const int64_t *d, int from, int to)
 /* ---------------------------------------------------------------------- */
 /* kernels */
 
-static void k_gemm(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_gemm(const struct ox_model *m, const struct ox__step *s,
 		   float *const *ptr, int64_t B)
 {
 	int64_t ad[2], bd[2], yd[2], cd[2] = { 1, 1 };
@@ -153,7 +153,7 @@ static void k_gemm(const struct ox_model *m, const struct ox__step *s,
 		    (int)N);
 }
 
-static void k_matmul(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_matmul(const struct ox_model *m, const struct ox__step *s,
 		     float *const *ptr, int64_t B)
 {
 	const struct ox__tensor *ta = &m->tensors[s->in[0]];
@@ -173,7 +173,7 @@ static void k_matmul(const struct ox_model *m, const struct ox__step *s,
 	if (nbb == 0) {
 		/* weights without batch dims: one product over all rows */
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-			    (int)(prod(ad, 0, nba) * M), (int)N, (int)K, 1.0f,
+			    (int)(ox__prod(ad, 0, nba) * M), (int)N, (int)K, 1.0f,
 			    a, (int)K, b, (int)N, 0.0f, y, (int)N);
 		return;
 	}
@@ -213,7 +213,7 @@ static void k_matmul(const struct ox_model *m, const struct ox__step *s,
 		y[i] = (EXPR);                                                \
 	}
 
-static void bin_inner(enum ox__op op, const float *a, int64_t sa,
+static void ox__bin_inner(enum ox__op op, const float *a, int64_t sa,
 		      const float *b, int64_t sb, float *y, int64_t n)
 {
 	switch (op) {
@@ -232,7 +232,7 @@ static void bin_inner(enum ox__op op, const float *a, int64_t sa,
 	}
 }
 
-static void k_binary(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_binary(const struct ox_model *m, const struct ox__step *s,
 		     float *const *ptr, int64_t B)
 {
 	const struct ox__tensor *ta = &m->tensors[s->in[0]];
@@ -272,7 +272,7 @@ static void k_binary(const struct ox_model *m, const struct ox__step *s,
 		r++;
 	}
 	if (r == 0) {
-		bin_inner(s->op, a, 0, b, 0, y, 1);
+		ox__bin_inner(s->op, a, 0, b, 0, y, 1);
 		return;
 	}
 	/* dims are now innermost first: n[0] is the inner loop */
@@ -285,7 +285,7 @@ static void k_binary(const struct ox_model *m, const struct ox__step *s,
 			oa += idx[i] * sa[i];
 			ob += idx[i] * sb[i];
 		}
-		bin_inner(s->op, a + oa, sa[0], b + ob, sb[0], y + it * n[0],
+		ox__bin_inner(s->op, a + oa, sa[0], b + ob, sb[0], y + it * n[0],
 			  n[0]);
 		for (int i = 1; i < r; i++) {
 			if (++idx[i] < n[i])
@@ -295,7 +295,7 @@ static void k_binary(const struct ox_model *m, const struct ox__step *s,
 	}
 }
 
-static void k_unary(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_unary(const struct ox_model *m, const struct ox__step *s,
 		    float *const *ptr, int64_t B)
 {
 	int64_t n = ox__numel(&m->tensors[s->out], B);
@@ -336,13 +336,13 @@ static void k_unary(const struct ox_model *m, const struct ox__step *s,
 	}
 }
 
-static void k_softmax(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_softmax(const struct ox_model *m, const struct ox__step *s,
 		      float *const *ptr, int64_t B)
 {
 	int64_t d[OX_MAX_RANK] = { 0 };
 	int r = ox__shape(&m->tensors[s->out], B, d);
-	int64_t outer = prod(d, 0, s->axis), n = d[s->axis];
-	int64_t inner = prod(d, s->axis + 1, r);
+	int64_t outer = ox__prod(d, 0, s->axis), n = d[s->axis];
+	int64_t inner = ox__prod(d, s->axis + 1, r);
 	const float *x = ptr[s->in[0]];
 	float *y = ptr[s->out];
 	bool lg = s->op == OX__OP_LOGSOFTMAX;
@@ -378,7 +378,7 @@ static void k_softmax(const struct ox_model *m, const struct ox__step *s,
 	}
 }
 
-static void k_transpose(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_transpose(const struct ox_model *m, const struct ox__step *s,
 			float *const *ptr, int64_t B)
 {
 	int64_t xd[OX_MAX_RANK] = { 0 }, od[OX_MAX_RANK] = { 0 }, xs[OX_MAX_RANK];
@@ -397,7 +397,7 @@ static void k_transpose(const struct ox_model *m, const struct ox__step *s,
 		xs[i] = xs[i + 1] * xd[i + 1];
 	for (int i = 0; i < r; i++)
 		st[i] = xs[s->perm[i]];
-	outer = prod(od, 0, r - 1);
+	outer = ox__prod(od, 0, r - 1);
 	for (int64_t it = 0; it < outer; it++) {
 		int64_t off = 0, n = od[r - 1], sl = st[r - 1];
 		float *yo = y + it * n;
@@ -414,12 +414,12 @@ static void k_transpose(const struct ox_model *m, const struct ox__step *s,
 	}
 }
 
-static void k_concat(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_concat(const struct ox_model *m, const struct ox__step *s,
 		     float *const *ptr, int64_t B)
 {
 	int64_t od[OX_MAX_RANK] = { 0 };
 	int r = ox__shape(&m->tensors[s->out], B, od);
-	int64_t outer = prod(od, 0, s->axis), inner = prod(od, s->axis + 1, r);
+	int64_t outer = ox__prod(od, 0, s->axis), inner = ox__prod(od, s->axis + 1, r);
 	int64_t rowo = od[s->axis] * inner, off = 0;
 	float *y = ptr[s->out];
 
@@ -435,12 +435,12 @@ static void k_concat(const struct ox_model *m, const struct ox__step *s,
 	}
 }
 
-static void k_batchnorm(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_batchnorm(const struct ox_model *m, const struct ox__step *s,
 			float *const *ptr, int64_t B)
 {
 	int64_t d[OX_MAX_RANK] = { 0 };
 	int r = ox__shape(&m->tensors[s->out], B, d);
-	int64_t C = d[1], inner = prod(d, 2, r);
+	int64_t C = d[1], inner = ox__prod(d, 2, r);
 	const float *x = ptr[s->in[0]];
 	float *y = ptr[s->out];
 
@@ -464,7 +464,7 @@ static void k_batchnorm(const struct ox_model *m, const struct ox__step *s,
 }
 
 /* [N, C, H, W] view of a 1-D or 2-D tensor */
-static void nchw(const struct ox__tensor *t, int64_t B, int64_t *d)
+static void ox__nchw(const struct ox__tensor *t, int64_t B, int64_t *d)
 {
 	int64_t v[OX_MAX_RANK] = { 0 };
 	int r = ox__shape(t, B, v);
@@ -475,14 +475,14 @@ static void nchw(const struct ox__tensor *t, int64_t B, int64_t *d)
 	d[3] = v[r - 1];
 }
 
-static bool conv_direct(const struct ox__win *w)
+static bool ox__conv_direct(const struct ox__win *w)
 {
 	return w->k[0] == 1 && w->k[1] == 1 && w->s[0] == 1 && w->s[1] == 1 &&
 	       w->pb[0] == 0 && w->pb[1] == 0 && w->pe[0] == 0 &&
 	       w->pe[1] == 0;
 }
 
-static int64_t ceil_div(int64_t a, int64_t b)
+static int64_t ox__ceil_div(int64_t a, int64_t b)
 {
 	return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
@@ -492,10 +492,10 @@ static int64_t ceil_div(int64_t a, int64_t b)
  * outside.  The inside range is computed once so the copy is a memcpy at
  * stride 1 and a tight loop otherwise.
  */
-static void im2col_row(float *ro, const float *x, int64_t W, int64_t oW,
+static void ox__im2col_row(float *ro, const float *x, int64_t W, int64_t oW,
 		       int64_t off, int64_t st)
 {
-	int64_t lo = ceil_div(-off, st), hi = ceil_div(W - off, st);
+	int64_t lo = ox__ceil_div(-off, st), hi = ox__ceil_div(W - off, st);
 
 	lo = lo < 0 ? 0 : lo > oW ? oW : lo;
 	hi = hi < lo ? lo : hi > oW ? oW : hi;
@@ -511,7 +511,7 @@ static void im2col_row(float *ro, const float *x, int64_t W, int64_t oW,
 		memset(ro + hi, 0, (size_t)(oW - hi) * sizeof(float));
 }
 
-static void k_conv(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_conv(const struct ox_model *m, const struct ox__step *s,
 		   float *const *ptr, int64_t B, float *col)
 {
 	const struct ox__win *w = &s->win;
@@ -520,13 +520,13 @@ static void k_conv(const struct ox_model *m, const struct ox__step *s,
 	const float *bias = s->nin > 2 && s->in[2] >= 0 ? ptr[s->in[2]] : NULL;
 	float *y = ptr[s->out];
 
-	nchw(&m->tensors[s->in[0]], B, xd);
-	nchw(&m->tensors[s->out], B, yd);
+	ox__nchw(&m->tensors[s->in[0]], B, xd);
+	ox__nchw(&m->tensors[s->out], B, yd);
 
 	int64_t C = xd[1], H = xd[2], W = xd[3], M = yd[1];
 	int64_t oH = yd[2], oW = yd[3], P = oH * oW, g = w->group;
 	int64_t Cg = C / g, Mg = M / g, Kc = Cg * w->k[0] * w->k[1];
-	bool direct = conv_direct(w);
+	bool direct = ox__conv_direct(w);
 
 	for (int64_t n = 0; n < xd[0]; n++) {
 		for (int64_t gi = 0; gi < g; gi++) {
@@ -551,7 +551,7 @@ static void k_conv(const struct ox_model *m, const struct ox__step *s,
 							memset(ro, 0, (size_t)oW * sizeof(float));
 							continue;
 						}
-						im2col_row(ro, xc + ih * W, W, oW,
+						ox__im2col_row(ro, xc + ih * W, W, oW,
 							   kw * w->d[1] - w->pb[1],
 							   w->s[1]);
 					}
@@ -576,7 +576,7 @@ static void k_conv(const struct ox_model *m, const struct ox__step *s,
 
 /* Window positions of one output index along one axis: count of taps that
  * fall inside [lo, hi). */
-static void k_pool(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_pool(const struct ox_model *m, const struct ox__step *s,
 		   float *const *ptr, int64_t B)
 {
 	const struct ox__win *w = &s->win;
@@ -585,8 +585,8 @@ static void k_pool(const struct ox_model *m, const struct ox__step *s,
 	float *y = ptr[s->out];
 	bool mx = s->op == OX__OP_MAXPOOL;
 
-	nchw(&m->tensors[s->in[0]], B, xd);
-	nchw(&m->tensors[s->out], B, yd);
+	ox__nchw(&m->tensors[s->in[0]], B, xd);
+	ox__nchw(&m->tensors[s->out], B, yd);
 
 	int64_t H = xd[2], W = xd[3], oH = yd[2], oW = yd[3];
 
@@ -639,12 +639,12 @@ static void k_pool(const struct ox_model *m, const struct ox__step *s,
 	}
 }
 
-static void k_gap(const struct ox_model *m, const struct ox__step *s,
+static void ox__k_gap(const struct ox_model *m, const struct ox__step *s,
 		  float *const *ptr, int64_t B)
 {
 	int64_t d[OX_MAX_RANK] = { 0 };
 	int r = ox__shape(&m->tensors[s->in[0]], B, d);
-	int64_t inner = prod(d, 2, r);
+	int64_t inner = ox__prod(d, 2, r);
 	const float *x = ptr[s->in[0]];
 	float *y = ptr[s->out];
 
@@ -662,10 +662,10 @@ size_t ox__scratch_floats(const struct ox_model *m, const struct ox__step *s,
 {
 	int64_t xd[4], yd[4];
 
-	if (s->op != OX__OP_CONV || conv_direct(&s->win))
+	if (s->op != OX__OP_CONV || ox__conv_direct(&s->win))
 		return 0;
-	nchw(&m->tensors[s->in[0]], B, xd);
-	nchw(&m->tensors[s->out], B, yd);
+	ox__nchw(&m->tensors[s->in[0]], B, xd);
+	ox__nchw(&m->tensors[s->out], B, yd);
 	/* each factor is bounded by a tensor's size, the product is not */
 	size_t n = (size_t)(xd[1] / s->win.group);
 
@@ -684,46 +684,46 @@ void ox__exec_step(const struct ox_model *m, const struct ox__step *s,
 		       (size_t)ox__numel(&m->tensors[s->out], B) * sizeof(float));
 		break;
 	case OX__OP_GEMM:
-		k_gemm(m, s, ptr, B);
+		ox__k_gemm(m, s, ptr, B);
 		break;
 	case OX__OP_MATMUL:
-		k_matmul(m, s, ptr, B);
+		ox__k_matmul(m, s, ptr, B);
 		break;
 	case OX__OP_ADD:
 	case OX__OP_SUB:
 	case OX__OP_MUL:
 	case OX__OP_DIV:
-		k_binary(m, s, ptr, B);
+		ox__k_binary(m, s, ptr, B);
 		break;
 	case OX__OP_RELU:
 	case OX__OP_LEAKYRELU:
 	case OX__OP_ELU:
 	case OX__OP_SIGMOID:
 	case OX__OP_TANH:
-		k_unary(m, s, ptr, B);
+		ox__k_unary(m, s, ptr, B);
 		break;
 	case OX__OP_SOFTMAX:
 	case OX__OP_LOGSOFTMAX:
-		k_softmax(m, s, ptr, B);
+		ox__k_softmax(m, s, ptr, B);
 		break;
 	case OX__OP_TRANSPOSE:
-		k_transpose(m, s, ptr, B);
+		ox__k_transpose(m, s, ptr, B);
 		break;
 	case OX__OP_CONCAT:
-		k_concat(m, s, ptr, B);
+		ox__k_concat(m, s, ptr, B);
 		break;
 	case OX__OP_BATCHNORM:
-		k_batchnorm(m, s, ptr, B);
+		ox__k_batchnorm(m, s, ptr, B);
 		break;
 	case OX__OP_CONV:
-		k_conv(m, s, ptr, B, scratch);
+		ox__k_conv(m, s, ptr, B, scratch);
 		break;
 	case OX__OP_MAXPOOL:
 	case OX__OP_AVGPOOL:
-		k_pool(m, s, ptr, B);
+		ox__k_pool(m, s, ptr, B);
 		break;
 	case OX__OP_GLOBALAVGPOOL:
-		k_gap(m, s, ptr, B);
+		ox__k_gap(m, s, ptr, B);
 		break;
 	}
 }
@@ -787,7 +787,7 @@ struct ox__slot {
 	size_t off, size;
 };
 
-static int cmp_size_desc(const void *a, const void *b)
+static int ox__cmp_size_desc(const void *a, const void *b)
 {
 	const struct ox__slot *x = a, *y = b;
 
@@ -796,7 +796,7 @@ static int cmp_size_desc(const void *a, const void *b)
 	return x->t - y->t;
 }
 
-static int cmp_off(const void *a, const void *b)
+static int ox__cmp_off(const void *a, const void *b)
 {
 	const struct ox__slot *x = *(const struct ox__slot *const *)a;
 	const struct ox__slot *y = *(const struct ox__slot *const *)b;
@@ -804,7 +804,7 @@ static int cmp_off(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static bool live_overlap(const struct ox__tensor *a, const struct ox__tensor *b)
+static bool ox__live_overlap(const struct ox__tensor *a, const struct ox__tensor *b)
 {
 	int ae = a->last > a->def ? a->last : a->def;
 	int be = b->last > b->def ? b->last : b->def;
@@ -819,21 +819,21 @@ static bool live_overlap(const struct ox__tensor *a, const struct ox__tensor *b)
  * its own.  A step's output never shares memory with its inputs because
  * their lifetimes meet at that step.  Returns the arena size.
  */
-static size_t arena_layout(const struct ox_model *m, struct ox__slot *sl,
+static size_t ox__arena_layout(const struct ox_model *m, struct ox__slot *sl,
 			   int n, const struct ox__slot **tmp)
 {
 	size_t total = 0;
 
-	qsort(sl, (size_t)n, sizeof(*sl), cmp_size_desc);
+	qsort(sl, (size_t)n, sizeof(*sl), ox__cmp_size_desc);
 	for (int i = 0; i < n; i++) {
 		const struct ox__tensor *ti = &m->tensors[sl[i].t];
 		int k = 0;
 		size_t off = 0;
 
 		for (int j = 0; j < i; j++)
-			if (live_overlap(ti, &m->tensors[sl[j].t]))
+			if (ox__live_overlap(ti, &m->tensors[sl[j].t]))
 				tmp[k++] = &sl[j];
-		qsort(tmp, (size_t)k, sizeof(*tmp), cmp_off);
+		qsort(tmp, (size_t)k, sizeof(*tmp), ox__cmp_off);
 		for (int j = 0; j < k; j++) {
 			if (tmp[j]->off >= off + sl[i].size)
 				break;
@@ -868,7 +868,7 @@ int ox__plan(const struct ox_model *m, int max_batch, size_t *off,
 		off[i] = SIZE_MAX;
 		/* every float tensor (inputs, weights, outputs) within bounds */
 		if (t->kind != OX__T_INT && t->kind != OX__T_OTHER &&
-		    !numel_checked(t, max_batch, &ne))
+		    !ox__numel_checked(t, max_batch, &ne))
 			goto out;
 		if (t->kind != OX__T_VALUE || t->def < 0 || t->graph_out >= 0)
 			continue;
@@ -883,7 +883,7 @@ int ox__plan(const struct ox_model *m, int max_batch, size_t *off,
 		if (ne > scratch)
 			scratch = ne;
 	}
-	arena = arena_layout(m, sl, n, tmp);
+	arena = ox__arena_layout(m, sl, n, tmp);
 	if (scratch > (SIZE_MAX >> 4) ||
 	    arena > SIZE_MAX / 2 - scratch * sizeof(float) - OX__ALIGN)
 		goto out;
@@ -907,7 +907,7 @@ int ox_ctx_create(const struct ox_model *m, int max_batch, struct ox_ctx **out)
 	if (!m || !out || max_batch < 1)
 		return FERRY_EINVAL;
 	*out = NULL;
-	pthread_once(&blas_once, blas_default);
+	pthread_once(&ox__blas_once, ox__blas_default);
 	if (!m->batched)
 		max_batch = 1;
 	c = calloc(1, sizeof(*c));

@@ -291,7 +291,7 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 	for (size_t i = 0; i < msg->n_inputs; i++) {
 		const Inference__ModelInferRequest__InferInputTensor *in = msg->inputs[i];
 		const char *name = in->name ? in->name : "";
-		int idx = mc_input_index(cfg, name);
+		int idx = modelcfg_input_index(cfg, name);
 		if (idx < 0)
 			return gs__fail(err, errlen, FERRY_EINVAL,
 					"unexpected inference input '%s' for model '%s'", name, mname);
@@ -412,7 +412,7 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 	for (size_t i = 0; i < msg->n_outputs; i++) {
 		const Inference__ModelInferRequest__InferRequestedOutputTensor *ro = msg->outputs[i];
 		const char *name = ro->name ? ro->name : "";
-		int idx = mc_output_index(cfg, name);
+		int idx = modelcfg_output_index(cfg, name);
 		if (idx < 0)
 			return gs__fail(err, errlen, FERRY_EINVAL,
 					"unexpected inference output '%s' for model '%s'", name, mname);
@@ -452,7 +452,7 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 		/* Size from the config when it is fixed; otherwise (BYTES,
 		 * variable dims) as much as the inputs hold, which is what
 		 * identity-like models return. */
-		const struct mc_tensor *mt = &cfg->outputs[o];
+		const struct modelcfg_tensor *mt = &cfg->outputs[o];
 		size_t es = ferry_dtype_size(mt->dtype);
 		bool fixed = es != 0;
 		uint64_t cap = batch * es;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * grpc_server.c - the KServe v2 gRPC front end on gRPC's core C API.
+ * gs_server.c - the KServe v2 gRPC front end on gRPC's core C API.
  *
  * Each server thread owns one completion queue and keeps GS_PENDING calls
  * requested on it (grpc_server_request_call); a call's later events come
@@ -110,7 +110,7 @@ struct gs_req {
 	struct gs_infer inf;            /* first: inf.req is what done() gets */
 	struct gs_call *c;
 	Inference__ModelInferRequest *msg;
-	struct fmodel *model;           /* the record outlives us (models.h) */
+	struct models_entry *model;           /* the record outlives us (models.h) */
 	bool stream;
 };
 
@@ -326,7 +326,7 @@ static int64_t gs__version(const char *v)
  * Find a READY model version; read lock held by the caller.  On failure
  * returns NULL with *code and msg set the way Triton words them.
  */
-static struct fmodel *gs__model(const char *name, const char *version, int *code,
+static struct models_entry *gs__model(const char *name, const char *version, int *code,
 				char *msg, size_t msglen)
 {
 	int64_t v = gs__version(version);
@@ -336,17 +336,17 @@ static struct fmodel *gs__model(const char *name, const char *version, int *code
 		snprintf(msg, msglen, "invalid model version '%s' for model '%s'", version, name);
 		return NULL;
 	}
-	struct fmodel *m = fm_find(name, v);
+	struct models_entry *m = models_find(name, v);
 	if (!m) {
 		*code = FERRY_ENOENT;
-		if (v >= 0 && fm_find(name, -1))
+		if (v >= 0 && models_find(name, -1))
 			snprintf(msg, msglen, "Request for unknown model: '%s' version %" PRId64
 				 " is not found", name, v);
 		else
 			snprintf(msg, msglen, "Request for unknown model: '%s' is not found", name);
 		return NULL;
 	}
-	if (m->state != FM_READY || !m->sm || !m->cfg) {
+	if (m->state != MODELS_READY || !m->sm || !m->cfg) {
 		*code = FERRY_UNAVAILABLE;
 		if (v >= 0)
 			snprintf(msg, msglen, "Request for unknown model: '%s' version %" PRId64
@@ -386,9 +386,9 @@ static void gs__model_ready(struct gs_call *c)
 	Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
 	char msg[256];
 	int code;
-	fm_rdlock();
+	models_rdlock();
 	r.ready = gs__model(q->name, q->version, &code, msg, sizeof(msg)) != NULL;
-	fm_unlock();
+	models_unlock();
 	inference__model_ready_request__free_unpacked(q, NULL);
 	gs__finish_ok(c, &r.base);
 }
@@ -415,7 +415,7 @@ static void gs__server_meta(struct gs_call *c)
 
 /* The shape a client sees: the batch dimension (-1) first when the model
  * batches. */
-static int64_t *gs__meta_shape(const struct model_config *cfg, const struct mc_tensor *t,
+static int64_t *gs__meta_shape(const struct model_config *cfg, const struct modelcfg_tensor *t,
 			       size_t *n, int64_t *buf)
 {
 	size_t k = 0;
@@ -435,10 +435,10 @@ static void gs__model_meta(struct gs_call *c)
 		return;
 	char msg[1400];
 	int code;
-	fm_rdlock();
-	struct fmodel *m = gs__model(q->name, q->version, &code, msg, sizeof(msg));
+	models_rdlock();
+	struct models_entry *m = gs__model(q->name, q->version, &code, msg, sizeof(msg));
 	if (!m) {
-		fm_unlock();
+		models_unlock();
 		inference__model_metadata_request__free_unpacked(q, NULL);
 		gs__finish_err(c, code, msg);
 		return;
@@ -448,11 +448,11 @@ static void gs__model_meta(struct gs_call *c)
 	Inference__ModelMetadataResponse r = INFERENCE__MODEL_METADATA_RESPONSE__INIT;
 	Inference__ModelMetadataResponse__TensorMetadata *tm = calloc((size_t)nt + 1, sizeof(*tm));
 	Inference__ModelMetadataResponse__TensorMetadata **tp = calloc((size_t)nt + 1, sizeof(*tp));
-	int64_t (*shapes)[MC_MAX_DIMS + 1] = calloc((size_t)nt + 1, sizeof(*shapes));
-	char (*vers)[24] = calloc(FM_MAX_MODELS, sizeof(*vers));
-	char **vp = calloc(FM_MAX_MODELS, sizeof(*vp));
+	int64_t (*shapes)[MODELCFG_MAX_DIMS + 1] = calloc((size_t)nt + 1, sizeof(*shapes));
+	char (*vers)[24] = calloc(MODELS_MAX_MODELS, sizeof(*vers));
+	char **vp = calloc(MODELS_MAX_MODELS, sizeof(*vp));
 	if (!tm || !tp || !shapes || !vers || !vp) {
-		fm_unlock();
+		models_unlock();
 		gs__finish_err(c, FERRY_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -462,8 +462,8 @@ static void gs__model_meta(struct gs_call *c)
 		snprintf(vers[0], sizeof(vers[0]), "%" PRId64, m->version);
 		vp[nv++] = vers[0];
 	} else {
-		for (struct fmodel *o = fm_next(NULL); o && nv < FM_MAX_MODELS; o = fm_next(o)) {
-			if (strcmp(o->name, m->name) || o->state != FM_READY || o->version < 0)
+		for (struct models_entry *o = models_next(NULL); o && nv < MODELS_MAX_MODELS; o = models_next(o)) {
+			if (strcmp(o->name, m->name) || o->state != MODELS_READY || o->version < 0)
 				continue;
 			snprintf(vers[nv], sizeof(vers[nv]), "%" PRId64, o->version);
 			vp[nv] = vers[nv];
@@ -473,7 +473,7 @@ static void gs__model_meta(struct gs_call *c)
 	r.n_versions = (size_t)nv;
 	r.versions = vp;
 	for (int i = 0; i < nt; i++) {
-		const struct mc_tensor *t = i < cfg->ninputs ? &cfg->inputs[i]
+		const struct modelcfg_tensor *t = i < cfg->ninputs ? &cfg->inputs[i]
 							     : &cfg->outputs[i - cfg->ninputs];
 		inference__model_metadata_response__tensor_metadata__init(&tm[i]);
 		tm[i].name = t->name;
@@ -486,7 +486,7 @@ static void gs__model_meta(struct gs_call *c)
 	r.n_outputs = (size_t)cfg->noutputs;
 	r.outputs = tp + cfg->ninputs;
 	grpc_byte_buffer *bb = gs__bb_pack(&r.base);
-	fm_unlock();
+	models_unlock();
 	if (bb)
 		gs__finish(c, GRPC_STATUS_OK, NULL, bb, true);
 	else
@@ -528,10 +528,10 @@ static void gs__cfgbuf_free(struct gs_cfgbuf *b)
 	free(b->pqep); free(b->pe); free(b->pep); free(b->pv);
 }
 
-static void gs__queue_policy(Inference__ModelQueuePolicy *q, const struct mc_queue_policy *p)
+static void gs__queue_policy(Inference__ModelQueuePolicy *q, const struct modelcfg_queue_policy *p)
 {
 	inference__model_queue_policy__init(q);
-	q->timeout_action = p->timeout_action == MC_TIMEOUT_DELAY ?
+	q->timeout_action = p->timeout_action == MODELCFG_TIMEOUT_DELAY ?
 		INFERENCE__MODEL_QUEUE_POLICY__TIMEOUT_ACTION__DELAY :
 		INFERENCE__MODEL_QUEUE_POLICY__TIMEOUT_ACTION__REJECT;
 	q->default_timeout_microseconds = p->default_timeout_us;
@@ -542,7 +542,7 @@ static void gs__queue_policy(Inference__ModelQueuePolicy *q, const struct mc_que
 static int gs__cfg_fill(struct gs_cfgbuf *b, const struct model_config *cfg)
 {
 	const int ni = cfg->ninputs, no = cfg->noutputs, ng = cfg->ngroups;
-	const struct mc_dynbatch *d = &cfg->dynbatch;
+	const struct modelcfg_dynbatch *d = &cfg->dynbatch;
 
 	memset(b, 0, sizeof(*b));
 	inference__model_config__init(&b->mc);
@@ -553,12 +553,12 @@ static int gs__cfg_fill(struct gs_cfgbuf *b, const struct model_config *cfg)
 
 	inference__model_version_policy__init(&b->vp);
 	switch (cfg->version_policy.kind) {
-	case MC_VP_ALL:
+	case MODELCFG_VP_ALL:
 		inference__model_version_policy__all__init(&b->va);
 		b->vp.policy_choice_case = INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_ALL;
 		b->vp.all = &b->va;
 		break;
-	case MC_VP_SPECIFIC:
+	case MODELCFG_VP_SPECIFIC:
 		inference__model_version_policy__specific__init(&b->vs);
 		b->vs.n_versions = (size_t)cfg->version_policy.nversions;
 		b->vs.versions = cfg->version_policy.versions;
@@ -593,7 +593,7 @@ static int gs__cfg_fill(struct gs_cfgbuf *b, const struct model_config *cfg)
 		return FERRY_ENOMEM;
 
 	for (int i = 0; i < ni; i++) {
-		const struct mc_tensor *t = &cfg->inputs[i];
+		const struct modelcfg_tensor *t = &cfg->inputs[i];
 		inference__model_input__init(&b->in[i]);
 		b->in[i].name = t->name;
 		b->in[i].data_type = (Inference__DataType)t->dtype;
@@ -609,7 +609,7 @@ static int gs__cfg_fill(struct gs_cfgbuf *b, const struct model_config *cfg)
 		b->inp[i] = &b->in[i];
 	}
 	for (int i = 0; i < no; i++) {
-		const struct mc_tensor *t = &cfg->outputs[i];
+		const struct modelcfg_tensor *t = &cfg->outputs[i];
 		inference__model_output__init(&b->out[i]);
 		b->out[i].name = t->name;
 		b->out[i].data_type = (Inference__DataType)t->dtype;
@@ -629,7 +629,7 @@ static int gs__cfg_fill(struct gs_cfgbuf *b, const struct model_config *cfg)
 	b->mc.output = b->outp;
 
 	for (int g = 0; g < ng; g++) {
-		const struct mc_instance_group *ig = &cfg->groups[g];
+		const struct modelcfg_instance_group *ig = &cfg->groups[g];
 		inference__model_instance_group__init(&b->ig[g]);
 		b->ig[g].name = ig->name;
 		b->ig[g].count = ig->count;
@@ -689,8 +689,8 @@ static void gs__model_config(struct gs_call *c)
 	struct gs_cfgbuf b;
 	grpc_byte_buffer *bb = NULL;
 
-	fm_rdlock();
-	struct fmodel *m = gs__model(q->name, q->version, &code, msg, sizeof(msg));
+	models_rdlock();
+	struct models_entry *m = gs__model(q->name, q->version, &code, msg, sizeof(msg));
 	if (m) {
 		Inference__ModelConfigResponse r = INFERENCE__MODEL_CONFIG_RESPONSE__INIT;
 		if (gs__cfg_fill(&b, m->cfg) == 0) {
@@ -703,7 +703,7 @@ static void gs__model_config(struct gs_call *c)
 			snprintf(msg, sizeof(msg), "out of memory");
 		}
 	}
-	fm_unlock();
+	models_unlock();
 	inference__model_config_request__free_unpacked(q, NULL);
 	if (bb)
 		gs__finish(c, GRPC_STATUS_OK, NULL, bb, true);
@@ -744,14 +744,14 @@ static void gs__stats(struct gs_call *c)
 		snprintf(msg, sizeof(msg), "invalid model version '%s'", q->version);
 		goto done;
 	}
-	fm_rdlock();
-	for (struct fmodel *m = fm_next(NULL); m; m = fm_next(m)) {
+	models_rdlock();
+	for (struct models_entry *m = models_next(NULL); m; m = models_next(m)) {
 		if (*name && strcmp(m->name, name))
 			continue;
 		if (v >= 0 && m->version != v)
 			continue;
 		known = true;
-		if (m->state != FM_READY || !m->sm)
+		if (m->state != MODELS_READY || !m->sm)
 			continue;
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 8;
@@ -847,7 +847,7 @@ static void gs__stats(struct gs_call *c)
 			snprintf(msg, sizeof(msg), "out of memory");
 		}
 	}
-	fm_unlock();
+	models_unlock();
 done:
 	free(st);
 	free(msp);
@@ -868,22 +868,22 @@ static void gs__repo_index(struct gs_call *c)
 	struct gs_ix {
 		Inference__RepositoryIndexResponse__ModelIndex mi;
 		char ver[24];
-	} *ix = calloc(FM_MAX_MODELS, sizeof(*ix));
-	Inference__RepositoryIndexResponse__ModelIndex **ixp = calloc(FM_MAX_MODELS, sizeof(*ixp));
+	} *ix = calloc(MODELS_MAX_MODELS, sizeof(*ix));
+	Inference__RepositoryIndexResponse__ModelIndex **ixp = calloc(MODELS_MAX_MODELS, sizeof(*ixp));
 	size_t n = 0;
 	grpc_byte_buffer *bb = NULL;
 
 	if (ix && ixp) {
-		fm_rdlock();
-		for (struct fmodel *m = fm_next(NULL); m && n < FM_MAX_MODELS; m = fm_next(m)) {
-			if (q->ready && m->state != FM_READY)
+		models_rdlock();
+		for (struct models_entry *m = models_next(NULL); m && n < MODELS_MAX_MODELS; m = models_next(m)) {
+			if (q->ready && m->state != MODELS_READY)
 				continue;
 			inference__repository_index_response__model_index__init(&ix[n].mi);
 			ix[n].mi.name = m->name;
 			if (m->version >= 0)
 				snprintf(ix[n].ver, sizeof(ix[n].ver), "%" PRId64, m->version);
 			ix[n].mi.version = ix[n].ver;
-			ix[n].mi.state = (char *)fm_state_name(m->state);
+			ix[n].mi.state = (char *)models_state_name(m->state);
 			ix[n].mi.reason = m->reason;
 			ixp[n] = &ix[n].mi;
 			n++;
@@ -891,7 +891,7 @@ static void gs__repo_index(struct gs_call *c)
 		r.n_models = n;
 		r.models = ixp;
 		bb = gs__bb_pack(&r.base);
-		fm_unlock();
+		models_unlock();
 	}
 	free(ix);
 	free(ixp);
@@ -916,9 +916,9 @@ static void gs__repo_load(struct gs_call *c, bool load)
 		snprintf(msg, sizeof(msg), "load parameters (config override, files) are not "
 			 "supported by ferry");
 	} else if (load) {
-		ret = fm_load_model(q->model_name, msg, sizeof(msg));
+		ret = models_load_model(q->model_name, msg, sizeof(msg));
 	} else {
-		ret = fm_unload_model(q->model_name, msg, sizeof(msg));
+		ret = models_unload_model(q->model_name, msg, sizeof(msg));
 	}
 	inference__repository_model_load_request__free_unpacked(q, NULL);
 	if (ret) {
@@ -1233,8 +1233,8 @@ static int gs__infer_submit(struct gs_call *c, bool stream, char *msg, size_t ms
 		return FERRY_EINVAL;
 	}
 
-	fm_rdlock();
-	struct fmodel *m = gs__model(r->msg->model_name, r->msg->model_version, &code, msg, msglen);
+	models_rdlock();
+	struct models_entry *m = gs__model(r->msg->model_name, r->msg->model_version, &code, msg, msglen);
 	if (!m)
 		goto fail;
 	r->model = m;
@@ -1260,10 +1260,10 @@ static int gs__infer_submit(struct gs_call *c, bool stream, char *msg, size_t ms
 	code = sched_submit(m->sm, &r->inf.req, msg, msglen);
 	if (code)
 		goto fail;
-	fm_unlock();
+	models_unlock();
 	return 0;
 fail:
-	fm_unlock();
+	models_unlock();
 	gs__req_free(r);
 	return code;
 }
@@ -1683,10 +1683,10 @@ void gs_stop(void)
 		uint64_t now = sched_now_ns(), dl = UINT64_MAX;
 		if (!flushed && now - t0 > 200000000ULL) {
 			log_info("gRPC: finishing queued requests");
-			fm_stop_all();
+			models_stop_all();
 			flushed = true;
 		} else if (!flushed) {
-			fm_run_inline(now, &dl);
+			models_run_inline(now, &dl);
 		}
 		pthread_mutex_lock(&gs__s.lock);
 		if (gs__s.live == 0)

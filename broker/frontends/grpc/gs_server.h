@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * grpc_server.h - ferryd's KServe v2 / Triton gRPC front end
+ * gs_server.h - ferryd's KServe v2 / Triton gRPC front end
  * (inference.GRPCInferenceService) on gRPC's core C API.  Prefix gs_.
  *
  * THREADS
@@ -12,8 +12,8 @@
  * thread that completes it (done()).  Repository load / unload run on a
  * server thread and block it while a model drains.
  */
-#ifndef FERRY_GRPC_SERVER_H
-#define FERRY_GRPC_SERVER_H
+#ifndef FERRY_GS_SERVER_H
+#define FERRY_GS_SERVER_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,7 +36,7 @@ int gs_start(const struct gs_options *o);
 
 /* Stop accepting calls, cancel open ones, wait for requests still in the
  * scheduler to complete, join the threads.  On the loop thread, before
- * fm_stop_all(): it runs inline models meanwhile, and calls fm_stop_all()
+ * models_stop_all(): it runs inline models meanwhile, and calls models_stop_all()
  * itself when requests are still queued after 200 ms. */
 void gs_stop(void);
 

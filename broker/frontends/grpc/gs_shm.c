@@ -36,25 +36,25 @@ struct gs_shm_region {
 	size_t map_len;
 	uint8_t *base;                  /* map + (offset % page) */
 	_Atomic int refs;               /* the table's + one per request */
-	struct gs_shm_region *next;     /* table list; gs_shm__lock */
+	struct gs_shm_region *next;     /* table list; gs__shm__lock */
 };
 
-static pthread_mutex_t gs_shm__lock = PTHREAD_MUTEX_INITIALIZER;
-static struct gs_shm_region *gs_shm__list;   /* gs_shm__lock */
-static int gs_shm__n;                        /* gs_shm__lock */
-static _Atomic bool gs_shm__on;
+static pthread_mutex_t gs__shm__lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gs_shm_region *gs__shm__list;   /* gs__shm__lock */
+static int gs__shm__n;                        /* gs__shm__lock */
+static _Atomic bool gs__shm__on;
 
 void gs_shm_enable(bool on)
 {
-	atomic_store(&gs_shm__on, on);
+	atomic_store(&gs__shm__on, on);
 }
 
 bool gs_shm_enabled(void)
 {
-	return atomic_load(&gs_shm__on);
+	return atomic_load(&gs__shm__on);
 }
 
-static void gs_shm__free(struct gs_shm_region *r)
+static void gs__shm__free(struct gs_shm_region *r)
 {
 	if (r->map && r->map != MAP_FAILED)
 		munmap(r->map, r->map_len);
@@ -68,12 +68,12 @@ void gs_shm_put(struct gs_shm_region *r)
 	/* acq_rel: the last dropper sees every access of the others (their
 	 * reads and writes of the mapping) before unmapping. */
 	if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
-		gs_shm__free(r);
+		gs__shm__free(r);
 }
 
-static struct gs_shm_region *gs_shm__find(const char *name)
+static struct gs_shm_region *gs__shm__find(const char *name)
 {
-	for (struct gs_shm_region *r = gs_shm__list; r; r = r->next)
+	for (struct gs_shm_region *r = gs__shm__list; r; r = r->next)
 		if (!strcmp(r->name, name))
 			return r;
 	return NULL;
@@ -149,28 +149,28 @@ int gs_shm_register(const char *name, const char *key, uint64_t offset,
 	}
 	r->base = (uint8_t *)r->map + (offset - map_off);
 
-	pthread_mutex_lock(&gs_shm__lock);
-	if (gs_shm__find(name)) {
-		pthread_mutex_unlock(&gs_shm__lock);
+	pthread_mutex_lock(&gs__shm__lock);
+	if (gs__shm__find(name)) {
+		pthread_mutex_unlock(&gs__shm__lock);
 		snprintf(err, errlen, "shared memory region '%s' already in manager", name);
 		ret = FERRY_EBUSY;
 		goto fail;
 	}
-	if (gs_shm__n >= GS_SHM_MAX_REGIONS) {
-		pthread_mutex_unlock(&gs_shm__lock);
+	if (gs__shm__n >= GS_SHM_MAX_REGIONS) {
+		pthread_mutex_unlock(&gs__shm__lock);
 		snprintf(err, errlen, "too many shared memory regions (%d)", GS_SHM_MAX_REGIONS);
 		ret = FERRY_ENOSPC;
 		goto fail;
 	}
-	r->next = gs_shm__list;
-	gs_shm__list = r;
-	gs_shm__n++;
-	pthread_mutex_unlock(&gs_shm__lock);
+	r->next = gs__shm__list;
+	gs__shm__list = r;
+	gs__shm__n++;
+	pthread_mutex_unlock(&gs__shm__lock);
 	log_debug("shm region '%s': key %s, %llu bytes at %llu", name, key,
 		  (unsigned long long)byte_size, (unsigned long long)offset);
 	return 0;
 fail:
-	gs_shm__free(r);
+	gs__shm__free(r);
 	return ret;
 }
 
@@ -178,20 +178,20 @@ void gs_shm_unregister(const char *name)
 {
 	struct gs_shm_region *drop = NULL;
 
-	pthread_mutex_lock(&gs_shm__lock);
-	struct gs_shm_region **pp = &gs_shm__list;
+	pthread_mutex_lock(&gs__shm__lock);
+	struct gs_shm_region **pp = &gs__shm__list;
 	while (*pp) {
 		struct gs_shm_region *r = *pp;
 		if (!name || !*name || !strcmp(r->name, name)) {
 			*pp = r->next;
 			r->next = drop;
 			drop = r;
-			gs_shm__n--;
+			gs__shm__n--;
 		} else {
 			pp = &r->next;
 		}
 	}
-	pthread_mutex_unlock(&gs_shm__lock);
+	pthread_mutex_unlock(&gs__shm__lock);
 	while (drop) {
 		struct gs_shm_region *n = drop->next;
 		gs_shm_put(drop);
@@ -205,14 +205,14 @@ int gs_shm_status(const char *name,
 		  void *arg, char *err, size_t errlen)
 {
 	int found = 0;
-	pthread_mutex_lock(&gs_shm__lock);
-	for (struct gs_shm_region *r = gs_shm__list; r; r = r->next) {
+	pthread_mutex_lock(&gs__shm__lock);
+	for (struct gs_shm_region *r = gs__shm__list; r; r = r->next) {
 		if (name && *name && strcmp(r->name, name))
 			continue;
 		fn(arg, r->name, r->key, r->offset, r->byte_size);
 		found++;
 	}
-	pthread_mutex_unlock(&gs_shm__lock);
+	pthread_mutex_unlock(&gs__shm__lock);
 	if (name && *name && !found) {
 		snprintf(err, errlen, "Unable to find system shared memory region: '%s'", name);
 		return FERRY_ENOENT;
@@ -225,11 +225,11 @@ int gs_shm_get(const char *name, uint64_t off, uint64_t size,
 {
 	struct stat st;
 
-	pthread_mutex_lock(&gs_shm__lock);
-	struct gs_shm_region *r = name ? gs_shm__find(name) : NULL;
+	pthread_mutex_lock(&gs__shm__lock);
+	struct gs_shm_region *r = name ? gs__shm__find(name) : NULL;
 	if (r)
 		atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&gs_shm__lock);
+	pthread_mutex_unlock(&gs__shm__lock);
 	if (!r) {
 		snprintf(err, errlen, "Unable to find shared memory region: '%s'",
 			 name ? name : "");
@@ -268,19 +268,19 @@ void gs_shm_fini(void)
 #ifdef HAVE_CUDA
 /* An IPC handle is opened once at registration and cached here until
  * unregistered: opening it per request costs milliseconds. */
-struct gs_cuda_region {
+struct gs__cuda_region {
 	char name[GS_SHM_NAME_MAX];
 	int64_t device_id;
 	uint64_t byte_size;
 	void *dptr;
-	struct gs_cuda_region *next;
+	struct gs__cuda_region *next;
 };
-static struct gs_cuda_region *gs_cuda__list;  /* gs_shm__lock */
+static struct gs__cuda_region *gs__cuda__list;  /* gs__shm__lock */
 
-static pthread_once_t gs_cuda__once = PTHREAD_ONCE_INIT;
-static bool gs_cuda__have;
+static pthread_once_t gs__cuda__once = PTHREAD_ONCE_INIT;
+static bool gs__cuda__have;
 
-static void gs_cuda__probe(void)
+static void gs__cuda__probe(void)
 {
 	/* The CUDA runtime's first call changes the calling thread's signal
 	 * mask (seen with cudart 12 and no driver: ferryd then died of the
@@ -288,14 +288,14 @@ static void gs_cuda__probe(void)
 	sigset_t saved;
 	int n = 0;
 	pthread_sigmask(SIG_SETMASK, NULL, &saved);
-	gs_cuda__have = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+	gs__cuda__have = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 bool gs_cuda_available(void)
 {
-	pthread_once(&gs_cuda__once, gs_cuda__probe);
-	return gs_cuda__have;
+	pthread_once(&gs__cuda__once, gs__cuda__probe);
+	return gs__cuda__have;
 }
 
 int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len,
@@ -323,7 +323,7 @@ int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len
 		snprintf(err, errlen, "no CUDA device %lld", (long long)device_id);
 		return FERRY_EINVAL;
 	}
-	struct gs_cuda_region *r = calloc(1, sizeof(*r));
+	struct gs__cuda_region *r = calloc(1, sizeof(*r));
 	if (!r) {
 		snprintf(err, errlen, "out of memory");
 		return FERRY_ENOMEM;
@@ -343,28 +343,28 @@ int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len
 		free(r);
 		return FERRY_EINVAL;
 	}
-	pthread_mutex_lock(&gs_shm__lock);
-	for (struct gs_cuda_region *o = gs_cuda__list; o; o = o->next) {
+	pthread_mutex_lock(&gs__shm__lock);
+	for (struct gs__cuda_region *o = gs__cuda__list; o; o = o->next) {
 		if (!strcmp(o->name, name)) {
-			pthread_mutex_unlock(&gs_shm__lock);
+			pthread_mutex_unlock(&gs__shm__lock);
 			cudaIpcCloseMemHandle(r->dptr);
 			free(r);
 			snprintf(err, errlen, "shared memory region '%s' already in manager", name);
 			return FERRY_EBUSY;
 		}
 	}
-	r->next = gs_cuda__list;
-	gs_cuda__list = r;
-	pthread_mutex_unlock(&gs_shm__lock);
+	r->next = gs__cuda__list;
+	gs__cuda__list = r;
+	pthread_mutex_unlock(&gs__shm__lock);
 	return 0;
 }
 
 void gs_cuda_unregister(const char *name)
 {
-	pthread_mutex_lock(&gs_shm__lock);
-	struct gs_cuda_region **pp = &gs_cuda__list;
+	pthread_mutex_lock(&gs__shm__lock);
+	struct gs__cuda_region **pp = &gs__cuda__list;
 	while (*pp) {
-		struct gs_cuda_region *r = *pp;
+		struct gs__cuda_region *r = *pp;
 		if (!name || !*name || !strcmp(r->name, name)) {
 			*pp = r->next;
 			cudaIpcCloseMemHandle(r->dptr);
@@ -373,15 +373,15 @@ void gs_cuda_unregister(const char *name)
 			pp = &r->next;
 		}
 	}
-	pthread_mutex_unlock(&gs_shm__lock);
+	pthread_mutex_unlock(&gs__shm__lock);
 }
 
 int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
 		 bool to_device, char *err, size_t errlen)
 {
 	int ret = 0;
-	pthread_mutex_lock(&gs_shm__lock);
-	struct gs_cuda_region *r = gs_cuda__list;
+	pthread_mutex_lock(&gs__shm__lock);
+	struct gs__cuda_region *r = gs__cuda__list;
 	while (r && strcmp(r->name, name))
 		r = r->next;
 	if (!r) {
@@ -404,7 +404,7 @@ int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
 				 cudaGetErrorString(ce));
 		}
 	}
-	pthread_mutex_unlock(&gs_shm__lock);
+	pthread_mutex_unlock(&gs__shm__lock);
 	return ret;
 }
 
@@ -414,14 +414,14 @@ int gs_cuda_status(const char *name,
 		   void *arg, char *err, size_t errlen)
 {
 	int found = 0;
-	pthread_mutex_lock(&gs_shm__lock);
-	for (struct gs_cuda_region *r = gs_cuda__list; r; r = r->next) {
+	pthread_mutex_lock(&gs__shm__lock);
+	for (struct gs__cuda_region *r = gs__cuda__list; r; r = r->next) {
 		if (name && *name && strcmp(r->name, name))
 			continue;
 		fn(arg, r->name, r->device_id, r->byte_size);
 		found++;
 	}
-	pthread_mutex_unlock(&gs_shm__lock);
+	pthread_mutex_unlock(&gs__shm__lock);
 	if (name && *name && !found) {
 		snprintf(err, errlen, "Unable to find cuda shared memory region: '%s'", name);
 		return FERRY_ENOENT;

@@ -6,9 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proto/ctl_frame.h"
+#include "proto/frame.h"
 
-int ctl_send(int fd, const ProtobufCMessage *msg, const int *fds, int nfds,
+int frame_send(int fd, const ProtobufCMessage *msg, const int *fds, int nfds,
 	     int flags)
 {
 	uint8_t stackbuf[4096];
@@ -17,9 +17,9 @@ int ctl_send(int fd, const ProtobufCMessage *msg, const int *fds, int nfds,
 	uint8_t *buf = stackbuf;
 	int ret = 0;
 
-	if (len > CTL_MAX_FRAME)
+	if (len > FRAME_MAX_LEN)
 		return -E2BIG;
-	if (nfds < 0 || nfds > CTL_MAX_FDS)
+	if (nfds < 0 || nfds > FRAME_MAX_FDS)
 		return -EINVAL;
 	if (total > sizeof(stackbuf)) {
 		buf = malloc(total);
@@ -35,7 +35,7 @@ int ctl_send(int fd, const ProtobufCMessage *msg, const int *fds, int nfds,
 	size_t off = 0;
 	while (off < total) {
 		union {
-			char b[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
+			char b[CMSG_SPACE(sizeof(int) * FRAME_MAX_FDS)];
 			struct cmsghdr align;
 		} cbuf;
 		struct iovec iov = { buf + off, total - off };
@@ -68,12 +68,12 @@ int ctl_send(int fd, const ProtobufCMessage *msg, const int *fds, int nfds,
 	return ret;
 }
 
-void ctl_reader_init(struct ctl_reader *r)
+void frame_reader_init(struct frame_reader *r)
 {
 	memset(r, 0, sizeof(*r));
 }
 
-static void ctl__close_fds(struct ctl_reader *r)
+static void frame__control__close_fds(struct frame_reader *r)
 {
 	for (int i = 0; i < r->nfds; i++)
 		if (r->fds[i] >= 0)
@@ -81,21 +81,21 @@ static void ctl__close_fds(struct ctl_reader *r)
 	r->nfds = 0;
 }
 
-void ctl_reader_fini(struct ctl_reader *r)
+void frame_reader_fini(struct frame_reader *r)
 {
-	ctl__close_fds(r);
+	frame__control__close_fds(r);
 	free(r->buf);
 	memset(r, 0, sizeof(*r));
 }
 
-void ctl_reader_next(struct ctl_reader *r)
+void frame_reader_next(struct frame_reader *r)
 {
 	/* Descriptors the caller did not take are closed, never leaked. */
-	ctl__close_fds(r);
+	frame__control__close_fds(r);
 	r->have = 0;
 }
 
-static size_t ctl__need(const struct ctl_reader *r)
+static size_t frame__control__need(const struct frame_reader *r)
 {
 	if (r->have < 4)
 		return 4;
@@ -103,11 +103,11 @@ static size_t ctl__need(const struct ctl_reader *r)
 		    (size_t)r->buf[2] << 16 | (size_t)r->buf[3] << 24);
 }
 
-int ctl_read(int fd, struct ctl_reader *r)
+int frame_read(int fd, struct frame_reader *r)
 {
 	for (;;) {
-		size_t need = ctl__need(r);
-		if (r->have >= 4 && need - 4 > CTL_MAX_FRAME)
+		size_t need = frame__control__need(r);
+		if (r->have >= 4 && need - 4 > FRAME_MAX_LEN)
 			return -E2BIG;
 		if (r->have == need && r->have >= 4)
 			return 1;
@@ -120,7 +120,7 @@ int ctl_read(int fd, struct ctl_reader *r)
 			r->cap = cap;
 		}
 		union {
-			char b[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
+			char b[CMSG_SPACE(sizeof(int) * FRAME_MAX_FDS)];
 			struct cmsghdr align;
 		} cbuf;
 		struct iovec iov = { r->buf + r->have, need - r->have };
@@ -143,7 +143,7 @@ int ctl_read(int fd, struct ctl_reader *r)
 			int cnt = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 			int *in = (int *)CMSG_DATA(c);
 			for (int i = 0; i < cnt; i++) {
-				if (r->nfds < CTL_MAX_FDS) {
+				if (r->nfds < FRAME_MAX_FDS) {
 					r->fds[r->nfds++] = in[i];
 				} else {
 					close(in[i]);
@@ -161,7 +161,7 @@ int ctl_read(int fd, struct ctl_reader *r)
 	}
 }
 
-int ctl_default_socket_path(char *buf, size_t len)
+int frame_default_socket_path(char *buf, size_t len)
 {
 	const char *env = getenv("FERRY_SOCKET");
 	const char *xdg = getenv("XDG_RUNTIME_DIR");

@@ -70,7 +70,8 @@ ctl_src="proto/frame.c $out/gen/proto/control.pb-c.c tests/fuzz/fuzz_ctl.c"
 ctl_libs="-lprotobuf-c"
 # The submission path end to end: the real session.c and scheduler with
 # the built-in backends; tests/fuzz/models_shim.c stands in for models.c.
-submit_src="broker/core/session.c broker/sched/sched.c broker/sched/be_host.c broker/backends/identity.c
+submit_src="broker/core/session.c broker/sched/sched_queue.c broker/sched/sched_batch.c
+	broker/sched/sched_model.c broker/sched/be_request.c broker/sched/be_host.c broker/backends/identity.c
 	broker/backends/addsub.c broker/core/log.c broker/config/pbtxt.c broker/config/modelcfg.c
 	shm/fshm_seg.c shm/fshm_ring.c shm/fshm_doorbell.c shm/fshm_arena.c shm/ferr.c
 	tests/fuzz/models_shim.c tests/fuzz/fuzz_submit.c"

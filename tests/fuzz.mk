@@ -11,7 +11,8 @@ TESTS += tests/test_fuzz_regressions
 tests_test_fuzz_regressions_SOURCES = tests/fuzz/test_regressions.c \
 	tests/fuzz/fuzz.h tests/fuzz/fuzz_pbtxt.c tests/fuzz/fuzz_onnx.c \
 	tests/fuzz/fuzz_ctl.c tests/fuzz/fuzz_submit.c tests/fuzz/models_shim.c \
-	broker/core/session.c broker/core/log.c
+	broker/core/session.c broker/core/log.c \
+	broker/backends/identity.c broker/backends/addsub.c
 tests_test_fuzz_regressions_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS) \
 	-DFUZZ_TOP_SRCDIR=\"$(abs_top_srcdir)\"
 tests_test_fuzz_regressions_LDADD = broker/sched/libfsched.la broker/config/libfconfig.la \

@@ -17,9 +17,9 @@ check_PROGRAMS += tests/sched/test_builtin tests/sched/test_batching
 TESTS += tests/sched/test_builtin tests/sched/test_batching
 tests_sched_test_builtin_SOURCES = tests/sched/test_builtin.c tests/sched/common.h
 tests_sched_test_builtin_CFLAGS = $(CRITERION_TEST_CFLAGS)
-tests_sched_test_builtin_LDADD = broker/sched/libfsched.la shm/libfshm.la $(CRITERION_TEST_LIBS)
+tests_sched_test_builtin_LDADD = $(BUILTIN_BE_LIBS) broker/sched/libfsched.la shm/libfshm.la $(CRITERION_TEST_LIBS)
 tests_sched_test_batching_SOURCES = tests/sched/test_batching.c tests/sched/common.h \
 	tests/sched/rec.h
 tests_sched_test_batching_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_sched_test_batching_LDFLAGS = $(AM_LDFLAGS) -export-dynamic
-tests_sched_test_batching_LDADD = broker/sched/libfsched.la shm/libfshm.la $(CRITERION_TEST_LIBS)
+tests_sched_test_batching_LDADD = $(BUILTIN_BE_LIBS) broker/sched/libfsched.la shm/libfshm.la $(CRITERION_TEST_LIBS)

@@ -17,7 +17,7 @@
 #include "broker/sched/be_host.h"
 #include "broker/core/log.h"
 #include "broker/models/models.h"
-#include "broker/backends/onnx/ox_backend.h"
+#include "broker/backends/builtin.h"
 #include "broker/config/repo.h"
 #include "broker/sched/sched.h"
 
@@ -179,11 +179,10 @@ int models_load_all(const struct models_options *opt)
 		log_error("backend registry: %s", ferry_strerror(ret));
 		return ret;
 	}
-	/* The ONNX executor is built in, registered through the same entry
-	 * points as a plugin. */
-	ret = ox_backend_register(models__reg, err, sizeof(err));
+	/* The built-ins go through the same entry points as plugins. */
+	ret = builtin_register(models__reg, err, sizeof(err));
 	if (ret) {
-		log_error("onnx backend: %s", err);
+		log_error("built-in backends: %s", err);
 		return ret;
 	}
 	ret = repo_scan(opt->repository, &models__repo, models__warn, NULL, err, sizeof(err));

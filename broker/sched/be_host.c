@@ -2,8 +2,8 @@
 /*
  * be_host.c - the backend registry (built-ins and plugins through one
  * entry-point table), the error objects, and the backend / model / instance
- * accessors that ferryd exports to plugins.  The request accessors live in
- * sched.c, next to the request they describe.
+ * accessors that ferryd exports to plugins.  The request accessors are in
+ * be_request.c, beside the scheduler whose requests they describe.
  */
 #include "config.h"
 
@@ -216,23 +216,18 @@ FERRY_BE_EXPORT void ferry_be_instance_report_compute(ferry_be_instance *i, uint
 
 int be_registry_create(const char *backend_dirs, struct be_registry **out)
 {
-	char err[128];
 	struct be_registry *reg = calloc(1, sizeof(*reg));
 
 	if (!reg)
 		return FERRY_ENOMEM;
 	pthread_mutex_init(&reg->lock, NULL);
 	reg->dirs = strdup(backend_dirs ? backend_dirs : "");
-	if (!reg->dirs)
-		goto fail;
-	if (be_registry_add_builtin(reg, "identity", &identity_be_ops, err, sizeof(err)) ||
-	    be_registry_add_builtin(reg, "add_sub", &addsub_be_ops, err, sizeof(err)))
-		goto fail;
+	if (!reg->dirs) {
+		be_registry_destroy(reg);
+		return FERRY_ENOMEM;
+	}
 	*out = reg;
 	return 0;
-fail:
-	be_registry_destroy(reg);
-	return FERRY_ENOMEM;
 }
 
 static void be__free(struct ferry_backend *b)

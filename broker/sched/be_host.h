@@ -48,10 +48,6 @@ struct be_ops {
 					    uint32_t count);
 };
 
-/* The built-ins (be_identity.c, be_addsub.c). */
-extern const struct be_ops identity_be_ops;
-extern const struct be_ops addsub_be_ops;
-
 struct ferry_be_error {
 	int code;
 	atomic_int refs;        /* a batch-wide error is shared by its requests */
@@ -99,8 +95,8 @@ struct ferry_be_request {       /* owned by the executing instance's thread */
 };
 
 /*
- * be_registry_create - a registry holding the built-ins ("identity",
- * "add_sub") that loads plugins on demand from backend_dirs, a
+ * be_registry_create - an empty registry (builtin_register() adds the
+ * built-ins) that loads plugins on demand from backend_dirs, a
  * colon-separated list of directories (NULL or "": built-ins only).
  * Free with be_registry_destroy().  0 or FERRY_ENOMEM.
  */

@@ -15,7 +15,7 @@
  * FERRY_UNAVAILABLE), but nothing may call into a model once
  * sched_model_destroy() has started.
  *
- * Inside the model (sched.c):
+ * Inside the model (sched_*.c):
  *   - sched_model.lock guards the queues, the queue counters, the stopping
  *     flag, the kick callback, the free-instance stack and the statistics;
  *   - sched_model.order_lock guards the preserve_ordering completion ring

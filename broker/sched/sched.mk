@@ -10,9 +10,11 @@ noinst_LTLIBRARIES += broker/sched/libfsched.la
 broker_sched_libfsched_la_SOURCES = \
 	broker/sched/be_host.h \
 	broker/sched/be_host.c \
-	broker/backends/identity.c \
-	broker/backends/addsub.c \
 	broker/sched/sched.h \
-	broker/sched/sched.c
+	broker/sched/sched_int.h \
+	broker/sched/sched_queue.c \
+	broker/sched/sched_batch.c \
+	broker/sched/sched_model.c \
+	broker/sched/be_request.c
 broker_sched_libfsched_la_LIBADD = -ldl
 pkginclude_HEADERS += include/ferry/backend.h

@@ -29,6 +29,7 @@
 
 #include <ferry/errors.h>
 
+#include "broker/backends/builtin.h"
 #include "broker/sched/be_host.h"
 #include "broker/core/log.h"
 #include "broker/models/models.h"
@@ -106,6 +107,9 @@ static void fzs_init(void)
 	/* session.c warns about clients that corrupt their rings: expected. */
 	log_threshold = LOG_ERROR;
 	FUZZ_CHECK(be_registry_create(NULL, &reg) == 0);
+	/* identity and add_sub only: the ONNX executor has its own target. */
+	FUZZ_CHECK(be_registry_add_builtin(reg, "identity", &identity_be_ops, err, sizeof(err)) == 0);
+	FUZZ_CHECK(be_registry_add_builtin(reg, "add_sub", &addsub_be_ops, err, sizeof(err)) == 0);
 	for (int i = 0; i < FZS_NCFG; i++) {
 		struct models_entry *m = &fzs_models[i];
 		if (modelcfg_parse(fzs_configs[i], strlen(fzs_configs[i]), "fuzz_submit",

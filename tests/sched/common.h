@@ -17,6 +17,7 @@
 #include <ferry/backend.h>
 #include <ferry/errors.h>
 
+#include "broker/backends/builtin.h"
 #include "broker/sched/be_host.h"
 #include "broker/config/modelcfg.h"
 #include "broker/sched/sched.h"

@@ -192,7 +192,9 @@ static void setup(void)
 	link_plugin("badmajor", false);    /* <dir>/libferry_<name>.so */
 	char dirs[600];
 	snprintf(dirs, sizeof(dirs), "/nonexistent:%s", bedir);
+	char err[256];
 	cr_assert_eq(be_registry_create(dirs, &reg), 0);
+	cr_assert_eq(builtin_register(reg, err, sizeof(err)), 0, "%s", err);
 }
 
 static void teardown(void)

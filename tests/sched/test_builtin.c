@@ -12,7 +12,9 @@ static struct be_registry *reg;
 
 static void setup(void)
 {
+	char err[256];
 	cr_assert_eq(be_registry_create(NULL, &reg), 0);
+	cr_assert_eq(builtin_register(reg, err, sizeof(err)), 0, "%s", err);
 }
 
 static void teardown(void)

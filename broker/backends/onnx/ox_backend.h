@@ -45,18 +45,6 @@
 /* The entry-point table (also used by the test plugin build). */
 extern const struct be_ops ox_be_ops;
 
-/*
- * ox_backend_register - add the "onnx" built-in to a registry; call once
- * after be_registry_create().  Returns be_registry_add_builtin()'s result
- * (0, FERRY_EBUSY, FERRY_EINVAL) with err filled.  Inline so that the
- * plugin build of this backend (tests/onnx) never references the
- * registry, which ferryd does not export.
- */
-static inline int ox_backend_register(struct be_registry *reg, char *err,
-					size_t errlen)
-{
-	return be_registry_add_builtin(reg, "onnx", &ox_be_ops, err, errlen);
-}
 
 /* 1 when this ferryd was built with CUDA (the GPU path exists), else 0. */
 int ox_gpu_built(void);

@@ -4,7 +4,8 @@ libclient_libferry_la_SOURCES = \
 	libclient/client.c libclient/client.h \
 	libclient/autostart.c \
 	libclient/cuda.c \
-	libclient/request.c
+	libclient/request.c \
+	libclient/version.c
 libclient_libferry_la_CPPFLAGS = $(AM_CPPFLAGS) -DFERRY_BUILDING_LIB -DFERRY_SBINDIR='"$(sbindir)"'
 libclient_libferry_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 # CUDA's headers only: cuda.c loads the runtime with dlopen when a job

@@ -22,14 +22,3 @@ $(tests_test_fuzz_regressions_OBJECTS): proto/control.pb-c.h
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regressions tests/fuzz/pbtxt.dict \
 	tests/fuzz/onnx.dict tests/fuzz/gen_seeds.c FUZZING.md SECURITY.md
 
-# tests/soak/: the soak client, driven by scripts/soak.sh (not a test: it
-# runs for minutes).
-check_PROGRAMS += tests/soak/soak_client
-tests_soak_soak_client_SOURCES = tests/soak/soak_client.c
-tests_soak_soak_client_LDADD = libclient/libferry.la
-
-FUZZ_SECONDS = 60
-SOAK_MINUTES = 10
-fuzz: ; FUZZ_BUILD_DIR=$(abs_top_builddir)/build-fuzz $(top_srcdir)/scripts/fuzz.sh $(FUZZ_SECONDS)
-soak: tests/soak/soak_client broker/ferryd ; FERRY_BUILDDIR=$(abs_top_builddir) $(top_srcdir)/scripts/soak.sh $(SOAK_MINUTES)
-.PHONY: fuzz soak

@@ -1,8 +1,12 @@
 # tests/: Criterion unit and integration tests.  Each program is one suite;
 # scripts/test-summary.sh adds up their results.
+#
+# Criterion is needed by `make check` only: configure goes on without it,
+# the build makes everything else, and `make check` says what to install.
 CRITERION_TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 CRITERION_TEST_LIBS = $(CRITERION_LIBS)
 
+if HAVE_CRITERION
 check_PROGRAMS += tests/test_errors
 TESTS += tests/test_errors
 tests_test_errors_SOURCES = tests/test_errors.c
@@ -15,3 +19,13 @@ include tests/onnx.mk
 include tests/sched.mk
 include tests/grpc.mk
 include tests/fuzz.mk
+else
+check-local: tests-need-criterion
+tests-need-criterion:
+	@echo "make check: the test suites need Criterion, which configure did not find:" >&2
+	@echo "  install the Debian package 'libcriterion-dev' (or run scripts/setup-debian.sh)," >&2
+	@echo "  then run configure again" >&2
+	@exit 1
+endif
+# The soak client and `make fuzz` / `make soak` need no Criterion.
+include tests/soak.mk

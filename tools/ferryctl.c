@@ -433,7 +433,7 @@ int main(int argc, char **argv)
 		case 'S': server = optarg; break;
 		case 'j': ferryctl__json = true; break;
 		case 'h': ferryctl__usage(stdout); return EX_OK;
-		case 'V': printf("ferryctl %s\n", PACKAGE_VERSION); return EX_OK;
+		case 'V': printf("ferryctl %s\n", ferry_version()); return EX_OK;
 		default: ferryctl__usage(stderr); return EX_USAGE;
 		}
 	}

@@ -43,6 +43,7 @@
 
 #include <ferry/dtype.h>
 #include <ferry/errors.h>
+#include <ferry/version.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,10 +54,6 @@ extern "C" {
 #else
 #define FERRY_API
 #endif
-
-#define FERRY_VERSION_MAJOR 0
-#define FERRY_VERSION_MINOR 1
-#define FERRY_VERSION_PATCH 0
 
 #define FERRY_LATEST ((int64_t)-1)   /* the latest ready version */
 #define FERRY_MAX_DIMS 8
@@ -144,6 +141,13 @@ FERRY_API void ferry_close(ferry_client *c);
 
 /* Detailed message of the calling thread's last failed ferry call. */
 FERRY_API const char *ferry_last_error(void);
+
+/*
+ * ferry_version - the version of the libferry running ("0.1.0"): static,
+ * never NULL.  FERRY_VERSION_STRING (ferry/version.h) is the version of the
+ * headers a program was compiled with.
+ */
+FERRY_API const char *ferry_version(void);
 
 /* ---------------------------------------------------------------------- */
 /* Models                                                                  */

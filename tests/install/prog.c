@@ -1,6 +1,7 @@
 /* Built against the installed libferry with pkg-config (by
  * test_install.sh): one add_sub request to the installed ferryd. */
 #include <stdio.h>
+#include <string.h>
 
 #include <ferry/ferry.h>
 
@@ -13,6 +14,11 @@ int main(int argc, char **argv)
 	const int32_t *o;
 	int64_t dims[2] = { 1, 16 };
 
+	/* The installed library and the installed headers agree. */
+	if (strcmp(ferry_version(), FERRY_VERSION_STRING) != 0) {
+		fprintf(stderr, "libferry %s, headers %s\n", ferry_version(), FERRY_VERSION_STRING);
+		return 1;
+	}
 	if (ferry_connect(&c, argv[1], NULL) || ferry_model_get(c, "simple", FERRY_LATEST, &m) ||
 	    ferry_request_new(m, &r) ||
 	    ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a) ||

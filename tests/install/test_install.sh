@@ -23,7 +23,18 @@ san=$(sed -n 's/^FERRY_LDFLAGS = //p' "$build/Makefile")
 cc -std=c11 -Wall -Werror $san "$top/tests/install/prog.c" $flags -Wl,-rpath,"$libdir" -o "$root/prog_c"
 c++ -std=c++11 -Wall -Werror $san "$top/tests/install/prog.cc" $flags -Wl,-rpath,"$libdir" -o "$root/prog_cxx"
 
+# One version everywhere: ferry.pc, ferry/version.h, ferryd, ferryctl (the
+# last through libferry's ferry_version()).
+version=$(pkg-config --modversion ferry)
+vh=$(find "$root" -path '*/include/ferry/version.h' | head -1)
+[ -n "$vh" ] || { echo "ferry/version.h not installed"; exit 1; }
+grep -q "^#define FERRY_VERSION_STRING \"$version\"\$" "$vh" ||
+	{ echo "$vh does not say $version"; exit 1; }
 ferryd=$(find "$root" -path '*/sbin/ferryd' | head -1)
+ferryctl=$(find "$root" -path '*/bin/ferryctl' | head -1)
+[ "$("$ferryd" --version)" = "ferryd $version" ] || { echo "ferryd --version: $("$ferryd" --version)"; exit 1; }
+[ "$(LD_LIBRARY_PATH=$libdir "$ferryctl" --version)" = "ferryctl $version" ] ||
+	{ echo "ferryctl --version: $(LD_LIBRARY_PATH=$libdir "$ferryctl" --version)"; exit 1; }
 models=$(find "$root" -path '*/share/ferry/examples/models' -type d | head -1)
 [ -x "$ferryd" ] && [ -d "$models" ] || { echo "ferryd or the examples not installed"; exit 1; }
 "$ferryd" --model-repository "$models" --socket "$root/ferryd.sock" --grpc-port 0 \

@@ -2,8 +2,10 @@
 /*
  * modelcfg.h - a model's configuration, as read from Triton's config.pbtxt
  * (protobuf text format of inference.ModelConfig), the subset ferry serves.
- * Module prefix: modelcfg_.  Owned by the repository (repo.c); read-only after
- * parsing, so any thread may read it.
+ * Module prefix: modelcfg_.  Owned by the repository scan entry that holds
+ * it (struct repo_model, repo.h), which the model table (broker/models/)
+ * keeps while the model serves; read-only after parsing, so any thread may
+ * read it.
  *
  * After modelcfg_parse succeeds: every string is non-NULL (name, backend and
  * platform are "" when absent; group names are "<model>_<index>" when not

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * repo.c - list a Triton model repository (see repo_scan.h).
+ * repo.c - list a Triton model repository (see repo.h).
  *
  * Every per-model failure is recorded in that model's entry and the scan
  * goes on; only a repository we cannot open, or memory running out, fails

@@ -8,7 +8,7 @@
  *
  * The scan only reads: it parses each config, lists the version
  * directories and applies the version policy.  Loading backends is the
- * repository's (repo.c) job.  One bad model never stops the scan: it
+ * model table's job (broker/models/models.c).  One bad model never stops the scan: it
  * becomes an entry with `error` set, so the broker can report it through
  * RepositoryIndex while serving the others.
  */

@@ -53,7 +53,7 @@ struct broker {
 
 extern struct broker g_broker;
 
-/* ctl.c */
+/* control.c */
 int control_listen(struct broker *b);
 void control_close_listener(struct broker *b);
 void control_session_close(struct broker *b, struct session *s, const char *why);

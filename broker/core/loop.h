@@ -4,8 +4,9 @@
  * listening socket, control connections, doorbell eventfds, the signalfd,
  * the kick eventfd) and a timeout for the batcher's deadlines.
  *
- * Two engines behind one interface: io_uring (liburing; multishot
- * IORING_OP_POLL_ADD per descriptor, the wait itself is
+ * Two engines behind one interface: io_uring (liburing; a single-shot
+ * IORING_OP_POLL_ADD per descriptor, re-armed after each event so that it
+ * is level-triggered like epoll; the wait itself is
  * io_uring_submit_and_wait_timeout) and, where io_uring cannot be set up
  * (old kernel, seccomp, io_uring_disabled), epoll.  Both report readiness;
  * the handlers then read / accept without blocking, so the two engines

@@ -3,7 +3,7 @@
  * fuzz_ctl - bytes a client writes on ferryd's control socket, through the
  * framing reader (frame_read, over a real socketpair, with SCM_RIGHTS
  * descriptors when the input asks) and the protobuf-c decoder of
- * control.proto, dispatched the way ctl.c's control__on_conn does.
+ * control.proto, dispatched the way control.c's control__on_conn does.
  *
  * Input: byte 0 chooses how the stream is cut into writes (bits 0-5: the
  * chunk size - 1) and which descriptors ride on the first write (bit 6:

@@ -9,7 +9,7 @@
  * any tensor up to INT_MAX elements, which is correct for real models but
  * would make a fuzzer spend its time in big allocations and long
  * convolutions instead of finding bugs).  The estimate reads the planned
- * graph (onnx_int.h): the harness may know the internals it tests.
+ * graph (ox_int.h): the harness may know the internals it tests.
  */
 #include <limits.h>
 #include <stdbool.h>

@@ -5,9 +5,9 @@
  * descriptor copy, index / offset / size checks), the real scheduler
  * (sched_submit: dtypes, shapes, byte counts, priorities, queue policies)
  * and the built-in identity / add_sub backends run inline, with the
- * completions drained from the CQ as a client would.  broker/session.c and
- * broker/sched.c are linked unchanged; tests/fuzz/models_shim.c stands in for
- * the model table.
+ * completions drained from the CQ as a client would.  broker/core/session.c
+ * and the scheduler (broker/sched/) are linked unchanged;
+ * tests/fuzz/models_shim.c stands in for the model table.
  *
  * Input layout:
  *   byte 0   flags: FZS_F_* below

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * models_shim.c - a stand-in for broker/models.c in the submission fuzz target
+ * models_shim.c - a stand-in for broker/models/models.c in the submission fuzz target
  * and its regression test: session.c needs only models_by_id() and the
  * table's read lock, and models.c would drag in the repository scan, the
  * plugin loader and ferryd's globals.  Single-threaded users only (the
@@ -19,8 +19,8 @@
 
 /*
  * What else session.c links against, stubbed: the metrics endpoint's
- * gauges (broker/metrics.c needs libmicrohttpd and ferryd's globals) and
- * the GPU pinning of arenas and CUDA regions (broker/onnx/onnx_backend.c;
+ * gauges (broker/frontends/metrics.c needs libmicrohttpd and ferryd's globals) and
+ * the GPU pinning of arenas and CUDA regions (broker/backends/onnx/ox_backend.c;
  * never called here, session_limits.gpu_pin being false).  Weak, so a program that links
  * the real ones gets those.
  */

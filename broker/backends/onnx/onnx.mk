@@ -33,7 +33,7 @@ broker_backends_onnx_libfonnx_la_LIBADD = $(PROTOBUF_C_LIBS) $(OPENBLAS_LIBS) -l
 # the library alone (make broker/backends/onnx/libfonnx.la) in a fresh tree.
 $(broker_backends_onnx_libfonnx_la_OBJECTS): onnx/onnx.pb-c.h
 
-# broker/backends/onnx/libfonnxbe.la: the built-in "onnx" backend (onnx_backend.c)
+# broker/backends/onnx/libfonnxbe.la: the built-in "onnx" backend (ox_backend.c)
 # and, where configure found CUDA, the executor's GPU twin
 # (ox_cuda.cu, nvcc).  ferryd links this library and calls
 # onnx_backend_register(); the tests also build it as a plugin.

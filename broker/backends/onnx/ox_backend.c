@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ox_backend.c - the built-in "onnx" backend (see onnx_backend.h)
+ * ox_backend.c - the built-in "onnx" backend (see ox_backend.h)
  */
 #include "config.h"
 

@@ -5,8 +5,8 @@
  * Serves Triton-style repositories of ONNX models: config.pbtxt with
  * `backend: "onnxruntime"` or `platform: "onnxruntime_onnx"` (mapped to
  * "onnx" by be_backend_name) and <model>/<version>/model.onnx, run by the
- * native executor (onnx_exec.h) on the CPU and, in a build with CUDA, by
- * its GPU twin (onnx_cuda.h).
+ * native executor (ox_exec.h) on the CPU and, in a build with CUDA, by
+ * its GPU twin (ox_cuda.h).
  *
  * Loading.  model.onnx is parsed, checked and planned once per model
  * version; its weights are stored once (on the host, and once per device

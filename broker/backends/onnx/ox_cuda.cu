@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ox_cuda.cu - the ONNX executor on CUDA (see onnx_cuda.h)
+ * ox_cuda.cu - the ONNX executor on CUDA (see ox_cuda.h)
  *
  * Each step of the planned graph becomes cuBLAS calls and small kernels on
- * the context's stream; the kernels mirror onnx_run.c's loops one output
+ * the context's stream; the kernels mirror ox_run.c's loops one output
  * element per thread, so the two executors agree to rounding.  Tensors
  * live where the CPU context keeps them: VALUE tensors at ox__plan's
  * offsets in one device arena, graph inputs and outputs in their own

@@ -2,7 +2,7 @@
 /*
  * ox_cuda.h - the ONNX executor on CUDA (module prefix ox_cuda_)
  *
- * The GPU twin of onnx_exec.h: it runs the graph that ox_model_load()
+ * The GPU twin of ox_exec.h: it runs the graph that ox_model_load()
  * checked and planned, with the same steps, the same shapes and the same
  * arena layout (ox__plan), on cuBLAS and small CUDA kernels.  Compiled only
  * when configure finds CUDA (HAVE_CUDA); every function is safe to call on

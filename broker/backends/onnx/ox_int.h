@@ -2,9 +2,9 @@
 /*
  * ox_int.h - private structures of the ONNX executor (prefix ox__)
  *
- * The loader (onnx_load.c) turns a ModelProto into a struct ox_model: a
+ * The loader (ox_load.c) turns a ModelProto into a struct ox_model: a
  * table of tensors with symbolic shapes and a list of steps in execution
- * order.  The runner (onnx_run.c) evaluates the shapes for the batch of a
+ * order.  The runner (ox_run.c) evaluates the shapes for the batch of a
  * call and runs each step's kernel.  Nothing here is shared with other
  * modules.
  */
@@ -129,7 +129,7 @@ size_t ox__scratch_floats(const struct ox_model *m, const struct ox__step *s,
  * live elsewhere: inputs, constants, graph outputs); *arena_bytes the arena
  * size and *scratch_floats the CPU convolutions' scratch.  @off has
  * m->ntensors entries.  Shared by the CPU context and the GPU one
- * (onnx_cuda.cu), so both reuse memory the same way.
+ * (ox_cuda.cu), so both reuse memory the same way.
  * Returns 0, FERRY_E2BIG (a tensor above INT_MAX elements) or FERRY_ENOMEM.
  */
 int ox__plan(const struct ox_model *m, int max_batch, size_t *off,

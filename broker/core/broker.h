@@ -24,6 +24,7 @@ struct broker_options {
 	enum fshm_wait_policy wait;
 	uint64_t spin_ns;               /* hybrid: spin this long when idle */
 	int numa;                       /* -2 auto, -1 off, >= 0 a node */
+	int gpu;                        /* -1 off, 0 auto, 1 on (a GPU is required) */
 	bool strict;                    /* exit if a model fails to load */
 	bool force_epoll;
 	int nallow_uid, nallow_gid;

@@ -28,6 +28,7 @@
 #include "broker/core/broker.h"
 #include "broker/core/log.h"
 #include "broker/frontends/metrics.h"
+#include "broker/gpu/gpu.h"
 #include "broker/core/systemd.h"
 #include "broker/sched/be_host.h"
 #include "broker/models/models.h"
@@ -426,7 +427,7 @@ static void control__status(struct broker *b, struct control_conn *c, uint64_t s
 	st.wait_policy = (uint32_t)b->opt.wait;
 	st.nsessions = b->nsessions;
 	st.max_sessions = b->opt.max_sessions;
-	st.gpus = (uint32_t)(be_cuda_device_count() > 0 ? be_cuda_device_count() : 0);
+	st.gpus = (uint32_t)gpu_device_count();
 	st.cpu_ns = (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec;
 
 	bool have = control__metas_get(&ms);

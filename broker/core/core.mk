@@ -16,4 +16,5 @@ broker_ferryd_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) $(PROTOBUF_C_CFLAGS) $(MHD_C
 broker_ferryd_LDFLAGS = $(AM_LDFLAGS) -Wl,--export-dynamic
 broker_ferryd_LDADD = broker/frontends/grpc/libfgrpc.la $(BUILTIN_BE_LIBS) \
 	broker/sched/libfsched.la broker/config/libfconfig.la proto/libfproto.la \
-	shm/libfshm.la $(URING_LIBS) $(PROTOBUF_C_LIBS) $(MHD_LIBS) $(NUMA_LIBS)
+	broker/gpu/libfgpu.la shm/libfshm.la $(URING_LIBS) $(PROTOBUF_C_LIBS) $(MHD_LIBS) \
+	$(NUMA_LIBS)

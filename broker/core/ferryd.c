@@ -33,10 +33,10 @@
 #include "broker/frontends/grpc/gs_server.h"
 #include "broker/core/log.h"
 #include "broker/frontends/metrics.h"
+#include "broker/gpu/gpu.h"
 #include "broker/models/rescan.h"
 #include "broker/core/systemd.h"
 #include "broker/models/models.h"
-#include "broker/backends/onnx/ox_backend.h"
 #include "proto/frame.h"
 
 struct broker g_broker;
@@ -72,6 +72,9 @@ static void ferryd__usage(FILE *f)
 "                               (env FERRY_WAIT; default hybrid)\n"
 "      --spin-us N              hybrid: spin N microseconds before sleeping (50)\n"
 "      --numa auto|off|N        NUMA node for session arenas (default auto)\n"
+"      --gpu auto|on|off        load CUDA where an NVIDIA device exists (auto),\n"
+"                               require a GPU (on) or never load it (off)\n"
+"                               (env FERRY_GPU)\n"
 "      --log-level LEVEL        error, warn, info, debug, trace (env FERRY_LOG_LEVEL)\n"
 "      --allow-uid LIST         uids allowed to connect (comma-separated names\n"
 "                               or numbers; repeatable); with no allow-list the\n"
@@ -160,8 +163,21 @@ static int ferryd__parse_ids(const char *list, bool gid, struct broker_options *
 	return ret;
 }
 
+static int ferryd__parse_gpu(const char *s, int *gpu)
+{
+	if (!strcmp(s, "auto"))
+		*gpu = 0;
+	else if (!strcmp(s, "on"))
+		*gpu = 1;
+	else if (!strcmp(s, "off"))
+		*gpu = -1;
+	else
+		return -1;
+	return 0;
+}
+
 enum {
-	OPT_BACKEND_DIR = 256, OPT_WAIT, OPT_SPIN_US, OPT_NUMA, OPT_LOG_LEVEL,
+	OPT_BACKEND_DIR = 256, OPT_WAIT, OPT_SPIN_US, OPT_NUMA, OPT_GPU, OPT_LOG_LEVEL,
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
@@ -177,6 +193,7 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "spin-us", required_argument, NULL, OPT_SPIN_US },
 		{ "numa", required_argument, NULL, OPT_NUMA },
+		{ "gpu", required_argument, NULL, OPT_GPU },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
 		{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
@@ -223,6 +240,10 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		fprintf(stderr, "ferryd: FERRY_WAIT: unknown policy '%s'\n", env);
 		return -1;
 	}
+	if ((env = getenv("FERRY_GPU")) && ferryd__parse_gpu(env, &o->gpu)) {
+		fprintf(stderr, "ferryd: FERRY_GPU: auto, on or off, not '%s'\n", env);
+		return -1;
+	}
 	if ((env = getenv("FERRY_LOG_LEVEL")) && log_level_parse(env, &log_threshold)) {
 		fprintf(stderr, "ferryd: FERRY_LOG_LEVEL: unknown level '%s'\n", env);
 		return -1;
@@ -256,6 +277,12 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 				o->numa = (int)v;
 			else {
 				fprintf(stderr, "ferryd: --numa: auto, off or a node number\n");
+				return -1;
+			}
+			break;
+		case OPT_GPU:
+			if (ferryd__parse_gpu(optarg, &o->gpu)) {
+				fprintf(stderr, "ferryd: --gpu: auto, on or off, not '%s'\n", optarg);
 				return -1;
 			}
 			break;
@@ -417,7 +444,7 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 static void ferryd__numa_setup(struct broker_options *o)
 {
 	/* GPU instances pin their threads to their card's node unless off */
-	ox_gpu_set_numa(o->numa != -1);
+	gpu_set_numa(o->numa != -1);
 	if (o->numa == -1)
 		return;
 	if (numa_available() < 0) {
@@ -441,8 +468,8 @@ static void ferryd__numa_setup(struct broker_options *o)
 	}
 	/* auto: beside GPU 0 when there is one (its PCI device's node);
 	 * on CPUs alone, the kernel's first-touch policy places each arena. */
-	if (ox_gpu_device_count() > 0) {
-		int node = ox_gpu_numa_node(0);
+	if (gpu_device_count() > 0) {
+		int node = gpu_numa_node(0);
 		if (node >= 0 && node < nodes) {
 			o->limits.numa_node = node;
 			log_info("NUMA: session arenas bound to node %d (GPU 0's)", node);
@@ -669,11 +696,19 @@ int main(int argc, char **argv)
 		log_error("signals: %s", strerror(-ret));
 		return 1;
 	}
+	/* Before any thread exists (gpu.h); a CPU-only node loads no CUDA. */
+	char why[256];
+	int ngpu = gpu_init(b->opt.gpu >= 0, why, sizeof(why));
+	if (!ngpu && b->opt.gpu > 0) {
+		log_error("GPU: --gpu on, but none is usable: %s", why);
+		return 1;
+	}
+	log_info("GPU: %s", why);
 	ferryd__numa_setup(&b->opt);
-	b->opt.limits.gpu_pin = ox_gpu_device_count() > 0;
+	b->opt.limits.gpu_pin = ngpu > 0;
 	if (b->opt.limits.gpu_pin)
 		log_info("GPU: %d device(s); session arenas are pinned (cudaHostRegister)",
-			 ox_gpu_device_count());
+			 ngpu);
 
 	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->kick_fd < 0 || (b->kick_handle = loop_add(b->loop, b->kick_fd, ferryd__on_kick, b)) < 0) {
@@ -762,6 +797,7 @@ int main(int argc, char **argv)
 	loop_del(b->loop, b->kick_handle);
 	close(b->kick_fd);
 	loop_destroy(b->loop);
+	gpu_fini();
 	log_info("stopped");
 	return 0;
 }

@@ -26,8 +26,8 @@
 
 #include "broker/core/log.h"
 #include "broker/frontends/metrics.h"
+#include "broker/gpu/gpu.h"
 #include "broker/models/models.h"
-#include "broker/backends/onnx/ox_backend.h"
 #include "broker/sched/sched.h"
 #include "broker/core/session.h"
 
@@ -60,7 +60,7 @@ static union {
 
 static void session__cuda_close(struct session_cuda *r)
 {
-	ox_gpu_ipc_close(r->dptr, r->device);
+	gpu_ipc_close(r->dptr);
 	free(r);
 }
 
@@ -81,7 +81,7 @@ static void session__free(struct session *s)
 	if (s->db_client.efd >= 0)
 		close(s->db_client.efd);
 	if (s->gpu_pinned)
-		ox_gpu_unregister_arena(s->seg.base);
+		gpu_host_unregister(s->seg.base);
 	fshm_seg_close(&s->seg);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -153,7 +153,7 @@ int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch
 	/* Pinned once per session, so every batch is copied to the GPU at
 	 * pinned speed straight from the client's memory. */
 	if (lim->gpu_pin) {
-		int rc = ox_gpu_register_arena(s->seg.base, s->seg.size);
+		int rc = gpu_host_register(s->seg.base, s->seg.size);
 		if (rc)
 			log_warn("session %llu: cudaHostRegister of the arena failed (%s); GPU "
 				 "copies run from pageable memory", (unsigned long long)id,
@@ -366,8 +366,8 @@ int session_cuda_register(struct session *s, const void *handle, size_t handle_l
 		snprintf(err, errlen, "out of memory");
 		return FERRY_ENOMEM;
 	}
-	ret = ox_gpu_ipc_open(handle, handle_len, pci_bus_id, device, bytes, &r->dptr,
-				&r->device, err, errlen);
+	ret = gpu_ipc_open(handle, handle_len, pci_bus_id, device, bytes, &r->dptr,
+			   &r->device, err, errlen);
 	if (ret) {
 		free(r);
 		return ret;

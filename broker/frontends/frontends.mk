@@ -6,10 +6,8 @@ broker_frontends_grpc_libfgrpc_la_SOURCES = \
 	broker/frontends/grpc/gs_server.c broker/frontends/grpc/gs_server.h \
 	broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_infer.h \
 	broker/frontends/grpc/gs_shm.c broker/frontends/grpc/gs_shm.h
-broker_frontends_grpc_libfgrpc_la_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS) $(CUDA_CFLAGS)
+# CUDA shared-memory regions go through broker/gpu (libfgpu.la, in ferryd)
+broker_frontends_grpc_libfgrpc_la_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
 broker_frontends_grpc_libfgrpc_la_LIBADD = proto/libfkserve.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS)
-if HAVE_CUDA
-broker_frontends_grpc_libfgrpc_la_LIBADD += $(CUDA_LIBS)
-endif
 FERRYD_FRONTENDS_SOURCES = \
 	broker/frontends/metrics.c broker/frontends/metrics.h

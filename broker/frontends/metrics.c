@@ -14,8 +14,8 @@
 #include "broker/core/broker.h"
 #include "broker/core/log.h"
 #include "broker/frontends/metrics.h"
+#include "broker/gpu/gpu.h"
 #include "broker/models/models.h"
-#include "broker/backends/onnx/ox_backend.h"
 #include "broker/sched/sched.h"
 
 struct metrics_gauges metrics_gauges;
@@ -188,14 +188,14 @@ static void metrics__ferry(struct metrics_buf *b)
 	metrics__gauge(b, "ferry_broker_cpu_seconds_total", "counter",
 		  "CPU time used by ferryd, all threads", "",
 		  (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9);
-	int gpus = ox_gpu_device_count();
+	int gpus = gpu_device_count();
 	metrics__gauge(b, "ferry_gpus", "gauge", "CUDA devices ferryd sees", "", gpus > 0 ? gpus : 0);
 	if (gpus > 0)
 		metrics__printf(b, "# HELP ferry_gpu_memory_used_bytes Device memory in use (all processes)\n"
 			      "# TYPE ferry_gpu_memory_used_bytes gauge\n");
 	for (int d = 0; d < gpus; d++) {
 		size_t used, total;
-		if (ox_gpu_memory(d, &used, &total) == 0)
+		if (gpu_memory(d, &used, &total) == 0)
 			metrics__printf(b, "ferry_gpu_memory_used_bytes{gpu=\"%d\"} %zu\n"
 				      "ferry_gpu_memory_total_bytes{gpu=\"%d\"} %zu\n",
 				   d, used, d, total);

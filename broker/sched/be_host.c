@@ -498,33 +498,3 @@ out:
 	pthread_mutex_unlock(&reg->lock);
 	return rc;
 }
-
-/* ------------------------------------------------------------------ */
-/* CUDA probe                                                          */
-
-static int be__cuda_count = 0;
-static pthread_once_t be__cuda_once = PTHREAD_ONCE_INIT;
-
-static void be__cuda_probe(void)
-{
-	/* The driver API's C ABI: CUresult is an int, 0 = CUDA_SUCCESS. */
-	void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-	if (!h)
-		return;
-	int (*init)(unsigned int);
-	int (*count)(int *);
-	void *p = dlsym(h, "cuInit");
-	memcpy(&init, &p, sizeof(p));
-	p = dlsym(h, "cuDeviceGetCount");
-	memcpy(&count, &p, sizeof(p));
-	int n = 0;
-	if (init && count && init(0) == 0 && count(&n) == 0 && n > 0)
-		be__cuda_count = n;
-	/* Keep the driver loaded: unloading it after cuInit is not safe. */
-}
-
-int be_cuda_device_count(void)
-{
-	pthread_once(&be__cuda_once, be__cuda_probe);
-	return be__cuda_count;
-}

@@ -137,8 +137,4 @@ int be_registry_get(struct be_registry *reg, const char *name, ferry_backend **o
  * each with ferry_be_error_delete(). */
 ferry_be_error *be_error_ref(ferry_be_error *e);
 
-/* CUDA devices usable by this process (probed once through libcuda.so.1 with
- * dlopen, so ferryd does not link the driver); 0 when there is no driver. */
-int be_cuda_device_count(void);
-
 #endif /* FERRY_BE_HOST_H */

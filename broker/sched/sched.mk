@@ -16,5 +16,6 @@ broker_sched_libfsched_la_SOURCES = \
 	broker/sched/sched_batch.c \
 	broker/sched/sched_model.c \
 	broker/sched/be_request.c
-broker_sched_libfsched_la_LIBADD = -ldl
+# the scheduler counts devices for KIND_GPU groups (broker/gpu)
+broker_sched_libfsched_la_LIBADD = broker/gpu/libfgpu.la -ldl
 pkginclude_HEADERS += include/ferry/backend.h

@@ -17,6 +17,7 @@
 #include <ferry/backend.h>
 #include <ferry/errors.h>
 
+#include "broker/gpu/gpu.h"
 #include "broker/sched/be_host.h"
 #include "broker/sched/sched.h"
 #include "broker/sched/sched_int.h"
@@ -242,7 +243,7 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 		}
 		if (grp->kind == MODELCFG_KIND_GPU) {
 			if (ndev < 0)
-				ndev = be_cuda_device_count();
+				ndev = gpu_device_count();
 			if (!ndev && !m->bm.accepts_gpu) {
 				sched__msg(err, errlen, "model '%s': instance group '%s' asks for "
 					  "KIND_GPU but no CUDA device is available (backend "

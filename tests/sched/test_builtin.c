@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "common.h"
+#include "broker/gpu/gpu.h"
 
 static struct be_registry *reg;
 
@@ -315,7 +316,7 @@ Test(builtin, triton_names_map_to_onnx)
 
 Test(builtin, kind_gpu_without_cuda_fails_clearly)
 {
-	if (be_cuda_device_count() > 0)
+	if (gpu_device_count() > 0)
 		cr_skip_test("a CUDA device is present");
 	struct tcfg t;
 	tcfg_init(&t, "id", "identity", 0);

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifdef HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 #include <ferry/errors.h>
 
 #include "broker/frontends/grpc/gs_shm.h"
+#include "broker/gpu/gpu.h"
 #include "broker/core/log.h"
 
 #define GS_SHM_MAX_REGIONS 4096
@@ -265,9 +261,9 @@ void gs_shm_fini(void)
 /* ---------------------------------------------------------------------- */
 /* CUDA shared memory                                                      */
 
-#ifdef HAVE_CUDA
-/* An IPC handle is opened once at registration and cached here until
- * unregistered: opening it per request costs milliseconds. */
+/* An IPC handle is opened once at registration (gpu_ipc_open, which
+ * shares one mapping with any other user of the allocation) and kept here
+ * until unregistered: opening it per request costs milliseconds. */
 struct gs__cuda_region {
 	char name[GS_SHM_NAME_MAX];
 	int64_t device_id;
@@ -277,32 +273,15 @@ struct gs__cuda_region {
 };
 static struct gs__cuda_region *gs__cuda__list;  /* gs__shm__lock */
 
-static pthread_once_t gs__cuda__once = PTHREAD_ONCE_INIT;
-static bool gs__cuda__have;
-
-static void gs__cuda__probe(void)
-{
-	/* The CUDA runtime's first call changes the calling thread's signal
-	 * mask (seen with cudart 12 and no driver: ferryd then died of the
-	 * SIGTERM it handles through signalfd): put the mask back. */
-	sigset_t saved;
-	int n = 0;
-	pthread_sigmask(SIG_SETMASK, NULL, &saved);
-	gs__cuda__have = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-}
-
 bool gs_cuda_available(void)
 {
-	pthread_once(&gs__cuda__once, gs__cuda__probe);
-	return gs__cuda__have;
+	return gpu_device_count() > 0;
 }
 
 int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len,
 		     int64_t device_id, uint64_t byte_size, char *err, size_t errlen)
 {
-	cudaIpcMemHandle_t h;
-	int n = 0;
+	char why[256];
 
 	if (!gs_cuda_available()) {
 		snprintf(err, errlen, "CUDA shared memory is not available: this ferryd has no "
@@ -314,12 +293,12 @@ int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len
 			 GS_SHM_NAME_MAX - 1);
 		return FERRY_EINVAL;
 	}
-	if (handle_len != sizeof(h)) {
-		snprintf(err, errlen, "raw_handle of %zu bytes, a CUDA IPC handle has %zu",
-			 handle_len, sizeof(h));
+	if (handle_len != GPU_IPC_HANDLE_BYTES) {
+		snprintf(err, errlen, "raw_handle of %zu bytes, a CUDA IPC handle has %d",
+			 handle_len, GPU_IPC_HANDLE_BYTES);
 		return FERRY_EINVAL;
 	}
-	if (cudaGetDeviceCount(&n) != cudaSuccess || device_id < 0 || device_id >= n) {
+	if (device_id < 0 || device_id >= gpu_device_count()) {
 		snprintf(err, errlen, "no CUDA device %lld", (long long)device_id);
 		return FERRY_EINVAL;
 	}
@@ -328,26 +307,22 @@ int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len
 		snprintf(err, errlen, "out of memory");
 		return FERRY_ENOMEM;
 	}
-	memcpy(&h, raw_handle, sizeof(h));
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->device_id = device_id;
 	r->byte_size = byte_size;
-	int prev = 0;
-	cudaGetDevice(&prev);
-	cudaSetDevice((int)device_id);
-	cudaError_t ce = cudaIpcOpenMemHandle(&r->dptr, h, cudaIpcMemLazyEnablePeerAccess);
-	cudaSetDevice(prev);
-	if (ce != cudaSuccess) {
+	int ret = gpu_ipc_open(raw_handle, handle_len, NULL, (int)device_id, byte_size,
+			       &r->dptr, NULL, why, sizeof(why));
+	if (ret) {
 		snprintf(err, errlen, "failed to open CUDA IPC handle of region '%s': %s", name,
-			 cudaGetErrorString(ce));
+			 why);
 		free(r);
-		return FERRY_EINVAL;
+		return ret;
 	}
 	pthread_mutex_lock(&gs__shm__lock);
 	for (struct gs__cuda_region *o = gs__cuda__list; o; o = o->next) {
 		if (!strcmp(o->name, name)) {
 			pthread_mutex_unlock(&gs__shm__lock);
-			cudaIpcCloseMemHandle(r->dptr);
+			gpu_ipc_close(r->dptr);
 			free(r);
 			snprintf(err, errlen, "shared memory region '%s' already in manager", name);
 			return FERRY_EBUSY;
@@ -367,7 +342,7 @@ void gs_cuda_unregister(const char *name)
 		struct gs__cuda_region *r = *pp;
 		if (!name || !*name || !strcmp(r->name, name)) {
 			*pp = r->next;
-			cudaIpcCloseMemHandle(r->dptr);
+			gpu_ipc_close(r->dptr);
 			free(r);
 		} else {
 			pp = &r->next;
@@ -395,13 +370,11 @@ int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
 	} else {
 		/* Under the lock: an unregister cannot close the handle
 		 * during the copy. */
-		char *d = (char *)r->dptr + off;
-		cudaError_t ce = to_device ? cudaMemcpy(d, host, size, cudaMemcpyHostToDevice)
-					   : cudaMemcpy(host, d, size, cudaMemcpyDeviceToHost);
-		if (ce != cudaSuccess) {
+		char *d = (char *)r->dptr + off, why[256];
+		if (gpu_memcpy(to_device ? d : host, to_device ? host : d, size, why,
+			       sizeof(why))) {
 			ret = FERRY_EINVAL;
-			snprintf(err, errlen, "cuda shared memory region '%s': %s", name,
-				 cudaGetErrorString(ce));
+			snprintf(err, errlen, "cuda shared memory region '%s': %s", name, why);
 		}
 	}
 	pthread_mutex_unlock(&gs__shm__lock);
@@ -428,40 +401,3 @@ int gs_cuda_status(const char *name,
 	}
 	return 0;
 }
-#else
-bool gs_cuda_available(void)
-{
-	return false;
-}
-
-int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len,
-		     int64_t device_id, uint64_t byte_size, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "CUDA shared memory is not available: this ferryd was built "
-		 "without CUDA");
-	return FERRY_UNAVAILABLE;
-}
-
-void gs_cuda_unregister(const char *name)
-{
-}
-
-int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
-		 bool to_device, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "Unable to find shared memory region: '%s'", name);
-	return FERRY_ENOENT;
-}
-
-int gs_cuda_status(const char *name,
-		   void (*fn)(void *arg, const char *name, int64_t device_id,
-			      uint64_t byte_size),
-		   void *arg, char *err, size_t errlen)
-{
-	if (name && *name) {
-		snprintf(err, errlen, "Unable to find cuda shared memory region: '%s'", name);
-		return FERRY_ENOENT;
-	}
-	return 0;
-}
-#endif

@@ -1,13 +1,14 @@
 # bench/ferry.mk: ferry-bench, the end-to-end benchmark (included by
 # bench/local.mk), and the helpers the benchmarks share: bench_util (pinning,
 # percentiles, floors, ferryd) and grpc_util (raw KServe v2 gRPC calls and
-# system shared memory, on gRPC core; it brings the KServe messages and gRPC
-# into every program that links the library).
+# system shared memory, on gRPC core and proto/rpc.c's unary call, the one
+# libferry makes; it brings the KServe messages and gRPC into every program
+# that links the library).
 noinst_LTLIBRARIES += bench/libbenchutil.la
 bench_libbenchutil_la_SOURCES = bench/bench_util.c bench/bench_util.h \
 	bench/grpc_util.c bench/grpc_util.h
 bench_libbenchutil_la_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
-bench_libbenchutil_la_LIBADD = proto/libfkserve.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS)
+bench_libbenchutil_la_LIBADD = proto/libfkserve.la proto/libfrpc.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS)
 
 bin_PROGRAMS += ferry-bench
 ferry_bench_SOURCES = bench/ferry_bench.c

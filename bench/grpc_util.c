@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * grpc_util.c - raw KServe v2 gRPC calls and system shared memory for the
- * benchmarks (see grpc_util.h).
+ * benchmarks (see grpc_util.h).  The unary call itself is proto/rpc.c's,
+ * the one libferry's remote transport makes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,17 +15,16 @@
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
-#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include "bench/grpc_util.h"
 #include "proto/kserve.pb-c.h"
+#include "proto/rpc.h"
 
-#define GU_METHOD(m) "/inference.GRPCInferenceService/" m
+#define GU_METHOD(m) RPC_KSERVE(m)
 #define GU_MAXT 32
 
 struct gu_chan {
@@ -35,13 +35,8 @@ struct gu_chan {
 struct gu_infer {
 	grpc_slice msg;                 /* the packed ModelInferRequest */
 	grpc_completion_queue *pluck;   /* blocking calls of this request */
-	/* the call in flight (one at a time) */
-	grpc_call *call;
+	struct rpc_call k;              /* the call in flight (one at a time) */
 	void *tag;
-	grpc_byte_buffer *send, *recv;
-	grpc_metadata_array md_init, md_trail;
-	grpc_status_code status;
-	grpc_slice details;
 };
 
 static _Thread_local char gu__err[512];
@@ -62,104 +57,32 @@ static int gu__fail(const char *fmt, ...)
 	return -1;
 }
 
-/* A deadline timeout_ns from now; 0 is already past (gRPC then polls once
- * without blocking; "now + 0" would be rounded up to the next millisecond
- * and block until then), < 0 never. */
-static gpr_timespec gu__deadline(int64_t timeout_ns)
-{
-	if (timeout_ns < 0)
-		return gpr_inf_future(GPR_CLOCK_MONOTONIC);
-	if (timeout_ns == 0)
-		return gpr_inf_past(GPR_CLOCK_MONOTONIC);
-	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-			    gpr_time_from_nanos(timeout_ns, GPR_TIMESPAN));
-}
-
 /* ---------------------------------------------------------------------- */
-/* One call: the six operations of a unary RPC                             */
+/* One call, on proto/rpc.c                                                */
 
-static void gu__call_init(struct gu_infer *q)
-{
-	q->recv = NULL;
-	q->status = GRPC_STATUS_UNKNOWN;
-	q->details = grpc_empty_slice();
-	grpc_metadata_array_init(&q->md_init);
-	grpc_metadata_array_init(&q->md_trail);
-	q->send = grpc_raw_byte_buffer_create(&q->msg, 1);   /* a reference, no copy */
-}
-
+/* Start q's call: the packed message is sent by reference, not copied. */
 static int gu__call_start(struct gu_infer *q, grpc_channel *ch, grpc_completion_queue *cq,
 			  const char *method, int64_t timeout_ns, void *tag)
 {
-	grpc_op ops[6];
+	struct rpc_result res;
 
-	gu__call_init(q);
-	q->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-					   grpc_slice_from_static_string(method), NULL,
-					   gu__deadline(timeout_ns), NULL);
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = q->send;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &q->md_init;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &q->recv;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &q->md_trail;
-	ops[5].data.recv_status_on_client.status = &q->status;
-	ops[5].data.recv_status_on_client.status_details = &q->details;
-	if (grpc_call_start_batch(q->call, ops, 6, tag, NULL) != GRPC_CALL_OK) {
-		grpc_call_unref(q->call);
-		q->call = NULL;
-		grpc_byte_buffer_destroy(q->send);
-		grpc_metadata_array_destroy(&q->md_init);
-		grpc_metadata_array_destroy(&q->md_trail);
-		return gu__fail("%s: cannot start the call", method);
-	}
+	if (rpc_call_start(&q->k, ch, cq, method, rpc_deadline(timeout_ns),
+			   grpc_raw_byte_buffer_create(&q->msg, 1), tag, &res))
+		return gu__fail("%s: %s", method, res.msg);
 	return 0;
 }
 
-/* The call finished: its status (and response, unpacked with rdesc into
- * *resp when resp is given), and everything it held released. */
-static int gu__call_end(struct gu_infer *q, const ProtobufCMessageDescriptor *rdesc,
-			ProtobufCMessage **resp)
+/* The call finished: its status, everything it held released. */
+static int gu__call_end(struct gu_infer *q, const ProtobufCMessageDescriptor *rdesc)
 {
-	int ret = 0;
+	struct rpc_result res;
 
-	if (q->status != GRPC_STATUS_OK) {
-		char *d = grpc_slice_to_c_string(q->details);
-		ret = gu__fail("status %d: %s", (int)q->status, d);
-		gpr_free(d);
-	} else {
-		grpc_byte_buffer_reader rd;
-		ProtobufCMessage *m = NULL;
-
-		if (q->recv && grpc_byte_buffer_reader_init(&rd, q->recv)) {
-			grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-
-			grpc_byte_buffer_reader_destroy(&rd);
-			m = protobuf_c_message_unpack(rdesc, NULL, GRPC_SLICE_LENGTH(all),
-						      GRPC_SLICE_START_PTR(all));
-			grpc_slice_unref(all);
-		}
-		if (!m)
-			ret = gu__fail("malformed %s", rdesc->name);
-		else if (resp)
-			*resp = m;
-		else
-			protobuf_c_message_free_unpacked(m, NULL);
+	if (rpc_call_end(&q->k, rdesc, NULL, &res)) {
+		if (res.status != GRPC_STATUS_OK)
+			return gu__fail("status %d: %s", (int)res.status, res.msg);
+		return gu__fail("%s", res.msg);
 	}
-	grpc_call_unref(q->call);
-	q->call = NULL;
-	grpc_byte_buffer_destroy(q->send);
-	if (q->recv)
-		grpc_byte_buffer_destroy(q->recv);
-	grpc_slice_unref(q->details);
-	grpc_metadata_array_destroy(&q->md_init);
-	grpc_metadata_array_destroy(&q->md_trail);
-	return ret;
+	return 0;
 }
 
 static _Thread_local int gu__status;
@@ -173,29 +96,16 @@ int gu_call(struct gu_chan *c, const char *method, const ProtobufCMessage *req,
 	    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
 	    int64_t timeout_ns)
 {
-	struct gu_infer q = { .pluck = grpc_completion_queue_create_for_pluck(NULL) };
-	size_t len = protobuf_c_message_get_packed_size(req);
-	uint8_t *buf = malloc(len ? len : 1);
-	int ret = -1;
+	struct rpc_result res;
 
-	if (resp)
-		*resp = NULL;
-	gu__status = GRPC_STATUS_UNKNOWN;
-	if (!buf)
-		return gu__fail("out of memory");
-	protobuf_c_message_pack(req, buf);
-	q.msg = grpc_slice_new(buf, len, free);
-	if (!gu__call_start(&q, c->ch, q.pluck, method, timeout_ns, &q)) {
-		grpc_completion_queue_pluck(q.pluck, &q, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		gu__status = (int)q.status;
-		ret = gu__call_end(&q, rdesc, resp);
-		if (ret)
-			gu__fail("%s: %s", method, gu_error());
+	if (rpc_unary(c->ch, method, req, rdesc, resp, timeout_ns, &res)) {
+		gu__status = (int)res.status;
+		if (res.status != GRPC_STATUS_OK)
+			return gu__fail("%s: status %d: %s", method, (int)res.status, res.msg);
+		return gu__fail("%s: %s", method, res.msg);
 	}
-	grpc_slice_unref(q.msg);
-	grpc_completion_queue_shutdown(q.pluck);
-	grpc_completion_queue_destroy(q.pluck);
-	return ret;
+	gu__status = GRPC_STATUS_OK;
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -204,8 +114,6 @@ int gu_call(struct gu_chan *c, const char *method, const ProtobufCMessage *req,
 struct gu_chan *gu_open(const char *target)
 {
 	struct gu_chan *c = calloc(1, sizeof(*c));
-	grpc_arg args[2];
-	grpc_channel_args ca = { .num_args = 2, .args = args };
 	grpc_channel_credentials *cr;
 	Inference__ServerLiveRequest live = INFERENCE__SERVER_LIVE_REQUEST__INIT;
 
@@ -216,20 +124,13 @@ struct gu_chan *gu_open(const char *target)
 	if (!strncmp(target, "grpc://", 7))
 		target += 7;
 	grpc_init();
-	memset(args, 0, sizeof(args));
-	args[0].type = GRPC_ARG_INTEGER;
-	args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	args[0].value.integer = INT32_MAX;
-	args[1].type = GRPC_ARG_INTEGER;
-	args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-	args[1].value.integer = INT32_MAX;
 	cr = grpc_insecure_credentials_create();
-	c->ch = grpc_channel_create(target, cr, &ca);
+	c->ch = rpc_channel(target, cr);
 	grpc_channel_credentials_release(cr);
 	c->cq = grpc_completion_queue_create_for_next(NULL);
 	/* gRPC connects lazily: ask whether anyone is there. */
 	if (gu_call(c, GU_METHOD("ServerLive"), &live.base,
-		      &inference__server_live_response__descriptor, NULL, 5000000000LL)) {
+		    &inference__server_live_response__descriptor, NULL, 5000000000LL)) {
 		char why[512];
 
 		snprintf(why, sizeof(why), "%s", gu_error());
@@ -445,7 +346,7 @@ int gu_infer(struct gu_chan *c, struct gu_infer *q)
 	if (gu__call_start(q, c->ch, q->pluck, GU_METHOD("ModelInfer"), -1, q))
 		return -1;
 	grpc_completion_queue_pluck(q->pluck, q, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	return gu__call_end(q, &inference__model_infer_response__descriptor, NULL);
+	return gu__call_end(q, &inference__model_infer_response__descriptor);
 }
 
 int gu_infer_start(struct gu_chan *c, struct gu_infer *q, void *tag)
@@ -456,13 +357,13 @@ int gu_infer_start(struct gu_chan *c, struct gu_infer *q, void *tag)
 
 int gu_next(struct gu_chan *c, int64_t timeout_ns, void **tag, int *status)
 {
-	grpc_event ev = grpc_completion_queue_next(c->cq, gu__deadline(timeout_ns), NULL);
+	grpc_event ev = grpc_completion_queue_next(c->cq, rpc_deadline(timeout_ns), NULL);
 	struct gu_infer *q;
 
 	if (ev.type != GRPC_OP_COMPLETE)
 		return 0;
 	q = ev.tag;
 	*tag = q->tag;
-	*status = gu__call_end(q, &inference__model_infer_response__descriptor, NULL);
+	*status = gu__call_end(q, &inference__model_infer_response__descriptor);
 	return 1;
 }

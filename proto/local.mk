@@ -13,3 +13,4 @@ proto/control.pb-c.c proto/control.pb-c.h: proto/control.proto
 	$(AM_V_GEN)$(MKDIR_P) proto && \
 	$(PROTOC_C) --proto_path=$(srcdir) --c_out=$(builddir) $(srcdir)/proto/control.proto
 include proto/kserve.mk
+include proto/rpc.mk

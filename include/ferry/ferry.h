@@ -99,6 +99,11 @@ typedef struct ferry_options {
  * prefix optional).
  * opts may be NULL.  Free with ferry_close().
  *
+ * Errors of the local socket: FERRY_ECONNREFUSED when no broker listens
+ * there, FERRY_EINVAL when the path is not a socket (a directory, a
+ * file), FERRY_EPERM when this user may not open it; ferry_last_error()
+ * says which, and what to do (for example set $FERRY_SOCKET).
+ *
  * TLS (grpcs:// only; grpc:// is always plaintext), from PEM files named
  * by the environment: $FERRY_GRPC_TLS_CA, the CA that signed the server's
  * certificate (unset: gRPC's default roots); $FERRY_GRPC_TLS_CERT and
@@ -217,6 +222,93 @@ FERRY_API int ferry_model_statistics(ferry_client *c, const char *name, int64_t 
  */
 FERRY_API int ferry_model_load(ferry_client *c, const char *name);
 FERRY_API int ferry_model_unload(ferry_client *c, const char *name);
+
+/* ---------------------------------------------------------------------- */
+/* Administration (what ferryctl shows and does)                          */
+/*
+ * The structs below are filled by libferry and read by the caller; later
+ * versions may add fields at their end, so never allocate one yourself.
+ * Over gRPC some fields are unknown, as each says.
+ */
+
+/*
+ * ferry_connect_admin - a client that looks at and administers a broker
+ * without a session: no shared arena, no rings, and it does not count
+ * among the broker's sessions (ferryctl uses it).  address as for
+ * ferry_connect(), except that NULL means the local socket alone
+ * ($FERRY_SOCKET, else the default path): no $FERRY_SERVER fallback and
+ * no autostart.  The model, statistics, status and load calls work;
+ * ferry_request_new() answers FERRY_ENOTSUP.  Free with ferry_close().
+ */
+FERRY_API int ferry_connect_admin(ferry_client **out, const char *address);
+
+/* One model version, as ferry_model_list_info() reports it. */
+typedef struct ferry_model_info {
+	const char *name;
+	int64_t version;            /* -1: a model of the repository that
+				       has no version loaded (gRPC) */
+	const char *state;          /* "READY", "UNAVAILABLE", "LOADING", ... */
+	const char *reason;         /* why it is not ready; "" when it is */
+	const char *backend;        /* NULL: unknown (gRPC) */
+	int max_batch_size;         /* 0: no batching; -1: unknown (gRPC) */
+} ferry_model_info;
+
+/*
+ * ferry_model_list_info - every model version with its state and why it
+ * is not ready: fn once per version, with m valid during the call.  Over
+ * the local socket and over gRPC (RepositoryIndex).  Returns the number
+ * of versions or a negative error.
+ */
+FERRY_API int ferry_model_list_info(ferry_client *c,
+				    void (*fn)(void *arg, const ferry_model_info *m),
+				    void *arg);
+
+/* The broker as ferry_server_status_get() reports it. */
+typedef struct ferry_server_status {
+	const char *name;           /* "ferryd", or the gRPC server's name */
+	const char *version;        /* the server's version */
+	const char *address;        /* the endpoint: a socket path, host:port */
+	const char *transport;      /* "local" or "grpc" */
+	/* Known over the local socket only (-1 / NULL over gRPC): */
+	int64_t uptime_ns;          /* since the broker started */
+	int64_t cpu_ns;             /* the broker's CPU time so far */
+	const char *event_loop;     /* "io_uring" or "epoll" */
+	int wait_policy;            /* the broker's ferry_wait */
+	int sessions, max_sessions; /* client sessions now, and the limit */
+	int gpus;                   /* CUDA devices the broker sees */
+	/* The protocol extensions the gRPC server announces (ServerMetadata);
+	 * none over the local socket. */
+	int nextensions;
+	const char *const *extensions;
+} ferry_server_status;
+
+/*
+ * ferry_server_status_get - the broker's status (over gRPC:
+ * ServerMetadata).  *out is the caller's: every string in it lives as
+ * long as it does; free it with ferry_server_status_free().
+ */
+FERRY_API int ferry_server_status_get(ferry_client *c, ferry_server_status **out);
+FERRY_API void ferry_server_status_free(ferry_server_status *s);
+
+/* One client session of the broker. */
+typedef struct ferry_session_info {
+	uint64_t id;
+	uint32_t pid, uid;          /* of the client process */
+	const char *name;           /* ferry_options.client_name */
+	uint64_t arena_bytes;
+	uint32_t depth;             /* requests it may have in flight */
+	uint32_t inflight;
+	uint64_t completed, failed; /* requests so far */
+} ferry_session_info;
+
+/*
+ * ferry_session_list - the broker's client sessions: fn once per session,
+ * with s valid during the call.  Local socket only: FERRY_ENOTSUP over
+ * gRPC.  Returns the number of sessions or a negative error.
+ */
+FERRY_API int ferry_session_list(ferry_client *c,
+				 void (*fn)(void *arg, const ferry_session_info *s),
+				 void *arg);
 
 /* ---------------------------------------------------------------------- */
 /* Requests                                                                */

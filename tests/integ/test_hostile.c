@@ -21,11 +21,13 @@
 
 #include <ferry/ferry.h>
 
-#include "libclient/client.h"
+#include "libclient/client_int.h"   /* the local transport's session */
 #include "shm/fshm.h"
 #include "tests/integ/harness.h"
 
 #define SEC 1000000000LL
+/* A local client's session: the segment, rings and socket to abuse. */
+#define LOCAL(c) client__local_of(c)
 
 static struct th_broker B;
 static _Atomic bool good_stop;
@@ -106,14 +108,14 @@ static void raw_open(struct raw *w)
 {
 	cr_assert_eq(ferry_connect(&w->c, B.sock, NULL), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_model_get(w->c, "simple", FERRY_LATEST, &w->m), 0);
-	cr_assert_eq(fshm_arena_alloc(w->c->arena, 8192, &w->desc), 0);
-	cr_assert_eq(fshm_arena_alloc(w->c->arena, 4096, &w->data), 0);
-	cr_assert_eq(fshm_arena_alloc(w->c->arena, 4096, &w->out), 0);
+	cr_assert_eq(fshm_arena_alloc(LOCAL(w->c)->arena, 8192, &w->desc), 0);
+	cr_assert_eq(fshm_arena_alloc(LOCAL(w->c)->arena, 4096, &w->data), 0);
+	cr_assert_eq(fshm_arena_alloc(LOCAL(w->c)->arena, 4096, &w->out), 0);
 }
 
 static struct fshm_req_desc *raw_desc(struct raw *w)
 {
-	return (struct fshm_req_desc *)(w->c->arena_base + w->desc);
+	return (struct fshm_req_desc *)(LOCAL(w->c)->arena_base + w->desc);
 }
 
 /* A valid add_sub request: two inputs, two outputs. */
@@ -147,12 +149,12 @@ static struct fshm_sqe raw_valid(struct raw *w)
  * when the session was closed instead. */
 static int raw_submit(struct raw *w, const struct fshm_sqe *sqe)
 {
-	cr_assert_eq(fshm_ring_enqueue_burst(&w->c->sq, sqe, 1), 1);
-	fshm_doorbell_ring(&w->c->db_broker);
+	cr_assert_eq(fshm_ring_enqueue_burst(&LOCAL(w->c)->sq, sqe, 1), 1);
+	fshm_doorbell_ring(&LOCAL(w->c)->db_broker);
 	struct fshm_cqe cqe;
 	uint64_t end = fshm_now_ns() + 5 * SEC;
 	while (fshm_now_ns() < end) {
-		int n = fshm_ring_dequeue_burst(&w->c->cq, &cqe, 1);
+		int n = fshm_ring_dequeue_burst(&LOCAL(w->c)->cq, &cqe, 1);
 		cr_assert_geq(n, 0);
 		if (n == 1) {
 			cr_assert_eq(cqe.user_data, sqe->user_data);
@@ -168,11 +170,11 @@ Test(hostile, valid_raw_request_works)
 	struct raw w;
 	raw_open(&w);
 	struct fshm_sqe sqe = raw_valid(&w);
-	int32_t *in = (int32_t *)(w.c->arena_base + w.data);
+	int32_t *in = (int32_t *)(LOCAL(w.c)->arena_base + w.data);
 	for (int i = 0; i < 32; i++)
 		in[i] = i;
 	cr_assert_eq(raw_submit(&w, &sqe), 0);
-	int32_t *out = (int32_t *)(w.c->arena_base + w.out);
+	int32_t *out = (int32_t *)(LOCAL(w.c)->arena_base + w.out);
 	for (int i = 0; i < 16; i++)
 		cr_assert_eq(out[i], i + (i + 16));
 	cr_assert_eq(raw_desc(&w)->t[2].bytes, 64, "the broker wrote the output size back");
@@ -193,7 +195,7 @@ Test(hostile, bad_descriptors_get_errors)
 	struct fshm_sqe sqe;
 
 	sqe = raw_valid(&w);
-	sqe.desc_off = w.c->arena_bytes - 8;
+	sqe.desc_off = LOCAL(w.c)->arena_bytes - 8;
 	cr_expect_eq(raw_submit(&w, &sqe), FERRY_EINVAL, "descriptor past the arena");
 
 	sqe = raw_valid(&w);
@@ -229,7 +231,7 @@ Test(hostile, bad_tensors_get_errors)
 	struct fshm_sqe sqe;
 
 	sqe = raw_valid(&w);
-	raw_desc(&w)->t[0].offset = w.c->arena_bytes - 10;
+	raw_desc(&w)->t[0].offset = LOCAL(w.c)->arena_bytes - 10;
 	EXPECT_ERR(&w, sqe, "input past the arena");
 
 	sqe = raw_valid(&w);
@@ -332,15 +334,15 @@ Test(hostile, descriptor_rewritten_after_submission_is_read_once)
 	raw_open(&w);
 	for (int i = 0; i < 2000; i++) {
 		struct fshm_sqe sqe = raw_valid(&w);
-		cr_assert_eq(fshm_ring_enqueue_burst(&w.c->sq, &sqe, 1), 1);
-		fshm_doorbell_ring(&w.c->db_broker);
+		cr_assert_eq(fshm_ring_enqueue_burst(&LOCAL(w.c)->sq, &sqe, 1), 1);
+		fshm_doorbell_ring(&LOCAL(w.c)->db_broker);
 		raw_desc(&w)->ninputs = (uint32_t)rand();
 		raw_desc(&w)->t[0].offset = (uint64_t)rand() << 20;
 		struct fshm_cqe cqe;
 		uint64_t end = fshm_now_ns() + 5 * SEC;
 		int n = 0;
 		while (n == 0 && fshm_now_ns() < end)
-			n = fshm_ring_dequeue_burst(&w.c->cq, &cqe, 1);
+			n = fshm_ring_dequeue_burst(&LOCAL(w.c)->cq, &cqe, 1);
 		cr_assert_eq(n, 1, "request %d completed", i);
 	}
 	ferry_close(w.c);
@@ -352,7 +354,7 @@ static bool session_closed(struct raw *w)
 	 * (after an Error frame, which is read and dropped here). */
 	for (int i = 0; i < 200; i++) {
 		char b[256];
-		ssize_t n = recv(w->c->sock, b, sizeof(b), MSG_DONTWAIT);
+		ssize_t n = recv(LOCAL(w->c)->sock, b, sizeof(b), MSG_DONTWAIT);
 		if (n == 0)
 			return true;
 		if (n < 0)
@@ -366,8 +368,8 @@ Test(hostile, corrupt_sq_tail_closes_the_session)
 	struct raw w;
 	raw_open(&w);
 	/* Claim a million entries in a ring of 256. */
-	atomic_store(&w.c->sq.ctl->tail, atomic_load(&w.c->sq.ctl->tail) + 1000000);
-	fshm_doorbell_ring(&w.c->db_broker);
+	atomic_store(&LOCAL(w.c)->sq.ctl->tail, atomic_load(&LOCAL(w.c)->sq.ctl->tail) + 1000000);
+	fshm_doorbell_ring(&LOCAL(w.c)->db_broker);
 	cr_expect(session_closed(&w), "the broker dropped the session");
 	ferry_close(w.c);
 }
@@ -377,10 +379,10 @@ Test(hostile, corrupt_cq_head_closes_the_session)
 	struct raw w;
 	raw_open(&w);
 	/* The consumer's index ahead of the producer's. */
-	atomic_store(&w.c->cq.ctl->head, atomic_load(&w.c->cq.ctl->tail) + 77);
+	atomic_store(&LOCAL(w.c)->cq.ctl->head, atomic_load(&LOCAL(w.c)->cq.ctl->tail) + 77);
 	struct fshm_sqe sqe = raw_valid(&w);
-	cr_assert_eq(fshm_ring_enqueue_burst(&w.c->sq, &sqe, 1), 1);
-	fshm_doorbell_ring(&w.c->db_broker);
+	cr_assert_eq(fshm_ring_enqueue_burst(&LOCAL(w.c)->sq, &sqe, 1), 1);
+	fshm_doorbell_ring(&LOCAL(w.c)->db_broker);
 	cr_expect(session_closed(&w), "the broker dropped the session");
 	ferry_close(w.c);
 }
@@ -391,13 +393,13 @@ Test(hostile, scribbling_over_the_whole_segment)
 	 * and again: the session ends or answers, the broker lives. */
 	struct raw w;
 	raw_open(&w);
-	uint8_t *base = w.c->seg.base;
-	size_t size = w.c->seg.size;
+	uint8_t *base = LOCAL(w.c)->seg.base;
+	size_t size = LOCAL(w.c)->seg.size;
 	srand(99);
 	for (int round = 0; round < 200; round++) {
 		for (int k = 0; k < 64; k++)
 			base[(size_t)rand() % (size < 65536 ? size : 65536)] = (uint8_t)rand();
-		fshm_doorbell_ring(&w.c->db_broker);
+		fshm_doorbell_ring(&LOCAL(w.c)->db_broker);
 		usleep(500);
 	}
 	usleep(100000);
@@ -413,13 +415,13 @@ Test(hostile, garbage_on_the_control_socket)
 	uint8_t junk[64] = { 0xff, 0xff, 0xff, 0x00 };
 	for (int i = 4; i < 64; i++)
 		junk[i] = (uint8_t)i;
-	(void)!write(w.c->sock, junk, sizeof(junk));
+	(void)!write(LOCAL(w.c)->sock, junk, sizeof(junk));
 	cr_expect(session_closed(&w), "an oversized frame ends the session");
 	ferry_close(w.c);
 
 	raw_open(&w);
 	uint8_t bad[12] = { 8, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef };
-	(void)!write(w.c->sock, bad, sizeof(bad));
+	(void)!write(LOCAL(w.c)->sock, bad, sizeof(bad));
 	cr_expect(session_closed(&w), "an undecodable message ends the session");
 	ferry_close(w.c);
 }
@@ -465,9 +467,9 @@ static bool atk_open(struct raw *w)
 	if (ferry_connect(&w->c, B.sock, NULL))
 		return false;
 	if (ferry_model_get(w->c, "simple", FERRY_LATEST, &w->m) ||
-	    fshm_arena_alloc(w->c->arena, 8192, &w->desc) ||
-	    fshm_arena_alloc(w->c->arena, 4096, &w->data) ||
-	    fshm_arena_alloc(w->c->arena, 4096, &w->out)) {
+	    fshm_arena_alloc(LOCAL(w->c)->arena, 8192, &w->desc) ||
+	    fshm_arena_alloc(LOCAL(w->c)->arena, 4096, &w->data) ||
+	    fshm_arena_alloc(LOCAL(w->c)->arena, 4096, &w->out)) {
 		ferry_close(w->c);
 		return false;
 	}
@@ -476,14 +478,14 @@ static bool atk_open(struct raw *w)
 
 static void atk_send(struct raw *w, const struct fshm_sqe *sqe)
 {
-	if (fshm_ring_enqueue_burst(&w->c->sq, sqe, 1) == 1)
-		fshm_doorbell_ring(&w->c->db_broker);
+	if (fshm_ring_enqueue_burst(&LOCAL(w->c)->sq, sqe, 1) == 1)
+		fshm_doorbell_ring(&LOCAL(w->c)->db_broker);
 }
 
 static void atk_drain(struct raw *w)
 {
 	struct fshm_cqe cqe;
-	while (fshm_ring_dequeue_burst(&w->c->cq, &cqe, 1) == 1)
+	while (fshm_ring_dequeue_burst(&LOCAL(w->c)->cq, &cqe, 1) == 1)
 		;
 }
 
@@ -499,7 +501,7 @@ static bool atk_bad_descriptors(struct raw *w, unsigned *seed, int i)
 {
 	struct fshm_sqe sqe = raw_valid(w);
 	switch (i % 7) {
-	case 0: sqe.desc_off = w->c->arena_bytes - 8; break;
+	case 0: sqe.desc_off = LOCAL(w->c)->arena_bytes - 8; break;
 	case 1: sqe.desc_off = UINT64_MAX - 100; break;
 	case 2: sqe.desc_bytes = 100000; break;
 	case 3: raw_desc(w)->ninputs = 40; break;
@@ -518,7 +520,7 @@ static bool atk_bad_tensors(struct raw *w, unsigned *seed, int i)
 	struct fshm_sqe sqe = raw_valid(w);
 	struct fshm_req_desc *d = raw_desc(w);
 	switch (i % 12) {
-	case 0: d->t[0].offset = w->c->arena_bytes - 10; break;
+	case 0: d->t[0].offset = LOCAL(w->c)->arena_bytes - 10; break;
 	case 1: d->t[1].offset = UINT64_MAX - 8; break;
 	case 2: d->t[2].bytes = UINT64_MAX; break;
 	case 3: d->t[0].dtype = 99; break;
@@ -567,15 +569,15 @@ static bool atk_rewrite(struct raw *w, unsigned *seed, int i)
 
 static bool atk_sq_tail(struct raw *w, unsigned *seed, int i)
 {
-	atomic_store(&w->c->sq.ctl->tail, atomic_load(&w->c->sq.ctl->tail) + 1000000);
-	fshm_doorbell_ring(&w->c->db_broker);
+	atomic_store(&LOCAL(w->c)->sq.ctl->tail, atomic_load(&LOCAL(w->c)->sq.ctl->tail) + 1000000);
+	fshm_doorbell_ring(&LOCAL(w->c)->db_broker);
 	(void)seed, (void)i;
 	return false;
 }
 
 static bool atk_cq_head(struct raw *w, unsigned *seed, int i)
 {
-	atomic_store(&w->c->cq.ctl->head, atomic_load(&w->c->cq.ctl->tail) + 77);
+	atomic_store(&LOCAL(w->c)->cq.ctl->head, atomic_load(&LOCAL(w->c)->cq.ctl->tail) + 77);
 	struct fshm_sqe sqe = raw_valid(w);
 	atk_send(w, &sqe);
 	(void)seed, (void)i;
@@ -584,11 +586,11 @@ static bool atk_cq_head(struct raw *w, unsigned *seed, int i)
 
 static bool atk_scribble(struct raw *w, unsigned *seed, int i)
 {
-	uint8_t *base = w->c->seg.base;
-	size_t size = w->c->seg.size < 65536 ? w->c->seg.size : 65536;
+	uint8_t *base = LOCAL(w->c)->seg.base;
+	size_t size = LOCAL(w->c)->seg.size < 65536 ? LOCAL(w->c)->seg.size : 65536;
 	for (int k = 0; k < 64; k++)
 		base[rand_r(seed) % size] = (uint8_t)rand_r(seed);
-	fshm_doorbell_ring(&w->c->db_broker);
+	fshm_doorbell_ring(&LOCAL(w->c)->db_broker);
 	return i < 200;
 }
 
@@ -597,9 +599,9 @@ static bool atk_control_garbage(struct raw *w, unsigned *seed, int i)
 	static const uint8_t big[8] = { 0xff, 0xff, 0xff, 0x00, 1, 2, 3, 4 };
 	static const uint8_t bad[12] = { 8, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef };
 	if (i % 2)
-		(void)!write(w->c->sock, big, sizeof(big));
+		(void)!write(LOCAL(w->c)->sock, big, sizeof(big));
 	else
-		(void)!write(w->c->sock, bad, sizeof(bad));
+		(void)!write(LOCAL(w->c)->sock, bad, sizeof(bad));
 	(void)seed;
 	return false;
 }

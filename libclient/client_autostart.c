@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * autostart.c - the fallback server: with no broker on the node and
+ * client_autostart.c - the fallback server: with no broker on the node and
  * $FERRY_AUTOSTART naming a model repository, libferry starts a private
  * ferryd for this user and connects to it, as SONIC's clients start a
  * local server when none is reachable.
@@ -22,13 +22,13 @@
 
 #include <ferry/ferry.h>
 
-#include "libclient/client.h"
+#include "libclient/client_int.h"
 
 #ifndef FERRY_SBINDIR
 #define FERRY_SBINDIR "/usr/local/sbin"
 #endif
 
-static bool fa__alive(const char *path)
+static bool client__alive(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t n = strlen(path);
@@ -42,13 +42,13 @@ static bool fa__alive(const char *path)
 	return ok;
 }
 
-static void fa__sleep_ms(long ms)
+static void client__sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
 }
 
-static int fa__mkdirs(const char *path)
+static int client__mkdirs(const char *path)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", path);
@@ -69,7 +69,7 @@ static int fa__mkdirs(const char *path)
 }
 
 /* The broker's binary: $FERRY_FERRYD, else the installed one, else PATH. */
-static const char *fa__ferryd(void)
+static const char *client__ferryd(void)
 {
 	static char path[PATH_MAX];
 	const char *env = getenv("FERRY_FERRYD");
@@ -79,41 +79,41 @@ static const char *fa__ferryd(void)
 	return access(path, X_OK) == 0 ? path : "ferryd";
 }
 
-int fc_autostart(const char *path, const char *repo)
+int client__autostart(const char *path, const char *repo)
 {
 	char lockpath[PATH_MAX], logpath[PATH_MAX], idle[32];
 	const char *idle_env = getenv("FERRY_AUTOSTART_IDLE");
 	int ret;
 
-	if ((ret = fa__mkdirs(path)))
-		return fc_fail(ret, "autostart: cannot create the directory of %s: %s", path,
-			       strerror(-ret));
+	if ((ret = client__mkdirs(path)))
+		return client__fail(ret, "autostart: cannot create the directory of %s: %s", path,
+				    strerror(-ret));
 	snprintf(lockpath, sizeof(lockpath), "%s.lock", path);
 	snprintf(logpath, sizeof(logpath), "%s.log", path);
 	snprintf(idle, sizeof(idle), "%ld",
 		 idle_env && *idle_env ? strtol(idle_env, NULL, 10) : 600L);
 	int lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lfd < 0)
-		return fc_fail(-errno, "autostart: %s: %s", lockpath, strerror(errno));
+		return client__fail(-errno, "autostart: %s: %s", lockpath, strerror(errno));
 	/* One starter at a time; the others wait here, then find it up. */
 	int waited = 0;
 	while (flock(lfd, LOCK_EX | LOCK_NB)) {
 		if (errno != EWOULDBLOCK || waited >= 60000) {
 			close(lfd);
-			return fc_fail(FERRY_ETIMEDOUT, "autostart: %s stays locked", lockpath);
+			return client__fail(FERRY_ETIMEDOUT, "autostart: %s stays locked", lockpath);
 		}
-		fa__sleep_ms(20);
+		client__sleep_ms(20);
 		waited += 20;
 	}
-	if (fa__alive(path)) {
+	if (client__alive(path)) {
 		close(lfd); /* releases the lock */
 		return 0;
 	}
-	const char *ferryd = fa__ferryd();
+	const char *ferryd = client__ferryd();
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(lfd);
-		return fc_fail(-errno, "autostart: fork: %s", strerror(errno));
+		return client__fail(-errno, "autostart: fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
 		/* Detach twice: the broker outlives this job and is nobody's
@@ -142,14 +142,14 @@ int fc_autostart(const char *path, const char *repo)
 	waitpid(pid, NULL, 0);
 	/* The broker loads every model before it listens. */
 	for (int ms = 0; ms < 30000; ms += 20) {
-		if (fa__alive(path)) {
+		if (client__alive(path)) {
 			close(lfd);
 			return 0;
 		}
-		fa__sleep_ms(20);
+		client__sleep_ms(20);
 	}
 	close(lfd);
-	return fc_fail(FERRY_ECONNREFUSED,
-		       "autostart: %s did not come up on %s within 30 s (see %s)", ferryd, path,
-		       logpath);
+	return client__fail(FERRY_ECONNREFUSED,
+			    "autostart: %s did not come up on %s within 30 s (see %s)", ferryd, path,
+			    logpath);
 }

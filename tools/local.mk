@@ -1,5 +1,5 @@
-# tools/: ferryctl, the administration tool over ferryd's control socket.
+# tools/: ferryctl, the administration tool, on libferry's public API alone
+# (the local control socket without a session, or gRPC with --server).
 bin_PROGRAMS += tools/ferryctl
 tools_ferryctl_SOURCES = tools/ferryctl.c
-tools_ferryctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
-tools_ferryctl_LDADD = libclient/libferry.la proto/libfproto.la shm/libfshm.la $(PROTOBUF_C_LIBS)
+tools_ferryctl_LDADD = libclient/libferry.la

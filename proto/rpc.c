@@ -177,7 +177,9 @@ int rpc_trailer_code(const grpc_metadata_array *md)
 		v[n] = '\0';
 		char *end;
 		long code = strtol(v, &end, 10);
-		return *end == '\0' && code < 0 && rpc__known((int)code) ? (int)code : 0;
+		/* the range first: a long that wraps to a known int is not one */
+		return *end == '\0' && code < 0 && code > -100000 && rpc__known((int)code)
+		       ? (int)code : 0;
 	}
 	return 0;
 }

@@ -23,5 +23,13 @@ tests_test_cuda_shm_LDADD = tests/libharness.la bench/libbenchutil.la \
 $(tests_test_cuda_shm_OBJECTS): proto/kserve.pb-c.h
 if HAVE_CUDA
 tests_test_cuda_shm_CFLAGS += $(CUDA_CFLAGS)
-tests_test_cuda_shm_LDADD += $(CUDA_LIBS)
+tests_test_cuda_shm_LDADD += $(CUDART_LIBS)
 endif
+
+# proto/rpc.c, the one unary-call helper: the ferry-code trailer and the
+# status mapping (the end-to-end check is test_grpc's one-code test).
+check_PROGRAMS += tests/test_rpc
+TESTS += tests/test_rpc
+tests_test_rpc_SOURCES = tests/grpc/test_rpc.c
+tests_test_rpc_CFLAGS = $(CRITERION_TEST_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_test_rpc_LDADD = proto/libfrpc.la $(CRITERION_TEST_LIBS)

@@ -4,6 +4,7 @@
  * ferryd on a free loopback port, the same ferry.h calls as the local
  * tests, over grpc://.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,27 +223,54 @@ Test(grpc, bytes_tensors)
 	ferry_close(c);
 }
 
-Test(grpc, wrong_dtype_and_shape_are_invalid_argument)
+/* One simple request with the given dtype and shape for both inputs:
+ * ferry_infer's code, its message in msg. */
+static int simple_mistake(ferry_client *c, ferry_dtype dt, const int64_t *dims,
+			  char *msg, size_t len)
 {
-	ferry_client *c = conn();
 	ferry_model *m;
 	ferry_request *r;
-	int64_t dims[2] = { 1, 16 };
 	void *a, *b;
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_request_new(m, &r), 0);
-	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, dims, 2, &a), 0);
+	cr_assert_eq(ferry_request_input(r, "INPUT0", dt, dims, 2, &a), 0);
 	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, &b), 0);
 	int ret = ferry_infer(c, r, 10 * SEC);
-	cr_assert_eq(ret, FERRY_EINVAL, "got %d: %s", ret, ferry_last_error());
-	cr_assert(strstr(ferry_last_error(), "INPUT0"), "%s", ferry_last_error());
-	int64_t bad[2] = { 9, 16 };   /* batch above max_batch_size 8 */
-	cr_assert_eq(ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, bad, 2, &a), 0);
-	cr_assert_eq(ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, bad, 2, &b), 0);
-	ret = ferry_infer(c, r, 10 * SEC);
-	cr_assert_eq(ret, FERRY_EINVAL, "got %d: %s", ret, ferry_last_error());
+	snprintf(msg, len, "%s", ferry_last_error());
 	ferry_request_free(r);
-	ferry_close(c);
+	return ret;
+}
+
+/* One mistake, one code: the same wrong request gets the same ferry code
+ * over shared memory and over gRPC (the server's ferry-code trailer), and
+ * both messages name the tensor. */
+Test(grpc, a_mistake_gets_one_code_on_both_transports)
+{
+	static const struct {
+		const char *what;
+		ferry_dtype dt;
+		int64_t dims[2];
+		int code;
+	} cases[] = {
+		{ "wrong dtype", FERRY_TYPE_FP32, { 1, 16 }, FERRY_DTYPE },
+		{ "wrong shape", FERRY_TYPE_INT32, { 1, 15 }, FERRY_SHAPE },
+		{ "batch above max_batch_size", FERRY_TYPE_INT32, { 9, 16 }, FERRY_SHAPE },
+	};
+	ferry_client *lc, *rc = conn();
+	char lmsg[512], rmsg[512];
+	cr_assert_eq(ferry_connect(&lc, B.sock, NULL), 0, "%s", ferry_last_error());
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int l = simple_mistake(lc, cases[i].dt, cases[i].dims, lmsg, sizeof(lmsg));
+		int r = simple_mistake(rc, cases[i].dt, cases[i].dims, rmsg, sizeof(rmsg));
+		cr_expect_eq(l, cases[i].code, "%s over shared memory: %s (%s)", cases[i].what,
+			     ferry_errname(l), lmsg);
+		cr_expect_eq(r, l, "%s: %s over gRPC, %s over shared memory (%s)",
+			     cases[i].what, ferry_errname(r), ferry_errname(l), rmsg);
+		cr_expect(strstr(lmsg, "INPUT0"), "%s: %s", cases[i].what, lmsg);
+		cr_expect(strstr(rmsg, "INPUT0"), "%s: %s", cases[i].what, rmsg);
+	}
+	ferry_close(lc);
+	ferry_close(rc);
 }
 
 Test(grpc, deadline_exceeded_in_the_queue)
@@ -301,6 +329,118 @@ Test(grpc, model_list_through_repository_index)
 	cr_assert_eq(n, 4, "%d models: %s", n, ferry_last_error());
 	cr_assert_eq(ready, 4);
 	ferry_close(c);
+}
+
+struct infos {
+	int n;
+	ferry_model_info simple;        /* strings copied below */
+	char backend[32];
+	bool backend_known;
+};
+
+static void on_info(void *arg, const ferry_model_info *m)
+{
+	struct infos *x = arg;
+	x->n++;
+	if (strcmp(m->name, "simple"))
+		return;
+	x->simple = *m;
+	x->backend_known = m->backend != NULL;
+	snprintf(x->backend, sizeof(x->backend), "%s", m->backend ? m->backend : "");
+	x->simple.name = "simple";
+	x->simple.state = strcmp(m->state, "READY") ? "?" : "READY";
+	x->simple.reason = x->simple.backend = NULL;
+}
+
+struct sessions {
+	int n, mine;
+};
+
+static void on_session(void *arg, const ferry_session_info *s)
+{
+	struct sessions *x = arg;
+	x->n++;
+	if (s->pid == (uint32_t)getpid() && !strcmp(s->name, "admin-test"))
+		x->mine++;
+}
+
+/* ferryctl's calls, over the control socket (an admin client: no session)
+ * and over gRPC, on one broker. */
+Test(grpc, administration_over_both_transports)
+{
+	ferry_options o = { .client_name = "admin-test" };
+	ferry_client *user, *lc, *rc = NULL;
+	ferry_server_status *st;
+	ferry_model *m;
+	ferry_request *r;
+	int ret = -1;
+
+	cr_assert_eq(ferry_connect(&user, B.sock, &o), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_connect_admin(&lc, B.sock), 0, "%s", ferry_last_error());
+	for (int i = 0; i < 40 && ret; i++)
+		if ((ret = ferry_connect_admin(&rc, ADDR)))
+			usleep(50000);
+	cr_assert_eq(ret, 0, "%s", ferry_last_error());
+
+	/* Local: the broker's own status; the admin client is no session. */
+	cr_assert_eq(ferry_server_status_get(lc, &st), 0, "%s", ferry_last_error());
+	cr_assert_str_eq(st->name, "ferryd");
+	cr_assert_str_eq(st->transport, "local");
+	cr_assert_str_eq(st->address, B.sock);
+	cr_assert_str_eq(st->version, ferry_version(), "one version for ferryd and libferry");
+	cr_assert_gt(st->uptime_ns, 0);
+	cr_assert_gt(st->cpu_ns, 0);
+	cr_assert(!strcmp(st->event_loop, "io_uring") || !strcmp(st->event_loop, "epoll"));
+	cr_assert_geq(st->sessions, 1);
+	cr_assert_geq(st->max_sessions, st->sessions);
+	cr_assert_geq(st->gpus, 0);
+	cr_assert_eq(st->nextensions, 0);
+	ferry_server_status_free(st);
+	struct sessions ss = { 0 };
+	cr_assert_eq(ferry_session_list(lc, on_session, &ss), ss.n);
+	cr_assert_eq(ss.mine, 1, "the user's session, and not the admin client");
+
+	/* gRPC: ServerMetadata; what it does not say is marked unknown. */
+	cr_assert_eq(ferry_server_status_get(rc, &st), 0, "%s", ferry_last_error());
+	cr_assert_str_eq(st->transport, "grpc");
+	cr_assert_str_eq(st->version, ferry_version());
+	cr_assert_eq(st->uptime_ns, -1);
+	cr_assert_eq(st->sessions, -1);
+	cr_assert_null(st->event_loop);
+	bool repo = false;
+	for (int i = 0; i < st->nextensions; i++)
+		repo |= !strcmp(st->extensions[i], "model_repository");
+	cr_assert(repo, "%d extensions, model_repository among them", st->nextensions);
+	ferry_server_status_free(st);
+	cr_assert_eq(ferry_session_list(rc, on_session, &ss), FERRY_ENOTSUP);
+	cr_assert(strstr(ferry_last_error(), "local socket"), "%s", ferry_last_error());
+
+	/* The model list with state, both ways. */
+	struct infos li = { 0 }, ri = { 0 };
+	cr_assert_eq(ferry_model_list_info(lc, on_info, &li), li.n);
+	cr_assert_eq(ferry_model_list_info(rc, on_info, &ri), ri.n);
+	cr_assert_eq(li.n, 4);
+	cr_assert_eq(ri.n, 4);
+	cr_assert_str_eq(li.simple.state, "READY");
+	cr_assert_str_eq(ri.simple.state, "READY");
+	cr_assert_eq(li.simple.version, 1);
+	cr_assert_eq(ri.simple.version, 1);
+	cr_assert(li.backend_known);
+	cr_assert_str_eq(li.backend, "add_sub");
+	cr_assert_eq(li.simple.max_batch_size, 8);
+	cr_assert(!ri.backend_known, "RepositoryIndex names no backend");
+	cr_assert_eq(ri.simple.max_batch_size, -1);
+
+	/* An admin client reads models but sends no requests. */
+	cr_assert_eq(ferry_model_get(lc, "simple", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_request_new(m, &r), FERRY_ENOTSUP);
+	unsigned char handle[64] = { 0 };
+	ferry_cuda_region *reg;
+	cr_assert_eq(ferry_cuda_register_handle(lc, handle, sizeof(handle), NULL, 0, NULL, 1, &reg),
+		     FERRY_ENOTSUP, "CUDA regions belong to a session");
+	ferry_close(rc);
+	ferry_close(lc);
+	ferry_close(user);
 }
 
 Test(grpc, discovery_falls_back_to_ferry_server)

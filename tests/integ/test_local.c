@@ -736,17 +736,23 @@ Test(local, session_limits_are_enforced)
 	th_cleanup(&b2);
 }
 
-static int ferryctl(const char *args, char *out, size_t outlen)
+/* ferryctl --socket sock args: its exit status, stdout and stderr in out. */
+static int ferryctl_at(const char *sock, const char *args, char *out, size_t outlen)
 {
 	char cmd[1200];
 	snprintf(cmd, sizeof(cmd), "%s/tools/ferryctl --socket %s %s 2>&1",
-		 getenv("FERRY_TOP_BUILDDIR"), B.sock, args);
+		 getenv("FERRY_TOP_BUILDDIR"), sock, args);
 	FILE *p = popen(cmd, "r");
 	cr_assert_not_null(p);
 	size_t n = fread(out, 1, outlen - 1, p);
 	out[n] = '\0';
 	int st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int ferryctl(const char *args, char *out, size_t outlen)
+{
+	return ferryctl_at(B.sock, args, out, outlen);
 }
 
 Test(local, ferryctl_status_and_stats_add_up)
@@ -771,7 +777,94 @@ Test(local, ferryctl_status_and_stats_add_up)
 	ferry_close(c);
 	cr_assert_eq(th_stop(&B), 0);
 	cr_assert_eq(ferryctl("status", out, sizeof(out)), 3, "no broker: exit 3");
+	cr_assert(strstr(out, "no broker at"), "%s", out);
+	cr_assert(strstr(out, "--socket PATH") && strstr(out, "$FERRY_SOCKET"),
+		  "says how to point ferryctl at another broker: %s", out);
 	th_start(&B, "--log-level", "warn", NULL);
+}
+
+/* A path that exists but is no socket says so, through libferry and so
+ * through ferryctl (it used to be "Connection refused"). */
+Test(local, a_socket_path_that_is_not_a_socket_says_so)
+{
+	static char out[4096];
+	char file[400];
+	ferry_client *c;
+	snprintf(file, sizeof(file), "%s/not-a-socket", B.dir);
+	FILE *f = fopen(file, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_assert_eq(ferry_connect(&c, B.dir, NULL), FERRY_EINVAL);
+	cr_assert(strstr(ferry_last_error(), "is a directory, not a socket"), "%s",
+		  ferry_last_error());
+	cr_assert_eq(ferry_connect(&c, file, NULL), FERRY_EINVAL);
+	cr_assert(strstr(ferry_last_error(), "is a regular file, not a socket"), "%s",
+		  ferry_last_error());
+	cr_assert_eq(ferry_connect_admin(&c, file), FERRY_EINVAL);
+	cr_assert_eq(ferryctl_at(B.dir, "status", out, sizeof(out)), 3, "%s", out);
+	cr_assert(strstr(out, "is a directory, not a socket"), "%s", out);
+	unlink(file);
+}
+
+/*
+ * ferry_connect(path) as a user who may not open it: as root, in a child
+ * that became nobody; otherwise here (the owner is denied by a mode 0).
+ * The code, and the message in msg.
+ */
+static int connect_denied(const char *path, char *msg, size_t len)
+{
+	ferry_client *c;
+	if (geteuid() != 0) {
+		int ret = ferry_connect(&c, path, NULL);
+		snprintf(msg, len, "%s", ferry_last_error());
+		if (!ret)
+			ferry_close(c);
+		return ret;
+	}
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(99);
+		int ret = ferry_connect(&c, path, NULL);
+		(void)!write(fds[1], ferry_last_error(), strlen(ferry_last_error()));
+		_exit(ret == FERRY_EPERM ? 0 : ret == 0 ? 98 : 97);
+	}
+	close(fds[1]);
+	ssize_t n = read(fds[0], msg, len - 1);
+	msg[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 99, "the child could not become nobody");
+	return WEXITSTATUS(st) == 0 ? FERRY_EPERM : -WEXITSTATUS(st);
+}
+
+Test(local, permission_denied_says_what_is_wrong)
+{
+	char dir[] = "/tmp/ferry-perm.XXXXXX", path[64], msg[512];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ferryd.sock", dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	cr_assert_eq(chmod(path, 0), 0);
+	cr_assert_eq(chmod(dir, 0755), 0);
+	cr_assert_eq(connect_denied(path, msg, sizeof(msg)), FERRY_EPERM, "%s", msg);
+	cr_assert(strstr(msg, "permission denied on") && strstr(msg, "mode 0000"), "%s", msg);
+	cr_assert(strstr(msg, "group"), "says whose socket it is: %s", msg);
+	cr_assert_eq(chmod(dir, 0), 0);
+	cr_assert_eq(connect_denied(path, msg, sizeof(msg)), FERRY_EPERM, "%s", msg);
+	cr_assert(strstr(msg, "not searchable"), "%s", msg);
+	chmod(dir, 0700);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
 }
 
 /* GET a path from 127.0.0.1:port; returns the HTTP status, body in out. */

@@ -151,8 +151,10 @@ static int client__options(const ferry_options *opts, ferry_options *o)
 	return 0;
 }
 
-FERRY_API int ferry_connect(ferry_client **out, const char *address,
-			    const ferry_options *opts)
+/* ferry_connect, and for admin (no session) ferry_connect_admin, which
+ * only looks where it is told: no $FERRY_SERVER, no autostart. */
+static int client__connect(ferry_client **out, const char *address,
+			   const ferry_options *opts, bool admin, const char *fn)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	enum client__origin origin;
@@ -160,56 +162,42 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 	int ret;
 
 	if (!out)
-		return client__fail(FERRY_EINVAL, "ferry_connect: out is NULL");
+		return client__fail(FERRY_EINVAL, "%s: out is NULL", fn);
 	*out = NULL;
 	if ((ret = client__options(opts, &o)))
 		return ret;
 	if (address && client__is_grpc(address))
-		return client__open(&client__grpc_ops, address, &o, false, out);
+		return client__open(&client__grpc_ops, address, &o, admin, out);
 	if ((ret = client__socket_path(address, path, sizeof(path), &origin)))
 		return ret;
-	ret = client__open(&client__local_ops, path, &o, false, out);
-	if (ret != FERRY_ECONNREFUSED || (address && *address)) {
-		if (ret == FERRY_ECONNREFUSED)
-			client__no_broker_hint(origin, false);
+	ret = client__open(&client__local_ops, path, &o, admin, out);
+	if (ret != FERRY_ECONNREFUSED)
 		return ret;
-	}
 	/* Discovery found no local broker: a remote one if $FERRY_SERVER
 	 * names it, else a private one if $FERRY_AUTOSTART names a model
 	 * repository (SONIC's fallback server). */
 	const char *srv = getenv("FERRY_SERVER");
-	if (srv && *srv)
-		return client__open(&client__grpc_ops, srv, &o, false, out);
 	const char *repo = getenv("FERRY_AUTOSTART");
-	if (!repo || !*repo) {
-		client__no_broker_hint(origin, false);
+	if (admin || origin == CLIENT__GIVEN || ((!srv || !*srv) && (!repo || !*repo))) {
+		client__no_broker_hint(origin, admin);
 		return ret;
 	}
+	if (srv && *srv)
+		return client__open(&client__grpc_ops, srv, &o, false, out);
 	if ((ret = client__autostart(path, repo)))
 		return ret;
 	return client__open(&client__local_ops, path, &o, false, out);
 }
 
+FERRY_API int ferry_connect(ferry_client **out, const char *address,
+			    const ferry_options *opts)
+{
+	return client__connect(out, address, opts, false, "ferry_connect");
+}
+
 FERRY_API int ferry_connect_admin(ferry_client **out, const char *address)
 {
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	enum client__origin origin;
-	ferry_options o;
-	int ret;
-
-	if (!out)
-		return client__fail(FERRY_EINVAL, "ferry_connect_admin: out is NULL");
-	*out = NULL;
-	if ((ret = client__options(NULL, &o)))
-		return ret;
-	if (address && client__is_grpc(address))
-		return client__open(&client__grpc_ops, address, &o, true, out);
-	if ((ret = client__socket_path(address, path, sizeof(path), &origin)))
-		return ret;
-	ret = client__open(&client__local_ops, path, &o, true, out);
-	if (ret == FERRY_ECONNREFUSED)
-		client__no_broker_hint(origin, true);
-	return ret;
+	return client__connect(out, address, NULL, true, "ferry_connect_admin");
 }
 
 FERRY_API int ferry_connect_wait(ferry_client **out, const char *address,

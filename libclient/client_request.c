@@ -123,6 +123,20 @@ static int client__busy(const ferry_request *r)
 	return 0;
 }
 
+/* The checks of every call that sets an input: r idle and open, and name
+ * one of its model's inputs.  Its index, or a negative code. */
+static int client__input_index(const ferry_request *r, const char *name)
+{
+	int ret = client__busy(r);
+	if (ret)
+		return ret;
+	int i = client__find(r->model, name, true);
+	if (i < 0)
+		return client__fail(FERRY_ENOENT, "model '%s' has no input '%s'",
+				    r->model->name, name);
+	return i;
+}
+
 FERRY_API int ferry_request_input_bytes(ferry_request *r, const char *name,
 					ferry_dtype dtype, const int64_t *dims,
 					int ndims, size_t bytes, void **data)
@@ -130,12 +144,9 @@ FERRY_API int ferry_request_input_bytes(ferry_request *r, const char *name,
 	int ret;
 	if (!r || !name || (ndims && !dims) || !data)
 		return client__fail(FERRY_EINVAL, "ferry_request_input: NULL argument");
-	if ((ret = client__busy(r)))
-		return ret;
-	int i = client__find(r->model, name, true);
+	int i = client__input_index(r, name);
 	if (i < 0)
-		return client__fail(FERRY_ENOENT, "model '%s' has no input '%s'",
-				    r->model->name, name);
+		return i;
 	if (ndims < 0 || ndims > FERRY_MAX_DIMS)
 		return client__fail(FERRY_SHAPE, "input '%s': %d dimensions, at most %d",
 				    name, ndims, FERRY_MAX_DIMS);
@@ -245,12 +256,9 @@ FERRY_API int ferry_request_input_cuda(ferry_request *r, const char *name,
 
 	if (!r || !name || (ndims && !dims) || !reg)
 		return client__fail(FERRY_EINVAL, "ferry_request_input_cuda: NULL argument");
-	if ((ret = client__busy(r)))
-		return ret;
-	int i = client__find(r->model, name, true);
+	int i = client__input_index(r, name);
 	if (i < 0)
-		return client__fail(FERRY_ENOENT, "model '%s' has no input '%s'",
-				    r->model->name, name);
+		return i;
 	if (!esz)
 		return client__fail(FERRY_DTYPE, "input '%s': %s tensors cannot live in CUDA "
 				    "memory", name, ferry_dtype_name(dtype) ?
@@ -487,6 +495,9 @@ FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns)
 
 	if (!c)
 		return client__fail(FERRY_EINVAL, "NULL client");
+	if (c->admin)
+		return client__fail(FERRY_ENOTSUP, "this client has no session to poll (it was "
+				    "opened by ferry_connect_admin)");
 	/* Whatever is there now, without waiting. */
 	if (pthread_mutex_trylock(&c->reap_lock) == 0) {
 		int n = c->tp->ops->reap(c->tp, done, 64, 0);

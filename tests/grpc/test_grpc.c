@@ -434,6 +434,7 @@ Test(grpc, administration_over_both_transports)
 	/* An admin client reads models but sends no requests. */
 	cr_assert_eq(ferry_model_get(lc, "simple", FERRY_LATEST, &m), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_request_new(m, &r), FERRY_ENOTSUP);
+	cr_assert_eq(ferry_poll(lc, 1, SEC), FERRY_ENOTSUP, "nothing to wait for");
 	unsigned char handle[64] = { 0 };
 	ferry_cuda_region *reg;
 	cr_assert_eq(ferry_cuda_register_handle(lc, handle, sizeof(handle), NULL, 0, NULL, 1, &reg),

@@ -124,6 +124,19 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
  */
 int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t msglen);
 
+/*
+ * sched_check_input - the part of sched_submit's checks that one input
+ * tensor meets alone: is a tensor of dtype and shape (ndims dims) what
+ * input `index` of cfg takes?  Its dtype (FERRY_DTYPE), then its number of
+ * dimensions, the batch dimension within 1..max_batch_size when the model
+ * batches, every fixed dimension and the element count (FERRY_SHAPE), with
+ * msg filled.  0 with *elements (may be NULL) set when it fits.  A front
+ * end that converts a request before submitting it calls this first, so a
+ * mistake gets the same code on every transport.
+ */
+int sched_check_input(const struct model_config *cfg, int index, ferry_dtype dtype, int ndims,
+		      const int64_t *dims, uint64_t *elements, char *msg, size_t msglen);
+
 /* Light backend: the model has no threads; run it with sched_run_inline(). */
 bool sched_is_inline(const struct sched_model *m);
 

@@ -174,6 +174,58 @@ static int sched__check_cuda(const struct sched_model *m, const char *what,
 	return 0;
 }
 
+int sched_check_input(const struct model_config *cfg, int index, ferry_dtype dtype, int ndims,
+		      const int64_t *dims, uint64_t *elements, char *msg, size_t msglen)
+{
+	const struct modelcfg_tensor *t = &cfg->inputs[index];
+	const int mbs = cfg->max_batch_size;
+	const int bd = mbs > 0 ? 1 : 0;
+	char s1[128];
+	uint64_t el;
+
+	if (dtype != t->dtype) {
+		const char *g = ferry_dtype_name(dtype);
+		sched__msg(msg, msglen, "input '%s': data type %s does not match the "
+			  "model's %s", t->name, g ? g : "(invalid)",
+			  ferry_dtype_name(t->dtype));
+		return FERRY_DTYPE;
+	}
+	if (ndims != t->ndims + bd || ndims > SCHED_MAX_DIMS) {
+		sched__msg(msg, msglen, "input '%s': %d dimensions given, the model "
+			  "expects %d%s", t->name, ndims, t->ndims + bd,
+			  bd ? " (batch dimension first)" : "");
+		return FERRY_SHAPE;
+	}
+	if (bd && (dims[0] < 1 || dims[0] > mbs)) {
+		sched__msg(msg, msglen, "input '%s': batch size %" PRId64 " is "
+			  "outside 1..%d (max_batch_size)", t->name, dims[0], mbs);
+		return FERRY_SHAPE;
+	}
+	for (int d = 0; d < t->ndims; d++) {
+		int64_t g = dims[d + bd], want = t->dims[d];
+		if (g < 0 || (want >= 0 && g != want)) {
+			/* The model's shape, with -1 for the batch. */
+			int64_t e[SCHED_MAX_DIMS];
+			char s2[128];
+			e[0] = -1;
+			memcpy(e + bd, t->dims, (size_t)t->ndims * sizeof(int64_t));
+			sched__msg(msg, msglen, "input '%s': shape %s does not match the "
+				  "model's %s", t->name,
+				  sched__shape_str(s1, sizeof(s1), dims, ndims),
+				  sched__shape_str(s2, sizeof(s2), e, t->ndims + bd));
+			return FERRY_SHAPE;
+		}
+	}
+	if (sched__elements(dims, ndims, &el)) {
+		sched__msg(msg, msglen, "input '%s': shape %s is too large", t->name,
+			  sched__shape_str(s1, sizeof(s1), dims, ndims));
+		return FERRY_SHAPE;
+	}
+	if (elements)
+		*elements = el;
+	return 0;
+}
+
 static int sched__validate(const struct sched_model *m, struct sched_req *r, char *msg,
 			  size_t msglen)
 {
@@ -206,26 +258,9 @@ static int sched__validate(const struct sched_model *m, struct sched_req *r, cha
 		}
 		if (x->cuda && (rc = sched__check_cuda(m, "input", t, msg, msglen)))
 			return rc;
-		if (x->dtype != t->dtype) {
-			const char *g = ferry_dtype_name(x->dtype);
-			sched__msg(msg, msglen, "input '%s': data type %s does not match the "
-				  "model's %s", t->name, g ? g : "(invalid)",
-				  ferry_dtype_name(t->dtype));
-			return FERRY_DTYPE;
-		}
-		if (x->ndims != t->ndims + bd || x->ndims > SCHED_MAX_DIMS) {
-			sched__msg(msg, msglen, "input '%s': %d dimensions given, the model "
-				  "expects %d%s", t->name, x->ndims, t->ndims + bd,
-				  bd ? " (batch dimension first)" : "");
-			return FERRY_SHAPE;
-		}
+		if ((rc = sched_check_input(cfg, i, x->dtype, x->ndims, x->dims, &el, msg, msglen)))
+			return rc;
 		if (bd) {
-			if (x->dims[0] < 1 || x->dims[0] > mbs) {
-				sched__msg(msg, msglen, "input '%s': batch size %" PRId64 " is "
-					  "outside 1..%d (max_batch_size)", t->name,
-					  x->dims[0], mbs);
-				return FERRY_SHAPE;
-			}
 			if (batch_from && x->dims[0] != batch) {
 				sched__msg(msg, msglen, "input '%s': batch size %" PRId64
 					  " differs from input '%s''s %" PRId64, t->name,
@@ -234,26 +269,6 @@ static int sched__validate(const struct sched_model *m, struct sched_req *r, cha
 			}
 			batch = x->dims[0];
 			batch_from = t->name;
-		}
-		for (int d = 0; d < t->ndims; d++) {
-			int64_t g = x->dims[d + bd], want = t->dims[d];
-			if (g < 0 || (want >= 0 && g != want)) {
-				/* The model's shape, with -1 for the batch. */
-				int64_t e[SCHED_MAX_DIMS];
-				char s2[128];
-				e[0] = -1;
-				memcpy(e + bd, t->dims, (size_t)t->ndims * sizeof(int64_t));
-				sched__msg(msg, msglen, "input '%s': shape %s does not match the "
-					  "model's %s", t->name,
-					  sched__shape_str(s1, sizeof(s1), x->dims, x->ndims),
-					  sched__shape_str(s2, sizeof(s2), e, t->ndims + bd));
-				return FERRY_SHAPE;
-			}
-		}
-		if (sched__elements(x->dims, x->ndims, &el)) {
-			sched__msg(msg, msglen, "input '%s': shape %s is too large", t->name,
-				  sched__shape_str(s1, sizeof(s1), x->dims, x->ndims));
-			return FERRY_SHAPE;
 		}
 		if (x->bytes && !x->data) {
 			sched__msg(msg, msglen, "input '%s': no data", t->name);

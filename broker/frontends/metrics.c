@@ -16,6 +16,7 @@
 #include "broker/frontends/metrics.h"
 #include "broker/gpu/gpu.h"
 #include "broker/models/models.h"
+#include "broker/models/snapshot.h"
 #include "broker/sched/sched.h"
 
 struct metrics_gauges metrics_gauges;
@@ -112,45 +113,39 @@ static void metrics__models(struct metrics_buf *b)
 {
 	enum { K = sizeof(metrics__model) / sizeof(metrics__model[0]) };
 	char name[256];
+	struct snapshot s;
 
-	models_rdlock();
-	size_t n = 0;
-	for (struct models_entry *m = models_next(NULL); m; m = models_next(m))
-		n++;
-	struct sched_stats *st = calloc(n + 1, sizeof(*st));
-	struct models_entry **ms = calloc(n + 1, sizeof(*ms));
-	size_t i = 0;
-	if (st && ms) {
-		for (struct models_entry *m = models_next(NULL); m && i < n; m = models_next(m)) {
-			if (!m->sm || m->version < 0)
-				continue;
-			sched_model_stats(m->sm, &st[i]);
-			ms[i++] = m;
-		}
+	if (snapshot_take(&s, NULL, SNAPSHOT_ALL_VERSIONS, SNAPSHOT_STATS)) {
+		b->oom = true;
+		return;
 	}
-	/* Names stay valid after the lock (records are never freed before
-	 * shutdown); the numbers were copied under it. */
-	models_unlock();
+	/* Versions with a scheduler model (serving or draining). */
 	for (int k = 0; k < K; k++) {
 		metrics__printf(b, "# HELP %s %s\n# TYPE %s %s\n", metrics__model[k].name,
 			   metrics__model[k].help, metrics__model[k].name, metrics__model[k].type);
-		for (size_t j = 0; j < i; j++)
+		for (size_t j = 0; j < s.n; j++) {
+			const struct snapshot_model *m = &s.models[j];
+			if (!m->running || m->version < 0)
+				continue;
 			metrics__printf(b, "%s{model=\"%s\",version=\"%lld\"} %llu\n", metrics__model[k].name,
-				   metrics__esc(ms[j]->name, name, sizeof(name)),
-				   (long long)ms[j]->version,
-				   (unsigned long long)metrics__value(k, &st[j]));
+				   metrics__esc(m->name, name, sizeof(name)), (long long)m->version,
+				   (unsigned long long)metrics__value(k, &m->stats));
+		}
 	}
 	metrics__printf(b, "# HELP ferry_batch_executions_total Model executions by batch size\n"
 		      "# TYPE ferry_batch_executions_total counter\n");
-	for (size_t j = 0; j < i; j++)
-		for (int s = 1; s < 65; s++)
-			if (st[j].batch_execs[s])
+	for (size_t j = 0; j < s.n; j++) {
+		const struct snapshot_model *m = &s.models[j];
+		if (!m->running || m->version < 0)
+			continue;
+		for (int bs = 1; bs < 65; bs++)
+			if (m->stats.batch_execs[bs])
 				metrics__printf(b, "ferry_batch_executions_total{model=\"%s\",version=\"%lld\",batch_size=\"%d\"} %llu\n",
-					   metrics__esc(ms[j]->name, name, sizeof(name)),
-					   (long long)ms[j]->version, s,
-					   (unsigned long long)st[j].batch_execs[s]);
-	free(st);
-	free(ms);
+					   metrics__esc(m->name, name, sizeof(name)),
+					   (long long)m->version, bs,
+					   (unsigned long long)m->stats.batch_execs[bs]);
+	}
+	snapshot_free(&s);
 }
 
 static void metrics__gauge(struct metrics_buf *b, const char *name, const char *type,

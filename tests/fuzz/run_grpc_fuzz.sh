@@ -9,7 +9,10 @@
 #
 # Builds into ${FUZZ_BUILD_DIR:-build-fuzz-grpc}/ straight from the
 # sources (no configure): protoc-c generates kserve.pb-c.[ch] there.  A
-# crash leaves crash-* in that directory.
+# crash leaves crash-* in that directory.  The sources are what
+# gs_infer_prepare reaches: the conversion (gs_infer.c), the region table
+# (gs_shm.c, with broker/gpu for CUDA regions) and the scheduler's input
+# check (sched_queue.c's sched_check_input).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}
@@ -42,8 +45,9 @@ $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-include "$out/config.h" -I"$top/include" -I"$top" -I"$out" -I"$out/proto" \
 	$(pkg-config --cflags libprotobuf-c) \
 	"$top/tests/fuzz/fuzz_grpc_infer.c" "$top/broker/frontends/grpc/gs_infer.c" "$top/broker/frontends/grpc/gs_shm.c" \
+	"$top/broker/sched/sched_queue.c" "$top/broker/gpu/gpu.c" "$top/shm/ferr.c" \
 	"$top/broker/config/modelcfg.c" "$top/broker/config/pbtxt.c" "$top/broker/core/log.c" \
 	"$out/proto/kserve.pb-c.c" \
-	$(pkg-config --libs libprotobuf-c) -lpthread -o "$out/fuzz_grpc_infer"
+	$(pkg-config --libs libprotobuf-c) -lnuma -ldl -lpthread -o "$out/fuzz_grpc_infer"
 cd "$out"
 exec ./fuzz_grpc_infer -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 corpus

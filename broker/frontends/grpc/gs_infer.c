@@ -299,8 +299,9 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 		if (st->present)
 			return gs__fail(err, errlen, FERRY_EINVAL, "input '%s' given twice", name);
 		ferry_dtype dt = gs_dtype_parse(in->datatype);
+		/* FERRY_DTYPE, as an invalid dtype on the shared-memory path. */
 		if (dt == FERRY_TYPE_INVALID)
-			return gs__fail(err, errlen, FERRY_EINVAL,
+			return gs__fail(err, errlen, FERRY_DTYPE,
 					"input '%s': invalid datatype '%s'", name,
 					in->datatype ? in->datatype : "");
 		if (in->n_shape > SCHED_MAX_DIMS)
@@ -317,6 +318,11 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 						gs__shape_str(s1, sizeof(s1), in->shape, in->n_shape));
 			el *= (uint64_t)d;
 		}
+		/* Against the model before the data: the scheduler's own check,
+		 * so each mistake gets the code the shared-memory path gives. */
+		if ((ret = sched_check_input(cfg, idx, dt, (int)in->n_shape, in->shape, NULL, err,
+					     errlen)))
+			return ret;
 		st->dtype = dt;
 		st->ndims = (int)in->n_shape;
 		for (size_t k = 0; k < in->n_shape; k++)
@@ -387,18 +393,13 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 				"expected %zu raw input contents (one per input not in shared "
 				"memory), got %zu", ri, msg->n_raw_input_contents);
 
-	/* Batch size: the scheduler checks it in detail; here it only sizes
-	 * output buffers, so refuse what could make them absurd. */
+	/* Batch size, to size output buffers: sched_check_input kept every
+	 * input's within 1..max_batch_size; the scheduler checks they agree. */
 	uint64_t batch = 1;
 	if (cfg->max_batch_size > 0) {
 		for (int i = 0; i < nin; i++) {
-			if (inf->t[i].present && inf->t[i].ndims > 0) {
-				int64_t b = inf->t[i].dims[0];
-				if (b < 1 || b > cfg->max_batch_size)
-					return gs__fail(err, errlen, FERRY_SHAPE,
-							"inference request batch-size must be <= %d "
-							"for '%s'", cfg->max_batch_size, mname);
-				batch = (uint64_t)b;
+			if (inf->t[i].present) {
+				batch = (uint64_t)inf->t[i].dims[0];
 				break;
 			}
 		}

@@ -49,8 +49,10 @@ struct gs_infer {
 
 /*
  * gs_infer_prepare - fill inf (zeroed by the caller) from msg for the model
- * whose configuration is cfg.  Checks names, datatypes, shapes, sizes, the
- * raw / typed contents and every shared-memory reference; the scheduler's
+ * whose configuration is cfg.  Checks names, datatypes, shapes (each
+ * input against the config with the scheduler's sched_check_input, before
+ * its data, so a wrong dtype or shape gets the code shared memory gives),
+ * sizes, the raw / typed contents and every shared-memory reference;
  * sched_submit() checks the rest against the config.  Returns 0, or a
  * negative ferry code with err filled (FERRY_EINVAL, FERRY_DTYPE,
  * FERRY_SHAPE, FERRY_ENOENT for an unknown shm region, FERRY_ENOMEM).

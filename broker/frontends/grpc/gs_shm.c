@@ -20,7 +20,6 @@
 #include "broker/gpu/gpu.h"
 #include "broker/core/log.h"
 
-#define GS_SHM_MAX_REGIONS 4096
 #define GS_SHM_NAME_MAX 256
 
 struct gs_shm_region {
@@ -37,7 +36,7 @@ struct gs_shm_region {
 
 static pthread_mutex_t gs__shm__lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gs_shm_region *gs__shm__list;   /* gs__shm__lock */
-static int gs__shm__n;                        /* gs__shm__lock */
+static int gs__shm__n;          /* regions of both kinds; gs__shm__lock */
 static _Atomic bool gs__shm__on;
 
 void gs_shm_enable(bool on)
@@ -65,6 +64,17 @@ void gs_shm_put(struct gs_shm_region *r)
 	 * reads and writes of the mapping) before unmapping. */
 	if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
 		gs__shm__free(r);
+}
+
+/* Lock held: can one more region of either kind be registered? */
+static int gs__shm__room(const char *what, const char *name, char *err, size_t errlen)
+{
+	if (gs__shm__n < GS_SHM_MAX_REGIONS)
+		return 0;
+	snprintf(err, errlen, "%s region '%s': %d shared memory regions are registered, the "
+		 "most this server holds (system and CUDA together); unregister some first",
+		 what, name, GS_SHM_MAX_REGIONS);
+	return FERRY_ENOSPC;
 }
 
 static struct gs_shm_region *gs__shm__find(const char *name)
@@ -152,10 +162,8 @@ int gs_shm_register(const char *name, const char *key, uint64_t offset,
 		ret = FERRY_EBUSY;
 		goto fail;
 	}
-	if (gs__shm__n >= GS_SHM_MAX_REGIONS) {
+	if ((ret = gs__shm__room("shared memory", name, err, errlen))) {
 		pthread_mutex_unlock(&gs__shm__lock);
-		snprintf(err, errlen, "too many shared memory regions (%d)", GS_SHM_MAX_REGIONS);
-		ret = FERRY_ENOSPC;
 		goto fail;
 	}
 	r->next = gs__shm__list;
@@ -196,19 +204,21 @@ void gs_shm_unregister(const char *name)
 }
 
 int gs_shm_status(const char *name,
-		  void (*fn)(void *arg, const char *name, const char *key,
-			     uint64_t offset, uint64_t byte_size),
+		  int (*fn)(void *arg, const char *name, const char *key,
+			    uint64_t offset, uint64_t byte_size),
 		  void *arg, char *err, size_t errlen)
 {
-	int found = 0;
+	int found = 0, ret = 0;
 	pthread_mutex_lock(&gs__shm__lock);
-	for (struct gs_shm_region *r = gs__shm__list; r; r = r->next) {
+	for (struct gs_shm_region *r = gs__shm__list; r && !ret; r = r->next) {
 		if (name && *name && strcmp(r->name, name))
 			continue;
-		fn(arg, r->name, r->key, r->offset, r->byte_size);
+		ret = fn(arg, r->name, r->key, r->offset, r->byte_size);
 		found++;
 	}
 	pthread_mutex_unlock(&gs__shm__lock);
+	if (ret)
+		return ret;
 	if (name && *name && !found) {
 		snprintf(err, errlen, "Unable to find system shared memory region: '%s'", name);
 		return FERRY_ENOENT;
@@ -328,8 +338,16 @@ int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len
 			return FERRY_EBUSY;
 		}
 	}
+	int full = gs__shm__room("cuda shared memory", name, err, errlen);
+	if (full) {
+		pthread_mutex_unlock(&gs__shm__lock);
+		gpu_ipc_close(r->dptr);
+		free(r);
+		return full;
+	}
 	r->next = gs__cuda__list;
 	gs__cuda__list = r;
+	gs__shm__n++;
 	pthread_mutex_unlock(&gs__shm__lock);
 	return 0;
 }
@@ -344,6 +362,7 @@ void gs_cuda_unregister(const char *name)
 			*pp = r->next;
 			gpu_ipc_close(r->dptr);
 			free(r);
+			gs__shm__n--;
 		} else {
 			pp = &r->next;
 		}
@@ -382,19 +401,21 @@ int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
 }
 
 int gs_cuda_status(const char *name,
-		   void (*fn)(void *arg, const char *name, int64_t device_id,
-			      uint64_t byte_size),
+		   int (*fn)(void *arg, const char *name, int64_t device_id,
+			     uint64_t byte_size),
 		   void *arg, char *err, size_t errlen)
 {
-	int found = 0;
+	int found = 0, ret = 0;
 	pthread_mutex_lock(&gs__shm__lock);
-	for (struct gs__cuda_region *r = gs__cuda__list; r; r = r->next) {
+	for (struct gs__cuda_region *r = gs__cuda__list; r && !ret; r = r->next) {
 		if (name && *name && strcmp(r->name, name))
 			continue;
-		fn(arg, r->name, r->device_id, r->byte_size);
+		ret = fn(arg, r->name, r->device_id, r->byte_size);
 		found++;
 	}
 	pthread_mutex_unlock(&gs__shm__lock);
+	if (ret)
+		return ret;
 	if (name && *name && !found) {
 		snprintf(err, errlen, "Unable to find cuda shared memory region: '%s'", name);
 		return FERRY_ENOENT;

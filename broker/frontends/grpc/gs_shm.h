@@ -29,6 +29,14 @@
 
 struct gs_shm_region;
 
+/*
+ * The most regions the table holds, system and CUDA together: each system
+ * region keeps a file descriptor and a mapping, each CUDA region an open
+ * IPC handle.  A registration past it is refused (FERRY_ENOSPC); status
+ * always lists every region.
+ */
+#define GS_SHM_MAX_REGIONS 4096
+
 /* Allow system shared memory (--allow-client-shm); off by default. */
 void gs_shm_enable(bool on);
 bool gs_shm_enabled(void);
@@ -37,7 +45,8 @@ bool gs_shm_enabled(void);
  * gs_shm_register - map byte_size bytes at offset of the POSIX shm object
  * `key` under `name`.  Returns 0; FERRY_UNAVAILABLE when disabled; FERRY_EINVAL
  * (bad name, key, size, or a range outside the object); FERRY_EBUSY (name
- * taken); FERRY_ENOENT (no such object); with a message in err.
+ * taken); FERRY_ENOENT (no such object); FERRY_ENOSPC (GS_SHM_MAX_REGIONS
+ * regions registered); with a message in err.
  */
 int gs_shm_register(const char *name, const char *key, uint64_t offset,
 		    uint64_t byte_size, char *err, size_t errlen);
@@ -47,12 +56,14 @@ int gs_shm_register(const char *name, const char *key, uint64_t offset,
 void gs_shm_unregister(const char *name);
 
 /*
- * gs_shm_status - fn(arg, ...) for `name` (every region when "" or NULL).
- * FERRY_ENOENT when a named region does not exist.
+ * gs_shm_status - fn(arg, ...) for `name` (every region when "" or NULL),
+ * under the table's lock (the strings are valid during the call only).
+ * fn returns 0 to go on, or a negative code that stops the walk and is
+ * returned.  FERRY_ENOENT when a named region does not exist.
  */
 int gs_shm_status(const char *name,
-		  void (*fn)(void *arg, const char *name, const char *key,
-			     uint64_t offset, uint64_t byte_size),
+		  int (*fn)(void *arg, const char *name, const char *key,
+			    uint64_t offset, uint64_t byte_size),
 		  void *arg, char *err, size_t errlen);
 
 /*
@@ -68,7 +79,9 @@ void gs_shm_put(struct gs_shm_region *r);
 void gs_shm_fini(void);
 
 /* CUDA shared memory.  Without CUDA, register answers FERRY_UNAVAILABLE
- * and status / unregister see no regions. */
+ * and status / unregister see no regions.  Register counts against
+ * GS_SHM_MAX_REGIONS (FERRY_ENOSPC past it); status is gs_shm_status's
+ * walk over the CUDA regions. */
 bool gs_cuda_available(void);
 int gs_cuda_register(const char *name, const void *raw_handle, size_t handle_len,
 		     int64_t device_id, uint64_t byte_size, char *err, size_t errlen);
@@ -78,8 +91,8 @@ void gs_cuda_unregister(const char *name);
 int gs_cuda_copy(const char *name, uint64_t off, void *host, uint64_t size,
 		 bool to_device, char *err, size_t errlen);
 int gs_cuda_status(const char *name,
-		   void (*fn)(void *arg, const char *name, int64_t device_id,
-			      uint64_t byte_size),
+		   int (*fn)(void *arg, const char *name, int64_t device_id,
+			     uint64_t byte_size),
 		   void *arg, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gs_submit.c - ModelInfer and ModelStreamInfer: a decoded request is
+ * converted (gs_infer.c), submitted to the model's scheduler queue (the
+ * same queues as shared-memory sessions), and answered from done(), on
+ * whichever thread completed it.
+ *
+ * The model table's read lock is held from the lookup to sched_submit
+ * (see models.h): this is the one handler that needs a live scheduler
+ * model rather than a snapshot.
+ */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/support/time.h>
+
+#include <ferry/errors.h>
+
+#include "broker/frontends/grpc/gs_infer.h"
+#include "broker/frontends/grpc/gs_int.h"
+#include "broker/models/models.h"
+#include "broker/sched/sched.h"
+#include "proto/kserve.pb-c.h"
+
+/* A ModelInfer request in the scheduler. */
+struct gs__req {
+	struct gs_infer inf;            /* first: inf.req is what done() gets */
+	struct gs__call *c;
+	Inference__ModelInferRequest *msg;
+	struct models_entry *model;     /* the record outlives us (models.h) */
+	bool stream;
+};
+
+static uint64_t gs__realtime_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void gs__req_free(struct gs__req *r)
+{
+	gs_infer_fini(&r->inf);
+	if (r->msg)
+		inference__model_infer_request__free_unpacked(r->msg, NULL);
+	free(r);
+}
+
+/*
+ * A READY model version; read lock held by the caller.  NULL with the
+ * code returned in *code and x->err in Triton's words otherwise.
+ */
+static struct models_entry *gs__model(struct gs__ctx *x, const char *name, const char *version,
+				      int *code)
+{
+	int64_t v = gs__version(version);
+	name = name ? name : "";
+	if (v == -2) {
+		*code = gs__fail(x, FERRY_EINVAL, "invalid model version '%s' for model '%s'",
+				 version, name);
+		return NULL;
+	}
+	struct models_entry *m = models_find(name, v);
+	if (!m || m->state != MODELS_READY || !m->sm || !m->cfg) {
+		*code = gs__unservable(name, v, m != NULL, !m && v >= 0 && models_find(name, -1),
+				       m ? m->reason : NULL, x->err, sizeof(x->err));
+		return NULL;
+	}
+	return m;
+}
+
+/* sched_req.done: any thread, once. */
+static void gs__infer_done(struct sched_req *sr, int status, const char *msg)
+{
+	struct gs__req *r = (struct gs__req *)sr;
+	struct gs__call *c = r->c;
+	char err[1024];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (status == 0) {
+		status = gs_infer_response(&r->inf, r->model->name, r->model->version, &buf, &len,
+					   err, sizeof(err));
+		msg = err;
+		if (status == 0)
+			atomic_store(&r->model->last_infer_ms, gs__realtime_ms());
+	}
+	if (status && !msg)
+		msg = ferry_strerror(status);
+	bool stream = r->stream;
+	char emsg[1024];
+	if (status)
+		snprintf(emsg, sizeof(emsg), "%s", msg);
+	gs__req_free(r);
+
+	if (!stream) {
+		gs__finish(c, status, status ? emsg : NULL, status ? NULL : gs__bb_take(buf, len),
+			   true);
+		return;
+	}
+	grpc_byte_buffer *bb;
+	if (status) {
+		bb = gs__stream_msg(1, (const uint8_t *)emsg, strlen(emsg));
+	} else {
+		bb = gs__stream_msg(2, buf, len);
+		free(buf);
+	}
+	gs__stream_push(c, bb);
+}
+
+int gs__infer(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *reply)
+{
+	struct gs__call *c = x->c;
+	int code;
+
+	struct gs__req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return gs__fail(x, FERRY_ENOMEM, "out of memory");
+	r->c = c;
+	r->stream = x->stream;
+	r->msg = (Inference__ModelInferRequest *)req;
+
+	models_rdlock();
+	struct models_entry *m = gs__model(x, r->msg->model_name, r->msg->model_version, &code);
+	if (!m)
+		goto fail;
+	r->model = m;
+	code = gs_infer_prepare(&r->inf, r->msg, m->cfg, x->err, sizeof(x->err));
+	if (code)
+		goto fail;
+	/* The client's deadline bounds the time in the queue too, where the
+	 * model's policy lets a request override its timeout. */
+	gpr_timespec dl = gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC);
+	if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) < 0 && !r->stream) {
+		gpr_timespec left = gpr_time_sub(dl, gpr_now(GPR_CLOCK_MONOTONIC));
+		int64_t us = (int64_t)left.tv_sec * 1000000 + left.tv_nsec / 1000;
+		if (us <= 0) {
+			code = gs__fail(x, FERRY_ETIMEDOUT, "Deadline Exceeded");
+			goto fail;
+		}
+		if (!r->inf.req.timeout_us || (uint64_t)us < r->inf.req.timeout_us)
+			r->inf.req.timeout_us = (uint64_t)us;
+	}
+	r->inf.req.done = gs__infer_done;
+	r->inf.req.owner = r;
+	code = sched_submit(m->sm, &r->inf.req, x->err, sizeof(x->err));
+	if (code)
+		goto fail;
+	models_unlock();
+	return GS_LATER;
+fail:
+	models_unlock();
+	/* The message goes back to the caller, who frees it. */
+	r->msg = NULL;
+	gs__req_free(r);
+	return code;
+}

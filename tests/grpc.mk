@@ -33,3 +33,22 @@ TESTS += tests/test_rpc
 tests_test_rpc_SOURCES = tests/grpc/test_rpc.c
 tests_test_rpc_CFLAGS = $(CRITERION_TEST_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_test_rpc_LDADD = proto/libfrpc.la $(CRITERION_TEST_LIBS)
+
+# The front end as the wire shows it (proto/rpc.c's raw calls): the
+# ferry-code trailer, the region limit and status list, a second ferryd
+# on a taken port.
+check_PROGRAMS += tests/test_grpc_wire
+TESTS += tests/test_grpc_wire
+tests_test_grpc_wire_SOURCES = tests/grpc/test_grpc_wire.c
+tests_test_grpc_wire_CFLAGS = $(CRITERION_TEST_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_test_grpc_wire_LDADD = tests/libharness.la proto/libfrpc.la proto/libfkserve.la \
+	$(GRPC_LIBS) $(PROTOBUF_C_LIBS) $(CRITERION_TEST_LIBS)
+$(tests_test_grpc_wire_OBJECTS): proto/kserve.pb-c.h
+
+# The region table (gs_shm.c) on its own: its limit and its status walk.
+check_PROGRAMS += tests/test_shm_regions
+TESTS += tests/test_shm_regions
+tests_test_shm_regions_SOURCES = tests/grpc/test_shm_regions.c \
+	broker/frontends/grpc/gs_shm.c broker/core/log.c
+tests_test_shm_regions_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_test_shm_regions_LDADD = broker/gpu/libfgpu.la shm/libfshm.la $(CRITERION_TEST_LIBS)

@@ -181,8 +181,9 @@ struct client__tp_ops {
 	/* Send r (checked: not busy, every input set, callback recorded). */
 	int (*submit)(struct client__tp *t, ferry_request *r);
 	/* reap_lock held: the completions there are (up to max) into done[],
-	 * finished (client__request_complete); when there is none, wait up
-	 * to wait_ns (0: not at all) for some.  The caller runs callbacks. */
+	 * finished (client__request_complete).  wait_ns > 0: the caller just
+	 * found none, so wait up to wait_ns for some first.  The caller runs
+	 * the callbacks. */
 	int (*reap)(struct client__tp *t, ferry_request **done, int max, int64_t wait_ns);
 	/* ctl_lock held.  NULL: no CUDA tensors over this transport. */
 	int (*cuda_register)(struct client__tp *t, const void *handle, size_t len,

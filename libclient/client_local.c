@@ -864,14 +864,15 @@ static int client__local_reap(struct client__tp *t, ferry_request **done, int ma
 			      int64_t wait_ns)
 {
 	struct client__local *l = LOCAL(t);
-	int n = client__reap_cq(l, done, max);
-	if (n || wait_ns <= 0)
-		return n;
+	if (wait_ns <= 0)
+		return client__reap_cq(l, done, max);
+	/* The caller just found the CQ empty; the doorbell looks again
+	 * before it sleeps. */
 	int w = fshm_doorbell_wait(&l->db_client, l->wait, client__cq_ready, l, wait_ns,
 				   l->spin_ns);
 	if (w == FERRY_ETIMEDOUT || w == -ETIMEDOUT)
 		client__check_alive(l);
-	n = client__reap_cq(l, done, max);
+	int n = client__reap_cq(l, done, max);
 	if (n == 0 && atomic_load(&t->c->broken))
 		n = client__fail_all(l, done, max);
 	return n;

@@ -32,6 +32,7 @@
 #include "broker/core/systemd.h"
 #include "broker/sched/be_host.h"
 #include "broker/models/models.h"
+#include "broker/models/snapshot.h"
 #include "broker/sched/sched.h"
 #include "proto/control.pb-c.h"
 #include "proto/frame.h"
@@ -181,8 +182,9 @@ static void control__on_doorbell(void *arg, uint32_t events)
 }
 
 static void control__hello(struct broker *b, struct control_conn *c, uint64_t seq,
-		       const Ferry__Control__Hello *h)
+			   const Ferry__Control__Request *req)
 {
+	const Ferry__Control__Hello *h = req->hello;
 	char err[256];
 	int ret;
 
@@ -274,14 +276,15 @@ static void control__hello(struct broker *b, struct control_conn *c, uint64_t se
 		 (unsigned long long)s->arena_bytes, s->nslots);
 }
 
-/* ModelMeta of m; strings point into m's config (valid while it is). */
+/* ModelMeta of m; strings point into m and its config (valid while the
+ * snapshot m came from is). */
 struct control__meta {
 	Ferry__Control__ModelMeta mm;
 	Ferry__Control__TensorMeta *tms;
 	Ferry__Control__TensorMeta **tmp;
 };
 
-static int control__meta_fill(struct control__meta *x, const struct models_entry *m)
+static int control__meta_fill(struct control__meta *x, const struct snapshot_model *m)
 {
 	const struct model_config *cfg = m->cfg;
 	int n = cfg ? cfg->ninputs + cfg->noutputs : 0;
@@ -289,12 +292,12 @@ static int control__meta_fill(struct control__meta *x, const struct models_entry
 	ferry__control__model_meta__init(&x->mm);
 	x->tms = NULL;
 	x->tmp = NULL;
-	x->mm.name = m->name;
+	x->mm.name = (char *)m->name;
 	x->mm.version = m->version;
 	x->mm.model_id = m->id;
 	x->mm.state = (char *)models_state_name(m->state);
 	x->mm.reason = (char *)m->reason;
-	x->mm.backend = m->backend ? m->backend : (char *)"";
+	x->mm.backend = (char *)m->backend;
 	if (!cfg)
 		return 0;
 	x->mm.max_batch_size = cfg->max_batch_size;
@@ -327,41 +330,44 @@ static void control__meta_free(struct control__meta *x)
 	free(x->tmp);
 }
 
-static void control__get_model(struct control_conn *c, uint64_t seq,
-			   const Ferry__Control__GetModel *g)
+static void control__get_model(struct broker *b, struct control_conn *c, uint64_t seq,
+			       const Ferry__Control__Request *req)
 {
+	const Ferry__Control__GetModel *g = req->get_model;
 	const char *name = g->name ? g->name : "";
-	models_rdlock();
-	struct models_entry *m = models_find(name, g->version);
+	struct snapshot s;
+	if (snapshot_take(&s, name, SNAPSHOT_ALL_VERSIONS, 0)) {
+		control__error(c, seq, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	const struct snapshot_model *m = snapshot_find(&s, name, g->version);
 	if (!m) {
-		bool other = g->version >= 0 && models_find(name, -1);
-		models_unlock();
-		if (other)
+		if (g->version >= 0 && s.n > 0)
 			control__error(c, seq, FERRY_ENOENT, "model '%s' has no version %lld",
 				   name, (long long)g->version);
 		else
 			control__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
+		snapshot_free(&s);
 		return;
 	}
 	struct control__meta x;
-	int fill = control__meta_fill(&x, m);
-	models_unlock();
-	if (fill) {
-		control__meta_free(&x);
+	if (control__meta_fill(&x, m)) {
 		control__error(c, seq, FERRY_ENOMEM, "out of memory");
-		return;
+	} else {
+		Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+		resp.seq = seq;
+		resp.body_case = FERRY__CONTROL__RESPONSE__BODY_MODEL;
+		resp.model = &x.mm;
+		control__reply(c, &resp, NULL, 0);
 	}
-	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
-	resp.seq = seq;
-	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_MODEL;
-	resp.model = &x.mm;
-	control__reply(c, &resp, NULL, 0);
 	control__meta_free(&x);
+	snapshot_free(&s);
 }
 
-/* Every model version's metadata, taken under the read lock.  Free with
- * control__metas_free(); NULL arrays when out of memory. */
+/* Every model version's metadata, from one snapshot of the table.  Free
+ * with control__metas_free(); false when out of memory. */
 struct control__metas {
+	struct snapshot s;
 	struct control__meta *xs;
 	Ferry__Control__ModelMeta **mms;
 	size_t n;
@@ -369,21 +375,22 @@ struct control__metas {
 
 static bool control__metas_get(struct control__metas *ms)
 {
-	size_t n = 0;
-	models_rdlock();
-	for (struct models_entry *m = models_next(NULL); m; m = models_next(m))
-		n++;
-	ms->xs = calloc(n + 1, sizeof(*ms->xs));
-	ms->mms = calloc(n + 1, sizeof(*ms->mms));
-	ms->n = 0;
-	if (ms->xs && ms->mms) {
-		for (struct models_entry *m = models_next(NULL); m && ms->n < n; m = models_next(m), ms->n++) {
-			control__meta_fill(&ms->xs[ms->n], m);
-			ms->mms[ms->n] = &ms->xs[ms->n].mm;
+	memset(ms, 0, sizeof(*ms));
+	if (snapshot_take(&ms->s, NULL, SNAPSHOT_ALL_VERSIONS, 0))
+		return false;
+	ms->xs = calloc(ms->s.n + 1, sizeof(*ms->xs));
+	ms->mms = calloc(ms->s.n + 1, sizeof(*ms->mms));
+	if (!ms->xs || !ms->mms)
+		return false;
+	for (; ms->n < ms->s.n; ms->n++) {
+		int ret = control__meta_fill(&ms->xs[ms->n], &ms->s.models[ms->n]);
+		ms->mms[ms->n] = &ms->xs[ms->n].mm;
+		if (ret) {
+			ms->n++;
+			return false;
 		}
 	}
-	models_unlock();
-	return ms->xs && ms->mms;
+	return true;
 }
 
 static void control__metas_free(struct control__metas *ms)
@@ -392,9 +399,11 @@ static void control__metas_free(struct control__metas *ms)
 		control__meta_free(&ms->xs[k]);
 	free(ms->xs);
 	free(ms->mms);
+	snapshot_free(&ms->s);
 }
 
-static void control__list_models(struct control_conn *c, uint64_t seq)
+static void control__list_models(struct broker *b, struct control_conn *c, uint64_t seq,
+				 const Ferry__Control__Request *req)
 {
 	struct control__metas ms;
 	if (!control__metas_get(&ms)) {
@@ -412,7 +421,8 @@ static void control__list_models(struct control_conn *c, uint64_t seq)
 	control__metas_free(&ms);
 }
 
-static void control__status(struct broker *b, struct control_conn *c, uint64_t seq)
+static void control__status(struct broker *b, struct control_conn *c, uint64_t seq,
+			    const Ferry__Control__Request *req)
 {
 	Ferry__Control__Status st = FERRY__CONTROL__STATUS__INIT;
 	struct timespec now, cpu;
@@ -468,76 +478,76 @@ out:
 	free(sip);
 }
 
-static void control__stats(struct control_conn *c, uint64_t seq, const Ferry__Control__GetStats *g)
+static void control__stats(struct broker *b, struct control_conn *c, uint64_t seq,
+			   const Ferry__Control__Request *req)
 {
+	const Ferry__Control__GetStats *g = req->get_stats;
 	const char *name = g->name ? g->name : "";
 	Ferry__Control__ModelStats *ms = NULL, **msp = NULL;
 	Ferry__Control__BatchCount *bcs = NULL, **bcp = NULL;
-	size_t n = 0, nb = 0, i = 0, k = 0;
+	struct snapshot s;
+	size_t nb = 0;
 
-	models_rdlock();
-	for (struct models_entry *m = models_next(NULL); m; m = models_next(m))
-		if ((!*name || !strcmp(m->name, name)) && (g->version < 0 || m->version == g->version))
-			n++;
-	ms = calloc(n + 1, sizeof(*ms));
-	msp = calloc(n + 1, sizeof(*msp));
-	bcs = calloc(65 * (n + 1), sizeof(*bcs));
-	bcp = calloc(65 * (n + 1), sizeof(*bcp));
-	if (ms && msp && bcs && bcp) {
-		for (struct models_entry *m = models_next(NULL); m && i < n; m = models_next(m)) {
-			if ((*name && strcmp(m->name, name)) || (g->version >= 0 && m->version != g->version))
-				continue;
-			struct sched_stats st;
-			memset(&st, 0, sizeof(st));
-			if (m->sm)
-				sched_model_stats(m->sm, &st);
-			Ferry__Control__ModelStats *x = &ms[i];
-			ferry__control__model_stats__init(x);
-			x->name = m->name;
-			x->version = m->version;
-			x->success = st.success;
-			x->failure = st.failure;
-			x->inference_count = st.inference_count;
-			x->execution_count = st.execution_count;
-			x->queue_ns = st.queue_ns;
-			x->compute_input_ns = st.compute_input_ns;
-			x->compute_infer_ns = st.compute_infer_ns;
-			x->compute_output_ns = st.compute_output_ns;
-			size_t first = nb;
-			for (k = 1; k < 65; k++) {
-				if (!st.batch_execs[k])
-					continue;
-				ferry__control__batch_count__init(&bcs[nb]);
-				bcs[nb].batch_size = (uint32_t)k;
-				bcs[nb].count = st.batch_execs[k];
-				bcp[nb] = &bcs[nb];
-				nb++;
-			}
-			x->n_batches = nb - first;
-			x->batches = bcp + first;
-			msp[i] = x;
-			i++;
-		}
+	if (snapshot_take(&s, name, g->version, SNAPSHOT_STATS)) {
+		control__error(c, seq, FERRY_ENOMEM, "out of memory");
+		return;
 	}
-	models_unlock();
+	ms = calloc(s.n + 1, sizeof(*ms));
+	msp = calloc(s.n + 1, sizeof(*msp));
+	bcs = calloc(65 * (s.n + 1), sizeof(*bcs));
+	bcp = calloc(65 * (s.n + 1), sizeof(*bcp));
 	if (!ms || !msp || !bcs || !bcp) {
 		control__error(c, seq, FERRY_ENOMEM, "out of memory");
-	} else if (n == 0 && *name) {
-		control__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
-	} else {
-		Ferry__Control__StatsList sl = FERRY__CONTROL__STATS_LIST__INIT;
-		sl.n_stats = i;
-		sl.stats = msp;
-		Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
-		resp.seq = seq;
-		resp.body_case = FERRY__CONTROL__RESPONSE__BODY_STATS;
-		resp.stats = &sl;
-		control__reply(c, &resp, NULL, 0);
+		goto out;
 	}
+	if (s.n == 0 && *name) {
+		control__error(c, seq, FERRY_ENOENT, "unknown model '%s'", name);
+		goto out;
+	}
+	/* Every version asked for; one that does not run has zeros. */
+	for (size_t i = 0; i < s.n; i++) {
+		const struct snapshot_model *m = &s.models[i];
+		const struct sched_stats *st = &m->stats;
+		Ferry__Control__ModelStats *x = &ms[i];
+		ferry__control__model_stats__init(x);
+		x->name = (char *)m->name;
+		x->version = m->version;
+		x->success = st->success;
+		x->failure = st->failure;
+		x->inference_count = st->inference_count;
+		x->execution_count = st->execution_count;
+		x->queue_ns = st->queue_ns;
+		x->compute_input_ns = st->compute_input_ns;
+		x->compute_infer_ns = st->compute_infer_ns;
+		x->compute_output_ns = st->compute_output_ns;
+		size_t first = nb;
+		for (size_t k = 1; k < 65; k++) {
+			if (!st->batch_execs[k])
+				continue;
+			ferry__control__batch_count__init(&bcs[nb]);
+			bcs[nb].batch_size = (uint32_t)k;
+			bcs[nb].count = st->batch_execs[k];
+			bcp[nb] = &bcs[nb];
+			nb++;
+		}
+		x->n_batches = nb - first;
+		x->batches = bcp + first;
+		msp[i] = x;
+	}
+	Ferry__Control__StatsList sl = FERRY__CONTROL__STATS_LIST__INIT;
+	sl.n_stats = s.n;
+	sl.stats = msp;
+	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
+	resp.seq = seq;
+	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_STATS;
+	resp.stats = &sl;
+	control__reply(c, &resp, NULL, 0);
+out:
 	free(ms);
 	free(msp);
 	free(bcs);
 	free(bcp);
+	snapshot_free(&s);
 }
 
 static void *control__admin_main(void *arg)
@@ -571,7 +581,7 @@ static void *control__admin_main(void *arg)
 }
 
 static void control__admin(struct broker *b, struct control_conn *c, uint64_t seq, bool unload,
-		       const char *name)
+			   const char *name)
 {
 	struct control_admin *a = calloc(1, sizeof(*a));
 	if (!a || !name || !*name || strlen(name) >= sizeof(a->name)) {
@@ -599,6 +609,18 @@ static void control__admin(struct broker *b, struct control_conn *c, uint64_t se
 	*tail = a;
 	pthread_cond_signal(&control__admin_cond);
 	pthread_mutex_unlock(&control__admin_lock);
+}
+
+static void control__load(struct broker *b, struct control_conn *c, uint64_t seq,
+			  const Ferry__Control__Request *req)
+{
+	control__admin(b, c, seq, false, req->load_model->name);
+}
+
+static void control__unload(struct broker *b, struct control_conn *c, uint64_t seq,
+			    const Ferry__Control__Request *req)
+{
+	control__admin(b, c, seq, true, req->unload_model->name);
 }
 
 void control_admin_replies(struct broker *b)
@@ -652,9 +674,10 @@ void control_admin_stop(void)
 }
 
 /* CUDA IPC regions: a session's, so Hello must have come first. */
-static void control__cuda_register(struct control_conn *c, uint64_t seq,
-			       const Ferry__Control__CudaRegister *cr)
+static void control__cuda_register(struct broker *b, struct control_conn *c, uint64_t seq,
+				   const Ferry__Control__Request *req)
 {
+	const Ferry__Control__CudaRegister *cr = req->cuda_register;
 	char err[512] = "";
 	uint32_t id = 0;
 	int dev = -1, ret;
@@ -682,9 +705,10 @@ static void control__cuda_register(struct control_conn *c, uint64_t seq,
 	control__reply(c, &resp, NULL, 0);
 }
 
-static void control__cuda_release(struct control_conn *c, uint64_t seq,
-			      const Ferry__Control__CudaRelease *cr)
+static void control__cuda_release(struct broker *b, struct control_conn *c, uint64_t seq,
+				  const Ferry__Control__Request *req)
 {
+	const Ferry__Control__CudaRelease *cr = req->cuda_release;
 	char err[256] = "";
 	int ret;
 
@@ -708,6 +732,31 @@ static void control__cuda_release(struct control_conn *c, uint64_t seq,
 	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_DONE;
 	resp.done = &d;
 	control__reply(c, &resp, NULL, 0);
+}
+
+/* The control protocol: one handler per kind of request. */
+static const struct control__handler {
+	Ferry__Control__Request__BodyCase kind;
+	void (*fn)(struct broker *b, struct control_conn *c, uint64_t seq,
+		   const Ferry__Control__Request *req);
+} control__handlers[] = {
+	{ FERRY__CONTROL__REQUEST__BODY_HELLO, control__hello },
+	{ FERRY__CONTROL__REQUEST__BODY_LIST_MODELS, control__list_models },
+	{ FERRY__CONTROL__REQUEST__BODY_GET_MODEL, control__get_model },
+	{ FERRY__CONTROL__REQUEST__BODY_GET_STATUS, control__status },
+	{ FERRY__CONTROL__REQUEST__BODY_GET_STATS, control__stats },
+	{ FERRY__CONTROL__REQUEST__BODY_LOAD_MODEL, control__load },
+	{ FERRY__CONTROL__REQUEST__BODY_UNLOAD_MODEL, control__unload },
+	{ FERRY__CONTROL__REQUEST__BODY_CUDA_REGISTER, control__cuda_register },
+	{ FERRY__CONTROL__REQUEST__BODY_CUDA_RELEASE, control__cuda_release },
+};
+
+static const struct control__handler *control__find(Ferry__Control__Request__BodyCase kind)
+{
+	for (size_t i = 0; i < sizeof(control__handlers) / sizeof(control__handlers[0]); i++)
+		if (control__handlers[i].kind == kind)
+			return &control__handlers[i];
+	return NULL;
 }
 
 static void control__on_conn(void *arg, uint32_t events)
@@ -735,39 +784,11 @@ static void control__on_conn(void *arg, uint32_t events)
 			control__close(b, c, "malformed control message");
 			return;
 		}
-		uint64_t seq = req->seq;
-		switch (req->body_case) {
-		case FERRY__CONTROL__REQUEST__BODY_HELLO:
-			control__hello(b, c, seq, req->hello);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_LIST_MODELS:
-			control__list_models(c, seq);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_GET_MODEL:
-			control__get_model(c, seq, req->get_model);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_GET_STATUS:
-			control__status(b, c, seq);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_GET_STATS:
-			control__stats(c, seq, req->get_stats);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_LOAD_MODEL:
-			control__admin(b, c, seq, false, req->load_model->name);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_UNLOAD_MODEL:
-			control__admin(b, c, seq, true, req->unload_model->name);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_CUDA_REGISTER:
-			control__cuda_register(c, seq, req->cuda_register);
-			break;
-		case FERRY__CONTROL__REQUEST__BODY_CUDA_RELEASE:
-			control__cuda_release(c, seq, req->cuda_release);
-			break;
-		default:
-			control__error(c, seq, FERRY_ENOTSUP, "unknown control request");
-			break;
-		}
+		const struct control__handler *h = control__find(req->body_case);
+		if (h)
+			h->fn(b, c, req->seq, req);
+		else
+			control__error(c, req->seq, FERRY_ENOTSUP, "unknown control request");
 		ferry__control__request__free_unpacked(req, NULL);
 	}
 }

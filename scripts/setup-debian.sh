@@ -21,6 +21,7 @@ PKGS=(
 	python3 python3-venv openssl
 	valgrind
 	clang libclang-rt-14-dev
+	protobuf-compiler
 )
 
 missing=()
@@ -30,9 +31,14 @@ done
 if ((${#missing[@]})); then
 	SUDO=
 	[ "$(id -u)" = 0 ] || SUDO=sudo
-	echo "setup: installing ${missing[*]}"
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	mkdir -p "$top/build"
+	log=$top/build/setup.log
+	echo "setup: installing ${missing[*]} (apt-get's output: $log)"
+	{ $SUDO apt-get update &&
+	  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+	} >"$log" 2>&1 || { tail -20 "$log"; echo "setup: apt-get failed: see $log"; exit 1; }
+else
+	echo "setup: the Debian packages are installed"
 fi
 
 if [ "${1:-}" != "--no-venv" ]; then
@@ -43,7 +49,10 @@ if [ "${1:-}" != "--no-venv" ]; then
 	fi
 	want=(numpy onnx onnxruntime 'tritonclient[grpc]')
 	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc' 2>/dev/null; then
-		echo "setup: pip install ${want[*]}"
-		"$venv/bin/pip" install -q --disable-pip-version-check "${want[@]}"
+		mkdir -p "$top/build"
+		log=$top/build/setup-pip.log
+		echo "setup: pip install ${want[*]} into $venv (pip's output: $log)"
+		"$venv/bin/pip" install --disable-pip-version-check "${want[@]}" >"$log" 2>&1 ||
+			{ tail -20 "$log"; echo "setup: pip failed: see $log"; exit 1; }
 	fi
 fi

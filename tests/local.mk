@@ -5,6 +5,9 @@
 # the build makes everything else, and `make check` says what to install.
 CRITERION_TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 CRITERION_TEST_LIBS = $(CRITERION_LIBS)
+# One line per test in each suite's log ([PASS], [FAIL], and [SKIP] with
+# its reason): scripts/test-summary.sh counts the skipped tests from them.
+AM_TESTS_ENVIRONMENT += export CRITERION_VERBOSITY_LEVEL=1 ;
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/test_errors

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Configure (once) and build ferry in build/.  Extra arguments go to
-# configure, e.g. scripts/build.sh --enable-sanitizers.
+# configure, e.g. scripts/build.sh --enable-sanitizers.  One line per step
+# as it starts, and where its log is.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-[ -x configure ] || autoreconf -fi >/dev/null
+if [ ! -x configure ]; then
+	echo "== configure: autoreconf -fi (generates ./configure)"
+	autoreconf -fi >/dev/null
+fi
 mkdir -p build
 cd build
 if [ ! -f Makefile ] || [ $# -gt 0 ]; then
-	../configure --enable-werror "$@" >configure.out || { cat configure.out; exit 1; }
+	echo "== configure: ../configure --enable-werror $* (log: build/configure.out)"
+	../configure --enable-werror "$@" >configure.out 2>&1 || { tail -30 configure.out; exit 1; }
 	sed -n '/configured$/,$p' configure.out
 fi
-make -j"$(nproc)" >make.out 2>&1 || { tail -50 make.out; exit 1; }
+echo "== build: make -j$(nproc) in build/ (log: build/make.out)"
+make -j"$(nproc)" >make.out 2>&1 || { tail -50 make.out; echo "build failed: see build/make.out"; exit 1; }

@@ -8,8 +8,8 @@
  *
  * The tests run as root in CI, where chmod 000 does not stop a read: the
  * unreadable files are made unreadable for everyone instead (a directory
- * in place of the file, a dangling symbolic link, a FIFO); the chmod case
- * itself runs only for other users and skips as root.
+ * in place of the file, a dangling symbolic link, a FIFO), and the chmod
+ * case runs its ferryd as `nobody` when the test runs as root.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -208,18 +209,47 @@ Test(start, config_that_is_a_dangling_symlink)
 	unreadable_config(plant_dangling, "a dangling symbolic link");
 }
 
+/*
+ * run_until_exit() as an unprivileged user when the test runs as root (as
+ * CI does): root reads a file whatever its mode, so a child process gives
+ * the test's directory to `nobody` (65534), drops its groups, gid and uid
+ * (setuid from root clears every capability), and only then runs ferryd.
+ * The child asserts nothing: it hands ferryd's exit status back (or 126
+ * when it could not drop its privileges).
+ */
+#define START_NOBODY 65534
+static int run_until_exit_unprivileged(struct th_broker *b, const char *extra)
+{
+	if (geteuid() != 0)
+		return run_until_exit(b, extra);
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "chown -R %d:%d %s", START_NOBODY, START_NOBODY, b->dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setgid(START_NOBODY) || setuid(START_NOBODY) ||
+		    setuid(0) == 0)
+			_exit(126);
+		_exit(run_until_exit(b, extra));
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 126,
+		  "the child could not drop its privileges (status %#x)", st);
+	return WEXITSTATUS(st);
+}
+
 Test(start, config_without_read_permission)
 {
-	if (geteuid() == 0)
-		cr_skip_test("root reads files whatever their mode (the other unreadable "
-			     "cases cover it)");
 	struct th_broker b;
 	char path[600];
 	th_init(&b);
 	th_examples(&b);
 	snprintf(path, sizeof(path), "%s/simple/config.pbtxt", b.repo);
 	cr_assert_eq(chmod(path, 0), 0);
-	cr_assert_neq(run_until_exit(&b, ""), 0);
+	cr_assert_neq(run_until_exit_unprivileged(&b, ""), 0);
 	char want[800];
 	snprintf(want, sizeof(want), "%s: Permission denied", path);
 	cr_assert(log_has(&b, want), "the log says: %s", want);

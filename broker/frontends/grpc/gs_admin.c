@@ -32,6 +32,15 @@ int64_t gs__version(const char *v)
 	return n;
 }
 
+int gs__model_version(struct gs__ctx *x, const char *name, const char *version, int64_t *v)
+{
+	*v = gs__version(version);
+	if (*v == -2)
+		return gs__fail(x, FERRY_EINVAL, "invalid model version '%s' for model '%s'",
+				version, name);
+	return 0;
+}
+
 int gs__unservable(const char *name, int64_t v, bool found, bool other,
 		   const char *reason, char *msg, size_t msglen)
 {
@@ -87,13 +96,10 @@ static const struct snapshot_model *gs__serving(struct gs__ctx *x, const char *n
 						const char *version, struct snapshot **snap,
 						int *code)
 {
-	int64_t v = gs__version(version);
+	int64_t v;
 	name = name ? name : "";
-	if (v == -2) {
-		*code = gs__fail(x, FERRY_EINVAL, "invalid model version '%s' for model '%s'",
-				 version, name);
+	if ((*code = gs__model_version(x, name, version, &v)))
 		return NULL;
-	}
 	struct snapshot *s = gs__snapshot(x, name, SNAPSHOT_ALL_VERSIONS, 0);
 	if (!s) {
 		*code = FERRY_ENOMEM;

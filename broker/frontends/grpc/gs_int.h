@@ -146,6 +146,9 @@ bool gs__stopping(void);
 /* Parse a KServe version string: "" = latest (-1), digits = that
  * version, anything else -2. */
 int64_t gs__version(const char *v);
+/* The version a request names (gs__version), or FERRY_EINVAL with
+ * x->err when it is no version. */
+int gs__model_version(struct gs__ctx *x, const char *name, const char *version, int64_t *v);
 /*
  * gs__unservable - Triton's words for a model version that cannot serve
  * a request: no such version (found false; other: the name has some

@@ -76,6 +76,32 @@ static int gs__cuda_add(void *arg, const char *name, int64_t dev, uint64_t size)
 	return 0;
 }
 
+/*
+ * The regions as a status reply's map<string, RegionStatus>: entries of d
+ * (field 1 the name, field 2 the status), in the table's order, in memory
+ * of x.  NULL when out of memory.
+ */
+static void **gs__region_map(struct gs__ctx *x, const struct gs__region_list *l,
+			     const ProtobufCMessageDescriptor *d, bool cuda)
+{
+	const ProtobufCFieldDescriptor *fk = protobuf_c_message_descriptor_get_field(d, 1);
+	const ProtobufCFieldDescriptor *fv = protobuf_c_message_descriptor_get_field(d, 2);
+	void **ep = gs__alloc(x, l->n + 1, sizeof(*ep));
+	size_t i = l->n;
+	if (!ep || !fk || !fv)
+		return NULL;
+	for (struct gs__region *g = l->head; g; g = g->next) {
+		uint8_t *e = gs__alloc(x, 1, d->sizeof_message);
+		if (!e)
+			return NULL;
+		d->message_init((ProtobufCMessage *)e);
+		*(char **)(e + fk->offset) = g->name;
+		*(void **)(e + fv->offset) = cuda ? (void *)&g->cuda : (void *)&g->sys;
+		ep[--i] = e;    /* the list is newest first */
+	}
+	return ep;
+}
+
 int gs__shm_status(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *reply)
 {
 	Inference__SystemSharedMemoryStatusRequest *q = (Inference__SystemSharedMemoryStatusRequest *)req;
@@ -86,20 +112,12 @@ int gs__shm_status(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *r
 		return gs__fail(x, ret, "out of memory");
 	if (ret)
 		return ret;
-	Inference__SystemSharedMemoryStatusResponse__RegionsEntry *e = gs__alloc(x, l.n + 1, sizeof(*e));
-	Inference__SystemSharedMemoryStatusResponse__RegionsEntry **ep = gs__alloc(x, l.n + 1, sizeof(*ep));
-	if (!e || !ep)
+	r->regions = (Inference__SystemSharedMemoryStatusResponse__RegionsEntry **)gs__region_map(
+		x, &l, &inference__system_shared_memory_status_response__regions_entry__descriptor,
+		false);
+	if (!r->regions)
 		return gs__fail(x, FERRY_ENOMEM, "out of memory");
-	size_t i = l.n;
-	for (struct gs__region *g = l.head; g; g = g->next) {
-		i--;            /* back in the table's order */
-		inference__system_shared_memory_status_response__regions_entry__init(&e[i]);
-		e[i].key = g->name;
-		e[i].value = &g->sys;
-		ep[i] = &e[i];
-	}
 	r->n_regions = l.n;
-	r->regions = ep;
 	return 0;
 }
 
@@ -129,20 +147,11 @@ int gs__cuda_status(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *
 		return gs__fail(x, ret, "out of memory");
 	if (ret)
 		return ret;
-	Inference__CudaSharedMemoryStatusResponse__RegionsEntry *e = gs__alloc(x, l.n + 1, sizeof(*e));
-	Inference__CudaSharedMemoryStatusResponse__RegionsEntry **ep = gs__alloc(x, l.n + 1, sizeof(*ep));
-	if (!e || !ep)
+	r->regions = (Inference__CudaSharedMemoryStatusResponse__RegionsEntry **)gs__region_map(
+		x, &l, &inference__cuda_shared_memory_status_response__regions_entry__descriptor, true);
+	if (!r->regions)
 		return gs__fail(x, FERRY_ENOMEM, "out of memory");
-	size_t i = l.n;
-	for (struct gs__region *g = l.head; g; g = g->next) {
-		i--;
-		inference__cuda_shared_memory_status_response__regions_entry__init(&e[i]);
-		e[i].key = g->name;
-		e[i].value = &g->cuda;
-		ep[i] = &e[i];
-	}
 	r->n_regions = l.n;
-	r->regions = ep;
 	return 0;
 }
 

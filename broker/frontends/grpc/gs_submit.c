@@ -57,13 +57,10 @@ static void gs__req_free(struct gs__req *r)
 static struct models_entry *gs__model(struct gs__ctx *x, const char *name, const char *version,
 				      int *code)
 {
-	int64_t v = gs__version(version);
+	int64_t v;
 	name = name ? name : "";
-	if (v == -2) {
-		*code = gs__fail(x, FERRY_EINVAL, "invalid model version '%s' for model '%s'",
-				 version, name);
+	if ((*code = gs__model_version(x, name, version, &v)))
 		return NULL;
-	}
 	struct models_entry *m = models_find(name, v);
 	if (!m || m->state != MODELS_READY || !m->sm || !m->cfg) {
 		*code = gs__unservable(name, v, m != NULL, !m && v >= 0 && models_find(name, -1),

@@ -36,6 +36,7 @@ struct ctx {
 	char *err;
 	size_t errlen;
 	int rc;
+	unsigned flags;                 /* MODELCFG_PARTIAL */
 	unsigned name_line, name_col;   /* last tensor `name` value seen */
 	unsigned dl_line, dl_col;       /* default_priority_level value */
 	unsigned db_line, db_col;       /* the dynamic_batching field */
@@ -448,10 +449,12 @@ static int modelcfg__read_tensor(struct ctx *c, const struct pbtxt_node *n,
 		if (!strcmp((*arr)[i].name, t->name))
 			return modelcfg__cerr(c, c->name_line, c->name_col,
 				    "duplicate %s name '%s'", what, t->name);
-	if (t->dtype == FERRY_TYPE_INVALID)
+	/* A partial config leaves these to auto-complete (modelcfg_check_io
+	 * checks the result). */
+	if (t->dtype == FERRY_TYPE_INVALID && !(c->flags & MODELCFG_PARTIAL))
 		return modelcfg__cerr(c, n->line, n->col, "%s '%s' has no data_type",
 			    what, t->name);
-	if (t->ndims == 0)
+	if (t->ndims == 0 && !(c->flags & MODELCFG_PARTIAL))
 		return modelcfg__cerr(c, n->line, n->col,
 			    "%s '%s' has no dims (a scalar is dims: [1] with reshape: { shape: [] })",
 			    what, t->name);
@@ -984,6 +987,160 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* optimization (Triton's ModelOptimizationPolicy): the graph level and
+ * the execution accelerators, which backends read (onnxruntime) */
+
+static int modelcfg__gr_level(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	struct modelcfg_optimization *o = obj;
+	int64_t v;
+
+	if (modelcfg__get_i64(c, n, INT32_MIN, INT32_MAX, &v))
+		return c->rc;
+	o->graph_level = (int)v;
+	o->has_graph_level = true;
+	return 0;
+}
+
+static const struct field modelcfg__graph_fields[] = {
+	{ "level", modelcfg__gr_level, 0, NULL },
+	{ NULL, NULL, 0, NULL }
+};
+
+static int modelcfg__o_graph(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	return modelcfg__walk(c, n, modelcfg__graph_fields, obj, "graph");
+}
+
+/* An accelerator's parameters: map<string, string> entries. */
+static int modelcfg__ap_key(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	struct modelcfg_param *p = obj;
+
+	return modelcfg__get_str(c, n, &p->key);
+}
+
+static int modelcfg__ap_value(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	struct modelcfg_param *p = obj;
+
+	return modelcfg__get_str(c, n, &p->value);
+}
+
+static const struct field modelcfg__accel_param_fields[] = {
+	{ "key", modelcfg__ap_key, 0, NULL },
+	{ "value", modelcfg__ap_value, 0, NULL },
+	{ NULL, NULL, 0, NULL }
+};
+
+static int modelcfg__a_name(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	struct modelcfg_accel *a = obj;
+
+	return modelcfg__get_str(c, n, &a->name);
+}
+
+static int modelcfg__a_param(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	struct modelcfg_accel *a = obj;
+	struct modelcfg_param e = { NULL, NULL };
+	int rc = 0;
+
+	if (modelcfg__walk(c, n, modelcfg__accel_param_fields, &e, "accelerator parameters"))
+		goto out;
+	if (!e.key) {
+		rc = modelcfg__cerr(c, n->line, n->col, "accelerator parameter without a key");
+		goto out;
+	}
+	if (!e.value && !(e.value = strdup(""))) {
+		rc = modelcfg__cnomem(c);
+		goto out;
+	}
+	for (int i = 0; i < a->nparams; i++)
+		if (!strcmp(a->params[i].key, e.key)) {
+			modelcfg__cwarn(c, n->line, n->col,
+			      "accelerator parameter '%s' given again; the last value wins", e.key);
+			free(a->params[i].value);
+			a->params[i].value = e.value;
+			e.value = NULL;
+			goto out;
+		}
+	struct modelcfg_param *p = modelcfg__push(c, &a->params, &a->nparams, sizeof(*p),
+						  MODELCFG_MAX_PARAMS, n, "accelerator parameters");
+	if (!p)
+		goto out;
+	*p = e;
+	e.key = e.value = NULL;
+out:
+	free(e.key);
+	free(e.value);
+	return rc ? rc : c->rc;
+}
+
+static const struct field modelcfg__accel_fields[] = {
+	{ "name", modelcfg__a_name, 0, NULL },
+	{ "parameters", modelcfg__a_param, F_REPEATED | F_MSG, NULL },
+	{ NULL, NULL, 0, NULL }
+};
+
+static int modelcfg__read_accel(struct ctx *c, const struct pbtxt_node *n,
+				struct modelcfg_accel **arr, int *count)
+{
+	struct modelcfg_accel *a = modelcfg__push(c, arr, count, sizeof(**arr),
+						  MODELCFG_MAX_PARAMS, n, "execution accelerators");
+
+	if (!a)
+		return c->rc;
+	if (modelcfg__walk(c, n, modelcfg__accel_fields, a, "execution accelerator"))
+		return c->rc;
+	if (!a->name || !a->name[0])
+		return modelcfg__cerr(c, n->line, n->col, "execution accelerator without a name");
+	return 0;
+}
+
+static int modelcfg__ea_gpu(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	struct modelcfg_optimization *o = obj;
+
+	return modelcfg__read_accel(c, n, &o->gpu_accel, &o->ngpu_accel);
+}
+
+static int modelcfg__ea_cpu(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	struct modelcfg_optimization *o = obj;
+
+	return modelcfg__read_accel(c, n, &o->cpu_accel, &o->ncpu_accel);
+}
+
+static const struct field modelcfg__ea_fields[] = {
+	{ "gpu_execution_accelerator", modelcfg__ea_gpu, F_REPEATED | F_MSG, NULL },
+	{ "cpu_execution_accelerator", modelcfg__ea_cpu, F_REPEATED | F_MSG, NULL },
+	{ NULL, NULL, 0, NULL }
+};
+
+static int modelcfg__o_accels(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	return modelcfg__walk(c, n, modelcfg__ea_fields, obj, "execution_accelerators");
+}
+
+static const struct field modelcfg__opt_fields[] = {
+	{ "graph", modelcfg__o_graph, F_MSG, NULL },
+	{ "execution_accelerators", modelcfg__o_accels, F_MSG, NULL },
+	{ "priority", NULL, 0, NULL },
+	{ "cuda", NULL, 0, " (the backend decides about CUDA graphs)" },
+	{ "input_pinned_memory", NULL, 0, " (client arenas are pinned already)" },
+	{ "output_pinned_memory", NULL, 0, " (client arenas are pinned already)" },
+	{ "gather_kernel_buffer_threshold", NULL, 0, NULL },
+	{ "eager_batching", NULL, 0, NULL },
+	{ NULL, NULL, 0, NULL }
+};
+
+static int modelcfg__m_optimization(struct ctx *c, const struct pbtxt_node *n, void *obj)
+{
+	return modelcfg__walk(c, n, modelcfg__opt_fields, &c->cfg->opt, "optimization");
+}
+
+/* ------------------------------------------------------------------ */
 /* top level */
 
 static int modelcfg__m_name(struct ctx *c, const struct pbtxt_node *n, void *obj)
@@ -1008,6 +1165,7 @@ static int modelcfg__m_mbs(struct ctx *c, const struct pbtxt_node *n, void *obj)
 	if (modelcfg__get_i64(c, n, 0, INT32_MAX, &v))
 		return c->rc;
 	c->cfg->max_batch_size = (int)v;
+	c->cfg->has_max_batch_size = true;
 	return 0;
 }
 
@@ -1025,7 +1183,7 @@ static const struct field modelcfg__model_fields[] = {
 	{ "runtime", NULL, 0, NULL },
 	{ "batch_input", NULL, 0, NULL },
 	{ "batch_output", NULL, 0, NULL },
-	{ "optimization", NULL, 0, " (ferry runs the graph as given)" },
+	{ "optimization", modelcfg__m_optimization, F_MSG, NULL },
 	{ "sequence_batching", NULL, 0,
 	  " (ferry has no sequence batcher: requests are scheduled independently)" },
 	{ "ensemble_scheduling", NULL, 0,
@@ -1077,9 +1235,10 @@ static int modelcfg__finish(struct ctx *c)
 		return modelcfg__cnomem(c);
 	if (!cfg->name && !(cfg->name = strdup("")))
 		return modelcfg__cnomem(c);
-	if (cfg->ninputs == 0)
+	/* A partial config gets its tensors from auto-complete. */
+	if (cfg->ninputs == 0 && !(c->flags & MODELCFG_PARTIAL))
 		return modelcfg__cerr(c, 1, 1, "model has no input");
-	if (cfg->noutputs == 0)
+	if (cfg->noutputs == 0 && !(c->flags & MODELCFG_PARTIAL))
 		return modelcfg__cerr(c, 1, 1, "model has no output");
 	if (d->enabled && d->npreferred && cfg->max_batch_size == 0)
 		return modelcfg__cerr(c, c->db_line, c->db_col,
@@ -1109,6 +1268,13 @@ int modelcfg_parse(const char *text, size_t len, const char *file,
 	     struct model_config *cfg, modelcfg_warn_fn warn, void *warn_arg,
 	     char *err, size_t errlen)
 {
+	return modelcfg_parse_flags(text, len, file, 0, cfg, warn, warn_arg, err, errlen);
+}
+
+int modelcfg_parse_flags(const char *text, size_t len, const char *file, unsigned flags,
+			 struct model_config *cfg, modelcfg_warn_fn warn, void *warn_arg,
+			 char *err, size_t errlen)
+{
 	struct pbtxt_doc *doc = NULL;
 	struct ctx c;
 	int rc;
@@ -1125,6 +1291,7 @@ int modelcfg_parse(const char *text, size_t len, const char *file,
 	c.warn_arg = warn_arg;
 	c.err = err;
 	c.errlen = errlen;
+	c.flags = flags;
 
 	rc = pbtxt_parse(text, len, file, NULL, &doc, err, errlen);
 	if (rc)
@@ -1158,6 +1325,12 @@ static int modelcfg__errno_to_ferry(int e)
 
 int modelcfg_load_file(const char *path, struct model_config *cfg,
 		 modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen)
+{
+	return modelcfg_load_file_flags(path, 0, cfg, warn, warn_arg, err, errlen);
+}
+
+int modelcfg_load_file_flags(const char *path, unsigned flags, struct model_config *cfg,
+			     modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -1210,11 +1383,29 @@ int modelcfg_load_file(const char *path, struct model_config *cfg,
 			break;
 		got += (size_t)r;
 	}
-	rc = modelcfg_parse(buf, got, path, cfg, warn, warn_arg, err, errlen);
+	rc = modelcfg_parse_flags(buf, got, path, flags, cfg, warn, warn_arg, err, errlen);
 out:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+static void modelcfg__free_params(struct modelcfg_param *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(p[i].key);
+		free(p[i].value);
+	}
+	free(p);
+}
+
+static void modelcfg__free_accels(struct modelcfg_accel *a, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(a[i].name);
+		modelcfg__free_params(a[i].params, a[i].nparams);
+	}
+	free(a);
 }
 
 void modelcfg_free(struct model_config *cfg)
@@ -1235,12 +1426,72 @@ void modelcfg_free(struct model_config *cfg)
 		free(cfg->groups[i].name);
 	free(cfg->groups);
 	free(cfg->version_policy.versions);
-	for (int i = 0; i < cfg->nparams; i++) {
-		free(cfg->params[i].key);
-		free(cfg->params[i].value);
-	}
-	free(cfg->params);
+	modelcfg__free_params(cfg->params, cfg->nparams);
+	modelcfg__free_accels(cfg->opt.gpu_accel, cfg->opt.ngpu_accel);
+	modelcfg__free_accels(cfg->opt.cpu_accel, cfg->opt.ncpu_accel);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+int modelcfg_init_empty(struct model_config *cfg, const char *name)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->version_policy.kind = MODELCFG_VP_LATEST;
+	cfg->version_policy.latest_num = 1;
+	cfg->groups = calloc(1, sizeof(*cfg->groups));
+	cfg->name = strdup("");
+	cfg->backend = strdup("");
+	cfg->platform = strdup("");
+	if (!cfg->groups || !cfg->name || !cfg->backend || !cfg->platform)
+		goto nomem;
+	cfg->ngroups = 1;
+	cfg->groups[0].count = 1;
+	cfg->groups[0].kind = MODELCFG_KIND_AUTO;
+	if (modelcfg_set_name(cfg, name))
+		goto nomem;
+	return 0;
+nomem:
+	modelcfg_free(cfg);
+	return FERRY_ENOMEM;
+}
+
+int modelcfg_check_io(const struct model_config *cfg, const char *file, char *err,
+		      size_t errlen)
+{
+	const char *what = NULL, *tname = "";
+
+	if (cfg->ninputs == 0)
+		what = "model has no input (and auto-complete found none)";
+	else if (cfg->noutputs == 0)
+		what = "model has no output (and auto-complete found none)";
+	for (int io = 0; io < 2 && !what; io++) {
+		const struct modelcfg_tensor *t = io ? cfg->outputs : cfg->inputs;
+		for (int i = 0; i < (io ? cfg->noutputs : cfg->ninputs) && !what; i++) {
+			tname = t[i].name;
+			if (t[i].dtype == FERRY_TYPE_INVALID)
+				what = io ? "output '%s' has no data_type" : "input '%s' has no data_type";
+			else if (t[i].ndims == 0)
+				what = io ? "output '%s' has no dims" : "input '%s' has no dims";
+		}
+	}
+	if (!what)
+		return 0;
+	if (err && errlen) {
+		int n = snprintf(err, errlen, "%s: ", file ? file : "<config>");
+		if (n >= 0 && (size_t)n < errlen)
+			snprintf(err + n, errlen - (size_t)n, what, tname);
+	}
+	return FERRY_CONFIG;
+}
+
+int modelcfg_set_string(char **field, const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		return FERRY_ENOMEM;
+	free(*field);
+	*field = d;
+	return 0;
 }
 
 int modelcfg_set_name(struct model_config *cfg, const char *name)

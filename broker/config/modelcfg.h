@@ -11,7 +11,8 @@
  * platform are "" when absent; group names are "<model>_<index>" when not
  * given, "" while the model has no name), there is at least one input, one
  * output and one instance group, and version_policy is LATEST 1 unless the
- * config says otherwise.
+ * config says otherwise.  (A partial parse, MODELCFG_PARTIAL, may lack
+ * inputs, outputs and tensor fields: auto-complete fills them in.)
  */
 #ifndef FERRY_MODELCFG_H
 #define FERRY_MODELCFG_H
@@ -96,12 +97,31 @@ struct modelcfg_param {
 	char *value;                    /* parameters { key: "k" value: { string_value: "v" } } */
 };
 
+/* One optimization.execution_accelerators entry: { name: "tensorrt"
+ * parameters { key: "precision_mode" value: "FP16" } } (a map<string,
+ * string>: the value is a plain string here, not a string_value). */
+struct modelcfg_accel {
+	char *name;
+	int nparams;
+	struct modelcfg_param *params;
+};
+
+/* optimization { graph { level } execution_accelerators { ... } }: what
+ * ferry reads of Triton's ModelOptimizationPolicy (the rest warns). */
+struct modelcfg_optimization {
+	bool has_graph_level;
+	int graph_level;                /* Triton: -1, 0, 1, 2 (backend-defined) */
+	int ngpu_accel, ncpu_accel;
+	struct modelcfg_accel *gpu_accel, *cpu_accel;
+};
+
 struct model_config {
 	char *name;                     /* "" when the config has none (see
 					 * modelcfg_set_name) */
 	char *backend;                  /* "" when absent */
 	char *platform;                 /* "" when absent */
 	int max_batch_size;             /* 0 = the model does not batch */
+	bool has_max_batch_size;        /* config.pbtxt gave max_batch_size */
 	int ninputs, noutputs;
 	struct modelcfg_tensor *inputs, *outputs;
 	struct modelcfg_dynbatch dynbatch;
@@ -110,6 +130,7 @@ struct model_config {
 	struct modelcfg_version_policy version_policy;
 	int nparams;
 	struct modelcfg_param *params;
+	struct modelcfg_optimization opt;
 };
 
 /* Called for each warning (unknown field, ignored value).  `where` is
@@ -133,6 +154,42 @@ int modelcfg_parse(const char *text, size_t len, const char *file,
 /* modelcfg_load_file - read and parse a file; same contract as modelcfg_parse. */
 int modelcfg_load_file(const char *path, struct model_config *cfg,
 		 modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen);
+
+/*
+ * MODELCFG_PARTIAL - for configs that auto-complete will finish from the
+ * model file (Triton's default; ferryd --strict-model-config=true turns it
+ * off): inputs and outputs may be missing, and a listed tensor may lack
+ * data_type or dims (left TYPE_INVALID / 0 dims).  modelcfg_check_io()
+ * then checks the finished config.
+ */
+#define MODELCFG_PARTIAL 1u
+
+/* modelcfg_parse / modelcfg_load_file with flags (0 or MODELCFG_PARTIAL). */
+int modelcfg_parse_flags(const char *text, size_t len, const char *file, unsigned flags,
+			 struct model_config *cfg, modelcfg_warn_fn warn, void *warn_arg,
+			 char *err, size_t errlen);
+int modelcfg_load_file_flags(const char *path, unsigned flags, struct model_config *cfg,
+			     modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen);
+
+/*
+ * modelcfg_init_empty - the config of a model directory without
+ * config.pbtxt, for auto-complete to fill: named @name, backend and
+ * platform "" (the caller sets them), one KIND_AUTO instance group, LATEST
+ * 1.  0 or FERRY_ENOMEM (then *cfg is zeroed).
+ */
+int modelcfg_init_empty(struct model_config *cfg, const char *name);
+
+/*
+ * modelcfg_check_io - what a full config must have, checked after
+ * auto-complete: at least one input and one output, each with a data_type
+ * and dims.  0, or FERRY_CONFIG with "file: message" in err.
+ */
+int modelcfg_check_io(const struct model_config *cfg, const char *file, char *err,
+		      size_t errlen);
+
+/* Replace a string field (backend, platform ...) with a copy of s; 0 or
+ * FERRY_ENOMEM (the old value stays). */
+int modelcfg_set_string(char **field, const char *s);
 
 /* Release everything modelcfg_parse allocated; leaves *cfg zeroed. */
 void modelcfg_free(struct model_config *cfg);

@@ -465,7 +465,7 @@ Test(modelcfg, unknown_fields_warn_with_location)
 		 "dynamic_batching { max_queue_delay_microseconds: 5 turbo: true }\n"
 		 "instance_group { count: 1 rate_limiter { resources [ { name: \"R\" count: 1 } ] } }\n"
 		 "  [some.extension] { }\n"
-		 "optimization { execution_accelerators { gpu_execution_accelerator: [ { name: \"tensorrt\" } ] } }\n"
+		 "optimization { priority: PRIORITY_MAX }\n"
 		 "model_warmup [ { name: \"w\" batch_size: 1 } ]\n"
 		 "default_model_filename: \"m.onnx\"\n"
 		 "response_cache { enable: true }\n"
@@ -478,7 +478,7 @@ Test(modelcfg, unknown_fields_warn_with_location)
 	cr_assert(warned(&w, "config.pbtxt:6:52: unknown field 'turbo' in dynamic_batching"));
 	cr_assert(warned(&w, "config.pbtxt:7:27: 'rate_limiter' in instance_group"));
 	cr_assert(warned(&w, "config.pbtxt:8:3: unknown field '[some.extension]'"));
-	cr_assert(warned(&w, "config.pbtxt:9:1: 'optimization'"));
+	cr_assert(warned(&w, "config.pbtxt:9:16: 'priority' in optimization"));
 	/* a repeated ignored field warns once per occurrence */
 	cr_assert(warned(&w, "config.pbtxt:10:1: 'model_warmup'"));
 	cr_assert(warned(&w, "config.pbtxt:11:1: 'default_model_filename'"));
@@ -757,4 +757,70 @@ Test(modelcfg, mutated_configs_never_crash)
 		}
 	}
 	free(p);
+}
+
+/* optimization { graph, execution_accelerators } is read (the onnxruntime
+ * backend takes it as Triton's does). */
+Test(modelcfg, optimization_graph_and_accelerators)
+{
+	struct model_config cfg;
+	struct warns w;
+
+	parse_ok("optimization { graph { level: -1 }\n"
+		 "  execution_accelerators {\n"
+		 "    gpu_execution_accelerator: [ { name: \"tensorrt\"\n"
+		 "      parameters { key: \"precision_mode\" value: \"FP16\" }\n"
+		 "      parameters { key: \"max_workspace_size_bytes\" value: \"1073741824\" } },\n"
+		 "      { name: \"cuda\" } ]\n"
+		 "    cpu_execution_accelerator: [ { name: \"openvino\" } ] } }\n" IO,
+		 &cfg, &w);
+	cr_assert_eq(w.n, 0, "%s", w.text[0]);
+	cr_assert(cfg.opt.has_graph_level);
+	cr_assert_eq(cfg.opt.graph_level, -1);
+	cr_assert_eq(cfg.opt.ngpu_accel, 2);
+	cr_assert_str_eq(cfg.opt.gpu_accel[0].name, "tensorrt");
+	cr_assert_eq(cfg.opt.gpu_accel[0].nparams, 2);
+	cr_assert_str_eq(cfg.opt.gpu_accel[0].params[1].key, "max_workspace_size_bytes");
+	cr_assert_str_eq(cfg.opt.gpu_accel[0].params[1].value, "1073741824");
+	cr_assert_str_eq(cfg.opt.gpu_accel[1].name, "cuda");
+	cr_assert_eq(cfg.opt.ncpu_accel, 1);
+	cr_assert_str_eq(cfg.opt.cpu_accel[0].name, "openvino");
+	cr_assert(!cfg.has_max_batch_size);
+	modelcfg_free(&cfg);
+	parse_bad("optimization { execution_accelerators { gpu_execution_accelerator: "
+		  "[ { parameters { key: \"a\" value: \"b\" } } ] } }\n" IO,
+		  "execution accelerator without a name");
+}
+
+/* MODELCFG_PARTIAL: what auto-complete fills may be missing; the strict
+ * parse and modelcfg_check_io() refuse the same text. */
+Test(modelcfg, partial_configs_and_check_io)
+{
+	static const char text[] = "max_batch_size: 0\n"
+				   "input [ { name: \"a\" data_type: TYPE_BOOL } ]\n";
+	struct model_config cfg;
+
+	cr_assert_eq(modelcfg_parse_flags(text, strlen(text), "c", MODELCFG_PARTIAL, &cfg,
+					  NULL, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert(cfg.has_max_batch_size);
+	cr_assert_eq(cfg.ninputs, 1);
+	cr_assert_eq(cfg.noutputs, 0);
+	cr_assert_eq(modelcfg_check_io(&cfg, "c", err, sizeof(err)), FERRY_CONFIG);
+	cr_assert(strstr(err, "c: model has no output"), "%s", err);
+	modelcfg_free(&cfg);
+	parse_bad(text, "input 'a' has no dims");
+	cr_assert_eq(modelcfg_parse_flags("input [ { name: \"a\" dims: [2] } ] output "
+					  "[ { name: \"b\" data_type: TYPE_FP32 dims: [2] } ]",
+					  strlen("input [ { name: \"a\" dims: [2] } ] output "
+						 "[ { name: \"b\" data_type: TYPE_FP32 dims: [2] } ]"),
+					  "c", MODELCFG_PARTIAL, &cfg, NULL, NULL, err,
+					  sizeof(err)), 0);
+	cr_assert_eq(modelcfg_check_io(&cfg, "c", err, sizeof(err)), FERRY_CONFIG);
+	cr_assert(strstr(err, "input 'a' has no data_type"), "%s", err);
+	modelcfg_free(&cfg);
+	cr_assert_eq(modelcfg_init_empty(&cfg, "bare"), 0);
+	cr_assert_str_eq(cfg.name, "bare");
+	cr_assert_str_eq(cfg.groups[0].name, "bare_0");
+	cr_assert_eq(modelcfg_check_io(&cfg, "c", err, sizeof(err)), FERRY_CONFIG);
+	modelcfg_free(&cfg);
 }

@@ -645,17 +645,26 @@ static void *gs__thread(void *arg)
 
 /*
  * gRPC core writes its errors to stderr in its own format ("E1203 08:37:37
- * ... chttp2_server.cc:1045] UNKNOWN:No address added ..."), ahead of
- * ferry's clear message about the same event.  They go to ferry's log at
- * debug level instead (its INFO and DEBUG lines at trace level), where
- * they help to diagnose without confusing a newcomer.
+ * ... chttp2_server.cc:1045] UNKNOWN:No address added ...").  They go to
+ * ferry's log instead, in ferry's format:
+ *   - while gs_start binds (gs__binding, on its own thread), at debug
+ *     level: a port that cannot be bound is ferry's to explain, and gRPC's
+ *     raw error before that clear message only confuses;
+ *   - afterwards, at info level: what only gRPC sees, such as why a TLS
+ *     handshake was refused ("certificate verify failed", "wrong version
+ *     number"), is the operator's one clue;
+ *   - gRPC's INFO and DEBUG lines at trace level.
  */
+static _Thread_local bool gs__binding;
+
 static void gs__grpc_log(gpr_log_func_args *a)
 {
-	if (a->severity == GPR_LOG_SEVERITY_ERROR)
+	if (a->severity != GPR_LOG_SEVERITY_ERROR)
+		log_trace("gRPC core %s:%d: %s", a->file, a->line, a->message);
+	else if (gs__binding)
 		log_debug("gRPC core %s:%d: %s", a->file, a->line, a->message);
 	else
-		log_trace("gRPC core %s:%d: %s", a->file, a->line, a->message);
+		log_info("gRPC core: %s", a->message);
 }
 
 /* Before grpc_init(): it only sets the verbosity from $GRPC_VERBOSITY
@@ -778,7 +787,9 @@ int gs_start(const struct gs_options *o)
 	} else {
 		cr = grpc_insecure_server_credentials_create();
 	}
+	gs__binding = true;
 	int port = grpc_server_add_http2_port(gs__s.server, addr, cr);
+	gs__binding = false;
 	grpc_server_credentials_release(cr);
 	if (port <= 0) {
 		log_error("gRPC: cannot listen on %s (address in use or not local?)", addr);

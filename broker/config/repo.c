@@ -254,8 +254,53 @@ static int repo__fail_model(struct repo_model *m, int err, const char *msg)
 	return m->error ? 0 : FERRY_ENOMEM;
 }
 
-int repo_scan_model(const char *repo_path, const char *name, struct repo_model *m,
-		  modelcfg_warn_fn warn, void *warn_arg)
+/*
+ * Triton's rule for a config that names neither backend nor platform: the
+ * model file of the newest version says which.  ferry serves ONNX only; a
+ * file of another framework gets a message naming it.  0, FERRY_CONFIG
+ * with msg, or FERRY_ENOMEM.
+ */
+static int repo__infer_backend(struct repo_model *m, char *msg, size_t msglen)
+{
+	static const struct {
+		const char *file, *backend, *platform;
+	} known[] = {
+		{ "model.onnx", "onnxruntime", "onnxruntime_onnx" },
+		{ "model.plan", NULL, "tensorrt_plan" },
+		{ "model.pt", NULL, "pytorch_libtorch" },
+		{ "model.savedmodel", NULL, "tensorflow_savedmodel" },
+		{ "model.graphdef", NULL, "tensorflow_graphdef" },
+		{ "model.py", NULL, "python" },
+	};
+	char path[4096];
+	struct stat st;
+
+	if (m->cfg.backend[0] || m->cfg.platform[0] || m->nversions == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%lld/%s", m->dir,
+			 (long long)m->versions[m->nversions - 1], known[i].file);
+		if (stat(path, &st) != 0)
+			continue;
+		if (!known[i].backend) {
+			snprintf(msg, msglen, "%.700s: a %s model; ferry serves ONNX models "
+				 "(model.onnx) and the backends of its backend directory, named "
+				 "in config.pbtxt", path, known[i].platform);
+			return FERRY_CONFIG;
+		}
+		if (modelcfg_set_string(&m->cfg.backend, known[i].backend) ||
+		    modelcfg_set_string(&m->cfg.platform, known[i].platform))
+			return FERRY_ENOMEM;
+		return 0;
+	}
+	snprintf(msg, msglen, "%.700s: the config names neither a backend nor a platform, and "
+		 "version %lld holds no model file (model.onnx) to tell which", m->dir,
+		 (long long)m->versions[m->nversions - 1]);
+	return FERRY_CONFIG;
+}
+
+int repo_scan_model(const char *repo_path, const char *name, unsigned flags,
+		    struct repo_model *m, modelcfg_warn_fn warn, void *warn_arg)
 {
 	char msg[1024];
 	char *cfgpath = NULL;
@@ -281,14 +326,21 @@ int repo_scan_model(const char *repo_path, const char *name, struct repo_model *
 	}
 
 	msg[0] = '\0';
-	rc = modelcfg_load_file(cfgpath, &m->cfg, warn, warn_arg, msg, sizeof(msg));
+	rc = modelcfg_load_file_flags(cfgpath, flags & REPO_AUTOCOMPLETE ? MODELCFG_PARTIAL : 0,
+				      &m->cfg, warn, warn_arg, msg, sizeof(msg));
 	if (rc == FERRY_ENOMEM)
 		goto nomem;
+	struct stat lst;
+	bool dangling = rc == FERRY_ENOENT && lstat(cfgpath, &lst) == 0 && S_ISLNK(lst.st_mode);
+	if (rc == FERRY_ENOENT && (flags & REPO_AUTOCOMPLETE) && !dangling) {
+		/* Triton: no config.pbtxt, the model file says it all. */
+		rc = modelcfg_init_empty(&m->cfg, name);
+		if (rc)
+			goto nomem;
+	}
 	if (rc == FERRY_ENOENT) {
 		/* A link to nowhere is there but cannot be read: say so,
 		 * rather than that the directory has no config. */
-		struct stat lst;
-		bool dangling = lstat(cfgpath, &lst) == 0 && S_ISLNK(lst.st_mode);
 		snprintf(msg, sizeof(msg), "%s: %s", cfgpath,
 			 dangling ? "a dangling symbolic link" :
 				    "no config.pbtxt in the model directory");
@@ -328,6 +380,11 @@ int repo_scan_model(const char *repo_path, const char *name, struct repo_model *
 		if (rc)
 			snprintf(msg, sizeof(msg), "%s: %s", m->dir, vmsg);
 	}
+	if (!rc && (flags & REPO_AUTOCOMPLETE)) {
+		rc = repo__infer_backend(m, msg, sizeof(msg));
+		if (rc == FERRY_ENOMEM)
+			goto nomem;
+	}
 	if (rc && repo__fail_model(m, rc, msg))
 		goto nomem;
 done:
@@ -352,7 +409,7 @@ void repo_free(struct repo_tree *repo)
 	memset(repo, 0, sizeof(*repo));
 }
 
-int repo_scan(const char *repo_path, struct repo_tree *repo,
+int repo_scan(const char *repo_path, unsigned flags, struct repo_tree *repo,
 	    modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen)
 {
 	struct dirent *de;
@@ -398,8 +455,8 @@ int repo_scan(const char *repo_path, struct repo_tree *repo,
 			repo->models = nm;
 			cap = ncap;
 		}
-		if (repo_scan_model(repo_path, de->d_name,
-				  &repo->models[repo->nmodels], warn, warn_arg))
+		if (repo_scan_model(repo_path, de->d_name, flags,
+				    &repo->models[repo->nmodels], warn, warn_arg))
 			goto nomem;
 		repo->nmodels++;
 	}

@@ -41,6 +41,18 @@ struct repo_tree {
 };
 
 /*
+ * REPO_AUTOCOMPLETE - the scan leaves the rest to auto-complete (Triton's
+ * default; ferryd --strict-model-config=true turns it off): a model
+ * directory without config.pbtxt gets an empty config named after it, a
+ * config may lack inputs and outputs (MODELCFG_PARTIAL), and a config that
+ * names neither backend nor platform gets them from the model file of its
+ * newest version (model.onnx: backend "onnxruntime", platform
+ * "onnxruntime_onnx", as Triton does).  Without it every model needs a
+ * full config.pbtxt.
+ */
+#define REPO_AUTOCOMPLETE 1u
+
+/*
  * repo_scan - scan every model directory of a repository
  *
  * Subdirectories whose names start with '.' are skipped; plain files at the
@@ -50,18 +62,19 @@ struct repo_tree {
  * FERRY_ENOMEM, FERRY_E2BIG) with a message in err when the repository
  * itself cannot be read, and then *repo is zeroed.
  */
-int repo_scan(const char *repo_path, struct repo_tree *repo,
+int repo_scan(const char *repo_path, unsigned flags, struct repo_tree *repo,
 	    modelcfg_warn_fn warn, void *warn_arg, char *err, size_t errlen);
 
 /*
  * repo_scan_model - scan one model directory <repo_path>/<name> into *m
+ * (flags as repo_scan's)
  *
  * For a load request of a single model.  Returns 0 when *m was filled,
  * whether or not the model has an error (see m->err); FERRY_ENOMEM
  * otherwise, with *m zeroed.  Free with repo_model_free().
  */
-int repo_scan_model(const char *repo_path, const char *name, struct repo_model *m,
-		  modelcfg_warn_fn warn, void *warn_arg);
+int repo_scan_model(const char *repo_path, const char *name, unsigned flags,
+		    struct repo_model *m, modelcfg_warn_fn warn, void *warn_arg);
 
 /* Release one entry; leaves it zeroed. */
 void repo_model_free(struct repo_model *m);

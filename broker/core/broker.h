@@ -25,7 +25,12 @@ struct broker_options {
 	uint64_t spin_ns;               /* hybrid: spin this long when idle */
 	int numa;                       /* -2 auto, -1 off, >= 0 a node */
 	int gpu;                        /* -1 off, 0 auto, 1 on (a GPU is required) */
-	bool strict;                    /* exit if a model fails to load */
+	bool strict;                    /* exit if a model fails to load
+					 * (--exit-on-error) */
+	bool autocomplete;              /* complete configs from model files
+					 * (--strict-model-config=false) */
+	int nbackend_config;
+	const char *backend_config[64]; /* --backend-config specs */
 	bool force_epoll;
 	int nallow_uid, nallow_gid;
 	uid_t allow_uid[BROKER_MAX_ALLOW];

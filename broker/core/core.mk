@@ -11,6 +11,10 @@ broker_ferryd_SOURCES = \
 	broker/core/systemd.c broker/core/systemd.h \
 	$(FERRYD_MODELS_SOURCES) $(FERRYD_FRONTENDS_SOURCES)
 broker_ferryd_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) $(PROTOBUF_C_CFLAGS) $(MHD_CFLAGS)
+# ferryd's default --backend-directory: the installed plugins, then this
+# build tree's (so a ferryd run from the build tree finds onnxruntime).
+broker_ferryd_CFLAGS += \
+	-DFERRY_BACKEND_DIRS='"$(pkglibdir)/backends:$(abs_top_builddir)/broker/backends/onnxruntime/.libs"'
 # --export-dynamic: backend plugins call the accessors ferryd exports
 # (include/ferry/backend.h), resolved when they are dlopen()ed.
 broker_ferryd_LDFLAGS = $(AM_LDFLAGS) -Wl,--export-dynamic

@@ -55,6 +55,8 @@ static struct gs_options ferryd__grpc = {
 	.max_message_bytes = 1LL << 30,
 };
 static bool ferryd__grpc_explicit;
+/* --strict-model-config=false in its old meaning; said once started. */
+static bool ferryd__old_strict_false;
 
 static void ferryd__usage(FILE *f)
 {
@@ -67,7 +69,11 @@ static void ferryd__usage(FILE *f)
 "  -s, --socket PATH            control socket (env FERRY_SOCKET; default\n"
 "                               /run/ferry/ferryd.sock for root, else\n"
 "                               $XDG_RUNTIME_DIR/ferry/ferryd.sock)\n"
-"      --backend-directory DIR  backend plugins (env FERRY_BACKEND_DIR)\n"
+"      --backend-directory DIRS backend plugins, colon-separated (env\n"
+"                               FERRY_BACKEND_DIR; default " FERRY_BACKEND_DIRS ")\n"
+"      --backend-config=NAME,KEY=VALUE  a setting for backend NAME (repeatable;\n"
+"                               KEY=VALUE alone: for every backend), e.g.\n"
+"                               onnxruntime,library=PATH of libonnxruntime.so\n"
 "      --wait spin|hybrid|block what the polling thread does when idle\n"
 "                               (env FERRY_WAIT; default hybrid)\n"
 "      --spin-us N              hybrid: spin N microseconds before sleeping (50)\n"
@@ -86,8 +92,13 @@ static void ferryd__usage(FILE *f)
 "      --max-arena-bytes N      largest arena a session may ask for (1 GiB)\n"
 "      --arena-bytes N          arena of a session that asks for none (64 MiB)\n"
 "      --max-inflight N         requests in flight per session (4096)\n"
+"      --exit-on-error=true|false  exit if a model fails to load (default\n"
+"                               true); false serves the models that load\n"
 "      --strict-model-config=true|false\n"
-"                               exit if a model fails to load (default true)\n"
+"                               true: every model needs a full config.pbtxt;\n"
+"                               false (default): complete configs from the\n"
+"                               model files, as Triton does\n"
+"      --disable-auto-complete-config  the same as --strict-model-config=true\n"
 "      --event-loop io_uring|epoll  (default io_uring, epoll if refused)\n"
 "      --grpc-port N            KServe v2 gRPC port (8001; 0 turns gRPC off)\n"
 "      --grpc-address ADDR      gRPC listen address (127.0.0.1: loopback only;\n"
@@ -182,6 +193,7 @@ enum {
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
 	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
+	OPT_EXIT_ON_ERROR, OPT_NO_AUTOCOMPLETE, OPT_BACKEND_CONFIG,
 };
 
 static int ferryd__parse_options(int argc, char **argv, struct broker_options *o)
@@ -202,6 +214,9 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		{ "arena-bytes", required_argument, NULL, OPT_ARENA },
 		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 		{ "strict-model-config", required_argument, NULL, OPT_STRICT },
+		{ "exit-on-error", required_argument, NULL, OPT_EXIT_ON_ERROR },
+		{ "disable-auto-complete-config", no_argument, NULL, OPT_NO_AUTOCOMPLETE },
+		{ "backend-config", required_argument, NULL, OPT_BACKEND_CONFIG },
 		{ "event-loop", required_argument, NULL, OPT_EVENT_LOOP },
 		{ "grpc-port", required_argument, NULL, OPT_GRPC_PORT },
 		{ "grpc-address", required_argument, NULL, OPT_GRPC_ADDRESS },
@@ -222,12 +237,14 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 	};
 	const char *env;
 	uint64_t v;
+	bool exit_on_error_given = false;
 
 	/* Defaults, then the environment, then the command line. */
 	o->wait = FSHM_WAIT_HYBRID;
 	o->spin_ns = 50000;
 	o->numa = -2;
 	o->strict = true;
+	o->autocomplete = true;
 	o->max_sessions = 1024;
 	o->limits.arena_default = 64ULL << 20;
 	o->limits.arena_max = 1ULL << 30;
@@ -329,14 +346,46 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 				o->limits.depth_default = (uint32_t)v;
 			break;
 		case OPT_STRICT:
+			/* Triton's meaning: true turns auto-complete off.  ferryd
+			 * once read false as "serve the models that load"; that
+			 * spelling keeps doing so (with a warning) unless
+			 * --exit-on-error says otherwise. */
+			if (!strcmp(optarg, "true") || !strcmp(optarg, "1")) {
+				o->autocomplete = false;
+			} else if (!strcmp(optarg, "false") || !strcmp(optarg, "0")) {
+				o->autocomplete = true;
+				if (!exit_on_error_given)
+					o->strict = false;
+				ferryd__old_strict_false = !exit_on_error_given;
+			} else {
+				fprintf(stderr, "ferryd: --strict-model-config: true or false\n");
+				return -1;
+			}
+			break;
+		case OPT_EXIT_ON_ERROR:
 			if (!strcmp(optarg, "true") || !strcmp(optarg, "1"))
 				o->strict = true;
 			else if (!strcmp(optarg, "false") || !strcmp(optarg, "0"))
 				o->strict = false;
 			else {
-				fprintf(stderr, "ferryd: --strict-model-config: true or false\n");
+				fprintf(stderr, "ferryd: --exit-on-error: true or false\n");
 				return -1;
 			}
+			exit_on_error_given = true;
+			ferryd__old_strict_false = false;
+			break;
+		case OPT_NO_AUTOCOMPLETE:
+			o->autocomplete = false;
+			break;
+		case OPT_BACKEND_CONFIG:
+			if (o->nbackend_config >= (int)(sizeof(o->backend_config) /
+							sizeof(o->backend_config[0]))) {
+				fprintf(stderr, "ferryd: --backend-config: at most %d\n",
+					(int)(sizeof(o->backend_config) /
+					      sizeof(o->backend_config[0])));
+				return -1;
+			}
+			o->backend_config[o->nbackend_config++] = optarg;
 			break;
 		case OPT_EVENT_LOOP:
 			if (!strcmp(optarg, "epoll"))
@@ -424,6 +473,10 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		fprintf(stderr, "ferryd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	/* The installed plugins, then the build tree's (configure's choice:
+	 * see FERRY_BACKEND_DIRS in broker/core/core.mk). */
+	if (!o->backend_dir || !*o->backend_dir)
+		o->backend_dir = FERRY_BACKEND_DIRS;
 	if (o->limits.arena_default > o->limits.arena_max)
 		o->limits.arena_default = o->limits.arena_max;
 	if (!o->repository) {
@@ -718,20 +771,31 @@ int main(int argc, char **argv)
 	struct models_options fo = {
 		.repository = b->opt.repository,
 		.backend_dir = b->opt.backend_dir,
+		.backend_config = b->opt.backend_config,
+		.nbackend_config = b->opt.nbackend_config,
+		.autocomplete = b->opt.autocomplete,
 		.strict = b->opt.strict,
 		.kick = ferryd__broker_kick,
 		.kick_arg = b,
 	};
+	if (ferryd__old_strict_false)
+		log_warn("--strict-model-config=false: auto-complete is on by default (Triton's "
+			 "meaning of the flag); ferryd used to read it as --exit-on-error=false "
+			 "and still does for now: write --exit-on-error=false");
+	log_info("model configs: %s; backend directories %s",
+		 b->opt.autocomplete ? "auto-completed from the model files"
+				     : "as written (--strict-model-config=true)",
+		 b->opt.backend_dir);
 	ret = models_load_all(&fo);
 	models_log_table();
 	if (ret == FERRY_CONFIG) {
 		log_error("model repository %s: some models failed to load (see above); exiting "
-			  "(--strict-model-config=false serves the others)", b->opt.repository);
+			  "(--exit-on-error=false serves the others)", b->opt.repository);
 		models_unload_all();
 		return 1;
 	} else if (ret) {
 		/* The repository itself (or memory) failed: nothing to serve,
-		 * whatever --strict-model-config says. */
+		 * whatever --exit-on-error says. */
 		log_error("model repository %s: cannot be read (see above); exiting",
 			  b->opt.repository);
 		models_unload_all();

@@ -164,6 +164,63 @@ static void models__warn(void *arg, const char *where, const char *msg)
 	log_warn("%s: %s", where, msg);
 }
 
+/*
+ * The backend name the table shows: the one serving the model (the native
+ * executor where ONNX Runtime is missing), else the one its config names.
+ * Write lock held or start-up.
+ */
+static void models__name_backend(struct models_entry *m, const struct model_config *cfg)
+{
+	char err[256];
+	const char *be = m->sm ? sched_model_backend_name(m->sm)
+			       : be_backend_name(cfg, err, sizeof(err));
+	char *s = strdup(be ? be : "?");
+
+	if (!s)
+		return;         /* keep the old name: the table only shows it */
+	free(m->backend);
+	m->backend = s;
+}
+
+/*
+ * Auto-complete rm's config from its newest version's model file (Triton's
+ * default; off with --strict-model-config=true) and check what a full
+ * config needs.  Failures go into rm, like the scan's own: the model is
+ * then reported UNAVAILABLE with the reason.  rm is not yet visible to any
+ * reader.
+ */
+static void models__complete(struct repo_model *rm)
+{
+	char err[1024], note[1024] = "";
+	ferry_backend *b;
+	int rc = 0;
+
+	if (models__opt.autocomplete && rm->nversions > 0)
+		rc = be_model_autocomplete(models__reg, &rm->cfg, rm->dir,
+					   rm->versions[rm->nversions - 1], note, sizeof(note),
+					   err, sizeof(err));
+	else if (be_registry_resolve(models__reg, &rm->cfg, &b, note, sizeof(note), err,
+				     sizeof(err)))
+		note[0] = '\0';        /* sched_model_create says why it cannot load */
+	if (note[0])
+		log_warn("model '%s': %s", rm->name, note);
+	if (rc == 0) {
+		char file[4200];
+		snprintf(file, sizeof(file), "%s/config.pbtxt", rm->dir);
+		rc = modelcfg_check_io(&rm->cfg, file, err, sizeof(err));
+		/* a config the native executor could not complete: say why */
+		if (rc && note[0]) {
+			size_t used = strnlen(err, sizeof(err));
+			snprintf(err + used, sizeof(err) - used, " [%s]", note);
+		}
+	}
+	if (rc == 0)
+		return;
+	rm->err = rc;
+	free(rm->error);
+	rm->error = strdup(err);
+}
+
 int models_load_all(const struct models_options *opt)
 {
 	char err[900];
@@ -179,13 +236,22 @@ int models_load_all(const struct models_options *opt)
 		log_error("backend registry: %s", ferry_strerror(ret));
 		return ret;
 	}
+	for (int i = 0; i < opt->nbackend_config; i++) {
+		ret = be_registry_add_config(models__reg, opt->backend_config[i], err,
+					     sizeof(err));
+		if (ret) {
+			log_error("%s", err);
+			return ret;
+		}
+	}
 	/* The built-ins go through the same entry points as plugins. */
 	ret = builtin_register(models__reg, err, sizeof(err));
 	if (ret) {
 		log_error("built-in backends: %s", err);
 		return ret;
 	}
-	ret = repo_scan(opt->repository, &models__repo, models__warn, NULL, err, sizeof(err));
+	ret = repo_scan(opt->repository, opt->autocomplete ? REPO_AUTOCOMPLETE : 0, &models__repo,
+			models__warn, NULL, err, sizeof(err));
 	if (ret) {
 		log_error("model repository %s: %s", opt->repository, err);
 		return ret;
@@ -195,6 +261,8 @@ int models_load_all(const struct models_options *opt)
 
 	for (int i = 0; i < models__repo.nmodels; i++) {
 		struct repo_model *rm = &models__repo.models[i];
+		if (!rm->err)
+			models__complete(rm);
 		if (rm->err) {
 			struct models_entry *m = models__add(rm->name, -1);
 			if (!m)
@@ -211,8 +279,7 @@ int models_load_all(const struct models_options *opt)
 			if (!m)
 				return FERRY_ENOMEM;
 			m->cfg = &rm->cfg;
-			const char *be = be_backend_name(&rm->cfg, err, sizeof(err));
-			m->backend = strdup(be ? be : "?");
+			models__name_backend(m, &rm->cfg);
 			ret = sched_model_create(&rm->cfg, rm->dir, rm->versions[v], models__reg,
 						 &m->sm, err, sizeof(err));
 			if (ret) {
@@ -226,6 +293,7 @@ int models_load_all(const struct models_options *opt)
 			}
 			m->state = MODELS_READY;
 			m->loaded_ns = models__realtime_ns();
+			models__name_backend(m, &rm->cfg);
 			m->is_inline = sched_is_inline(m->sm);
 			if (m->is_inline) {
 				models__inline[models__ninline++] = m;
@@ -443,7 +511,9 @@ int models_load_model(const char *name, char *err, size_t errlen)
 		return FERRY_ENOENT;
 	}
 	pthread_mutex_lock(&models__ctl);
-	ret = repo_scan_model(models__repo_path, name, &sc->rm, models__warn, NULL);
+	ret = repo_scan_model(models__repo_path, name,
+			      models__opt.autocomplete ? REPO_AUTOCOMPLETE : 0, &sc->rm,
+			      models__warn, NULL);
 	if (ret) {
 		free(sc);
 		pthread_mutex_unlock(&models__ctl);
@@ -455,6 +525,8 @@ int models_load_model(const char *name, char *err, size_t errlen)
 	models__scans = sc;
 	struct repo_model *rm = &sc->rm;
 
+	if (!rm->err)
+		models__complete(rm);
 	if (rm->err) {
 		ret = rm->err;
 		snprintf(msg, sizeof(msg), "%s", rm->error ? rm->error : ferry_strerror(ret));
@@ -526,9 +598,8 @@ int models_load_model(const char *name, char *err, size_t errlen)
 			continue;
 		}
 		m->cfg = &rm->cfg;
-		const char *be = be_backend_name(&rm->cfg, bemsg, sizeof(bemsg));
-		m->backend = strdup(be ? be : "?");
 		m->sm = sms[v];
+		models__name_backend(m, &rm->cfg);
 		m->state = MODELS_READY;
 		m->loaded_ns = models__realtime_ns();
 		m->is_inline = sched_is_inline(m->sm);

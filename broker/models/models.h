@@ -59,7 +59,10 @@ struct models_entry {
 
 struct models_options {
 	const char *repository;
-	const char *backend_dir;
+	const char *backend_dir;        /* colon-separated plugin directories */
+	const char *const *backend_config;  /* --backend-config specs */
+	int nbackend_config;
+	bool autocomplete;              /* complete configs from the model files */
 	bool strict;                    /* fail start-up if a model fails */
 	void (*kick)(void *arg);        /* inline models: wake the loop thread */
 	void *kick_arg;

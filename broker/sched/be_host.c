@@ -20,10 +20,18 @@
 
 #include "broker/sched/be_host.h"
 
+/* One --backend-config entry; backend NULL: for every backend. */
+struct be__kv {
+	char *backend, *key, *value;
+};
+
 struct be_registry {
 	pthread_mutex_t lock;           /* guards list and every load */
 	char *dirs;                     /* colon-separated, never NULL */
 	struct ferry_backend *list;
+	/* set before the first load, then read-only (backends read it) */
+	struct be__kv *kv;
+	uint32_t nkv;
 };
 
 /* ------------------------------------------------------------------ */
@@ -102,6 +110,57 @@ FERRY_BE_EXPORT const char *ferry_backend_directory(const ferry_backend *b) { re
 FERRY_BE_EXPORT void ferry_backend_set_state(ferry_backend *b, void *state) { b->state = state; }
 FERRY_BE_EXPORT void *ferry_backend_state(const ferry_backend *b) { return b->state; }
 
+/* The entries for b: its own first (those naming b), then the global
+ * ones; index counts over that order. */
+static const struct be__kv *be__config_at(const ferry_backend *b, uint32_t index)
+{
+	const struct be_registry *reg = b->reg;
+
+	for (int pass = 0; reg && pass < 2; pass++)
+		for (uint32_t i = 0; i < reg->nkv; i++) {
+			const struct be__kv *e = &reg->kv[i];
+			bool mine = e->backend && strcmp(e->backend, b->name) == 0;
+			if ((pass == 0 ? mine : !e->backend) && index-- == 0)
+				return e;
+		}
+	return NULL;
+}
+
+FERRY_BE_EXPORT uint32_t ferry_backend_config_count(const ferry_backend *b)
+{
+	uint32_t n = 0;
+
+	while (be__config_at(b, n))
+		n++;
+	return n;
+}
+
+FERRY_BE_EXPORT ferry_be_error *ferry_backend_config(const ferry_backend *b, uint32_t index,
+						     const char **key, const char **value)
+{
+	const struct be__kv *e = be__config_at(b, index);
+
+	if (!e)
+		return ferry_be_error_new(FERRY_ENOENT, "backend config index %u out of range",
+					  index);
+	if (key)
+		*key = e->key;
+	if (value)
+		*value = e->value;
+	return NULL;
+}
+
+FERRY_BE_EXPORT const char *ferry_backend_config_by_name(const ferry_backend *b, const char *key)
+{
+	const struct be__kv *e;
+
+	/* The backend's own entries come first: the first match wins. */
+	for (uint32_t i = 0; (e = be__config_at(b, i)); i++)
+		if (strcmp(e->key, key) == 0)
+			return e->value;
+	return NULL;
+}
+
 FERRY_BE_EXPORT const char *ferry_be_model_name(const ferry_be_model *m) { return m->cfg->name; }
 FERRY_BE_EXPORT int64_t ferry_be_model_version(const ferry_be_model *m) { return m->version; }
 FERRY_BE_EXPORT const char *ferry_be_model_repository_path(const ferry_be_model *m) { return m->path; }
@@ -145,6 +204,178 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_model_output(const ferry_be_model *m, u
 {
 	return be__model_tensor(m->cfg->outputs, m->cfg->noutputs, index, "output",
 			       name, dtype, dims, ndims);
+}
+
+static bool be__reshape(const struct modelcfg_tensor *t, int n, uint32_t index,
+			const int64_t **shape, int *ndims)
+{
+	if (index >= (uint32_t)n || !t[index].has_reshape)
+		return false;
+	if (shape)
+		*shape = t[index].reshape;
+	if (ndims)
+		*ndims = t[index].reshape_ndims;
+	return true;
+}
+
+FERRY_BE_EXPORT bool ferry_be_model_input_reshape(const ferry_be_model *m, uint32_t index,
+						  const int64_t **shape, int *ndims)
+{
+	return be__reshape(m->cfg->inputs, m->cfg->ninputs, index, shape, ndims);
+}
+
+FERRY_BE_EXPORT bool ferry_be_model_output_reshape(const ferry_be_model *m, uint32_t index,
+						   const int64_t **shape, int *ndims)
+{
+	return be__reshape(m->cfg->outputs, m->cfg->noutputs, index, shape, ndims);
+}
+
+FERRY_BE_EXPORT bool ferry_be_model_graph_level(const ferry_be_model *m, int *level)
+{
+	if (!m->cfg->opt.has_graph_level)
+		return false;
+	if (level)
+		*level = m->cfg->opt.graph_level;
+	return true;
+}
+
+static const struct modelcfg_accel *be__accels(const ferry_be_model *m,
+					      ferry_be_accelerator_kind kind, uint32_t *n)
+{
+	const struct modelcfg_optimization *o = &m->cfg->opt;
+
+	if (kind == FERRY_BE_ACCELERATOR_GPU) {
+		*n = (uint32_t)o->ngpu_accel;
+		return o->gpu_accel;
+	}
+	if (kind == FERRY_BE_ACCELERATOR_CPU) {
+		*n = (uint32_t)o->ncpu_accel;
+		return o->cpu_accel;
+	}
+	*n = 0;
+	return NULL;
+}
+
+FERRY_BE_EXPORT uint32_t ferry_be_model_accelerator_count(const ferry_be_model *m,
+							  ferry_be_accelerator_kind kind)
+{
+	uint32_t n;
+
+	be__accels(m, kind, &n);
+	return n;
+}
+
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_accelerator(const ferry_be_model *m,
+							   ferry_be_accelerator_kind kind,
+							   uint32_t index, const char **name,
+							   uint32_t *nparams)
+{
+	uint32_t n;
+	const struct modelcfg_accel *a = be__accels(m, kind, &n);
+
+	if (index >= n)
+		return ferry_be_error_new(FERRY_ENOENT, "execution accelerator index %u out "
+					  "of range (%u)", index, n);
+	if (name)
+		*name = a[index].name;
+	if (nparams)
+		*nparams = (uint32_t)a[index].nparams;
+	return NULL;
+}
+
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_accelerator_parameter(
+	const ferry_be_model *m, ferry_be_accelerator_kind kind, uint32_t index,
+	uint32_t param, const char **key, const char **value)
+{
+	uint32_t n;
+	const struct modelcfg_accel *a = be__accels(m, kind, &n);
+
+	if (index >= n || param >= (uint32_t)a[index].nparams)
+		return ferry_be_error_new(FERRY_ENOENT, "execution accelerator %u parameter "
+					  "%u out of range", index, param);
+	if (key)
+		*key = a[index].params[param].key;
+	if (value)
+		*value = a[index].params[param].value;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Auto-complete writers (inside model_autocomplete only: m->wcfg)      */
+
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_set_max_batch_size(ferry_be_model *m, int n)
+{
+	if (!m->wcfg)
+		return ferry_be_error_new(FERRY_EBUSY, "model '%s': max_batch_size can only be "
+					  "set in ferry_backend_model_autocomplete", m->cfg->name);
+	if (n < 0)
+		return ferry_be_error_new(FERRY_EINVAL, "max_batch_size %d is negative", n);
+	/* What config.pbtxt says stays. */
+	if (!m->wcfg->has_max_batch_size)
+		m->wcfg->max_batch_size = n;
+	return NULL;
+}
+
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_complete_tensor(ferry_be_model *m, bool output,
+							       const char *name,
+							       ferry_dtype dtype,
+							       const int64_t *dims, int ndims)
+{
+	struct model_config *cfg = m->wcfg;
+	const char *what = output ? "output" : "input";
+
+	if (!cfg)
+		return ferry_be_error_new(FERRY_EBUSY, "model '%s': tensors can only be "
+					  "completed in ferry_backend_model_autocomplete",
+					  m->cfg->name);
+	if (!name || !*name || !ferry_dtype_name(dtype))
+		return ferry_be_error_new(FERRY_EINVAL, "%s '%s': no name or an invalid data "
+					  "type", what, name ? name : "");
+	if (ndims < 0 || ndims > MODELCFG_MAX_DIMS)
+		return ferry_be_error_new(FERRY_EINVAL, "%s '%s': %d dimensions; a config "
+					  "holds 0..%d", what, name, ndims, MODELCFG_MAX_DIMS);
+	for (int d = 0; d < ndims; d++)
+		if (dims[d] < 1 && dims[d] != -1)
+			return ferry_be_error_new(FERRY_EINVAL, "%s '%s': dimension %lld; a "
+						  "config holds >= 1 or -1 (variable)", what,
+						  name, (long long)dims[d]);
+	struct modelcfg_tensor **arr = output ? &cfg->outputs : &cfg->inputs;
+	int *n = output ? &cfg->noutputs : &cfg->ninputs;
+	struct modelcfg_tensor *t = NULL;
+	for (int i = 0; i < *n; i++)
+		if (strcmp((*arr)[i].name, name) == 0)
+			t = &(*arr)[i];
+	if (!t) {
+		if (*n >= MODELCFG_MAX_IO)
+			return ferry_be_error_new(FERRY_E2BIG, "more than %d %ss", MODELCFG_MAX_IO,
+						  what);
+		struct modelcfg_tensor *a = realloc(*arr, ((size_t)*n + 1) * sizeof(**arr));
+		if (!a)
+			return ferry_be_error_new(FERRY_ENOMEM, "out of memory");
+		*arr = a;
+		t = &a[*n];
+		memset(t, 0, sizeof(*t));
+		if (!(t->name = strdup(name)))
+			return ferry_be_error_new(FERRY_ENOMEM, "out of memory");
+		(*n)++;
+	}
+	if (t->dtype == FERRY_TYPE_INVALID)
+		t->dtype = dtype;
+	if (t->ndims == 0) {
+		if (ndims == 0) {
+			/* Triton's scalar: dims [1], reshaped to [] */
+			t->ndims = 1;
+			t->dims[0] = 1;
+			if (!t->has_reshape) {
+				t->has_reshape = true;
+				t->reshape_ndims = 0;
+			}
+		} else {
+			t->ndims = ndims;
+			memcpy(t->dims, dims, (size_t)ndims * sizeof(int64_t));
+		}
+	}
+	return NULL;
 }
 
 FERRY_BE_EXPORT uint32_t ferry_be_model_parameter_count(const ferry_be_model *m)
@@ -252,6 +483,12 @@ void be_registry_destroy(struct be_registry *reg)
 {
 	if (!reg)
 		return;
+	for (uint32_t i = 0; i < reg->nkv; i++) {
+		free(reg->kv[i].backend);
+		free(reg->kv[i].key);
+		free(reg->kv[i].value);
+	}
+	free(reg->kv);
 	while (reg->list) {
 		struct ferry_backend *b = reg->list;
 		reg->list = b->next;
@@ -270,12 +507,14 @@ static struct ferry_backend *be__find(struct be_registry *reg, const char *name)
 	return NULL;
 }
 
-static struct ferry_backend *be__alloc(const char *name, const char *dir)
+static struct ferry_backend *be__alloc(struct be_registry *reg, const char *name,
+				       const char *dir)
 {
 	struct ferry_backend *b = calloc(1, sizeof(*b));
 
 	if (!b)
 		return NULL;
+	b->reg = reg;
 	b->name = strdup(name);
 	b->dir = strdup(dir);
 	if (!b->name || !b->dir) {
@@ -302,7 +541,7 @@ int be_registry_add_builtin(struct be_registry *reg, const char *name, const str
 		rc = FERRY_EBUSY;
 		goto out;
 	}
-	struct ferry_backend *b = be__alloc(name, "");
+	struct ferry_backend *b = be__alloc(reg, name, "");
 	if (!b) {
 		snprintf(err, errlen, "out of memory");
 		rc = FERRY_ENOMEM;
@@ -323,14 +562,11 @@ const char *be_backend_name(const struct model_config *cfg, char *err, size_t er
 	const char *be = cfg->backend ? cfg->backend : "";
 	const char *pf = cfg->platform ? cfg->platform : "";
 
-	if (*be) {
-		if (strcmp(be, "onnxruntime") == 0)
-			return "onnx";
+	if (*be)
 		return be;
-	}
 	if (*pf) {
 		if (strcmp(pf, "onnxruntime_onnx") == 0)
-			return "onnx";
+			return BE_ONNXRUNTIME;
 		snprintf(err, errlen, "model '%s': platform '%s' is not served by ferry "
 			 "(supported: onnxruntime_onnx; or set 'backend')", cfg->name, pf);
 		return NULL;
@@ -371,6 +607,7 @@ static int be__resolve(struct ferry_backend *b, const char *path, char *err, siz
 		S(instance_initialize, true),
 		S(instance_finalize, false),
 		S(instance_execute, true),
+		S(model_autocomplete, false),
 #undef S
 	};
 
@@ -437,7 +674,7 @@ static int be__load_plugin(struct be_registry *reg, const char *name, struct fer
 			int dlen = (int)(strrchr(path, '/') - path);
 			char dir[4096];
 			snprintf(dir, sizeof(dir), "%.*s", dlen, path);
-			struct ferry_backend *b = be__alloc(name, dir);
+			struct ferry_backend *b = be__alloc(reg, name, dir);
 			if (!b) {
 				dlclose(h);
 				snprintf(err, errlen, "out of memory");
@@ -456,8 +693,9 @@ static int be__load_plugin(struct be_registry *reg, const char *name, struct fer
 		if (*d == ':')
 			d++;
 	}
-	snprintf(err, errlen, "unknown backend '%s': not built in (identity, add_sub) and no "
-		 "plugin found; searched: %s", name, *searched ? searched : "(no backend directory)");
+	snprintf(err, errlen, "unknown backend '%s': not built in (identity, add_sub, onnx) and "
+		 "no plugin found; searched: %s", name,
+		 *searched ? searched : "(no backend directory)");
 	return FERRY_ENOENT;
 }
 
@@ -497,4 +735,116 @@ int be_registry_get(struct be_registry *reg, const char *name, ferry_backend **o
 out:
 	pthread_mutex_unlock(&reg->lock);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration, routing and auto-complete                             */
+
+int be_registry_add_config(struct be_registry *reg, const char *spec, char *err, size_t errlen)
+{
+	const char *eq = strchr(spec, '='), *comma = strchr(spec, ',');
+	char *backend = NULL, *key = NULL, *value = NULL;
+
+	/* "NAME,KEY=VALUE" or "KEY=VALUE": a comma before the '=' ends NAME */
+	if (comma && eq && comma > eq)
+		comma = NULL;
+	if (!eq || eq == spec || (comma && (comma == spec || comma + 1 == eq))) {
+		snprintf(err, errlen, "--backend-config '%s': expected NAME,KEY=VALUE or "
+			 "KEY=VALUE", spec);
+		return FERRY_EINVAL;
+	}
+	if (comma)
+		backend = strndup(spec, (size_t)(comma - spec));
+	key = comma ? strndup(comma + 1, (size_t)(eq - comma - 1))
+		    : strndup(spec, (size_t)(eq - spec));
+	value = strdup(eq + 1);
+	if ((comma && !backend) || !key || !value)
+		goto nomem;
+	pthread_mutex_lock(&reg->lock);
+	for (uint32_t i = 0; i < reg->nkv; i++) {
+		struct be__kv *e = &reg->kv[i];
+		if (!strcmp(e->key, key) && (e->backend ? backend && !strcmp(e->backend, backend)
+							: !backend)) {
+			free(e->value);
+			e->value = value;
+			pthread_mutex_unlock(&reg->lock);
+			free(backend);
+			free(key);
+			return 0;
+		}
+	}
+	struct be__kv *kv = realloc(reg->kv, ((size_t)reg->nkv + 1) * sizeof(*kv));
+	if (!kv) {
+		pthread_mutex_unlock(&reg->lock);
+		goto nomem;
+	}
+	reg->kv = kv;
+	kv[reg->nkv++] = (struct be__kv){ backend, key, value };
+	pthread_mutex_unlock(&reg->lock);
+	return 0;
+nomem:
+	free(backend);
+	free(key);
+	free(value);
+	snprintf(err, errlen, "out of memory");
+	return FERRY_ENOMEM;
+}
+
+int be_registry_resolve(struct be_registry *reg, const struct model_config *cfg,
+			ferry_backend **out, char *note, size_t notelen, char *err, size_t errlen)
+{
+	const char *name = be_backend_name(cfg, err, errlen);
+	char why[768];
+	int rc;
+
+	if (note && notelen)
+		note[0] = '\0';
+	if (!name)
+		return FERRY_CONFIG;
+	rc = be_registry_get(reg, name, out, err, errlen);
+	if (rc == 0 || strcmp(name, BE_ONNXRUNTIME) != 0)
+		return rc;
+	/* Triton's names for an ONNX model: where ONNX Runtime cannot be had
+	 * the native executor serves what it can, and says why it serves. */
+	snprintf(why, sizeof(why), "%s", err);
+	if (be_registry_get(reg, BE_NATIVE_ONNX, out, err, errlen)) {
+		snprintf(err, errlen, "%s", why);
+		return rc;
+	}
+	if (note && notelen)
+		snprintf(note, notelen, "onnxruntime is not available (%s); served by the "
+			 "native executor '" BE_NATIVE_ONNX "'", why);
+	return 0;
+}
+
+int be_model_autocomplete(struct be_registry *reg, struct model_config *cfg, const char *dir,
+			  int64_t version, char *note, size_t notelen, char *err, size_t errlen)
+{
+	struct ferry_be_model m;
+	ferry_backend *b;
+	bool had_mbs = cfg->has_max_batch_size;
+	int rc = be_registry_resolve(reg, cfg, &b, note, notelen, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!b->ops.model_autocomplete)
+		return 0;
+	memset(&m, 0, sizeof(m));
+	m.cfg = m.wcfg = cfg;
+	m.version = version;
+	m.backend = b;
+	m.path = (char *)(dir ? dir : "");
+	ferry_be_error *e = b->ops.model_autocomplete(&m);
+	if (e) {
+		rc = ferry_be_error_code(e);
+		snprintf(err, errlen, "backend '%s' cannot auto-complete the config of model "
+			 "'%s': %s", b->name, cfg->name, ferry_be_error_message(e));
+		ferry_be_error_delete(e);
+		return rc;
+	}
+	/* Triton: a max_batch_size the backend chose above 1, on a config
+	 * that named no scheduler, gets the dynamic batcher. */
+	if (!had_mbs && cfg->max_batch_size > 1 && !cfg->dynbatch.enabled)
+		cfg->dynbatch.enabled = true;
+	return 0;
 }

@@ -30,6 +30,11 @@
 struct sched_req;
 struct be_registry;
 
+/* The ONNX Runtime plugin (broker/backends/onnxruntime/) and the native
+ * executor built into ferryd (broker/backends/onnx/). */
+#define BE_ONNXRUNTIME "onnxruntime"
+#define BE_NATIVE_ONNX "onnx"
+
 /*
  * The entry-point table.  Plugins get it filled by dlsym, built-ins fill it
  * statically; every call goes through it.  NULL = optional entry point
@@ -46,6 +51,7 @@ struct be_ops {
 	ferry_be_error *(*instance_finalize)(ferry_be_instance *i);
 	ferry_be_error *(*instance_execute)(ferry_be_instance *i, ferry_be_request **reqs,
 					    uint32_t count);
+	ferry_be_error *(*model_autocomplete)(ferry_be_model *m);    /* API 1.2 */
 };
 
 struct ferry_be_error {
@@ -56,6 +62,7 @@ struct ferry_be_error {
 };
 
 struct ferry_backend {          /* immutable once loaded; see top */
+	struct be_registry *reg;        /* its --backend-config entries */
 	char *name;
 	char *dir;              /* "" for built-ins */
 	struct be_ops ops;
@@ -67,6 +74,7 @@ struct ferry_backend {          /* immutable once loaded; see top */
 
 struct ferry_be_model {         /* control path, then read-only */
 	const struct model_config *cfg;
+	struct model_config *wcfg;      /* == cfg inside model_autocomplete only */
 	char *path;             /* model directory; never NULL */
 	int64_t version;
 	ferry_backend *backend;
@@ -107,6 +115,14 @@ int be_registry_create(const char *backend_dirs, struct be_registry **out);
 void be_registry_destroy(struct be_registry *reg);
 
 /*
+ * be_registry_add_config - one --backend-config argument: "NAME,KEY=VALUE"
+ * for backend NAME, or "KEY=VALUE" for every backend.  Before the first
+ * be_registry_get(); a later entry for the same key replaces the earlier.
+ * 0, FERRY_EINVAL (err says why) or FERRY_ENOMEM.
+ */
+int be_registry_add_config(struct be_registry *reg, const char *spec, char *err, size_t errlen);
+
+/*
  * be_registry_add_builtin - register a backend compiled into ferryd under
  * name.  ops is copied.  FERRY_EBUSY when the name exists, FERRY_EINVAL when
  * a required entry point is NULL.
@@ -116,11 +132,38 @@ int be_registry_add_builtin(struct be_registry *reg, const char *name, const str
 
 /*
  * be_backend_name - the ferry backend a config asks for, after Triton's
- * mapping (backend "onnxruntime" and platform "onnxruntime_onnx" -> "onnx").
- * A non-empty backend field wins over platform.  Returns a static string or
- * the config's own (valid as long as cfg), or NULL with err filled.
+ * names: backend "onnxruntime" and platform "onnxruntime_onnx" name the
+ * ONNX Runtime plugin "onnxruntime" (be_registry_resolve() falls back to
+ * the native executor "onnx" where that plugin cannot load).  A non-empty
+ * backend field wins over platform.  Returns a static string or the
+ * config's own (valid as long as cfg), or NULL with err filled.
  */
 const char *be_backend_name(const struct model_config *cfg, char *err, size_t errlen);
+
+/*
+ * be_registry_resolve - the backend that serves cfg: be_backend_name(),
+ * then be_registry_get().  Where the config names ONNX Runtime by Triton's
+ * names and the onnxruntime plugin cannot be had (no plugin, no library),
+ * the native executor "onnx" serves instead and note (may be NULL) says
+ * why ("onnxruntime is not available (...); served by the native
+ * executor 'onnx'"), for the log and for the model's error should the
+ * native executor refuse it too; otherwise note is "".  Errors as
+ * be_registry_get(), or FERRY_CONFIG when the config names no backend.
+ */
+int be_registry_resolve(struct be_registry *reg, const struct model_config *cfg,
+			ferry_backend **out, char *note, size_t notelen, char *err, size_t errlen);
+
+/*
+ * be_model_autocomplete - auto-complete cfg (owned by the caller, not yet
+ * shared with any reader) through its backend's optional
+ * model_autocomplete entry point, for model directory dir and version;
+ * then apply Triton's rule (dynamic batching for an auto-completed
+ * max_batch_size > 1).  The caller checks the result (modelcfg_check_io).
+ * A backend without the entry point leaves cfg as it is.  note as in
+ * be_registry_resolve().  0, or an error with err filled.
+ */
+int be_model_autocomplete(struct be_registry *reg, struct model_config *cfg, const char *dir,
+			  int64_t version, char *note, size_t notelen, char *err, size_t errlen);
 
 /*
  * be_registry_get - the backend called name, loading the plugin and calling

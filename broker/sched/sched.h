@@ -167,6 +167,9 @@ void sched_model_stop(struct sched_model *m);
 void sched_model_destroy(struct sched_model *m);
 
 const struct model_config *sched_model_config(const struct sched_model *m);
+/* The backend that serves the model (after be_registry_resolve's
+ * fallback); valid as long as the registry. */
+const char *sched_model_backend_name(const struct sched_model *m);
 /* Instances made for the model (sum of the instance groups' counts). */
 uint32_t sched_model_instance_count(const struct sched_model *m);
 

@@ -164,16 +164,13 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 	struct sched_model *m = NULL;
 	ferry_backend *backend;
 	ferry_be_error *e;
-	const char *bname;
+	char note[1024];
 	int rc;
 
 	rc = sched__check_config(cfg, err, errlen);
 	if (rc)
 		return rc;
-	bname = be_backend_name(cfg, err, errlen);
-	if (!bname)
-		return FERRY_CONFIG;
-	rc = be_registry_get(reg, bname, &backend, err, errlen);
+	rc = be_registry_resolve(reg, cfg, &backend, note, sizeof(note), err, errlen);
 	if (rc)
 		return rc;
 
@@ -224,6 +221,11 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 		rc = ferry_be_error_code(e);
 		sched__be_error_msg(e, err, errlen, "backend '%s' refused model '%s'",
 				   backend->name, cfg->name);
+		/* A native executor standing in for ONNX Runtime says why. */
+		if (note[0] && err && errlen) {
+			size_t used = strnlen(err, errlen);
+			snprintf(err + used, errlen - used, " [%s]", note);
+		}
 		goto fail;
 	}
 	m->bm_init = true;

@@ -405,6 +405,11 @@ const struct model_config *sched_model_config(const struct sched_model *m)
 	return m->cfg;
 }
 
+const char *sched_model_backend_name(const struct sched_model *m)
+{
+	return m->bm.backend->name;
+}
+
 uint32_t sched_model_instance_count(const struct sched_model *m)
 {
 	return m->ninst;

@@ -37,6 +37,9 @@
  *   R ferry_backend_instance_initialize   once per model instance
  *   O ferry_backend_instance_finalize     when that instance goes away
  *   R ferry_backend_instance_execute      run a batch of requests
+ *   O ferry_backend_model_autocomplete    (API 1.2) fill in the config from
+ *                                         the model file, before
+ *                                         ferry_backend_model_initialize
  *
  * A plugin missing a required entry point is refused with a message naming
  * the symbol.  Each entry point returns NULL on success or an error object
@@ -70,7 +73,7 @@ extern "C" {
 #endif
 
 #define FERRY_BACKEND_API_VERSION_MAJOR 1
-#define FERRY_BACKEND_API_VERSION_MINOR 1
+#define FERRY_BACKEND_API_VERSION_MINOR 2
 
 /* Default visibility for the symbols that cross the plugin boundary: the
  * build uses -fvisibility=hidden everywhere else. */
@@ -137,6 +140,18 @@ FERRY_BE_EXPORT const char *ferry_backend_directory(const ferry_backend *b);
  * looks at it: free it in ferry_backend_finalize. */
 FERRY_BE_EXPORT void ferry_backend_set_state(ferry_backend *b, void *state);
 FERRY_BE_EXPORT void *ferry_backend_state(const ferry_backend *b);
+/*
+ * Backend configuration (API 1.2): ferryd's --backend-config=NAME,KEY=VALUE
+ * entries for this backend, then the global ones (--backend-config=
+ * KEY=VALUE, e.g. default-max-batch-size), as Triton's --backend-config.
+ * ferry_backend_config_by_name() prefers the backend's own entry; NULL when
+ * neither exists.  Strings are valid as long as the backend.
+ */
+FERRY_BE_EXPORT uint32_t ferry_backend_config_count(const ferry_backend *b);
+FERRY_BE_EXPORT ferry_be_error *ferry_backend_config(const ferry_backend *b, uint32_t index,
+						     const char **key, const char **value);
+FERRY_BE_EXPORT const char *ferry_backend_config_by_name(const ferry_backend *b,
+							 const char *key);
 
 /* ------------------------------------------------------------------ */
 /* Model accessors (handle valid from ferry_backend_model_initialize     */
@@ -170,6 +185,77 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_model_parameter(const ferry_be_model *m
 							 const char **key, const char **value);
 FERRY_BE_EXPORT const char *ferry_be_model_parameter_by_name(const ferry_be_model *m,
 							     const char *key);
+/*
+ * ferry_be_model_input_reshape / _output_reshape (API 1.2) - the config's
+ * reshape { shape } of tensor `index`: the shape the model itself takes,
+ * without the batch dimension, while clients send `dims`.  false (and
+ * nothing set) when the tensor has none or the index is out of range.
+ */
+FERRY_BE_EXPORT bool ferry_be_model_input_reshape(const ferry_be_model *m, uint32_t index,
+						  const int64_t **shape, int *ndims);
+FERRY_BE_EXPORT bool ferry_be_model_output_reshape(const ferry_be_model *m, uint32_t index,
+						   const int64_t **shape, int *ndims);
+/*
+ * The config's optimization block (API 1.2), as Triton's backends read it.
+ * ferry_be_model_graph_level: optimization { graph { level } }; false when
+ * absent.  Execution accelerators: optimization { execution_accelerators
+ * { gpu_execution_accelerator [ { name parameters { key value } } ]
+ * cpu_execution_accelerator [ ... ] } }, in config order; the backend
+ * decides what the names and parameters mean and refuses what it does not
+ * know.  FERRY_ENOENT for an index out of range.
+ */
+typedef enum ferry_be_accelerator_kind {
+	FERRY_BE_ACCELERATOR_GPU = 0,
+	FERRY_BE_ACCELERATOR_CPU = 1,
+} ferry_be_accelerator_kind;
+FERRY_BE_EXPORT bool ferry_be_model_graph_level(const ferry_be_model *m, int *level);
+FERRY_BE_EXPORT uint32_t ferry_be_model_accelerator_count(const ferry_be_model *m,
+							  ferry_be_accelerator_kind kind);
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_accelerator(const ferry_be_model *m,
+							   ferry_be_accelerator_kind kind,
+							   uint32_t index, const char **name,
+							   uint32_t *nparams);
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_accelerator_parameter(
+	const ferry_be_model *m, ferry_be_accelerator_kind kind, uint32_t index,
+	uint32_t param, const char **key, const char **value);
+
+/*
+ * AUTO-COMPLETE (API 1.2)
+ *
+ * Where auto-complete is on (ferryd's default, as Triton's; off with
+ * --strict-model-config=true or --disable-auto-complete-config), ferryd
+ * calls the optional ferry_backend_model_autocomplete(m) once per model,
+ * before any ferry_backend_model_initialize, with the model's newest
+ * selected version.  The config may then lack inputs, outputs, a tensor's
+ * data_type or dims, or max_batch_size; the accessors above show what it
+ * has.  The backend reads the model file and fills the gaps with the two
+ * calls below, which work only inside that entry point (FERRY_EBUSY
+ * elsewhere).  Returning an error fails the model with that message.
+ * Afterwards ferryd checks that every input and output has a data_type
+ * and dims, and where the backend set max_batch_size > 1 on a config
+ * without a scheduling block it turns on dynamic batching (Triton's
+ * rule).  Every front end then shows the completed config.  A model state
+ * set in this call is discarded: ferry_backend_model_initialize starts
+ * afresh.
+ *
+ * ferry_be_model_set_max_batch_size - the model's max_batch_size, unless
+ * config.pbtxt gave one (then the config's value stays and this is not an
+ * error: read ferry_be_model_max_batch_size() for the value in force).
+ *
+ * ferry_be_model_complete_tensor - tensor `name` of the inputs (output
+ * false) or outputs: appended when the config lacks it; when the config
+ * lists it, its missing data_type and dims are filled and what the config
+ * gives stays.  dims exclude the batch dimension when max_batch_size > 0;
+ * -1 is variable; ndims 0 (a scalar) becomes dims [1] with reshape { shape:
+ * [] }, Triton's spelling.  FERRY_EINVAL for a dtype or dims the config
+ * cannot hold.
+ */
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_set_max_batch_size(ferry_be_model *m, int n);
+FERRY_BE_EXPORT ferry_be_error *ferry_be_model_complete_tensor(ferry_be_model *m, bool output,
+							       const char *name,
+							       ferry_dtype dtype,
+							       const int64_t *dims, int ndims);
+
 /* Opaque per-model state; free it in ferry_backend_model_finalize. */
 FERRY_BE_EXPORT void ferry_be_model_set_state(ferry_be_model *m, void *state);
 FERRY_BE_EXPORT void *ferry_be_model_state(const ferry_be_model *m);
@@ -311,6 +397,7 @@ FERRY_BE_EXPORT void ferry_be_request_set_error(ferry_be_request *r, ferry_be_er
 FERRY_BE_EXPORT void ferry_backend_api_version_required(uint32_t *major, uint32_t *minor);
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_initialize(ferry_backend *b);
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_finalize(ferry_backend *b);
+FERRY_BE_EXPORT ferry_be_error *ferry_backend_model_autocomplete(ferry_be_model *m);
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_model_initialize(ferry_be_model *m);
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_model_finalize(ferry_be_model *m);
 FERRY_BE_EXPORT ferry_be_error *ferry_backend_instance_initialize(ferry_be_instance *i);

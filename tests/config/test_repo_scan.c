@@ -61,7 +61,7 @@ static void teardown(void)
 
 static const struct repo_model *scan_one(struct repo_tree *r, const char *name)
 {
-	int rc = repo_scan(root, r, NULL, NULL, err, sizeof(err));
+	int rc = repo_scan(root, 0, r, NULL, NULL, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s", err);
 	const struct repo_model *m = repo_find(r, name);
 	cr_assert_not_null(m, "model %s not found", name);
@@ -215,7 +215,7 @@ Test(repo_scan, one_bad_model_among_good_ones)
 	mkpath(".hidden/1");
 	put("README", "not a model");
 
-	int rc = repo_scan(root, &r, count_warn, &nwarn, err, sizeof(err));
+	int rc = repo_scan(root, 0, &r, count_warn, &nwarn, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_eq(r.nmodels, 4);
 	cr_assert_str_eq(r.models[0].name, "a");
@@ -242,7 +242,7 @@ Test(repo_scan, missing_repository)
 	char p[128];
 
 	snprintf(p, sizeof(p), "%s/nope", root);
-	cr_assert_eq(repo_scan(p, &r, NULL, NULL, err, sizeof(err)), FERRY_ENOENT);
+	cr_assert_eq(repo_scan(p, 0, &r, NULL, NULL, err, sizeof(err)), FERRY_ENOENT);
 	cr_assert(strstr(err, "cannot open the model repository"), "%s", err);
 	cr_assert_eq(r.nmodels, 0);
 	cr_assert_null(r.models);
@@ -252,7 +252,7 @@ Test(repo_scan, empty_repository)
 {
 	struct repo_tree r;
 
-	cr_assert_eq(repo_scan(root, &r, NULL, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(repo_scan(root, 0, &r, NULL, NULL, err, sizeof(err)), 0);
 	cr_assert_eq(r.nmodels, 0);
 	cr_assert_null(repo_find(&r, "x"));
 	repo_free(&r);
@@ -264,16 +264,16 @@ Test(repo_scan, scan_single_model)
 
 	mkpath("one/4");
 	put("one/config.pbtxt", IO);
-	cr_assert_eq(repo_scan_model(root, "one", &m, NULL, NULL), 0);
+	cr_assert_eq(repo_scan_model(root, "one", 0, &m, NULL, NULL), 0);
 	cr_assert_null(m.error);
 	cr_assert_eq(m.versions[0], 4);
 	repo_model_free(&m);
-	cr_assert_eq(repo_scan_model(root, "absent", &m, NULL, NULL), 0);
+	cr_assert_eq(repo_scan_model(root, "absent", 0, &m, NULL, NULL), 0);
 	cr_assert_not_null(m.error);
 	repo_model_free(&m);
 	static const char *const names[] = { "", ".", "..", "../x", "a/b" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		cr_assert_eq(repo_scan_model(root, names[i], &m, NULL, NULL), 0);
+		cr_assert_eq(repo_scan_model(root, names[i], 0, &m, NULL, NULL), 0);
 		cr_assert_eq(m.err, FERRY_EINVAL, "%s", names[i]);
 		cr_assert(strstr(m.error, "is not a valid model name"));
 		repo_model_free(&m);
@@ -329,7 +329,7 @@ Test(repo_scan, examples_models_scan_cleanly)
 	if (!top)
 		cr_skip_test("FERRY_TOP_SRCDIR is not set (run through make check)");
 	snprintf(p, sizeof(p), "%s/examples/models", top);
-	cr_assert_eq(repo_scan(p, &r, no_warn, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(repo_scan(p, 0, &r, no_warn, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_geq(r.nmodels, 3);
 	for (int i = 0; i < r.nmodels; i++)
 		cr_assert_null(r.models[i].error, "%s: %s", r.models[i].name,
@@ -359,5 +359,73 @@ Test(repo_scan, examples_models_scan_cleanly)
 	cr_assert_not_null(m);
 	cr_assert_eq(m->cfg.inputs[0].dtype, FERRY_TYPE_BYTES);
 	cr_assert_eq(m->cfg.max_batch_size, 8);
+	repo_free(&r);
+}
+
+/* REPO_AUTOCOMPLETE: a directory holding only 1/model.onnx is a model
+ * whose config auto-complete will write (Triton's default). */
+Test(repo_scan, autocomplete_model_without_config)
+{
+	struct repo_tree r;
+
+	mkpath("bare/1");
+	put("bare/1/model.onnx", "not parsed by the scan");
+	cr_assert_eq(repo_scan(root, REPO_AUTOCOMPLETE, &r, NULL, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	const struct repo_model *m = repo_find(&r, "bare");
+	cr_assert_not_null(m);
+	cr_assert_null(m->error, "%s", m->error);
+	cr_assert_str_eq(m->cfg.name, "bare");
+	cr_assert_str_eq(m->cfg.backend, "onnxruntime");
+	cr_assert_str_eq(m->cfg.platform, "onnxruntime_onnx");
+	cr_assert_eq(m->cfg.ninputs, 0);
+	cr_assert_eq(m->cfg.ngroups, 1);
+	cr_assert_str_eq(m->cfg.groups[0].name, "bare_0");
+	cr_assert_eq(m->nversions, 1);
+	cr_assert_eq(m->versions[0], 1);
+	repo_free(&r);
+}
+
+/* A partial config keeps what it says; only the gaps are left. */
+Test(repo_scan, autocomplete_partial_config)
+{
+	struct repo_tree r;
+
+	mkpath("part/3");
+	put("part/3/model.onnx", "x");
+	put("part/config.pbtxt", "max_batch_size: 0\n"
+	    "input [ { name: \"ids\" data_type: TYPE_INT64 } ]\n");
+	cr_assert_eq(repo_scan(root, REPO_AUTOCOMPLETE, &r, NULL, NULL, err, sizeof(err)), 0);
+	const struct repo_model *m = repo_find(&r, "part");
+	cr_assert_null(m->error, "%s", m->error);
+	cr_assert(m->cfg.has_max_batch_size);
+	cr_assert_eq(m->cfg.ninputs, 1);
+	cr_assert_eq(m->cfg.inputs[0].ndims, 0);
+	cr_assert_eq(m->cfg.inputs[0].dtype, FERRY_TYPE_INT64);
+	cr_assert_str_eq(m->cfg.backend, "onnxruntime");
+	repo_free(&r);
+}
+
+/* Without the flag (--strict-model-config=true) the same tree fails, and
+ * with it a directory whose model file ferry cannot serve says so. */
+Test(repo_scan, strict_and_unknown_model_files)
+{
+	struct repo_tree r;
+
+	mkpath("bare/1");
+	put("bare/1/model.onnx", "x");
+	mkpath("trt/1");
+	put("trt/1/model.plan", "x");
+	mkpath("empty/1");
+	cr_assert_eq(repo_scan(root, 0, &r, NULL, NULL, err, sizeof(err)), 0);
+	cr_assert(strstr(repo_find(&r, "bare")->error, "no config.pbtxt"));
+	repo_free(&r);
+	cr_assert_eq(repo_scan(root, REPO_AUTOCOMPLETE, &r, NULL, NULL, err, sizeof(err)), 0);
+	const struct repo_model *t = repo_find(&r, "trt");
+	cr_assert_eq(t->err, FERRY_CONFIG);
+	cr_assert(strstr(t->error, "tensorrt_plan"), "%s", t->error);
+	const struct repo_model *e = repo_find(&r, "empty");
+	cr_assert_eq(e->err, FERRY_CONFIG);
+	cr_assert(strstr(e->error, "holds no model file"), "%s", e->error);
 	repo_free(&r);
 }

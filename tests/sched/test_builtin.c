@@ -296,15 +296,31 @@ Test(builtin, unknown_backend_names_it_and_the_paths)
 	be_registry_destroy(r2);
 }
 
-Test(builtin, triton_names_map_to_onnx)
+/* Triton's names for ONNX name the onnxruntime plugin; where it cannot be
+ * loaded (this registry has no backend directory) the native executor
+ * serves, and the note says why. */
+Test(builtin, triton_names_map_to_onnxruntime_with_native_fallback)
 {
 	struct tcfg t;
-	char err[256];
+	char err[256], note[1024];
+	ferry_backend *b;
 	tcfg_init(&t, "m", "onnxruntime", 0);
-	cr_assert_str_eq(be_backend_name(&t.cfg, err, sizeof(err)), "onnx");
+	cr_assert_str_eq(be_backend_name(&t.cfg, err, sizeof(err)), "onnxruntime");
+	cr_assert_eq(be_registry_resolve(reg, &t.cfg, &b, note, sizeof(note), err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_str_eq(ferry_backend_name(b), "onnx");
+	cr_assert(strstr(note, "onnxruntime is not available (unknown backend 'onnxruntime'"),
+		  "%s", note);
+	cr_assert(strstr(note, "served by the native executor 'onnx'"), "%s", note);
 	t.cfg.backend = (char *)"";
 	t.cfg.platform = (char *)"onnxruntime_onnx";
-	cr_assert_str_eq(be_backend_name(&t.cfg, err, sizeof(err)), "onnx");
+	cr_assert_str_eq(be_backend_name(&t.cfg, err, sizeof(err)), "onnxruntime");
+	/* another backend's absence is no cause for a fallback */
+	t.cfg.backend = (char *)"tensorflow";
+	cr_assert_eq(be_registry_resolve(reg, &t.cfg, &b, note, sizeof(note), err, sizeof(err)),
+		     FERRY_ENOENT);
+	cr_assert_str_eq(note, "");
+	t.cfg.backend = (char *)"";
 	t.cfg.platform = (char *)"tensorrt_plan";
 	cr_assert_null(be_backend_name(&t.cfg, err, sizeof(err)));
 	cr_assert(strstr(err, "tensorrt_plan"), "%s", err);

@@ -2,6 +2,7 @@
 # the table of built-ins (builtin.c) make libfbuiltin.la, with the native
 # ONNX executor (onnx/) linked in.
 include broker/backends/onnx/onnx.mk
+include broker/backends/onnxruntime/onnxruntime.mk
 
 noinst_LTLIBRARIES += broker/backends/libfbuiltin.la
 broker_backends_libfbuiltin_la_SOURCES = \

@@ -19,6 +19,7 @@ include tests/config.mk
 include tests/integ.mk
 include tests/shm.mk
 include tests/onnx.mk
+include tests/onnxruntime.mk
 include tests/sched.mk
 include tests/grpc.mk
 include tests/fuzz.mk

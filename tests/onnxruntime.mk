@@ -1,0 +1,12 @@
+# tests/onnxruntime/: the onnxruntime backend through a real ferryd, over
+# shared memory and gRPC, on realistic models that gen_ort_models.py builds
+# with onnx.helper (run_ort_tests.sh generates them with onnxruntime's
+# reference outputs; it skips, exit 77, without the venv, the plugin or an
+# ONNX Runtime library).
+check_PROGRAMS += tests/onnxruntime/test_ort_broker
+TESTS += tests/onnxruntime/run_ort_tests.sh
+EXTRA_DIST += tests/onnxruntime/run_ort_tests.sh tests/onnxruntime/gen_ort_models.py
+tests_onnxruntime_test_ort_broker_SOURCES = tests/onnxruntime/test_ort_broker.c
+tests_onnxruntime_test_ort_broker_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_onnxruntime_test_ort_broker_LDADD = tests/libharness.la libclient/libferry.la \
+	$(CRITERION_TEST_LIBS) -lm

@@ -10,3 +10,8 @@ tests_onnxruntime_test_ort_broker_SOURCES = tests/onnxruntime/test_ort_broker.c
 tests_onnxruntime_test_ort_broker_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_onnxruntime_test_ort_broker_LDADD = tests/libharness.la libclient/libferry.la \
 	$(CRITERION_TEST_LIBS) -lm
+
+# The same backend through Triton's own client (tritonclient[grpc]):
+# ModelConfig of auto-completed models, answers against onnxruntime.
+TESTS += tests/onnxruntime/run_ort_python.sh
+EXTRA_DIST += tests/onnxruntime/run_ort_python.sh tests/onnxruntime/test_ort_grpc.py

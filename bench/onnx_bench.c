@@ -264,7 +264,7 @@ static void start_broker(int gpu)
 			dup2(fd, 2);
 		execl(opt.ferryd, opt.ferryd, "--model-repository", repo, "--socket", sock,
 		      "--backend-directory", opt.backend_dir, "--log-level", "warn",
-		      "--strict-model-config=false", (char *)NULL);
+		      "--exit-on-error=false", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 1000; i++) {

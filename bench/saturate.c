@@ -37,7 +37,7 @@
  *                so the GPU runs many jobs' requests at once
  * The default is the first four; broker-gpu runs only when named.  Before
  * measuring anything, broker-gpu starts that ferryd once
- * (--strict-model-config=false) and asks for the model: where it did not
+ * (--exit-on-error=false) and asks for the model: where it did not
  * load (ferryd built without CUDA, no driver or no device) it prints
  * "broker-gpu: skipped: no GPU" with ferryd's reason and the other modes
  * run alone, or, with --require-gpu, the program exits 77 (automake's
@@ -381,7 +381,7 @@ static void write_repo(void)
 
 /* Have the ferryd of @kind running (BK_NONE: none); a ferryd of another
  * kind is stopped first.  The KIND_GPU one starts with
- * --strict-model-config=false, so that a model that cannot load on a GPU
+ * --exit-on-error=false, so that a model that cannot load on a GPU
  * leaves it running without the model (gpu_probe() asks) instead of
  * stopping it. */
 static void broker_on(enum bkind kind)
@@ -408,7 +408,7 @@ static void broker_on(enum bkind kind)
 		"--model-repository", repo, "--backend-directory", opt.backend_dir,
 		"--log-level", "warn", "--wait", opt.fwait, "--spin-us", spin,
 		"--grpc-port", portbuf, "--metrics-port", "0",
-		kind == BK_GPU ? "--strict-model-config=false" : NULL, NULL
+		kind == BK_GPU ? "--exit-on-error=false" : NULL, NULL
 	};
 	broker = bu_ferryd_start(opt.ferryd, sock, logf, av);
 }

@@ -135,7 +135,7 @@ int client__autostart(const char *path, const char *repo)
 		signal(SIGPIPE, SIG_DFL);
 		execlp(ferryd, ferryd, "--model-repository", repo, "--socket", path,
 		       "--idle-exit", idle, "--grpc-port", "0", "--metrics-port", "0",
-		       "--strict-model-config=false", (char *)NULL);
+		       "--exit-on-error=false", (char *)NULL);
 		fprintf(stderr, "libferry autostart: cannot run %s: %s\n", ferryd, strerror(errno));
 		_exit(127);
 	}

@@ -690,7 +690,7 @@ Test(local, a_bad_model_stops_start_up_unless_lenient)
 		 b2.log, b2.log);
 	cr_assert_eq(system(cmd), 0, "each failure is logged with its reason and location");
 
-	th_start(&b2, "--strict-model-config=false", NULL);
+	th_start(&b2, "--exit-on-error=false", NULL);
 	ferry_client *c;
 	ferry_model *m;
 	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
@@ -699,6 +699,37 @@ Test(local, a_bad_model_stops_start_up_unless_lenient)
 	cr_assert(strstr(ferry_last_error(), "no_such_backend"), "%s", ferry_last_error());
 	ferry_close(c);
 	cr_assert_eq(th_stop(&b2), 0);
+	th_cleanup(&b2);
+}
+
+/* ferryd once read --strict-model-config=false as "serve the models that
+ * load" (Triton's --exit-on-error=false); that spelling still does so,
+ * and says what to write instead.  =true turns auto-complete off: a model
+ * directory without config.pbtxt is then refused. */
+Test(local, strict_model_config_old_and_triton_meanings)
+{
+	struct th_broker b2;
+	char cmd[1200];
+	th_init(&b2);
+	th_examples(&b2);
+	th_model(&b2, "nobackend", "name: \"nobackend\" backend: \"no_such_backend\"\n"
+		 "input [ { name: \"I\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n"
+		 "output [ { name: \"O\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n");
+	th_start(&b2, "--strict-model-config=false", NULL);
+	ferry_client *c;
+	ferry_model *m;
+	cr_assert_eq(ferry_connect(&c, b2.sock, NULL), 0);
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0, "the good models serve");
+	ferry_close(c);
+	cr_assert_eq(th_stop(&b2), 0);
+	snprintf(cmd, sizeof(cmd), "grep -q -- '--strict-model-config=false: .*write "
+		 "--exit-on-error=false' %s", b2.log);
+	cr_assert_eq(system(cmd), 0, "no deprecation warning in the log");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/nobackend && mkdir -p %s/bare/1", b2.repo, b2.repo);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_neq(run_ferryd_until_exit(&b2, "--strict-model-config=true"), 0);
+	snprintf(cmd, sizeof(cmd), "grep -q 'bare/config.pbtxt: no config.pbtxt' %s", b2.log);
+	cr_assert_eq(system(cmd), 0, "a strict config needs config.pbtxt");
 	th_cleanup(&b2);
 }
 

@@ -130,7 +130,7 @@ Test(start, missing_repository_exits_with_a_clear_error)
 	cr_assert_eq(rmdir(b.repo), 0);
 
 	for (int lenient = 0; lenient < 2; lenient++) {
-		int rc = run_until_exit(&b, lenient ? "--strict-model-config=false" : "");
+		int rc = run_until_exit(&b, lenient ? "--exit-on-error=false" : "");
 		if (rc == 0 || rc == 137) /* 137: still running after 10 s */
 			dump_log(&b);
 		cr_assert(rc != 0 && rc != 137, "ferryd exits non-zero, without hanging (rc %d)", rc);
@@ -173,7 +173,7 @@ static void unreadable_config(void (*plant)(const char *path), const char *why)
 		dump_log(&b);
 	cr_assert(log_has(&b, want), "the log says: %s", want);
 
-	th_start(&b, "--strict-model-config=false", "--grpc-port", "0", "--metrics-port", "0", NULL);
+	th_start(&b, "--exit-on-error=false", "--grpc-port", "0", "--metrics-port", "0", NULL);
 	ferry_client *c;
 	ferry_model *m;
 	cr_assert_eq(ferry_connect(&c, b.sock, NULL), 0, "%s", ferry_last_error());
@@ -280,7 +280,7 @@ static void unreadable_model_file(void (*plant)(const char *path), const char *w
 		dump_log(&b);
 	cr_assert(log_has(&b, why), "the log says why: %s", why);
 
-	th_start(&b, "--strict-model-config=false", "--grpc-port", "0", "--metrics-port", "0", NULL);
+	th_start(&b, "--exit-on-error=false", "--grpc-port", "0", "--metrics-port", "0", NULL);
 	ferry_client *c;
 	ferry_model *m;
 	cr_assert_eq(ferry_connect(&c, b.sock, NULL), 0, "%s", ferry_last_error());

@@ -74,7 +74,7 @@ static void start_broker(void)
 	th_examples(&B);
 	add_mlp("mlp_gpu", MLP_CFG("KIND_GPU gpus: [ 0 ]"));
 	add_mlp("mlp_cpu", MLP_CFG("KIND_CPU"));
-	th_start(&B, "--log-level", "info", "--strict-model-config=false",
+	th_start(&B, "--log-level", "info", "--exit-on-error=false",
 		 "--backend-directory", plugdir, NULL);
 }
 

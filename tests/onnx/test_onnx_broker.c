@@ -6,7 +6,7 @@
  * (gen_models.py) into $FERRY_ONNX_MODELS; each test copies some of them
  * into a Triton repository (config.pbtxt with platform "onnxruntime_onnx"
  * or backend "onnxruntime"), starts ferryd on it with
- * --strict-model-config=false and talks to it through libferry.  Outputs
+ * --exit-on-error=false and talks to it through libferry.  Outputs
  * must match onnxruntime's within
  *
  *     |a - b| <= 1e-4 * max(1, |b|)
@@ -147,7 +147,7 @@ static void start_broker(void)
 			 MODELS[i].file, B.repo, MODELS[i].name);
 		cr_assert_eq(system(cmd), 0, "%s", cmd);
 	}
-	th_start(&B, "--log-level", "info", "--strict-model-config=false",
+	th_start(&B, "--log-level", "info", "--exit-on-error=false",
 		 "--backend-directory", plugdir, NULL);
 }
 

@@ -59,12 +59,12 @@
 #include <ferry/ferry.h>
 
 #include "broker/backends/onnx/ox_backend.h"
+#include "broker/backends/onnx/ox_cuda.h"
 #include "broker/backends/onnx/ox_exec.h"
+#include "broker/gpu/gpu.h"
 #ifdef HAVE_CUDA
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-
-#include "broker/backends/onnx/ox_cuda.h"
 #endif
 
 #define SEC 1000000000LL
@@ -400,16 +400,20 @@ static double raw_cublas_mlp(int B)
 	return best;
 }
 
+/* The executor's CUDA module (ox_cuda.so) in this process. */
 static double inproc_gpu(struct ox_model *m, const struct net *n, int B)
 {
+	const struct ox_cuda_ops *cu;
 	struct ox_cuda_weights *w;
 	struct ox_cuda_ctx *c;
-	char err[512];
+	char err[640];
 	float *x, *y;
 	double best = 0;
 
-	if (ox_cuda_weights_create(m, 0, &w, err, sizeof(err)) ||
-	    ox_cuda_ctx_create(m, w, B, 1, &c, err, sizeof(err)))
+	if (ox_cuda_load(&cu, err, sizeof(err)))
+		die("GPU executor: %s", err);
+	if (cu->weights_create(m, 0, &w, err, sizeof(err)) ||
+	    cu->ctx_create(m, w, B, 1, &c, err, sizeof(err)))
 		die("GPU context: %s", err);
 	cudaMallocHost((void **)&x, n->in_row * MAXB * sizeof(float));
 	cudaMallocHost((void **)&y, n->out_row * MAXB * sizeof(float));
@@ -422,7 +426,7 @@ static double inproc_gpu(struct ox_model *m, const struct net *n, int B)
 		long iters = 0;
 
 		do {
-			if (ox_cuda_run(c, 1, &p, NULL, NULL, err, sizeof(err)))
+			if (cu->run(c, 1, &p, NULL, NULL, err, sizeof(err)))
 				die("GPU run: %s", err);
 			iters++;
 		} while ((t = now() - t0) < opt.seconds);
@@ -431,8 +435,8 @@ static double inproc_gpu(struct ox_model *m, const struct net *n, int B)
 	}
 	cudaFreeHost(x);
 	cudaFreeHost(y);
-	ox_cuda_ctx_free(c);
-	ox_cuda_weights_free(w);
+	cu->ctx_free(c);
+	cu->weights_free(w);
 	return best;
 }
 
@@ -475,9 +479,9 @@ static void gpu_h2d(void)
 	double r_pin = h2d_rate(pinned, dev, bytes);
 	double r_reg = -1;
 
-	if (ox_gpu_register_arena(arena, bytes) == 0) {
+	if (gpu_host_register(arena, bytes) == 0) {
 		r_reg = h2d_rate(arena, dev, bytes);
-		ox_gpu_unregister_arena(arena);
+		gpu_host_unregister(arena);
 	}
 	printf("\nH2D copies of 64 MiB (GB/s, best of 10)\n");
 	printf("%-36s %10.1f\n", "memfd mapping, cudaHostRegister", r_reg);
@@ -585,7 +589,9 @@ int main(int argc, char **argv)
 	if (csv)
 		fprintf(csv, "part,model,batch,inproc_items_s,ferryd_items_s,ratio\n");
 	srand(1);
-	gpus = ox_gpu_device_count();
+	char why[512];
+
+	gpus = gpu_init(true, why, sizeof(why));
 
 	/* Row by row, in-process then through the (idle until then) broker,
 	 * so that both sides of a ratio see the same machine load. */
@@ -618,8 +624,7 @@ int main(int argc, char **argv)
 		}
 
 	if (gpus < 1) {
-		printf("\nGPU: skipped: no GPU%s\n", ox_gpu_built() ? "" :
-		       " (built without CUDA)");
+		printf("\nGPU: skipped: %s\n", why);
 	} else {
 #ifdef HAVE_CUDA
 		struct ox_model *m = load(&NETS[0]);

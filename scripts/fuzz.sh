@@ -63,8 +63,9 @@ CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -DFUZZ_LIBFUZZER \
 LDFLAGS="-fsanitize=fuzzer,address,undefined"
 
 pbtxt_src="broker/config/pbtxt.c broker/config/modelcfg.c shm/ferr.c tests/fuzz/fuzz_pbtxt.c"
-onnx_src="broker/backends/onnx/ox_load.c broker/backends/onnx/ox_run.c $out/gen/onnx/onnx.pb-c.c
-	shm/ferr.c tests/fuzz/fuzz_onnx.c"
+onnx_src="broker/backends/onnx/ox_proto.c broker/backends/onnx/ox_ops.c
+	broker/backends/onnx/ox_load.c broker/backends/onnx/ox_shape.c broker/backends/onnx/ox_run.c
+	$out/gen/onnx/onnx.pb-c.c shm/ferr.c tests/fuzz/fuzz_onnx.c"
 onnx_libs="-lprotobuf-c -lopenblas -lm -lpthread"
 ctl_src="proto/frame.c $out/gen/proto/control.pb-c.c tests/fuzz/fuzz_ctl.c"
 ctl_libs="-lprotobuf-c"
@@ -73,6 +74,7 @@ ctl_libs="-lprotobuf-c"
 submit_src="broker/core/session.c broker/sched/sched_queue.c broker/sched/sched_batch.c
 	broker/sched/sched_model.c broker/sched/be_request.c broker/sched/be_host.c broker/backends/identity.c
 	broker/backends/addsub.c broker/core/log.c broker/config/pbtxt.c broker/config/modelcfg.c
+	broker/gpu/gpu.c
 	shm/fshm_seg.c shm/fshm_ring.c shm/fshm_doorbell.c shm/fshm_arena.c shm/ferr.c
 	tests/fuzz/models_shim.c tests/fuzz/fuzz_submit.c"
 submit_libs="-ldl -lnuma -lpthread"

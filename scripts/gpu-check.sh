@@ -26,7 +26,11 @@ LD_LIBRARY_PATH=$top/devlibs:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRAR
 FERRY_TOP_SRCDIR=$top
 FERRY_TOP_BUILDDIR=$build
 FERRY_ONNX_MODELS=$top/devlibs/models
-export LD_LIBRARY_PATH FERRY_TOP_SRCDIR FERRY_TOP_BUILDDIR FERRY_ONNX_MODELS
+# ferryd and the tests dlopen() the CUDA modules (gpu_cuda.so, ox_cuda.so)
+# from the build tree: this copy of it may sit elsewhere than where it was
+# configured, so name its module directories.
+FERRY_MODULE_DIR=$build/broker/gpu/.libs:$build/broker/backends/onnx/.libs
+export LD_LIBRARY_PATH FERRY_TOP_SRCDIR FERRY_TOP_BUILDDIR FERRY_ONNX_MODELS FERRY_MODULE_DIR
 failed=0
 
 real() {	# the ELF behind a libtool wrapper
@@ -54,11 +58,18 @@ step() {	# step NAME TIMEOUT COMMAND...: run, log, record
 head -n 20 "$out/machine.txt"
 : > "$out/summary.txt"
 for p in "$build/broker/ferryd" "$(real "$build/tests/onnx/test_onnx_gpu")" \
-	 "$(real "$build/ferry-onnx-bench")"; do
+	 "$(real "$build/ferry-onnx-bench")" "$build/broker/gpu/.libs/gpu_cuda.so" \
+	 "$build/broker/backends/onnx/.libs/ox_cuda.so"; do
+	[ -f "$p" ] || { echo "$p: missing" >> "$out/missing-libs.txt"; continue; }
 	ldd "$p" | grep 'not found' >> "$out/missing-libs.txt"
 done
 [ -s "$out/missing-libs.txt" ] && { echo "missing libraries:"; cat "$out/missing-libs.txt"; }
 
+# the GPU module's policy (IPC cache, module lookup, NUMA); then what an
+# idle ferryd maps and holds on a GPU machine (logged, not checked there)
+step test_gpu 60 "$(real "$build/tests/test_gpu")" --verbose
+step test_start 120 "$(real "$build/tests/test_start")" --jobs 1 --verbose \
+	--filter 'start/idle_*'
 # correctness first: GPU executor vs CPU and onnxruntime, arenas, NUMA
 step test_onnx_gpu 240 "$(real "$build/tests/onnx/test_onnx_gpu")"
 # the backend through ferryd: KIND_GPU instances next to KIND_CPU ones

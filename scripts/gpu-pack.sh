@@ -8,7 +8,8 @@
 #                                         have built every program)
 #
 # 1. Runs ldd on the programs scripts/gpu-check.sh runs (ferryd, the ONNX
-#    tests, the plugin, ferry-onnx-bench) and, for every library they load
+#    tests, the plugin, ferry-onnx-bench) and the CUDA modules ferryd
+#    dlopen()s (gpu_cuda.so, ox_cuda.so), and, for every library they load
 #    from the system (not glibc's own, not CUDA's: the GPU machine has
 #    those), finds its Debian package (dpkg -S), fetches it with
 #    `apt-get download`, unpacks it with `dpkg -x` and copies the library
@@ -41,7 +42,11 @@ $(real "$build/ferry-onnx-bench")
 $(real "$build/ferry-bench-saturate")
 $(real "$build/tests/onnx/test_cuda_ipc")
 $(real "$build/tests/test_cuda_shm")
-$build/tests/onnx/.libs/libferry_onnx.so"
+$(real "$build/tests/test_gpu")
+$(real "$build/tests/test_start")
+$build/tests/onnx/.libs/libferry_onnx.so
+$build/broker/gpu/.libs/gpu_cuda.so
+$build/broker/backends/onnx/.libs/ox_cuda.so"
 
 mkdir -p "$dest"
 : > "$work/libs"
@@ -108,6 +113,7 @@ echo "gpu-pack: $(ls "$dest" | wc -l) entries, $(du -sh "$dest" | cut -f1) in $d
 rel=${build#"$top"/}
 mkdir -p "$top/devpack"
 (cd "$top" && tar czf devpack/ferry-gpu.tgz devlibs "$rel/broker/ferryd" \
+	"$rel/broker/gpu/.libs" "$rel/broker/backends/onnx/.libs" \
 	"$rel/tests" "$rel/.libs" \
 	"$rel"/ferry-* "$rel/libclient/.libs" "$rel/tools" 2>/dev/null || true)
 echo "gpu-pack: $(du -h "$top/devpack/ferry-gpu.tgz" | cut -f1) in devpack/ferry-gpu.tgz (carry devpack)"

@@ -23,7 +23,7 @@ tests_test_cuda_shm_LDADD = tests/libharness.la bench/libbenchutil.la \
 $(tests_test_cuda_shm_OBJECTS): proto/kserve.pb-c.h
 if HAVE_CUDA
 tests_test_cuda_shm_CFLAGS += $(CUDA_CFLAGS)
-tests_test_cuda_shm_LDADD += $(CUDA_LIBS)
+tests_test_cuda_shm_LDADD += $(CUDART_LIBS)
 endif
 
 # proto/rpc.c, the one unary-call helper: the ferry-code trailer and the

@@ -23,6 +23,7 @@ include tests/onnxruntime.mk
 include tests/sched.mk
 include tests/grpc.mk
 include tests/fuzz.mk
+include tests/gpu.mk
 else
 check-local: tests-need-criterion
 tests-need-criterion:

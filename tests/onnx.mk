@@ -53,5 +53,5 @@ tests_onnx_test_cuda_ipc_LDADD = tests/libharness.la libclient/libferry.la \
 	$(CRITERION_TEST_LIBS) -lm
 if HAVE_CUDA
 tests_onnx_test_cuda_ipc_CFLAGS += $(CUDA_CFLAGS)
-tests_onnx_test_cuda_ipc_LDADD += $(CUDA_LIBS)
+tests_onnx_test_cuda_ipc_LDADD += $(CUDART_LIBS)
 endif

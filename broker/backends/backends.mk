@@ -12,4 +12,4 @@ broker_backends_libfbuiltin_la_SOURCES = \
 broker_backends_libfbuiltin_la_LIBADD = broker/backends/onnx/libfonnxbe.la
 $(broker_backends_libfbuiltin_la_OBJECTS): onnx/onnx.pb-c.h
 # What a program linking the built-ins adds to its LDADD.
-BUILTIN_BE_LIBS = broker/backends/libfbuiltin.la $(ONNX_CUDA_LIBS)
+BUILTIN_BE_LIBS = broker/backends/libfbuiltin.la

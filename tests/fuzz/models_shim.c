@@ -14,41 +14,16 @@
 
 #include "broker/frontends/metrics.h"
 #include "broker/models/models.h"
-#include "broker/backends/onnx/ox_backend.h"
 #include "tests/fuzz/fuzz.h"
 
 /*
  * What else session.c links against, stubbed: the metrics endpoint's
- * gauges (broker/frontends/metrics.c needs libmicrohttpd and ferryd's globals) and
- * the GPU pinning of arenas and CUDA regions (broker/backends/onnx/ox_backend.c;
- * never called here, session_limits.gpu_pin being false).  Weak, so a program that links
- * the real ones gets those.
+ * gauges (broker/frontends/metrics.c needs libmicrohttpd and ferryd's
+ * globals).  Weak, so a program that links the real ones gets those.  The
+ * GPU calls (arena pinning, CUDA regions) are broker/gpu's real ones:
+ * without gpu_init() they answer "no GPU", as on a broker without one.
  */
 __attribute__((weak)) struct metrics_gauges metrics_gauges;
-
-__attribute__((weak)) int ox_gpu_register_arena(void *base, size_t bytes)
-{
-	return FERRY_UNAVAILABLE;
-}
-
-__attribute__((weak)) int ox_gpu_unregister_arena(void *base)
-{
-	return FERRY_UNAVAILABLE;
-}
-
-/* CUDA regions: never opened here (no CUDA), so a submission naming one
- * finds none, as on a broker without a GPU. */
-__attribute__((weak)) int ox_gpu_ipc_open(const void *handle, size_t handle_len,
-					    const char *pci_bus_id, int device, uint64_t bytes,
-					    void **dptr, int *device_out, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "no CUDA in this program");
-	return FERRY_UNAVAILABLE;
-}
-
-__attribute__((weak)) void ox_gpu_ipc_close(void *dptr, int device)
-{
-}
 
 static struct models_entry *models_shim__tab;
 static int models_shim__n;

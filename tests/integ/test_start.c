@@ -493,3 +493,42 @@ Test(start, an_arena_size_past_64_bits_is_refused_not_wrapped)
 	cr_assert(log_has(&b, "--max-arena-bytes: a size from"));
 	th_cleanup(&b);
 }
+
+/*
+ * Issue 12: a CPU-only node loads no CUDA, and an idle ferryd serving
+ * examples/models (all three models, gRPC and metrics on) stays under
+ * 24 MiB resident.  Where an NVIDIA device node exists ferryd loads its
+ * GPU module by design: the numbers are logged there, not checked.
+ */
+Test(start, idle_on_the_examples_maps_no_cuda_and_stays_small)
+{
+	const char *top = getenv("FERRY_TOP_SRCDIR");
+	struct th_broker b;
+	char cmd[1024], grpc[16], metrics[16];
+
+	cr_assert_not_null(top, "FERRY_TOP_SRCDIR is not set (run through make check)");
+	th_init(&b);
+	snprintf(cmd, sizeof(cmd), "cp -r %s/examples/models/simple %s/examples/models/identity "
+		 "%s/examples/models/identity_bytes %s/", top, top, top, b.repo);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(grpc, sizeof(grpc), "%d", th_free_port());
+	snprintf(metrics, sizeof(metrics), "%d", th_free_port());
+	th_start(&b, "--grpc-port", grpc, "--metrics-port", metrics, NULL);
+	/* idle: what start-up left behind, once the threads have settled */
+	usleep(500 * 1000);
+	long rss = th_rss_kb(b.pid);
+	int cuda = th_maps_count(b.pid, "libcuda") + th_maps_count(b.pid, "libcublas") +
+		   th_maps_count(b.pid, "gpu_cuda.so") + th_maps_count(b.pid, "ox_cuda.so");
+	bool gpu = access("/dev/nvidiactl", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0;
+
+	cr_log_info("idle ferryd on examples/models: VmRSS %ld kB, %d CUDA mapping(s)%s",
+		    rss, cuda, gpu ? " (this machine has an NVIDIA device node)" : "");
+	cr_assert_gt(rss, 0);
+	if (!gpu) {
+		cr_assert_eq(cuda, 0, "a CPU-only node mapped %d CUDA region(s)", cuda);
+		cr_assert_lt(rss, 24 * 1024, "idle VmRSS %ld kB, the budget is 24 MiB", rss);
+		cr_assert(log_has(&b, "GPU: no NVIDIA device node"), "the start-up line says why");
+	}
+	cr_assert_eq(th_stop(&b), 0);
+	th_cleanup(&b);
+}

@@ -1,6 +1,6 @@
-# onnx part of broker/ (included by the top Makefile.am)
+# broker/backends/onnx/: ferry's native ONNX executor and the built-in "onnx"
+# backend (included by broker/backends/backends.mk).
 #
-# broker/backends/onnx/libfonnx.la: the native ONNX executor on the CPU (OpenBLAS).
 # The ONNX schema is the system's onnx.proto ($(ONNX_PROTO_DIR), Debian's
 # libonnx-dev); protoc-c turns it into onnx/onnx.pb-c.[ch] in the BUILD
 # directory at build time, so VPATH builds (make distcheck) work and no
@@ -17,11 +17,19 @@ onnx/onnx.pb-c.h: onnx/onnx.pb-c.c
 	@test -f $@ || { rm -f onnx/onnx.pb-c.c; \
 		$(MAKE) $(AM_MAKEFLAGS) onnx/onnx.pb-c.c; }
 
+# libfonnx.la: the executor on the CPU (OpenBLAS).  The loader reads the
+# proto (ox_proto.c), plans each operator (ox_ops.c) and the graph
+# (ox_load.c); ox_shape.c holds shapes and the arena plan, ox_run.c the
+# contexts and kernels.
 noinst_LTLIBRARIES += broker/backends/onnx/libfonnx.la
 broker_backends_onnx_libfonnx_la_SOURCES = \
 	broker/backends/onnx/ox_exec.h \
 	broker/backends/onnx/ox_int.h \
+	broker/backends/onnx/ox_load.h \
+	broker/backends/onnx/ox_proto.c \
+	broker/backends/onnx/ox_ops.c \
 	broker/backends/onnx/ox_load.c \
+	broker/backends/onnx/ox_shape.c \
 	broker/backends/onnx/ox_run.c
 nodist_broker_backends_onnx_libfonnx_la_SOURCES = $(ONNX_PB_C)
 # -ftree-vectorize: the element-wise kernels are plain loops; at -O2 GCC 12
@@ -33,32 +41,37 @@ broker_backends_onnx_libfonnx_la_LIBADD = $(PROTOBUF_C_LIBS) $(OPENBLAS_LIBS) -l
 # the library alone (make broker/backends/onnx/libfonnx.la) in a fresh tree.
 $(broker_backends_onnx_libfonnx_la_OBJECTS): onnx/onnx.pb-c.h
 
-# broker/backends/onnx/libfonnxbe.la: the built-in "onnx" backend (ox_backend.c)
-# and, where configure found CUDA, the executor's GPU twin
-# (ox_cuda.cu, nvcc).  ferryd links this library and calls
-# onnx_backend_register(); the tests also build it as a plugin.
+# libfonnxbe.la: the built-in "onnx" backend (ox_backend.c).  ferryd links
+# it (through libfbuiltin.la); the tests also build it as a plugin.  It
+# links no CUDA library: its GPU half is the module ox_cuda.so below, which
+# it dlopen()s (ox_cuda_load) the first time a KIND_GPU instance is created
+# on a node with a GPU; device services come from broker/gpu.
 noinst_LTLIBRARIES += broker/backends/onnx/libfonnxbe.la
 broker_backends_onnx_libfonnxbe_la_SOURCES = \
 	broker/backends/onnx/ox_backend.c \
 	broker/backends/onnx/ox_backend.h \
 	broker/backends/onnx/ox_cuda.h
 broker_backends_onnx_libfonnxbe_la_CFLAGS = $(AM_CFLAGS)
-broker_backends_onnx_libfonnxbe_la_LIBADD = broker/backends/onnx/libfonnx.la $(NUMA_LIBS)
-EXTRA_DIST += broker/backends/onnx/ox_cuda.cu
-# What a program linking libfonnxbe.la adds to its LDADD: the library and,
-# with CUDA, the runtime, cuBLAS and the C++ runtime that nvcc's code calls
-# (libtool keeps -l flags in the .la but drops $(CUDA_LIBS)'s -rpath, which
-# a program link keeps).
-ONNX_CUDA_LIBS =
-if HAVE_CUDA
-ONNX_CUDA_LIBS += $(CUDA_LIBS) -lstdc++
-endif
-ONNX_BE_LIBS = broker/backends/onnx/libfonnxbe.la $(ONNX_CUDA_LIBS)
+broker_backends_onnx_libfonnxbe_la_LIBADD = broker/backends/onnx/libfonnx.la \
+	broker/gpu/libfgpu.la -ldl
+# What a program linking libfonnxbe.la adds to its LDADD.
+ONNX_BE_LIBS = broker/backends/onnx/libfonnxbe.la
 $(broker_backends_onnx_libfonnxbe_la_OBJECTS): onnx/onnx.pb-c.h
 
+EXTRA_DIST += broker/backends/onnx/ox_cuda.cu broker/backends/onnx/ox_cuda_kernels.cu \
+	broker/backends/onnx/ox_cuda_int.h
+
 if HAVE_CUDA
-broker_backends_onnx_libfonnxbe_la_CFLAGS += $(CUDA_CFLAGS)
-broker_backends_onnx_libfonnxbe_la_LIBADD += broker/backends/onnx/ox_cuda.lo $(ONNX_CUDA_LIBS)
+# ox_cuda.so: the executor on CUDA (ox_cuda.cu: weights, contexts, steps,
+# the graph runner; ox_cuda_kernels.cu: the kernels), with its own copy of
+# ox_shape.c, against the runtime, cuBLAS and the C++ runtime nvcc's code
+# calls.  Installed to $(pkglibdir) beside gpu_cuda.so.
+pkglib_LTLIBRARIES += broker/backends/onnx/ox_cuda.la
+broker_backends_onnx_ox_cuda_la_SOURCES = broker/backends/onnx/ox_shape.c
+broker_backends_onnx_ox_cuda_la_CFLAGS = $(AM_CFLAGS)
+broker_backends_onnx_ox_cuda_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
+broker_backends_onnx_ox_cuda_la_LIBADD = broker/backends/onnx/ox_cuda.lo \
+	broker/backends/onnx/ox_cuda_kernels.lo $(CUDA_LIBS) -lstdc++
 
 # sm_80 (A100) and sm_90 (H100, H200) code, plus PTX for newer cards.
 ONNX_NVCC_ARCH = -gencode arch=compute_80,code=sm_80 \
@@ -68,24 +81,31 @@ ONNX_NVCC_FLAGS = -std=c++17 -O2 $(ONNX_NVCC_ARCH) \
 	-include $(top_builddir)/config.h -I$(top_srcdir)/include \
 	-I$(top_srcdir) -I$(top_builddir) $(CUDA_CFLAGS) \
 	-Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fvisibility=hidden
+ONNX_CUDA_DEPS = $(srcdir)/broker/backends/onnx/ox_cuda.h \
+	$(srcdir)/broker/backends/onnx/ox_cuda_int.h \
+	$(srcdir)/broker/backends/onnx/ox_int.h $(srcdir)/broker/backends/onnx/ox_exec.h
 # libtool has no nvcc tag: compile the PIC object with nvcc and write the
 # libtool object file (.lo) that names it by hand.  libtool only accepts a
 # .lo whose first lines say "Generated by ... libtool".  -Werror follows
 # configure's --enable-werror (it is in FERRY_CFLAGS).
-broker/backends/onnx/ox_cuda.lo: $(srcdir)/broker/backends/onnx/ox_cuda.cu \
-		$(srcdir)/broker/backends/onnx/ox_cuda.h $(srcdir)/broker/backends/onnx/ox_int.h \
-		$(srcdir)/broker/backends/onnx/ox_exec.h
-	$(AM_V_GEN)$(MKDIR_P) broker/backends/onnx/.libs && \
+ONNX_NVCC_LO = $(MKDIR_P) broker/backends/onnx/.libs && \
+	n=`basename $@ .lo` && \
 	werr=; case " $(FERRY_CFLAGS) " in *" -Werror "*) \
 		werr="-Werror all-warnings -Xcompiler -Werror";; esac; \
 	$(NVCC) $(ONNX_NVCC_FLAGS) $$werr -Xcompiler -fPIC \
-		-c $(srcdir)/broker/backends/onnx/ox_cuda.cu \
-		-o broker/backends/onnx/.libs/ox_cuda.o && \
-	cp broker/backends/onnx/.libs/ox_cuda.o broker/backends/onnx/ox_cuda.o && \
-	printf '%s\n' "# ox_cuda.lo - a libtool object file" \
-		"# Generated by ferry's onnx.mk (nvcc) for libtool" \
-		"pic_object='.libs/ox_cuda.o'" \
-		"non_pic_object='ox_cuda.o'" > $@
+		-c $(srcdir)/broker/backends/onnx/$$n.cu \
+		-o broker/backends/onnx/.libs/$$n.o && \
+	cp broker/backends/onnx/.libs/$$n.o broker/backends/onnx/$$n.o && \
+	printf '%s\n' "\# $$n.lo - a libtool object file" \
+		"\# Generated by ferry's onnx.mk (nvcc) for libtool" \
+		"pic_object='.libs/$$n.o'" \
+		"non_pic_object='$$n.o'" > $@
+broker/backends/onnx/ox_cuda.lo: $(srcdir)/broker/backends/onnx/ox_cuda.cu $(ONNX_CUDA_DEPS)
+	$(AM_V_GEN)$(ONNX_NVCC_LO)
+broker/backends/onnx/ox_cuda_kernels.lo: $(srcdir)/broker/backends/onnx/ox_cuda_kernels.cu \
+		$(ONNX_CUDA_DEPS)
+	$(AM_V_GEN)$(ONNX_NVCC_LO)
 CLEANFILES += broker/backends/onnx/ox_cuda.lo broker/backends/onnx/ox_cuda.o \
-	broker/backends/onnx/.libs/ox_cuda.o
+	broker/backends/onnx/.libs/ox_cuda.o broker/backends/onnx/ox_cuda_kernels.lo \
+	broker/backends/onnx/ox_cuda_kernels.o broker/backends/onnx/.libs/ox_cuda_kernels.o
 endif

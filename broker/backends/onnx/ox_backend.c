@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,15 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <numa.h>
-
 #include <ferry/backend.h>
 
 #include "broker/backends/onnx/ox_backend.h"
-#include "broker/backends/onnx/ox_exec.h"
-#ifdef HAVE_CUDA
 #include "broker/backends/onnx/ox_cuda.h"
-#endif
+#include "broker/backends/onnx/ox_exec.h"
+#include "broker/gpu/gpu.h"
 
 /* model.onnx files above this size are refused before reading */
 #define ONNX_MAX_FILE (2048ull << 20)
@@ -50,20 +47,31 @@ struct ox__model {
 	int inline_run;		/* parameter ferry_inline: executed by the
 				 * broker's polling thread */
 	pthread_mutex_t lock;	/* guards gpu[] */
-	void *gpu[ONNX_MAX_DEV];	/* struct ox_cuda_weights *, per device */
+	struct ox_cuda_weights *gpu[ONNX_MAX_DEV];	/* per device */
 };
+
+/*
+ * The CUDA half (ox_cuda.so), opened by ox_cuda_load() on the first
+ * KIND_GPU instance; ox__cuda_once guards the open, after which the
+ * fields are read-only.  A model's gpu[] or an instance's gctx is never
+ * set unless ox__cuda is.
+ */
+static pthread_once_t ox__cuda_once = PTHREAD_ONCE_INIT;
+static const struct ox_cuda_ops *ox__cuda;
+static int ox__cuda_rc;
+static char ox__cuda_err[600];
 
 /* Per instance; used by its own thread only. */
 struct ox__inst {
 	struct ox_ctx *ctx;	/* CPU */
-	void *gctx;		/* struct ox_cuda_ctx * (GPU) */
+	struct ox_cuda_ctx *gctx;	/* GPU */
 	float **gin;		/* CPU: per input, rows x in_row (gather) */
 	float **gout;		/* CPU: per output, rows x out_row */
 	const float **inp;	/* CPU: ox_run's input table */
 	float **outp;		/* CPU: ox_run's output table */
 	uint32_t *row0;		/* CPU: each request's first row */
 	/* GPU: the parts of a batch and their pointer tables */
-	void *parts;		/* struct ox_cuda_part[rows] */
+	struct ox_cuda_part *parts;	/* [rows] */
 	const float **pin;	/* [rows * nin] */
 	float **pout;		/* [rows * nout] */
 	int pinned;		/* GPU: the NUMA placement was tried */
@@ -98,10 +106,9 @@ static void ox__model_free(struct ox__model *om)
 {
 	if (!om)
 		return;
-#ifdef HAVE_CUDA
 	for (int d = 0; d < ONNX_MAX_DEV; d++)
-		ox_cuda_weights_free(om->gpu[d]);
-#endif
+		if (om->gpu[d])
+			ox__cuda->weights_free(om->gpu[d]);
 	ox_model_free(om->ox);
 	free(om->in_cfg);
 	free(om->out_cfg);
@@ -405,9 +412,8 @@ static void ox__inst_free(const struct ox__model *om, struct ox__inst *in)
 	if (!in)
 		return;
 	ox_ctx_free(in->ctx);
-#ifdef HAVE_CUDA
-	ox_cuda_ctx_free(in->gctx);
-#endif
+	if (in->gctx)
+		ox__cuda->ctx_free(in->gctx);
 	for (int g = 0; in->gin && g < om->nin; g++)
 		free(in->gin[g]);
 	for (int g = 0; in->gout && g < om->nout; g++)
@@ -427,23 +433,27 @@ static ferry_be_error *ox__inst_gpu(ferry_be_instance *i, struct ox__model *om,
 				     struct ox__inst *in)
 {
 	int dev = ferry_be_instance_device_id(i);
-#ifdef HAVE_CUDA
-	char err[512] = "";
+	const struct ox_cuda_ops *cu;
+	char err[640] = "";
 	int rc, rows = om->rows;
 
 	if (dev < 0 || dev >= ONNX_MAX_DEV)
 		return ferry_be_error_new(FERRY_CONFIG, "model '%s': GPU %d is outside "
 					  "0..%d", ferry_be_model_name(ferry_be_instance_model(i)),
 					  dev, ONNX_MAX_DEV - 1);
+	rc = ox_cuda_load(&cu, err, sizeof(err));
+	if (rc)
+		return ferry_be_error_new(rc, "model '%s': KIND_GPU instance on GPU %d: %s",
+					  ferry_be_model_name(ferry_be_instance_model(i)), dev,
+					  err);
 	/* weights once per device, shared by that device's instances */
 	pthread_mutex_lock(&om->lock);
-	rc = om->gpu[dev] ? 0 : ox_cuda_weights_create(om->ox, dev,
-					(struct ox_cuda_weights **)&om->gpu[dev],
-					err, sizeof(err));
+	rc = om->gpu[dev] ? 0 : cu->weights_create(om->ox, dev, &om->gpu[dev], err,
+						    sizeof(err));
 	pthread_mutex_unlock(&om->lock);
 	if (!rc)
-		rc = ox_cuda_ctx_create(om->ox, om->gpu[dev], rows, om->graphs,
-				    (struct ox_cuda_ctx **)&in->gctx, err, sizeof(err));
+		rc = cu->ctx_create(om->ox, om->gpu[dev], rows, om->graphs,
+				    &in->gctx, err, sizeof(err));
 	if (rc)
 		return ferry_be_error_new(rc, "model '%s': GPU %d: %s",
 					  ferry_be_model_name(ferry_be_instance_model(i)),
@@ -454,11 +464,6 @@ static ferry_be_error *ox__inst_gpu(ferry_be_instance *i, struct ox__model *om,
 	if (!in->parts || !in->pin || !in->pout)
 		return ferry_be_error_new(FERRY_ENOMEM, "out of memory");
 	return NULL;
-#else
-	return ferry_be_error_new(FERRY_UNAVAILABLE, "model '%s': KIND_GPU instance on "
-				  "GPU %d, but this ferryd was built without CUDA",
-				  ferry_be_model_name(ferry_be_instance_model(i)), dev);
-#endif
 }
 
 static ferry_be_error *ox__inst_cpu(ferry_be_instance *i, struct ox__model *om,
@@ -707,34 +712,6 @@ static ferry_be_error *ox__exec_cpu(ferry_be_instance *i, const struct ox__model
 	return NULL;
 }
 
-static int ox__numa = 1;
-
-void ox_gpu_set_numa(int on)
-{
-	ox__numa = on;
-}
-
-int ox_pin_to_node(int node)
-{
-	struct bitmask *cpus;
-	int rc;
-
-	if (node < 0 || numa_available() < 0 || node > numa_max_node())
-		return FERRY_ENOENT;
-	cpus = numa_allocate_cpumask();
-	if (!cpus)
-		return FERRY_ENOMEM;
-	if (numa_node_to_cpus(node, cpus) || numa_bitmask_weight(cpus) == 0) {
-		numa_free_cpumask(cpus);
-		return FERRY_ENOENT;
-	}
-	/* pid 0: the calling thread alone */
-	rc = numa_sched_setaffinity(0, cpus);
-	numa_free_cpumask(cpus);
-	return rc ? FERRY_EINVAL : 0;
-}
-
-#ifdef HAVE_CUDA
 /*
  * On its first batch, a GPU instance's thread moves to the CPUs of its
  * GPU's NUMA node, where the copies to and from the card are shortest
@@ -746,9 +723,9 @@ static void ox__gpu_place(ferry_be_instance *i)
 	const char *name = ferry_be_model_name(ferry_be_instance_model(i));
 	int dev = ferry_be_instance_device_id(i), node, rc;
 
-	if (!ox__numa)
+	if (!gpu_numa_enabled())
 		return;
-	node = ox_gpu_numa_node(dev);
+	node = gpu_numa_node(dev);
 	if (node < 0) {
 		/* one node, or a platform that reports none: a no-op, said once */
 		if (!atomic_exchange(&told, 1))
@@ -756,7 +733,7 @@ static void ox__gpu_place(ferry_be_instance *i)
 				"instance threads are not pinned\n", dev);
 		return;
 	}
-	rc = ox_pin_to_node(node);
+	rc = gpu_pin_to_node(node);
 	if (rc)
 		fprintf(stderr, "ferryd: onnx: model '%s' instance %u: cannot pin to NUMA "
 			"node %d (GPU %d's): %s\n", name, ferry_be_instance_index(i), node, dev,
@@ -805,14 +782,13 @@ bad:
 	}
 	if (!np)
 		return NULL;
-	rc = ox_cuda_run(in->gctx, np, parts, &t_in, &t_run, err, sizeof(err));
+	rc = ox__cuda->run(in->gctx, np, parts, &t_in, &t_run, err, sizeof(err));
 	if (rc)
 		return ferry_be_error_new(rc, "GPU %d: %s", ferry_be_instance_device_id(i),
 					  err[0] ? err : ferry_strerror(rc));
 	ferry_be_instance_report_compute(i, t_in, t_run);
 	return NULL;
 }
-#endif
 
 static ferry_be_error *ox__execute(ferry_be_instance *i, ferry_be_request **reqs,
 				    uint32_t count)
@@ -820,10 +796,8 @@ static ferry_be_error *ox__execute(ferry_be_instance *i, ferry_be_request **reqs
 	const struct ox__model *om = ferry_be_model_state(ferry_be_instance_model(i));
 	struct ox__inst *in = ferry_be_instance_state(i);
 
-#ifdef HAVE_CUDA
 	if (in->gctx)
 		return ox__exec_gpu(i, om, in, reqs, count);
-#endif
 	return ox__exec_cpu(i, om, in, reqs, count);
 }
 
@@ -836,118 +810,65 @@ const struct be_ops ox_be_ops = {
 };
 
 /* ---------------------------------------------------------------------- */
-/* GPU helpers for the broker */
+/* the CUDA module */
 
-int ox_gpu_built(void)
+static void ox__cuda_open(void)
 {
+	char path[1024];
+	void *dl, *sym;
+	const struct ox_cuda_ops *ops;
+
+	ox__cuda_rc = FERRY_ENOENT;
+	if (gpu_module_path(OX_CUDA_MODULE, path, sizeof(path))) {
 #ifdef HAVE_CUDA
-	return 1;
+		snprintf(ox__cuda_err, sizeof(ox__cuda_err), "%s not found (searched "
+			 "%.400s; set FERRY_MODULE_DIR)", OX_CUDA_MODULE, path);
 #else
-	return 0;
+		snprintf(ox__cuda_err, sizeof(ox__cuda_err), "this ferryd was built "
+			 "without CUDA");
 #endif
-}
-
-int ox_gpu_device_count(void)
-{
-#ifdef HAVE_CUDA
-	return ox_cuda_device_count();
-#else
-	return 0;
-#endif
-}
-
-int ox_gpu_memory(int device, size_t *used, size_t *total)
-{
-#ifdef HAVE_CUDA
-	return ox_cuda_mem_info(device, used, total);
-#else
-	(void)device;
-	*used = *total = 0;
-	return FERRY_UNAVAILABLE;
-#endif
-}
-
-int ox_gpu_register_arena(void *base, size_t bytes)
-{
-#ifdef HAVE_CUDA
-	return ox_cuda_host_register(base, bytes);
-#else
-	return base && bytes ? FERRY_UNAVAILABLE : FERRY_EINVAL;
-#endif
-}
-
-int ox_gpu_unregister_arena(void *base)
-{
-#ifdef HAVE_CUDA
-	return ox_cuda_host_unregister(base);
-#else
-	return base ? FERRY_UNAVAILABLE : FERRY_EINVAL;
-#endif
-}
-
-int ox_gpu_ipc_open(const void *handle, size_t handle_len, const char *pci_bus_id,
-		      int device, uint64_t bytes, void **dptr, int *device_out,
-		      char *err, size_t errlen)
-{
-#ifdef HAVE_CUDA
-	return ox_cuda_ipc_open(handle, handle_len, pci_bus_id, device, bytes, dptr,
-			    device_out, err, errlen);
-#else
-	(void)handle, (void)handle_len, (void)pci_bus_id, (void)device, (void)bytes;
-	(void)dptr, (void)device_out;
-	snprintf(err, errlen, "CUDA tensors are not available: this ferryd was built "
-		 "without CUDA");
-	return FERRY_UNAVAILABLE;
-#endif
-}
-
-void ox_gpu_ipc_close(void *dptr, int device)
-{
-#ifdef HAVE_CUDA
-	ox_cuda_ipc_close(dptr, device);
-#else
-	(void)dptr, (void)device;
-#endif
-}
-
-int ox_pci_numa_node(const char *sysfs_root, const char *busid)
-{
-	char id[64], path[4200], line[32];
-	size_t n;
-	FILE *f;
-	long v;
-
-	if (!sysfs_root || !busid || !*busid || (n = strlen(busid)) >= sizeof(id))
-		return FERRY_EINVAL;
-	/* the id becomes a path component: hex digits, ':' and '.' only */
-	for (size_t k = 0; k <= n; k++) {
-		if (busid[k] && !isxdigit((unsigned char)busid[k]) && busid[k] != ':' &&
-		    busid[k] != '.')
-			return FERRY_EINVAL;
-		id[k] = (char)tolower((unsigned char)busid[k]);
+		return;
 	}
-	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/numa_node", sysfs_root, id);
-	f = fopen(path, "r");
-	if (!f)
-		return FERRY_ENOENT;
-	if (!fgets(line, sizeof(line), f)) {
-		fclose(f);
-		return FERRY_ENOENT;
+	ox__cuda_rc = FERRY_BACKEND;
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		snprintf(ox__cuda_err, sizeof(ox__cuda_err), "%.300s", dlerror());
+		return;
 	}
-	fclose(f);
-	v = strtol(line, NULL, 10);
-	/* -1: the platform has no NUMA information (one node) */
-	return v >= 0 && v < 4096 ? (int)v : FERRY_ENOENT;
+	sym = dlsym(dl, OX_CUDA_OPS_SYMBOL);
+	if (!sym) {
+		snprintf(ox__cuda_err, sizeof(ox__cuda_err), "%.400s has no %s", path,
+			 OX_CUDA_OPS_SYMBOL);
+		dlclose(dl);
+		return;
+	}
+	ops = sym;
+	if (ops->size < sizeof(*ops)) {
+		ox__cuda_rc = FERRY_VERSION;
+		snprintf(ox__cuda_err, sizeof(ox__cuda_err), "%.400s is older than this "
+			 "ferryd", path);
+		dlclose(dl);
+		return;
+	}
+	/* never closed: weights and contexts live until their models go */
+	ox__cuda = ops;
+	ox__cuda_rc = 0;
 }
 
-int ox_gpu_numa_node(int device)
+int ox_cuda_load(const struct ox_cuda_ops **ops, char *err, size_t errlen)
 {
-#ifdef HAVE_CUDA
-	char id[64];
-	int rc = ox_cuda_pci_bus_id(device, id, sizeof(id));
-
-	return rc ? rc : ox_pci_numa_node("/sys", id);
-#else
-	return FERRY_UNAVAILABLE;
-#endif
+	*ops = NULL;
+	/* Asked again later (a GPU may be probed after a first refusal):
+	 * the "no device" answer is not remembered. */
+	if (gpu_device_count() < 1) {
+		snprintf(err, errlen, "this process sees no CUDA device");
+		return FERRY_UNAVAILABLE;
+	}
+	pthread_once(&ox__cuda_once, ox__cuda_open);
+	if (ox__cuda_rc) {
+		snprintf(err, errlen, "%s", ox__cuda_err);
+		return ox__cuda_rc;
+	}
+	*ops = ox__cuda;
+	return 0;
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ox_cuda.cu - the ONNX executor on CUDA (see ox_cuda.h)
+ * ox_cuda.cu - the ONNX executor on CUDA (see ox_cuda.h): the module
+ * ox_cuda.so's weights, contexts, steps and graph runner; the kernels are
+ * in ox_cuda_kernels.cu
  *
  * Each step of the planned graph becomes cuBLAS calls and small kernels on
  * the context's stream; the kernels mirror ox_run.c's loops one output
@@ -31,12 +33,12 @@ extern "C" {
 #include "ox_int.h"
 }
 #include "ox_cuda.h"
+#include "ox_cuda_int.h"
 
 #define OXG_ALIGN 256
 /* cuBLAS's recommended workspace on Hopper; set so that it never
  * allocates inside a graph capture. */
 #define OXG_CUBLAS_WS (32u << 20)
-#define OXG_THREADS 256
 
 struct ox_cuda_weights {
 	int device;
@@ -106,17 +108,11 @@ static uint64_t ox__mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static size_t ox__align_up(size_t n)
-{
-	return (n + OXG_ALIGN - 1) & ~(size_t)(OXG_ALIGN - 1);
-}
-
-extern "C" int ox_cuda_device_count(void)
+/* CUDA devices the runtime sees; 0 without a driver or a device. */
+static int ox__device_count(void)
 {
 	int n = 0;
 
-	/* Without a driver this fails (cudaErrorInsufficientDriver or
-	 * cudaErrorNoDevice): that simply means no GPU. */
 	if (cudaGetDeviceCount(&n) != cudaSuccess) {
 		(void)cudaGetLastError();
 		return 0;
@@ -124,29 +120,15 @@ extern "C" int ox_cuda_device_count(void)
 	return n;
 }
 
-extern "C" int ox_cuda_mem_info(int device, size_t *used, size_t *total)
+static size_t ox__align_up(size_t n)
 {
-	size_t fr = 0, tot = 0;
-	int prev = 0;
-
-	if (device < 0 || device >= ox_cuda_device_count())
-		return FERRY_UNAVAILABLE;
-	cudaGetDevice(&prev);
-	if (cudaSetDevice(device) != cudaSuccess || cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
-		(void)cudaGetLastError();
-		cudaSetDevice(prev);
-		return FERRY_BACKEND;
-	}
-	cudaSetDevice(prev);
-	*used = tot - fr;
-	*total = tot;
-	return 0;
+	return (n + OXG_ALIGN - 1) & ~(size_t)(OXG_ALIGN - 1);
 }
 
 /* ---------------------------------------------------------------------- */
 /* weights */
 
-extern "C" void ox_cuda_weights_free(struct ox_cuda_weights *w)
+static void ox__weights_free(struct ox_cuda_weights *w)
 {
 	if (!w)
 		return;
@@ -165,7 +147,7 @@ static size_t ox__bn_floats(const struct ox_model *m, const struct ox__step *s)
 	return s->bn ? 2 * (size_t)m->tensors[s->out].dims[1].c : 0;
 }
 
-extern "C" int ox_cuda_weights_create(const struct ox_model *m, int device,
+static int ox__weights_create(const struct ox_model *m, int device,
 				  struct ox_cuda_weights **out, char *err,
 				  size_t errlen)
 {
@@ -175,9 +157,9 @@ extern "C" int ox_cuda_weights_create(const struct ox_model *m, int device,
 	int rc = FERRY_ENOMEM;
 
 	*out = NULL;
-	if (device < 0 || device >= ox_cuda_device_count()) {
+	if (device < 0 || device >= ox__device_count()) {
 		ox__msg(err, errlen, "no CUDA device %d (the runtime sees %d)",
-		    device, ox_cuda_device_count());
+		    device, ox__device_count());
 		return FERRY_UNAVAILABLE;
 	}
 	w = (struct ox_cuda_weights *)calloc(1, sizeof(*w));
@@ -233,269 +215,12 @@ extern "C" int ox_cuda_weights_create(const struct ox_model *m, int device,
 	return 0;
 fail:
 	free(host);
-	ox_cuda_weights_free(w);
+	ox__weights_free(w);
 	return rc;
 }
 
 /* ---------------------------------------------------------------------- */
-/* kernels: one output element per thread, grid-stride loops */
-
-struct ox__kstr {
-	int r;
-	int64_t n[OX_MAX_RANK];		/* output dims */
-	int64_t sa[OX_MAX_RANK];	/* strides of the first source */
-	int64_t sb[OX_MAX_RANK];	/* strides of the second source */
-};
-
-static __device__ void koffs(const struct ox__kstr &k, int64_t i, int64_t *oa,
-			     int64_t *ob)
-{
-	int64_t a = 0, b = 0;
-
-	for (int d = k.r - 1; d >= 0; d--) {
-		int64_t q = i % k.n[d];
-
-		i /= k.n[d];
-		a += q * k.sa[d];
-		b += q * k.sb[d];
-	}
-	*oa = a;
-	*ob = b;
-}
-
-#define GRID_LOOP(i, n)                                                       \
-	for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;      \
-	     i < (n); i += (int64_t)gridDim.x * blockDim.x)
-
-static __global__ void k_binary(int op, const float *a, const float *b,
-				float *y, int64_t n, struct ox__kstr k)
-{
-	GRID_LOOP(i, n) {
-		int64_t oa, ob;
-
-		koffs(k, i, &oa, &ob);
-		float x = a[oa], z = b[ob];
-
-		switch (op) {
-		case OX__OP_ADD: y[i] = x + z; break;
-		case OX__OP_SUB: y[i] = x - z; break;
-		case OX__OP_MUL: y[i] = x * z; break;
-		default: y[i] = x / z; break;
-		}
-	}
-}
-
-static __global__ void k_unary(int op, const float *x, float *y, int64_t n,
-			       float al)
-{
-	GRID_LOOP(i, n) {
-		float v = x[i];
-
-		switch (op) {
-		case OX__OP_RELU:
-			y[i] = v > 0.0f ? v : 0.0f;
-			break;
-		case OX__OP_LEAKYRELU:
-			y[i] = v >= 0.0f ? v : al * v;
-			break;
-		case OX__OP_ELU:
-			y[i] = v >= 0.0f ? v : al * expm1f(v);
-			break;
-		case OX__OP_SIGMOID:
-			if (v >= 0.0f) {
-				y[i] = 1.0f / (1.0f + expf(-v));
-			} else {
-				float e = expf(v);
-
-				y[i] = e / (1.0f + e);
-			}
-			break;
-		default:
-			y[i] = tanhf(v);
-			break;
-		}
-	}
-}
-
-/* y[i, j] = beta * C broadcast over [M, N] (C is [c0, c1], c0 and c1 each
- * 1 or the full size) */
-static __global__ void k_bcast_c(const float *c, float *y, int64_t M,
-				 int64_t N, int64_t c0, int64_t c1, float beta)
-{
-	GRID_LOOP(i, M * N) {
-		int64_t r = i / N, j = i % N;
-
-		y[i] = beta * c[(c0 == 1 ? 0 : r) * c1 + (c1 == 1 ? 0 : j)];
-	}
-}
-
-static __global__ void k_gather(const float *x, float *y, int64_t n,
-				struct ox__kstr k)
-{
-	GRID_LOOP(i, n) {
-		int64_t oa, ob;
-
-		koffs(k, i, &oa, &ob);
-		y[i] = x[oa];
-	}
-}
-
-static __global__ void k_softmax(const float *x, float *y, int64_t outer,
-				 int64_t n, int64_t inner, int lg)
-{
-	GRID_LOOP(t, outer * inner) {
-		int64_t o = t / inner, in = t % inner;
-		const float *xs = x + o * n * inner + in;
-		float *ys = y + o * n * inner + in;
-		float mx = -INFINITY, sum = 0.0f;
-
-		for (int64_t i = 0; i < n; i++)
-			mx = xs[i * inner] > mx ? xs[i * inner] : mx;
-		for (int64_t i = 0; i < n; i++)
-			sum += expf(xs[i * inner] - mx);
-		if (lg) {
-			float ls = logf(sum);
-
-			for (int64_t i = 0; i < n; i++)
-				ys[i * inner] = xs[i * inner] - mx - ls;
-		} else {
-			float inv = 1.0f / sum;
-
-			for (int64_t i = 0; i < n; i++)
-				ys[i * inner] = expf(xs[i * inner] - mx) * inv;
-		}
-	}
-}
-
-static __global__ void k_affine(const float *x, float *y, const float *ab,
-				int64_t n, int64_t C, int64_t inner)
-{
-	GRID_LOOP(i, n) {
-		int64_t c = (i / inner) % C;
-
-		y[i] = x[i] * ab[c] + ab[C + c];
-	}
-}
-
-static __global__ void k_bias(float *y, const float *bias, int64_t n,
-			      int64_t M, int64_t P)
-{
-	GRID_LOOP(i, n)
-		y[i] += bias[(i / P) % M];
-}
-
-struct ox__kwin {
-	int64_t C, H, W, oH, oW;	/* C: the group's channels for im2col */
-	int64_t Ctot;			/* the input's channels */
-	int64_t c0;			/* first channel of the group */
-	int64_t k[2], s[2], d[2], pb[2], pe[2];
-	int cip, mx;
-};
-
-/* col[n][(c, kh, kw)][(oh, ow)] for one group, every image of the batch */
-static __global__ void k_im2col(const float *x, float *col, int64_t N,
-				struct ox__kwin w)
-{
-	int64_t P = w.oH * w.oW, Kc = w.C * w.k[0] * w.k[1];
-
-	GRID_LOOP(i, N * Kc * P) {
-		int64_t p = i % P, row = (i / P) % Kc, n = i / (P * Kc);
-		int64_t kw = row % w.k[1], kh = (row / w.k[1]) % w.k[0];
-		int64_t c = row / (w.k[0] * w.k[1]);
-		int64_t ih = (p / w.oW) * w.s[0] - w.pb[0] + kh * w.d[0];
-		int64_t iw = (p % w.oW) * w.s[1] - w.pb[1] + kw * w.d[1];
-
-		col[i] = ih < 0 || ih >= w.H || iw < 0 || iw >= w.W ? 0.0f :
-			 x[((n * w.Ctot + w.c0 + c) * w.H + ih) * w.W + iw];
-	}
-}
-
-static __global__ void k_pool(const float *x, float *y, int64_t NC,
-			      struct ox__kwin w)
-{
-	GRID_LOOP(i, NC * w.oH * w.oW) {
-		int64_t ow = i % w.oW, oh = (i / w.oW) % w.oH;
-		int64_t nc = i / (w.oW * w.oH);
-		const float *xc = x + nc * w.H * w.W;
-		int64_t h0 = oh * w.s[0] - w.pb[0], w0 = ow * w.s[1] - w.pb[1];
-		float acc = w.mx ? -INFINITY : 0.0f;
-		int64_t cnt = 0, ch = 0, cw = 0;
-
-		for (int64_t kh = 0; kh < w.k[0]; kh++) {
-			int64_t ih = h0 + kh * w.d[0];
-
-			if (ih < w.H + w.pe[0])
-				ch++;
-			if (ih < 0 || ih >= w.H)
-				continue;
-			for (int64_t kw = 0; kw < w.k[1]; kw++) {
-				int64_t iw = w0 + kw * w.d[1];
-
-				if (iw < 0 || iw >= w.W)
-					continue;
-				float v = xc[ih * w.W + iw];
-
-				acc = w.mx ? (v > acc ? v : acc) : acc + v;
-				cnt++;
-			}
-		}
-		if (!w.mx) {
-			for (int64_t kw = 0; kw < w.k[1]; kw++)
-				if (w0 + kw * w.d[1] < w.W + w.pe[1])
-					cw++;
-			if (w.cip)
-				cnt = ch * cw;
-			acc = cnt ? acc / (float)cnt : 0.0f;
-		}
-		y[i] = acc;
-	}
-}
-
-static __global__ void k_gap(const float *x, float *y, int64_t NC,
-			     int64_t inner)
-{
-	GRID_LOOP(nc, NC) {
-		float acc = 0.0f;
-
-		for (int64_t i = 0; i < inner; i++)
-			acc += x[nc * inner + i];
-		y[nc] = acc / (float)inner;
-	}
-}
-
-static unsigned ox__grid_for(int64_t n)
-{
-	int64_t b = (n + OXG_THREADS - 1) / OXG_THREADS;
-
-	/* grid-stride loops cover the rest */
-	return (unsigned)(b < 1 ? 1 : b > 65535 ? 65535 : b);
-}
-
-#define LAUNCH(kern, n, ...)                                                  \
-	kern<<<ox__grid_for(n), OXG_THREADS, 0, c->stream>>>(__VA_ARGS__)
-
-/* ---------------------------------------------------------------------- */
 /* steps */
-
-static int64_t ox__prod(const int64_t *d, int from, int to)
-{
-	int64_t n = 1;
-
-	for (int i = from; i < to; i++)
-		n *= d[i];
-	return n;
-}
-
-static void ox__nchw(const struct ox__tensor *t, int64_t B, int64_t *d)
-{
-	int64_t v[OX_MAX_RANK] = { 0 };
-	int r = ox__shape(t, B, v);
-
-	d[0] = v[0];
-	d[1] = v[1];
-	d[2] = r == 4 ? v[2] : 1;
-	d[3] = v[r - 1];
-}
 
 /* Row-major C[M, N] = alpha op(A) op(B) + beta C, as cuBLAS's column-major
  * C^T = op(B)^T op(A)^T. */
@@ -531,8 +256,8 @@ static cublasStatus_t ox__s_gemm(struct ox_cuda_ctx *c, const struct ox__step *s
 		} else if (ct->rank == 1) {
 			c1 = ox__dimv(ct->dims[0], B);
 		}
-		LAUNCH(k_bcast_c, yd[0] * yd[1], ptr[s->in[2]], ptr[s->out],
-		       yd[0], yd[1], c0, c1, s->beta);
+		ox__gk_bcast_c(c->stream, ptr[s->in[2]], ptr[s->out], yd[0], yd[1], c0, c1,
+			       s->beta);
 		beta = 1.0f;
 	}
 	return ox__rm_gemm(c->blas, s->trans_a, s->trans_b, yd[0], yd[1],
@@ -616,8 +341,8 @@ static void ox__s_binary(struct ox_cuda_ctx *c, const struct ox__step *s, int64_
 		strb *= db;
 	}
 	k.r = ro;
-	LAUNCH(k_binary, ox__prod(k.n, 0, ro), (int)s->op, c->ptr[s->in[0]],
-	       c->ptr[s->in[1]], c->ptr[s->out], ox__prod(k.n, 0, ro), k);
+	ox__gk_binary(c->stream, (int)s->op, c->ptr[s->in[0]], c->ptr[s->in[1]],
+		      c->ptr[s->out], ox__prod(k.n, 0, ro), &k);
 }
 
 static void ox__s_transpose(struct ox_cuda_ctx *c, const struct ox__step *s,
@@ -639,8 +364,7 @@ static void ox__s_transpose(struct ox_cuda_ctx *c, const struct ox__step *s,
 		k.sa[i] = xs[s->perm[i]];
 		k.sb[i] = 0;
 	}
-	LAUNCH(k_gather, ox__prod(k.n, 0, r), c->ptr[s->in[0]], c->ptr[s->out],
-	       ox__prod(k.n, 0, r), k);
+	ox__gk_gather(c->stream, c->ptr[s->in[0]], c->ptr[s->out], ox__prod(k.n, 0, r), &k);
 }
 
 static cudaError_t ox__s_concat(struct ox_cuda_ctx *c, const struct ox__step *s,
@@ -694,26 +418,19 @@ static struct ox__kwin ox__make_win(const struct ox__win *w, const int64_t *xd,
 	return k;
 }
 
-static int ox__conv_direct(const struct ox__win *w)
-{
-	return w->k[0] == 1 && w->k[1] == 1 && w->s[0] == 1 && w->s[1] == 1 &&
-	       w->pb[0] == 0 && w->pb[1] == 0 && w->pe[0] == 0 &&
-	       w->pe[1] == 0;
-}
-
-/* Scratch of a convolution on the GPU: the im2col of one group for the
- * whole batch, so one strided-batched GEMM covers every image. */
+/* Scratch of a convolution on the GPU: the im2col of one group (the CPU's
+ * scratch for one image, ox__scratch_floats) for every image of the
+ * batch, so one strided-batched GEMM covers them all. */
 static size_t ox__conv_scratch(const struct ox_model *m, const struct ox__step *s,
 			   int64_t B)
 {
-	int64_t xd[4], yd[4];
+	size_t one = ox__scratch_floats(m, s, B);
+	int64_t xd[4];
 
-	if (s->op != OX__OP_CONV || ox__conv_direct(&s->win))
-		return 0;
+	if (!one || one == SIZE_MAX)
+		return one;
 	ox__nchw(&m->tensors[s->in[0]], B, xd);
-	ox__nchw(&m->tensors[s->out], B, yd);
-	return (size_t)xd[0] * (size_t)(xd[1] / s->win.group) *
-	       (size_t)(s->win.k[0] * s->win.k[1]) * (size_t)(yd[2] * yd[3]);
+	return (size_t)xd[0] * one;
 }
 
 static cublasStatus_t ox__s_conv(struct ox_cuda_ctx *c, const struct ox__step *s,
@@ -744,7 +461,7 @@ static cublasStatus_t ox__s_conv(struct ox_cuda_ctx *c, const struct ox__step *s
 
 		if (!ox__conv_direct(w)) {
 			kw.c0 = gi * Cg;
-			LAUNCH(k_im2col, N * Kc * P, x, c->scratch, N, kw);
+			ox__gk_im2col(c->stream, x, c->scratch, N, &kw);
 			src = c->scratch;
 			sstride = Kc * P;
 		}
@@ -756,7 +473,7 @@ static cublasStatus_t ox__s_conv(struct ox_cuda_ctx *c, const struct ox__step *s
 			(int)P, M * P, (int)N);
 	}
 	if (bias && st == CUBLAS_STATUS_SUCCESS)
-		LAUNCH(k_bias, N * M * P, y, bias, N * M * P, M, P);
+		ox__gk_bias(c->stream, y, bias, N * M * P, M, P);
 	return st;
 }
 
@@ -793,8 +510,7 @@ static int ox__run_step(struct ox_cuda_ctx *c, int si, int64_t B, char *err,
 	case OX__OP_ELU:
 	case OX__OP_SIGMOID:
 	case OX__OP_TANH:
-		LAUNCH(k_unary, n, (int)s->op, ptr[s->in[0]], ptr[s->out], n,
-		       s->alpha);
+		ox__gk_unary(c->stream, (int)s->op, ptr[s->in[0]], ptr[s->out], n, s->alpha);
 		break;
 	case OX__OP_SOFTMAX:
 	case OX__OP_LOGSOFTMAX: {
@@ -802,8 +518,8 @@ static int ox__run_step(struct ox_cuda_ctx *c, int si, int64_t B, char *err,
 		int r = ox__shape(&m->tensors[s->out], B, d);
 		int64_t outer = ox__prod(d, 0, s->axis), inner = ox__prod(d, s->axis + 1, r);
 
-		LAUNCH(k_softmax, outer * inner, ptr[s->in[0]], ptr[s->out],
-		       outer, d[s->axis], inner, s->op == OX__OP_LOGSOFTMAX);
+		ox__gk_softmax(c->stream, ptr[s->in[0]], ptr[s->out], outer, d[s->axis], inner,
+			       s->op == OX__OP_LOGSOFTMAX);
 		break;
 	}
 	case OX__OP_TRANSPOSE:
@@ -816,8 +532,8 @@ static int ox__run_step(struct ox_cuda_ctx *c, int si, int64_t B, char *err,
 		int64_t d[OX_MAX_RANK] = { 0 };
 		int r = ox__shape(&m->tensors[s->out], B, d);
 
-		LAUNCH(k_affine, n, ptr[s->in[0]], ptr[s->out], c->w->bn[si], n,
-		       d[1], ox__prod(d, 2, r));
+		ox__gk_affine(c->stream, ptr[s->in[0]], ptr[s->out], c->w->bn[si], n, d[1],
+			      ox__prod(d, 2, r));
 		break;
 	}
 	case OX__OP_CONV:
@@ -832,15 +548,15 @@ static int ox__run_step(struct ox_cuda_ctx *c, int si, int64_t B, char *err,
 		struct ox__kwin kw = ox__make_win(&s->win, xd, yd);
 
 		kw.mx = s->op == OX__OP_MAXPOOL;
-		LAUNCH(k_pool, n, ptr[s->in[0]], ptr[s->out], xd[0] * xd[1], kw);
+		ox__gk_pool(c->stream, ptr[s->in[0]], ptr[s->out], xd[0] * xd[1], &kw);
 		break;
 	}
 	case OX__OP_GLOBALAVGPOOL: {
 		int64_t d[OX_MAX_RANK] = { 0 };
 		int r = ox__shape(&m->tensors[s->in[0]], B, d);
 
-		LAUNCH(k_gap, d[0] * d[1], ptr[s->in[0]], ptr[s->out],
-		       d[0] * d[1], ox__prod(d, 2, r));
+		ox__gk_gap(c->stream, ptr[s->in[0]], ptr[s->out], d[0] * d[1],
+			   ox__prod(d, 2, r));
 		break;
 	}
 	}
@@ -890,7 +606,7 @@ static int ox__forward(struct ox_cuda_ctx *c, int64_t B, char *err, size_t errle
 /* ---------------------------------------------------------------------- */
 /* contexts */
 
-extern "C" void ox_cuda_ctx_free(struct ox_cuda_ctx *c)
+static void ox__ctx_free(struct ox_cuda_ctx *c)
 {
 	if (!c)
 		return;
@@ -922,7 +638,7 @@ extern "C" void ox_cuda_ctx_free(struct ox_cuda_ctx *c)
 	free(c);
 }
 
-extern "C" int ox_cuda_ctx_create(const struct ox_model *m, struct ox_cuda_weights *w,
+static int ox__ctx_create(const struct ox_model *m, struct ox_cuda_weights *w,
 			      int max_batch, int graphs, struct ox_cuda_ctx **out,
 			      char *err, size_t errlen)
 {
@@ -1018,16 +734,16 @@ extern "C" int ox_cuda_ctx_create(const struct ox_model *m, struct ox_cuda_weigh
 	return 0;
 fail:
 	free(off);
-	ox_cuda_ctx_free(c);
+	ox__ctx_free(c);
 	return rc;
 }
 
-extern "C" size_t ox_cuda_ctx_device_bytes(const struct ox_cuda_ctx *c)
+static size_t ox__ctx_device_bytes(const struct ox_cuda_ctx *c)
 {
 	return c ? c->bytes + OXG_CUBLAS_WS : 0;
 }
 
-extern "C" int ox_cuda_ctx_graphs(const struct ox_cuda_ctx *c)
+static int ox__ctx_graphs(const struct ox_cuda_ctx *c)
 {
 	return c ? c->ngraphs : 0;
 }
@@ -1071,7 +787,7 @@ give_up:
 	return ox__forward(c, B, err, errlen);
 }
 
-extern "C" int ox_cuda_run(struct ox_cuda_ctx *c, int nparts,
+static int ox__run_batch(struct ox_cuda_ctx *c, int nparts,
 		       const struct ox_cuda_part *parts, uint64_t *input_end_ns,
 		       uint64_t *infer_end_ns, char *err, size_t errlen)
 {
@@ -1148,161 +864,16 @@ fail:
 }
 
 /* ---------------------------------------------------------------------- */
-/* host memory and devices */
+/* the module's one exported symbol (OX_CUDA_OPS_SYMBOL) */
 
-extern "C" int ox_cuda_host_register(void *base, size_t bytes)
-{
-	if (!base || !bytes)
-		return FERRY_EINVAL;
-	if (ox_cuda_device_count() < 1)
-		return FERRY_UNAVAILABLE;
-	if (cudaHostRegister(base, bytes, cudaHostRegisterPortable) !=
-	    cudaSuccess) {
-		(void)cudaGetLastError();
-		return FERRY_BACKEND;
-	}
-	return 0;
-}
-
-extern "C" int ox_cuda_host_unregister(void *base)
-{
-	if (!base)
-		return FERRY_EINVAL;
-	if (ox_cuda_device_count() < 1)
-		return FERRY_UNAVAILABLE;
-	if (cudaHostUnregister(base) != cudaSuccess) {
-		(void)cudaGetLastError();
-		return FERRY_EINVAL;
-	}
-	return 0;
-}
-
-extern "C" int ox_cuda_pci_bus_id(int device, char *buf, size_t len)
-{
-	if (!buf || len < 16)
-		return FERRY_EINVAL;
-	if (device < 0 || device >= ox_cuda_device_count())
-		return FERRY_UNAVAILABLE;
-	if (cudaDeviceGetPCIBusId(buf, (int)len, device) != cudaSuccess) {
-		(void)cudaGetLastError();
-		return FERRY_BACKEND;
-	}
-	/* sysfs spells the hex digits in lower case */
-	for (char *p = buf; *p; p++)
-		if (*p >= 'A' && *p <= 'F')
-			*p = (char)(*p - 'A' + 'a');
-	return 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* CUDA IPC regions of local clients */
-
-typedef int (*ox_cuda_addr_range_fn)(unsigned long long *base, size_t *size,
-					unsigned long long dptr);
-
-extern "C" int ox_cuda_ipc_open(const void *handle, size_t handle_len,
-			    const char *pci_bus_id, int device, uint64_t bytes,
-			    void **dptr, int *device_out, char *err, size_t errlen)
-{
-	cudaIpcMemHandle_t h;
-	cudaError_t ce;
-	int dev = device, prev = 0;
-	void *p = NULL;
-
-	if (!handle || !dptr || !device_out) {
-		snprintf(err, errlen, "NULL argument");
-		return FERRY_EINVAL;
-	}
-	if (handle_len != sizeof(h)) {
-		snprintf(err, errlen, "a CUDA IPC handle has %zu bytes, not %zu",
-			 sizeof(h), handle_len);
-		return FERRY_EINVAL;
-	}
-	if (bytes == 0) {
-		snprintf(err, errlen, "a CUDA region of 0 bytes");
-		return FERRY_EINVAL;
-	}
-	if (ox_cuda_device_count() < 1) {
-		snprintf(err, errlen, "this ferryd sees no CUDA device");
-		return FERRY_UNAVAILABLE;
-	}
-	/* The client's device ordinal may not be ours (CUDA_VISIBLE_DEVICES
-	 * differs between processes): the PCI bus id names the card. */
-	if (pci_bus_id && *pci_bus_id) {
-		if (cudaDeviceGetByPCIBusId(&dev, pci_bus_id) != cudaSuccess) {
-			(void)cudaGetLastError();
-			snprintf(err, errlen, "no CUDA device at PCI bus id %.32s visible to ferryd",
-				 pci_bus_id);
-			return FERRY_ENOENT;
-		}
-	} else if (dev < 0 || dev >= ox_cuda_device_count()) {
-		snprintf(err, errlen, "no CUDA device %d", dev);
-		return FERRY_ENOENT;
-	}
-	memcpy(&h, handle, sizeof(h));
-	cudaGetDevice(&prev);
-	if (cudaSetDevice(dev) != cudaSuccess) {
-		(void)cudaGetLastError();
-		snprintf(err, errlen, "cannot use CUDA device %d", dev);
-		return FERRY_BACKEND;
-	}
-	ce = cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess);
-	if (ce != cudaSuccess) {
-		(void)cudaGetLastError();
-		cudaSetDevice(prev);
-		snprintf(err, errlen, "cudaIpcOpenMemHandle: %s (a bogus, freed or "
-			 "already-closed handle, or one from this process)",
-			 cudaGetErrorString(ce));
-		return FERRY_EINVAL;
-	}
-	/* The mapping covers the whole allocation the handle was made from;
-	 * its size must hold what the client declared. */
-	{
-		void *fn = NULL;
-		cudaDriverEntryPointQueryResult q;
-		unsigned long long base = 0;
-		size_t size = 0;
-
-		if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000,
-						     cudaEnableDefault, &q) == cudaSuccess &&
-		    fn && q == cudaDriverEntryPointSuccess &&
-		    ((ox_cuda_addr_range_fn)fn)(&base, &size, (unsigned long long)(uintptr_t)p) == 0) {
-			if (base != (unsigned long long)(uintptr_t)p || size < bytes) {
-				cudaIpcCloseMemHandle(p);
-				cudaSetDevice(prev);
-				snprintf(err, errlen, "the shared allocation has %zu bytes, "
-					 "%llu were declared", size, (unsigned long long)bytes);
-				return FERRY_EINVAL;
-			}
-		} else {
-			(void)cudaGetLastError();
-			cudaIpcCloseMemHandle(p);
-			cudaSetDevice(prev);
-			snprintf(err, errlen, "cannot check the size of the shared allocation "
-				 "(cuMemGetAddressRange unavailable)");
-			return FERRY_BACKEND;
-		}
-	}
-	cudaSetDevice(prev);
-	*dptr = p;
-	*device_out = dev;
-	return 0;
-}
-
-extern "C" int ox_cuda_ipc_close(void *dptr, int device)
-{
-	int prev = 0;
-	cudaError_t ce;
-
-	if (!dptr)
-		return FERRY_EINVAL;
-	cudaGetDevice(&prev);
-	cudaSetDevice(device);
-	ce = cudaIpcCloseMemHandle(dptr);
-	cudaSetDevice(prev);
-	if (ce != cudaSuccess) {
-		(void)cudaGetLastError();
-		return FERRY_EINVAL;
-	}
-	return 0;
-}
+extern "C" __attribute__((visibility("default"))) const struct ox_cuda_ops ox_cuda_ops_v1;
+const struct ox_cuda_ops ox_cuda_ops_v1 = {
+	sizeof(struct ox_cuda_ops),
+	ox__weights_create,
+	ox__weights_free,
+	ox__ctx_create,
+	ox__ctx_free,
+	ox__ctx_device_bytes,
+	ox__ctx_graphs,
+	ox__run_batch,
+};

@@ -2,15 +2,18 @@
 /*
  * ox_int.h - private structures of the ONNX executor (prefix ox__)
  *
- * The loader (ox_load.c) turns a ModelProto into a struct ox_model: a
- * table of tensors with symbolic shapes and a list of steps in execution
- * order.  The runner (ox_run.c) evaluates the shapes for the batch of a
- * call and runs each step's kernel.  Nothing here is shared with other
- * modules.
+ * The loader (ox_load.c with ox_proto.c and ox_ops.c; see ox_load.h)
+ * turns a ModelProto into a struct ox_model: a table of tensors with
+ * symbolic shapes and a list of steps in execution order.  ox_shape.c
+ * evaluates shapes for a batch and plans a context's arena; the runner
+ * (ox_run.c) runs each step's kernel on the CPU, the CUDA module
+ * (ox_cuda.cu, ox_cuda_kernels.cu) on a GPU.  Nothing here is shared with
+ * other modules.
  */
 #ifndef FERRY_OX_INT_H
 #define FERRY_OX_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,8 +122,19 @@ static inline int64_t ox__dimv(struct ox__dim d, int64_t B)
 	return d.b ? d.c * B : d.c;
 }
 
+/* Alignment of every tensor in a context's arena (CPU and GPU alike). */
+#define OX__ALIGN 64
+
+/* ox_shape.c: tensor @t's dims at batch @B into @dims; returns its rank */
 int ox__shape(const struct ox__tensor *t, int64_t B, int64_t *dims);
 int64_t ox__numel(const struct ox__tensor *t, int64_t B);
+/* product of d[from .. to) */
+int64_t ox__prod(const int64_t *d, int from, int to);
+/* [N, C, H, W] view of a 1-D or 2-D image tensor (H = 1 for 1-D) */
+void ox__nchw(const struct ox__tensor *t, int64_t B, int64_t *d);
+/* a 1x1, stride 1, unpadded convolution: a plain GEMM, no im2col */
+bool ox__conv_direct(const struct ox__win *w);
+/* floats of the CPU convolution scratch step @s needs at batch @B */
 size_t ox__scratch_floats(const struct ox_model *m, const struct ox__step *s,
 			  int64_t B);
 /*

@@ -2,6 +2,7 @@
 include bench/shm.mk
 include bench/ferry.mk
 include bench/onnx.mk
+include bench/ort.mk
 include bench/grpc.mk
 include bench/study.mk
 include bench/distance.mk

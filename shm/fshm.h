@@ -8,6 +8,8 @@
 #ifndef FSHM_H
 #define FSHM_H
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -226,6 +228,21 @@ void fshm_doorbell_drain(struct fshm_doorbell *db);  /* read efd, nonblocking */
 int fshm_doorbell_wait(struct fshm_doorbell *db, enum fshm_wait_policy policy,
 		       bool (*ready)(void *arg), void *arg, int64_t timeout_ns,
 		       uint64_t spin_ns);
+
+/*
+ * fshm_wake_set_cpu - publish the CPU the caller runs on in its own wake
+ * line (fshm_wake.cpu, 1 + CPU): the broker serves a session on a poller
+ * pinned to that CPU.  The client calls it before publishing a submission
+ * (the SQ tail's release store orders it); getcpu is a vDSO call.
+ */
+static inline void fshm_wake_set_cpu(struct fshm_wake *w)
+{
+	int cpu = sched_getcpu();
+	/* Relaxed: a hint; the ring's release store publishes it with the
+	 * submission, and any value is safe for the broker. */
+	if (cpu >= 0)
+		atomic_store_explicit(&w->cpu, (uint32_t)cpu + 1, memory_order_relaxed);
+}
 
 /* ---------------------------------------------------------------------- */
 /* Arena allocator                                                         */

@@ -33,7 +33,8 @@
  *   96     24   arena: struct fshm_area (entries = 0, entry_size = alignment)
  *   120    136  reserved, zero
  *   256    64   broker_wake: the broker's sleeping flag (client reads)
- *   320    64   client_wake: the client's sleeping flag (broker reads)
+ *   320    64   client_wake: the client's sleeping flag and the CPU it
+ *                submitted from last (broker reads; ABI 1.1)
  *   384    3712 reserved, zero
  *
  * Compatibility: a peer refuses a segment whose major ABI differs; a minor
@@ -49,7 +50,7 @@
 
 #define FSHM_MAGIC      0x4745535952524546ULL /* "FERRYSEG" */
 #define FSHM_ABI_MAJOR  1
-#define FSHM_ABI_MINOR  0
+#define FSHM_ABI_MINOR  1
 #define FSHM_ABI_VERSION ((FSHM_ABI_MAJOR << 16) | FSHM_ABI_MINOR)
 #define FSHM_HDR_SIZE   4096
 #define FSHM_CACHELINE  64
@@ -72,12 +73,24 @@ struct fshm_area {
 };
 static_assert(sizeof(struct fshm_area) == 24, "fshm_area layout");
 
-/* A wake-up flag alone on its cache line: written by one side only. */
+/*
+ * A wake-up flag alone on its cache line: written by one side only.
+ *
+ *   OFFSET SIZE DESCRIPTION
+ *   0      4    sleeping: 1 while the owner is (about to be) blocked
+ *   4      4    cpu: 1 + the CPU the owner last submitted from, 0 unknown
+ *                (ABI 1.1; a hint: the broker runs a session's work on a
+ *                poller pinned to that CPU, so a client that blocks waiting
+ *                leaves its core to the work it waits for)
+ *   8      56   reserved, zero
+ */
 struct fshm_wake {
 	_Atomic uint32_t sleeping;
-	uint32_t reserved[15];
+	_Atomic uint32_t cpu;
+	uint32_t reserved[14];
 };
 static_assert(sizeof(struct fshm_wake) == FSHM_CACHELINE, "fshm_wake layout");
+static_assert(offsetof(struct fshm_wake, cpu) == 4, "fshm_wake layout");
 
 struct fshm_hdr {
 	uint64_t magic;

@@ -12,6 +12,12 @@ tests_test_local_SOURCES = tests/integ/test_local.c
 tests_test_local_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_test_local_LDADD = tests/libharness.la libclient/libferry.la shm/libfshm.la $(CRITERION_TEST_LIBS)
 
+check_PROGRAMS += tests/test_poller
+TESTS += tests/test_poller
+tests_test_poller_SOURCES = tests/integ/test_poller.c
+tests_test_poller_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_test_poller_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)
+
 check_PROGRAMS += tests/test_loop
 TESTS += tests/test_loop
 tests_test_loop_SOURCES = tests/integ/test_loop.c broker/core/loop.c broker/core/log.c

@@ -23,6 +23,7 @@ struct broker_options {
 	const char *backend_dir;
 	enum fshm_wait_policy wait;
 	uint64_t spin_ns;               /* hybrid: spin this long when idle */
+	int pollers;                    /* 0: one per CPU */
 	int numa;                       /* -2 auto, -1 off, >= 0 a node */
 	int gpu;                        /* -1 off, 0 auto, 1 on (a GPU is required) */
 	bool strict;                    /* exit if a model fails to load
@@ -48,8 +49,7 @@ struct broker {
 	uint64_t epoch;
 	int listen_fd, listen_handle;
 	int signal_fd, signal_handle;
-	int kick_fd, kick_handle;       /* inline models' work from other threads */
-	_Atomic uint32_t sleeping;      /* the loop thread is (about to be) asleep */
+	int kick_fd, kick_handle;       /* admin replies and corrupt sessions */
 	bool stopping;
 	struct session *sessions;       /* live sessions (list) */
 	uint32_t nsessions;

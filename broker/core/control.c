@@ -26,6 +26,7 @@
 #include <ferry/errors.h>
 
 #include "broker/core/broker.h"
+#include "broker/core/poller.h"
 #include "broker/core/log.h"
 #include "broker/frontends/metrics.h"
 #include "broker/gpu/gpu.h"
@@ -104,7 +105,7 @@ static void control__close(struct broker *b, struct control_conn *c, const char 
 	if (c->s) {
 		log_info("session %llu (pid %d uid %d) closed: %s",
 			 (unsigned long long)c->s->id, (int)c->pid, (int)c->uid, why);
-		loop_del(b->loop, c->s->db_handle);
+		poller_remove(c->s);
 		atomic_fetch_add(&metrics_gauges.closed_wakeups,
 				 atomic_load(&c->s->db_client.rings));
 		control__unlink_session(b, c->s);
@@ -171,14 +172,6 @@ static bool control__allowed(const struct broker *b, uid_t uid, gid_t gid)
 		if (o->allow_gid[i] == gid)
 			return true;
 	return false;
-}
-
-static void control__on_doorbell(void *arg, uint32_t events)
-{
-	struct session *s = arg;
-	/* Only clears the eventfd: the loop polls every ring after each
-	 * wake-up anyway. */
-	fshm_doorbell_drain(&s->db_broker);
 }
 
 static void control__hello(struct broker *b, struct control_conn *c, uint64_t seq,
@@ -250,20 +243,15 @@ static void control__hello(struct broker *b, struct control_conn *c, uint64_t se
 	resp.welcome = &w;
 	int fds[3] = { s->seg.fd, s->db_broker.efd, s->db_client.efd };
 
-	s->db_handle = loop_add(b->loop, s->db_broker.efd, control__on_doorbell, s);
-	if (s->db_handle < 0) {
-		control__error(c, seq, s->db_handle, "cannot watch the doorbell");
-		session_kill(s);
-		return;
-	}
 	ret = control__reply(c, &resp, fds, 3);
 	if (ret) {
-		loop_del(b->loop, s->db_handle);
 		session_kill(s);
 		log_warn("pid %d: cannot send the welcome: %s", (int)c->pid, strerror(-ret));
 		return;
 	}
 	c->s = s;
+	/* A poller serves its ring from now on. */
+	poller_add(s);
 	s->prev = NULL;
 	s->next = b->sessions;
 	if (b->sessions)

@@ -7,6 +7,7 @@ broker_ferryd_SOURCES = \
 	broker/core/control.c \
 	broker/core/log.c broker/core/log.h \
 	broker/core/loop.c broker/core/loop.h \
+	broker/core/poller.c broker/core/poller.h \
 	broker/core/session.c broker/core/session.h \
 	broker/core/systemd.c broker/core/systemd.h \
 	$(FERRYD_MODELS_SOURCES) $(FERRYD_FRONTENDS_SOURCES)

@@ -32,6 +32,8 @@
 #include "broker/core/broker.h"
 #include "broker/frontends/grpc/gs_server.h"
 #include "broker/core/log.h"
+#include "broker/core/poller.h"
+#include "broker/core/session.h"
 #include "broker/frontends/metrics.h"
 #include "broker/gpu/gpu.h"
 #include "broker/models/rescan.h"
@@ -58,6 +60,9 @@ static bool ferryd__grpc_explicit;
 /* --strict-model-config=false in its old meaning; said once started. */
 static bool ferryd__old_strict_false;
 
+/* More pollers than this would be more threads than any node has cores. */
+#define FERRYD__MAX_POLLERS 4096
+
 static void ferryd__usage(FILE *f)
 {
 	fprintf(f,
@@ -74,8 +79,11 @@ static void ferryd__usage(FILE *f)
 "      --backend-config=NAME,KEY=VALUE  a setting for backend NAME (repeatable;\n"
 "                               KEY=VALUE alone: for every backend), e.g.\n"
 "                               onnxruntime,library=PATH of libonnxruntime.so\n"
-"      --wait spin|hybrid|block what the polling thread does when idle\n"
+"      --wait spin|hybrid|block what the polling threads do when idle\n"
 "                               (env FERRY_WAIT; default hybrid)\n"
+"      --pollers N              threads serving the session rings, one pinned\n"
+"                               per CPU (env FERRY_POLLERS; default 0: one per\n"
+"                               CPU ferryd may use)\n"
 "      --spin-us N              hybrid: spin N microseconds before sleeping (50)\n"
 "      --numa auto|off|N        NUMA node for session arenas (default auto)\n"
 "      --gpu auto|on|off        load CUDA where an NVIDIA device exists (auto),\n"
@@ -188,7 +196,7 @@ static int ferryd__parse_gpu(const char *s, int *gpu)
 }
 
 enum {
-	OPT_BACKEND_DIR = 256, OPT_WAIT, OPT_SPIN_US, OPT_NUMA, OPT_GPU, OPT_LOG_LEVEL,
+	OPT_BACKEND_DIR = 256, OPT_WAIT, OPT_SPIN_US, OPT_POLLERS, OPT_NUMA, OPT_GPU, OPT_LOG_LEVEL,
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_MAX_SESSIONS, OPT_MAX_ARENA, OPT_ARENA,
 	OPT_MAX_INFLIGHT, OPT_STRICT, OPT_EVENT_LOOP,
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
@@ -204,6 +212,7 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		{ "backend-directory", required_argument, NULL, OPT_BACKEND_DIR },
 		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "spin-us", required_argument, NULL, OPT_SPIN_US },
+		{ "pollers", required_argument, NULL, OPT_POLLERS },
 		{ "numa", required_argument, NULL, OPT_NUMA },
 		{ "gpu", required_argument, NULL, OPT_GPU },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -261,6 +270,13 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		fprintf(stderr, "ferryd: FERRY_GPU: auto, on or off, not '%s'\n", env);
 		return -1;
 	}
+	if ((env = getenv("FERRY_POLLERS")) &&
+	    (ferryd__parse_u64(env, &v) || v > FERRYD__MAX_POLLERS)) {
+		fprintf(stderr, "ferryd: FERRY_POLLERS: 0 to %d, not '%s'\n", FERRYD__MAX_POLLERS, env);
+		return -1;
+	} else if (env) {
+		o->pollers = (int)v;
+	}
 	if ((env = getenv("FERRY_LOG_LEVEL")) && log_level_parse(env, &log_threshold)) {
 		fprintf(stderr, "ferryd: FERRY_LOG_LEVEL: unknown level '%s'\n", env);
 		return -1;
@@ -284,6 +300,14 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 				return -1;
 			}
 			o->spin_ns = v * 1000;
+			break;
+		case OPT_POLLERS:
+			if (ferryd__parse_u64(optarg, &v) || v > FERRYD__MAX_POLLERS) {
+				fprintf(stderr, "ferryd: --pollers: 0 (one per CPU) to %d\n",
+					FERRYD__MAX_POLLERS);
+				return -1;
+			}
+			o->pollers = (int)v;
 			break;
 		case OPT_NUMA:
 			if (!strcmp(optarg, "auto"))
@@ -560,6 +584,12 @@ static void ferryd__on_signal(void *arg, uint32_t events)
 	}
 }
 
+/* Sessions a poller found corrupt, for the loop thread to close; each
+ * holds a reference.  Guarded by ferryd__corrupt_lock. */
+static pthread_mutex_t ferryd__corrupt_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session **ferryd__corrupt;
+static uint32_t ferryd__ncorrupt, ferryd__capcorrupt;
+
 static void ferryd__on_kick(void *arg, uint32_t events)
 {
 	struct broker *b = arg;
@@ -567,91 +597,79 @@ static void ferryd__on_kick(void *arg, uint32_t events)
 	ssize_t n = read(b->kick_fd, &v, sizeof(v));
 	(void)n;
 	control_admin_replies(b);
+	pthread_mutex_lock(&ferryd__corrupt_lock);
+	struct session **list = ferryd__corrupt;
+	uint32_t nlist = ferryd__ncorrupt;
+	ferryd__corrupt = NULL;
+	ferryd__ncorrupt = ferryd__capcorrupt = 0;
+	pthread_mutex_unlock(&ferryd__corrupt_lock);
+	for (uint32_t i = 0; i < nlist; i++) {
+		/* A no-op when the client has gone meanwhile. */
+		control_session_close(b, list[i], "corrupt ring");
+		session_unref(list[i]);
+	}
+	free(list);
 }
 
-/* sched kick: an inline model got work from a thread other than ours. */
-static void ferryd__broker_kick(void *arg)
+/* A poller found a session's ring corrupt: the loop thread closes it. */
+static void ferryd__corrupt_session(struct session *s, void *arg)
 {
 	struct broker *b = arg;
-	/* Pairs with the full fence in run() after sleeping = 1: either the
-	 * loop thread's re-check sees the queued request, or we see its
-	 * flag and write the eventfd. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&b->sleeping, memory_order_relaxed)) {
-		uint64_t one = 1;
-		ssize_t n = write(b->kick_fd, &one, sizeof(one));
-		(void)n;
-	}
-}
+	uint64_t one = 1;
 
-static int ferryd__poll_sessions(struct broker *b)
-{
-	int work = 0;
-	struct session *s = b->sessions, *next;
-	for (; s; s = next) {
-		next = s->next;
-		int n = session_poll(s);
-		if (n < 0) {
-			log_warn("session %llu: corrupt ring indices; closing it",
-				 (unsigned long long)s->id);
-			control_session_close(b, s, "corrupt ring");
-			continue;
+	pthread_mutex_lock(&ferryd__corrupt_lock);
+	if (ferryd__ncorrupt == ferryd__capcorrupt) {
+		uint32_t cap = ferryd__capcorrupt ? ferryd__capcorrupt * 2 : 8;
+		struct session **l = realloc(ferryd__corrupt, cap * sizeof(*l));
+		if (!l) {
+			/* Its poller has let it go already: the client is no
+			 * longer served, and its socket closes it later. */
+			pthread_mutex_unlock(&ferryd__corrupt_lock);
+			return;
 		}
-		work += n;
+		ferryd__corrupt = l;
+		ferryd__capcorrupt = cap;
 	}
-	return work;
+	session_ref(s);
+	ferryd__corrupt[ferryd__ncorrupt++] = s;
+	pthread_mutex_unlock(&ferryd__corrupt_lock);
+	ssize_t n = write(b->kick_fd, &one, sizeof(one));
+	(void)n;
 }
 
+/* sched kick: an inline model got work from a thread that is not a
+ * poller (gRPC): a poller must run it. */
+static void ferryd__broker_kick(void *arg)
+{
+	poller_kick();
+}
+
+/*
+ * The loop thread: control connections, signals, admin replies, and the
+ * gauges.  The session rings are the pollers' (poller.c).
+ */
 static void ferryd__run(struct broker *b)
 {
-	uint64_t idle_since = fshm_now_ns();
-	uint64_t deadline;
-	unsigned iter = 0;
-
 	uint64_t last_snapshot = 0;
+	uint32_t snapshot_sessions = 0; /* sessions open at the last snapshot */
 	uint64_t idle_from = 0;         /* since when no session (--idle-exit) */
 
 	while (!b->stopping) {
 		uint64_t now = fshm_now_ns();
-		/* Publish the gauges only the loop may read, ten times a
-		 * second at most. */
-		if (now - last_snapshot > 100000000) {
+		uint64_t deadline = UINT64_MAX;
+		bool again = false;
+
+		/* Publish the gauges only the loop may read, ten times a second
+		 * while sessions are open. */
+		if (now - last_snapshot >= 100000000) {
 			metrics_snapshot(b);
 			last_snapshot = now;
+			snapshot_sessions = b->nsessions;
 		}
-		int work = ferryd__poll_sessions(b);
-		deadline = UINT64_MAX;
-		work += models_run_inline(now, &deadline);
-		if (work) {
-			idle_since = now;
-			/* Control traffic and new connections between bursts. */
-			if ((++iter & 63) == 0)
-				loop_wait(b->loop, 0);
-			continue;
-		}
-		if (b->opt.wait == FSHM_WAIT_SPIN ||
-		    (b->opt.wait == FSHM_WAIT_HYBRID && now - idle_since < b->opt.spin_ns)) {
-			if ((++iter & 63) == 0)
-				loop_wait(b->loop, 0);
-			fshm_cpu_relax();
-			continue;
-		}
-
-		/* Going to sleep: NEED_WAKEUP handshake.  Set every flag, one
-		 * full fence, re-check every ring; a client that published
-		 * before the fence is seen here, one that publishes after it
-		 * sees our flag and rings the eventfd. */
-		atomic_store_explicit(&b->sleeping, 1, memory_order_relaxed);
-		for (struct session *s = b->sessions; s; s = s->next)
-			session_arm(s);
-		atomic_thread_fence(memory_order_seq_cst);
-		bool again = false;
-		for (struct session *s = b->sessions; s && !again; s = s->next)
-			again = session_has_work(s);
-		now = fshm_now_ns();
-		if (!again && models_run_inline(now, &deadline) > 0)
-			again = true;
-		if (!again && b->opt.idle_exit_ns) {
+		/* Until a snapshot has seen the last session go. */
+		if (b->nsessions || snapshot_sessions)
+			deadline = last_snapshot + 100000000;
+		if (b->opt.idle_exit_ns) {
 			/* A private broker leaves when nobody has used it for
 			 * --idle-exit: wake up in time to notice. */
 			if (b->nsessions)
@@ -672,19 +690,8 @@ static void ferryd__run(struct broker *b)
 			int64_t timeout = -1;
 			if (deadline != UINT64_MAX)
 				timeout = deadline > now ? (int64_t)(deadline - now) : 0;
-			atomic_fetch_add_explicit(&metrics_gauges.loop_sleeps, 1, memory_order_relaxed);
-			/* Asleep, the gauges would stay as the last busy moment
-			 * left them: publish the quiet state first. */
-			if (now - last_snapshot > 100000000) {
-				metrics_snapshot(b);
-				last_snapshot = now;
-			}
 			loop_wait(b->loop, timeout);
 		}
-		atomic_store_explicit(&b->sleeping, 0, memory_order_relaxed);
-		for (struct session *s = b->sessions; s; s = s->next)
-			session_disarm(s);
-		idle_since = fshm_now_ns();
 	}
 }
 
@@ -813,12 +820,32 @@ int main(int argc, char **argv)
 			 "metrics (--metrics-port picks another, 0 turns it off)",
 			 ferryd__metrics_port);
 	}
-	if ((ret = control_listen(b))) {
+	struct poller_options po = {
+		.count = b->opt.pollers,
+		.wait = b->opt.wait,
+		.spin_ns = b->opt.spin_ns,
+		.corrupt = ferryd__corrupt_session,
+		.corrupt_arg = b,
+	};
+	char perr[256];
+	if ((ret = poller_start(&po, perr, sizeof(perr)))) {
+		log_error("pollers: %s", perr);
 		metrics_stop();
+		models_stop_all();
+		models_unload_all();
+		return 1;
+	}
+	log_info("pollers: %d%s", poller_count(),
+		 poller_pinned() ? ", one pinned per CPU" : " (not pinned)");
+	if ((ret = control_listen(b))) {
+		poller_stop();
+		metrics_stop();
+		models_stop_all();
 		models_unload_all();
 		return 1;
 	}
 	if ((ret = gs_start(&ferryd__grpc)) && ferryd__grpc_explicit) {
+		poller_stop();
 		metrics_stop();
 		control_close_listener(b);
 		models_stop_all();
@@ -840,6 +867,9 @@ int main(int argc, char **argv)
 	/* Shutdown: no new clients; queued requests run to completion and
 	 * their results reach clients still connected; then sessions go. */
 	log_info("stopping: finishing queued requests");
+	/* The rings first: nothing new is taken from them.  Queued requests
+	 * still complete into the sessions, which stay mapped. */
+	poller_stop();
 	if (b->listen_fd >= 0) {
 		loop_del(b->loop, b->listen_handle);
 		close(b->listen_fd);

@@ -51,8 +51,9 @@ struct session_slot {
 	uint8_t ncuda;
 };
 
-/* The loop thread's scratch copy of a descriptor block. */
-static union {
+/* The polling thread's scratch copy of a descriptor block (one per
+ * thread: several pollers poll sessions at once). */
+static __thread union {
 	struct fshm_req_desc d;
 	uint8_t bytes[sizeof(struct fshm_req_desc) +
 		      FSHM_MAX_TENSORS * sizeof(struct fshm_tensor)];
@@ -84,10 +85,17 @@ static void session__free(struct session *s)
 		gpu_host_unregister(s->seg.base);
 	fshm_seg_close(&s->seg);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->sq_lock);
 	free(s);
 }
 
-static void session__unref(struct session *s)
+void session_ref(struct session *s)
+{
+	/* Relaxed: the caller already holds a reference. */
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void session_unref(struct session *s)
 {
 	/* acq_rel: the last dropper must see every write of the others
 	 * (completions writing into the arena) before unmapping. */
@@ -126,11 +134,11 @@ int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch
 		return FERRY_ENOMEM;
 	}
 	s->id = id;
-	s->db_handle = -1;
 	s->db_broker.efd = s->db_client.efd = -1;
 	s->seg.fd = -1;
 	atomic_init(&s->refs, 1);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->sq_lock, NULL);
 
 	struct fshm_seg_params p = {
 		.sq_entries = ring,
@@ -200,7 +208,7 @@ void session_kill(struct session *s)
 	pthread_mutex_lock(&s->lock);
 	s->dead = true;
 	pthread_mutex_unlock(&s->lock);
-	session__unref(s);
+	session_unref(s);
 }
 
 void session_arm(struct session *s)
@@ -219,6 +227,14 @@ void session_disarm(struct session *s)
 bool session_has_work(struct session *s)
 {
 	return fshm_ring_count(&s->sq) != 0;
+}
+
+int session_client_cpu(const struct session *s)
+{
+	/* Relaxed: a hint the client may rewrite at any time; any value is
+	 * safe (the caller bounds it). */
+	uint32_t v = atomic_load_explicit(&s->seg.hdr->client_wake.cpu, memory_order_relaxed);
+	return v ? (int)(v - 1) : -1;
 }
 
 /* Post a completion; called with s->lock held.  The slot goes back to
@@ -325,7 +341,7 @@ static void session__done(struct sched_req *r, int status, const char *msg)
 	pthread_mutex_unlock(&s->lock);
 	if (!dead)
 		fshm_doorbell_ring(&s->db_client);
-	session__unref(s);
+	session_unref(s);
 }
 
 static bool session__in_arena(const struct session *s, uint64_t off, uint64_t len)
@@ -595,6 +611,8 @@ int session_poll(struct session *s)
 	struct fshm_sqe sqes[32];
 	int budget, n;
 
+	pthread_mutex_lock(&s->sq_lock);
+
 	/*
 	 * Admission: a submission is taken only when its completion is sure
 	 * to find room in the CQ, counting the CQEs the client has not read
@@ -606,20 +624,21 @@ int session_poll(struct session *s)
 	if (budget >= 0)
 		budget -= (int)s->inflight;
 	pthread_mutex_unlock(&s->lock);
-	if (budget < 0)
-		return -EBADMSG;
-	if (budget == 0)
-		return 0;
+	if (budget <= 0) {
+		pthread_mutex_unlock(&s->sq_lock);
+		return budget < 0 ? -EBADMSG : 0;
+	}
 	if (budget > 32)
 		budget = 32;
 	n = fshm_ring_dequeue_burst(&s->sq, sqes, (unsigned)budget);
-	if (n < 0)
-		return n;
-	/* The model table's read lock from lookup to sched_submit: a model
-	 * unloaded from a gRPC thread is not destroyed under us. */
-	models_rdlock();
-	for (int i = 0; i < n; i++)
-		session__submit(s, &sqes[i]);
-	models_unlock();
+	if (n > 0) {
+		/* The model table's read lock from lookup to sched_submit: a
+		 * model unloaded from a gRPC thread is not destroyed under us. */
+		models_rdlock();
+		for (int i = 0; i < n; i++)
+			session__submit(s, &sqes[i]);
+		models_unlock();
+	}
+	pthread_mutex_unlock(&s->sq_lock);
 	return n;
 }

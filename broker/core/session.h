@@ -60,10 +60,21 @@ struct session {
 	char name[64];
 
 	/* Loop thread only. */
-	int db_handle;            /* loop handle of the broker doorbell */
-	struct fshm_ring sq;      /* consumer side */
 	struct session *next, *prev;
+
+	/* The SQ's consumer side, guarded by sq_lock: the poller that owns
+	 * the session takes it to poll, the loop thread to take what the ring
+	 * holds before a CudaRelease. */
+	pthread_mutex_t sq_lock;
+	struct fshm_ring sq;
 	uint64_t submitted;
+
+	/* Pollers (poller.c): the owner's private fields, and what others
+	 * may set.  Ownership moves only through the target's adopt list. */
+	_Atomic bool closing;     /* the loop thread closed it: owner lets go */
+	struct session *pnext;    /* owner: its active list / adopt list */
+	bool active;              /* owner: on the active list */
+	uint32_t hint, hint_runs; /* owner: client CPU hint seen, times in a row */
 
 	struct fshm_seg seg;
 	bool gpu_pinned;          /* the segment is registered with CUDA */
@@ -95,14 +106,21 @@ int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch
 
 /*
  * session_poll - drain the SQ: validate each submission and submit it.
- * Loop thread only.  Returns the number of submissions handled, or
- * -EBADMSG when the client corrupted its ring (the caller closes it).
+ * Any thread (takes sq_lock).  Returns the number of submissions handled,
+ * or -EBADMSG when the client corrupted its ring (the caller closes it).
  */
 int session_poll(struct session *s);
 
 /* Mark dead (later completions are dropped) and drop the loop's
  * reference.  The last reference frees everything.  Loop thread. */
 void session_kill(struct session *s);
+
+/* Take / drop a reference (a poller owning the session holds one). */
+void session_ref(struct session *s);
+void session_unref(struct session *s);
+
+/* The CPU the client last submitted from (its hint), or -1 unknown. */
+int session_client_cpu(const struct session *s);
 
 /*
  * session_cuda_register - open a client's CUDA IPC handle (see CudaRegister in

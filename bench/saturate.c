@@ -78,8 +78,10 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -99,6 +101,8 @@
 #define MAXJOBS 256
 #define MAXREPS 16
 #define MAXCOUNTS 32	/* job counts in a --jobs-list */
+#define MAXTHREADS 64	/* threads of one job */
+#define MAXSTREAMS 64	/* streams (events in flight) of one thread */
 
 enum mode { M_DIRECT, M_IDLE, M_SHM, M_GRPC, M_GPU, NMODES };
 static const char *const MODE_NAME[NMODES] = {
@@ -110,6 +114,7 @@ static const enum bkind MODE_BROKER[NMODES] = { BK_NONE, BK_CPU, BK_CPU, BK_CPU,
 
 static struct {
 	int jobs, batch, reps, instances, delay_us, spin_us, inline_run;
+	int threads, streams, sync, rows_min, rows_max, pollers, session_per_thread, eager;
 	int gpu_instances, gpu_delay_us, require_gpu, ncounts;
 	int counts[MAXCOUNTS];
 	double work_us, seconds, max_seconds;
@@ -118,13 +123,15 @@ static struct {
 } opt = {
 	.batch = 64, .reps = 3, .instances = 1, .delay_us = -1, .spin_us = -1,
 	.gpu_instances = 1, .gpu_delay_us = 0, .work_us = 100, .seconds = 3,
-	.fwait = "block", .cwait = "block", .model = "mlp",
+	.fwait = "block", .cwait = "block", .model = "mlp", .pollers = -1,
+	.session_per_thread = 1,
 };
 /* the model's row sizes (the input's and the output's one dimension) */
 static int in_row, out_row;
 
 /* shared between the parent and the jobs */
 struct job_res {
+	int threads;
 	long events;
 	double wall_s, infer_s, work_s;
 	int failed;
@@ -179,7 +186,19 @@ struct infer {
 	/* broker */
 	ferry_client *c;
 	ferry_request *r;
+	int rows;               /* of the input set last */
 };
+
+/* Rows of an event's inference: --batch, or uniform in [rows_min, rows_max]. */
+static int event_rows(uint64_t *h)
+{
+	if (opt.rows_max <= 0)
+		return opt.batch;
+	*h ^= *h << 13;
+	*h ^= *h >> 7;
+	*h ^= *h << 17;
+	return opt.rows_min + (int)(*h % (uint64_t)(opt.rows_max - opt.rows_min + 1));
+}
 
 /* Load opt.model from opt.models; free with ox_model_free(). */
 static struct ox_model *load_model(void)
@@ -221,23 +240,16 @@ static void model_shape(void)
 	ox_model_free(om);
 }
 
-static void job_setup(enum mode m, struct infer *in, struct ox_model **om)
+static int max_rows(void)
 {
-	int64_t dims[2] = { opt.batch, in_row };
+	return opt.rows_max > 0 ? opt.rows_max : opt.batch;
+}
 
-	if (m == M_DIRECT || m == M_IDLE) {
-		*om = load_model();
-		if (ox_ctx_create(*om, opt.batch, &in->ctx))
-			die("ox_ctx_create");
-		in->x = calloc((size_t)opt.batch * in_row, sizeof(float));
-		in->y = calloc((size_t)opt.batch * out_row, sizeof(float));
-		if (!in->x || !in->y)
-			die("out of memory");
-		return;
-	}
+/* The job's connection to its broker (broker modes), shared by its threads. */
+static ferry_client *job_connect(enum mode m)
+{
 	ferry_options o = { .struct_size = sizeof(o), .client_name = "saturate" };
-	ferry_model *fm;
-	void *x;
+	ferry_client *c;
 
 	if (!strcmp(opt.cwait, "spin"))
 		o.wait = FERRY_WAIT_SPIN;
@@ -245,29 +257,58 @@ static void job_setup(enum mode m, struct infer *in, struct ox_model **om)
 		o.wait = FERRY_WAIT_HYBRID;
 	else
 		o.wait = FERRY_WAIT_BLOCK;
-	if (ferry_connect(&in->c, m == M_GRPC ? grpc_addr : sock, &o))
+	/* every stream of every thread in flight at once */
+	o.queue_depth = (uint32_t)(opt.streams > 64 ? opt.streams : 64);
+	/* asynchronous jobs wake the broker once per wait, not per request */
+	if (!opt.sync && !opt.eager)
+		o.flags |= FERRY_F_LAZY_DOORBELL;
+	if (ferry_connect(&c, m == M_GRPC ? grpc_addr : sock, &o))
 		die("connect: %s", ferry_last_error());
-	if (ferry_model_get(in->c, opt.model, FERRY_LATEST, &fm) || ferry_request_new(fm, &in->r) ||
-	    ferry_request_input(in->r, "x", FERRY_TYPE_FP32, dims, 2, &x))
-		die("request: %s", ferry_last_error());
-	in->x = x;
+	return c;
 }
 
-static int infer_once(enum mode m, struct infer *in, float *y0)
+/* Set the input for @rows rows (a request's buffer is reused while the
+ * shape stays). */
+static void set_rows(struct infer *in, int rows)
+{
+	int64_t dims[2] = { rows, in_row };
+	void *x;
+
+	if (in->rows == rows)
+		return;
+	if (ferry_request_input(in->r, "x", FERRY_TYPE_FP32, dims, 2, &x))
+		die("request input: %s", ferry_last_error());
+	in->x = x;
+	in->rows = rows;
+}
+
+static void job_setup(enum mode m, ferry_client *c, struct infer *in, struct ox_model **om)
 {
 	if (m == M_DIRECT || m == M_IDLE) {
-		const float *i[1] = { in->x };
-		float *o[1] = { in->y };
-
-		if (ox_run(in->ctx, opt.batch, i, o))
-			return -1;
-		*y0 = in->y[0];
-		return 0;
+		*om = load_model();
+		if (ox_ctx_create(*om, max_rows(), &in->ctx))
+			die("ox_ctx_create");
+		in->x = calloc((size_t)max_rows() * in_row, sizeof(float));
+		in->y = calloc((size_t)max_rows() * out_row, sizeof(float));
+		if (!in->x || !in->y)
+			die("out of memory");
+		return;
 	}
-	const void *y;
-	int rc;
+	ferry_model *fm;
 
-	if ((rc = ferry_infer(in->c, in->r, 30 * SEC)))
+	in->c = c;
+	if (ferry_model_get(in->c, opt.model, FERRY_LATEST, &fm) || ferry_request_new(fm, &in->r))
+		die("request: %s", ferry_last_error());
+	set_rows(in, opt.batch);
+}
+
+/* Read a completed request's first output value and make it reusable. */
+static int infer_finish(struct infer *in, float *y0)
+{
+	const void *y;
+	int rc = ferry_request_status(in->r);
+
+	if (rc)
 		return rc;
 	if (ferry_request_output(in->r, "y", NULL, NULL, NULL, &y, NULL))
 		return -1;
@@ -276,63 +317,214 @@ static int infer_once(enum mode m, struct infer *in, float *y0)
 	return ferry_request_reset(in->r);
 }
 
+static int infer_once(enum mode m, struct infer *in, int rows, float *y0)
+{
+	if (m == M_DIRECT || m == M_IDLE) {
+		const float *i[1] = { in->x };
+		float *o[1] = { in->y };
+
+		if (ox_run(in->ctx, rows, i, o))
+			return -1;
+		*y0 = in->y[0];
+		return 0;
+	}
+	int rc;
+
+	if ((rc = ferry_infer(in->c, in->r, 30 * SEC)))
+		return rc;
+	return infer_finish(in, y0);
+}
+
+/* One thread of a job: its share of the job's streams (events in flight). */
+struct jthread {
+	int id;                 /* job id * MAXTHREADS + thread */
+	enum mode m;
+	ferry_client *c;        /* the job's (broker modes) */
+	int nstreams;
+	struct infer in[MAXSTREAMS];
+	pthread_t thr;
+	/* results */
+	long events;
+	double wall_s, wait_s, work_s;
+	float acc;
+	int failed;
+	char err[200];
+};
+
+/* The event's own work (reconstruction) and the rows of its inference. */
+static int event_work(struct infer *in, uint64_t iters, uint64_t *h)
+{
+	int rows = event_rows(h);
+
+	*h = bu_work(iters, *h);
+	if (in->r)
+		set_rows(in, rows);
+	fill(in->x, rows, *h);
+	return rows;
+}
+
+static void jt_fail(struct jthread *t, const char *what, int rc)
+{
+	t->failed = 1;
+	snprintf(t->err, sizeof(t->err), "%s: %s failed: %d %s", MODE_NAME[t->m], what, rc,
+		 ferry_last_error());
+}
+
+/*
+ * Synchronous events (direct, broker-idle, --sync): work, then one
+ * inference that the thread waits for.  Asynchronous (the broker modes):
+ * each stream runs work, submits its inference and is put aside, on the
+ * model of CMSSW's ExternalWork; the thread meanwhile runs the other
+ * streams' work and blocks only when every one of its streams waits.
+ */
+static void *jthread_main(void *arg)
+{
+	struct jthread *t = arg;
+	uint64_t iters = (uint64_t)(opt.work_us * iters_per_us + 0.5);
+	uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 1);
+	bool async = !opt.sync && t->m != M_DIRECT && t->m != M_IDLE;
+	double t_end = sh->t_end, t0 = bu_now();
+	bool waiting[MAXSTREAMS] = { false };
+	float y0;
+	int rc;
+
+	for (;;) {
+		if (!async) {
+			double a = bu_now(), b, e;
+			int rows = event_work(&t->in[0], iters, &h);
+
+			b = bu_now();
+			if ((rc = infer_once(t->m, &t->in[0], rows, &y0))) {
+				jt_fail(t, "inference", rc);
+				break;
+			}
+			e = bu_now();
+			t->acc += y0;
+			t->work_s += b - a;
+			t->wait_s += e - b;
+			t->events++;
+			if (e >= t_end)
+				break;
+			continue;
+		}
+		bool progressed = false, done = false;
+
+		for (int k = 0; k < t->nstreams; k++) {
+			struct infer *in = &t->in[k];
+
+			if (waiting[k]) {
+				if (!ferry_request_done(in->r))
+					continue;
+				if ((rc = infer_finish(in, &y0))) {
+					jt_fail(t, "inference", rc);
+					return NULL;
+				}
+				waiting[k] = false;
+				t->acc += y0;
+				t->events++;
+				progressed = true;
+			}
+			if (bu_now() >= t_end) {
+				done = true;
+				continue;
+			}
+			double a = bu_now();
+			event_work(in, iters, &h);
+			t->work_s += bu_now() - a;
+			if ((rc = ferry_infer_async(t->c, in->r, NULL, NULL))) {
+				jt_fail(t, "submit", rc);
+				return NULL;
+			}
+			waiting[k] = true;
+			progressed = true;
+		}
+		bool any = false;
+		for (int k = 0; k < t->nstreams; k++)
+			any |= waiting[k];
+		if (done && !any)
+			break;
+		/* Reap what completed; block only when every stream waits. */
+		double a = bu_now();
+		if ((rc = ferry_poll(t->c, progressed ? 0 : 1, progressed ? 0 : 30 * SEC)) < 0) {
+			jt_fail(t, "poll", rc);
+			return NULL;
+		}
+		if (!progressed)
+			t->wait_s += bu_now() - a;
+	}
+	t->wall_s = bu_now() - t0;
+	return NULL;
+}
+
 static void job(int id, enum mode m, int go_fd)
 {
-	struct infer in = { 0 };
+	static struct jthread th[MAXTHREADS];
 	struct ox_model *om = NULL;
 	struct job_res *res = &sh->res[id];
-	uint64_t iters = (uint64_t)(opt.work_us * iters_per_us + 0.5);
-	uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)(id + 1);
-	double t_inf = 0, t_work = 0, t0, t_end;
-	float acc = 0, y0;
-	char c;
-	long ev = 0;
-	int rc0;
+	bool async = !opt.sync && m != M_DIRECT && m != M_IDLE;
+	int per = async ? opt.streams / opt.threads : 1;
+	ferry_client *c = NULL;
+	char ch;
 
-	job_setup(m, &in, &om);
-	/* one untimed event: first-call costs stay out of the measurement */
-	fill(in.x, opt.batch, h);
-	if ((rc0 = infer_once(m, &in, &y0))) {
-		res->failed = 1;
-		snprintf(res->err, sizeof(res->err), "%s: first inference failed: %d %s",
-			 MODE_NAME[m], rc0, ferry_last_error());
-		_exit(1);
+	/* One session per job, or per thread (--session thread: each thread
+	 * its own rings, served on its own core) */
+	if (m != M_DIRECT && m != M_IDLE && !opt.session_per_thread)
+		c = job_connect(m);
+	for (int i = 0; i < opt.threads; i++) {
+		if (m != M_DIRECT && m != M_IDLE && opt.session_per_thread)
+			c = job_connect(m);
+		struct jthread *t = &th[i];
+		uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)(id + 1);
+		float y0;
+		int rc0;
+
+		t->id = id * MAXTHREADS + i;
+		t->m = m;
+		t->c = c;
+		/* the job's streams, spread over its threads */
+		t->nstreams = per + (async && i < opt.streams % opt.threads);
+		for (int k = 0; k < t->nstreams; k++) {
+			job_setup(m, c, &t->in[k], &om);
+			/* one untimed event: first-call costs stay out of the
+			 * measurement */
+			int rows = event_work(&t->in[k], 0, &h);
+			if ((rc0 = infer_once(m, &t->in[k], rows, &y0))) {
+				res->failed = 1;
+				snprintf(res->err, sizeof(res->err),
+					 "%s: first inference failed: %d %s", MODE_NAME[m], rc0,
+					 ferry_last_error());
+				_exit(1);
+			}
+		}
 	}
 	atomic_fetch_add(&sh->ready, 1);
 	/* the parent closes the pipe's write end: everyone starts at once */
-	(void)!read(go_fd, &c, 1);
-	t_end = sh->t_end;
-	t0 = bu_now();
-	for (;;) {
-		double a = bu_now(), b, e;
-		int rc;
+	(void)!read(go_fd, &ch, 1);
+	for (int i = 0; i < opt.threads; i++)
+		if (pthread_create(&th[i].thr, NULL, jthread_main, &th[i]))
+			die("pthread_create");
+	for (int i = 0; i < opt.threads; i++) {
+		struct jthread *t = &th[i];
 
-		h = bu_work(iters, h);
-		fill(in.x, opt.batch, h);
-		b = bu_now();
-		rc = infer_once(m, &in, &y0);
-		e = bu_now();
-		if (rc) {
+		pthread_join(t->thr, NULL);
+		if (t->failed && !res->failed) {
 			res->failed = 1;
-			snprintf(res->err, sizeof(res->err), "%s: inference failed: %d %s",
-				 MODE_NAME[m], rc, ferry_last_error());
-			break;
+			snprintf(res->err, sizeof(res->err), "%s", t->err);
 		}
-		acc += y0;
-		t_work += b - a;
-		t_inf += e - b;
-		ev++;
-		if (e >= t_end)
-			break;
+		res->events += t->events;
+		/* the job's wall time: its slowest thread's */
+		if (t->wall_s > res->wall_s)
+			res->wall_s = t->wall_s;
+		res->infer_s += t->wait_s;
+		res->work_s += t->work_s;
+		sink ^= (uint64_t)t->acc;
+		if (t->c && opt.session_per_thread)
+			ferry_close(t->c);
 	}
-	res->events = ev;
-	res->wall_s = bu_now() - t0;
-	res->infer_s = t_inf;
-	res->work_s = t_work;
-	sink ^= (uint64_t)acc;
-	if (in.c)
-		ferry_close(in.c);
-	_exit(0);
+	res->threads = opt.threads;
+	if (c && !opt.session_per_thread)
+		ferry_close(c);
+	_exit(res->failed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -358,7 +550,8 @@ static void write_model(const char *repo, const char *group, int delay_us, const
 		 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
 		 "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
 		 "instance_group [ %s ]\n%s%s",
-		 opt.batch * opt.jobs, in_row, out_row, group, db, extra);
+		 max_rows() * opt.jobs * (opt.sync ? 1 : opt.streams), in_row, out_row, group, db,
+		 extra);
 	snprintf(path, sizeof(path), "%s/%s/%s/config.pbtxt", tmpdir, repo, opt.model);
 	if (!(f = fopen(path, "w")) || fputs(cfg, f) < 0 || fclose(f))
 		die("cannot write %s", path);
@@ -403,11 +596,13 @@ static void broker_on(enum bkind kind)
 	snprintf(port, sizeof(port), "%d", bu_free_port());
 	snprintf(grpc_addr, sizeof(grpc_addr), "grpc://127.0.0.1:%s", port);
 	memcpy(portbuf, port, sizeof(port));
+	static char pollers[16];
 	snprintf(spin, sizeof(spin), "%d", opt.spin_us < 0 ? 50 : opt.spin_us);
+	snprintf(pollers, sizeof(pollers), "%d", opt.pollers < 0 ? 0 : opt.pollers);
 	const char *av[] = {
 		"--model-repository", repo, "--backend-directory", opt.backend_dir,
 		"--log-level", "warn", "--wait", opt.fwait, "--spin-us", spin,
-		"--grpc-port", portbuf, "--metrics-port", "0",
+		"--grpc-port", portbuf, "--metrics-port", "0", "--pollers", pollers,
 		kind == BK_GPU ? "--exit-on-error=false" : NULL, NULL
 	};
 	broker = bu_ferryd_start(opt.ferryd, sock, logf, av);
@@ -559,7 +754,8 @@ static struct run run_mode(enum mode m)
 		ev += jr->events;
 		inf += jr->infer_s;
 		wk += jr->work_s;
-		wall += jr->wall_s;
+		/* thread-seconds: waits and work are summed over threads */
+		wall += jr->wall_s * jr->threads;
 		r.ev_s += (double)jr->events / jr->wall_s;
 	}
 	r.infer_frac = inf / wall;
@@ -863,6 +1059,13 @@ int main(int argc, char **argv)
 		{ "ferryd", required_argument, NULL, 'F' },
 		{ "backend-dir", required_argument, NULL, 'B' },
 		{ "csv", required_argument, NULL, 'f' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "streams", required_argument, NULL, 'e' },
+		{ "sync", no_argument, NULL, 'y' },
+		{ "rows", required_argument, NULL, 'o' },
+		{ "pollers", required_argument, NULL, 'P' },
+		{ "session", required_argument, NULL, 'x' },
+		{ "eager-doorbell", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -873,13 +1076,15 @@ int main(int argc, char **argv)
 	double t_start = bu_now(), t_count = 0;
 	int ch, ndone = 0, maxjobs = 0;
 
+	int cores = 1, jobs_given = 0;
+
 	for (int k = 0; k < NMODES; k++)
 		opt.modes[k] = k != M_GPU;
 	if (!sched_getaffinity(0, sizeof(cs), &cs))
-		opt.jobs = CPU_COUNT(&cs);
+		cores = CPU_COUNT(&cs);
 	while ((ch = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'j': opt.jobs = atoi(optarg); break;
+		case 'j': opt.jobs = atoi(optarg); jobs_given = 1; break;
 		case 'L': parse_counts(optarg); break;
 		case 'w': opt.work_us = atof(optarg); break;
 		case 'b': opt.batch = atoi(optarg); break;
@@ -901,9 +1106,39 @@ int main(int argc, char **argv)
 		case 'F': opt.ferryd = optarg; break;
 		case 'B': opt.backend_dir = optarg; break;
 		case 'f': opt.csv = optarg; break;
+		case 't': opt.threads = atoi(optarg); break;
+		case 'e': opt.streams = atoi(optarg); break;
+		case 'y': opt.sync = 1; break;
+		case 'o':
+			if (sscanf(optarg, "%d-%d", &opt.rows_min, &opt.rows_max) != 2)
+				opt.rows_max = opt.rows_min = atoi(optarg);
+			break;
+		case 'P': opt.pollers = atoi(optarg); break;
+		case 'E': opt.eager = 1; break;
+		case 'x':
+			if (strcmp(optarg, "thread") && strcmp(optarg, "job"))
+				usage();
+			opt.session_per_thread = !strcmp(optarg, "thread");
+			break;
 		default: usage();
 		}
 	}
+	/* The defaults fill every core: jobs x threads = cores. */
+	if (opt.sync) {
+		opt.threads = 1;
+		opt.streams = 1;
+	}
+	if (opt.threads <= 0)
+		opt.threads = jobs_given ? (cores / opt.jobs > 0 ? cores / opt.jobs : 1)
+					 : (cores < 4 ? cores : 4);
+	if (!jobs_given)
+		opt.jobs = cores / opt.threads > 0 ? cores / opt.threads : 1;
+	if (opt.streams <= 0)
+		opt.streams = 2 * opt.threads;
+	if (opt.threads > MAXTHREADS || opt.streams < opt.threads ||
+	    opt.streams > opt.threads * MAXSTREAMS ||
+	    (opt.rows_max > 0 && (opt.rows_min < 1 || opt.rows_min > opt.rows_max)))
+		usage();
 	if (!opt.ncounts) {
 		opt.counts[0] = opt.jobs;
 		opt.ncounts = 1;

@@ -185,6 +185,9 @@ struct client__tp_ops {
 	 * found none, so wait up to wait_ns for some first.  The caller runs
 	 * the callbacks. */
 	int (*reap)(struct client__tp *t, ferry_request **done, int max, int64_t wait_ns);
+	/* Deliver what submit left to be delivered at the next wait (the
+	 * lazy doorbell); any thread.  NULL: submit delivers everything. */
+	void (*flush)(struct client__tp *t);
 	/* ctl_lock held.  NULL: no CUDA tensors over this transport. */
 	int (*cuda_register)(struct client__tp *t, const void *handle, size_t len,
 			     const char *pci_bus_id, int device, uint64_t bytes,
@@ -236,6 +239,8 @@ struct client__local {
 	uint32_t nfree;                 /* sq_lock */
 	struct fshm_ring cq;            /* consumer; reap_lock */
 	struct fshm_doorbell db_client; /* we wait on it */
+	bool lazy;                      /* FERRY_F_LAZY_DOORBELL; immutable */
+	_Atomic bool ring_pending;      /* lazy: published, broker not rung */
 };
 
 /* c's local instance; only for a client of the local transport. */

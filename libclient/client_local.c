@@ -279,6 +279,7 @@ static int client__local_open(ferry_client *c, const char *path, const ferry_opt
 	l->seg.fd = -1;
 	l->wait = (enum fshm_wait_policy)o->wait;
 	l->spin_ns = 20000;
+	l->lazy = o->flags & FERRY_F_LAZY_DOORBELL;
 	frame_reader_init(&l->rd);
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		ret = client__fail(FERRY_EINVAL, "socket path too long: %s", path);
@@ -738,6 +739,9 @@ static int client__local_submit(struct client__tp *t, ferry_request *r)
 		.priority = r->priority,
 		.timeout_us = r->timeout_us,
 	};
+	/* Where the broker should run it: on this core, which this thread
+	 * leaves idle if it waits for the result (ferryd's pollers). */
+	fshm_wake_set_cpu(&l->seg.hdr->client_wake);
 	/* The SQ is as deep as the slot table, so a free slot means room. */
 	ret = fshm_ring_enqueue_burst(&l->sq, &sqe, 1);
 	if (ret != 1) {
@@ -749,8 +753,22 @@ static int client__local_submit(struct client__tp *t, ferry_request *r)
 				    "submission ring %s", ret < 0 ? "corrupt" : "full");
 	}
 	pthread_mutex_unlock(&c->sq_lock);
-	fshm_doorbell_ring(&l->db_broker);
+	if (l->lazy)
+		/* Relaxed: the ring's release store published the request;
+		 * whoever flushes only needs to see that one is pending. */
+		atomic_store_explicit(&l->ring_pending, true, memory_order_relaxed);
+	else
+		fshm_doorbell_ring(&l->db_broker);
 	return 0;
+}
+
+static void client__local_flush(struct client__tp *t)
+{
+	struct client__local *l = LOCAL(t);
+
+	if (atomic_load_explicit(&l->ring_pending, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&l->ring_pending, false, memory_order_relaxed))
+		fshm_doorbell_ring(&l->db_broker);
 }
 
 /* Read a completion's results out of the descriptor (trusting the broker,
@@ -892,6 +910,7 @@ const struct client__tp_ops client__local_ops = {
 	.buf_free = client__local_buf_free,
 	.submit = client__local_submit,
 	.reap = client__local_reap,
+	.flush = client__local_flush,
 	.cuda_register = client__local_cuda_register,
 	.cuda_release = client__local_cuda_release,
 };

@@ -409,6 +409,10 @@ static int client__wait(ferry_client *c, bool (*pred)(void *), void *arg,
 	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
 	ferry_request *done[64];
 
+	/* A lazy client's requests reach the broker now, before anyone
+	 * sleeps on them. */
+	if (t->ops->flush)
+		t->ops->flush(t);
 	for (;;) {
 		if (pred(arg))
 			return 0;
@@ -488,6 +492,15 @@ static bool client__poll_pred(void *arg)
 	return *p->reaped >= p->min;
 }
 
+FERRY_API int ferry_flush(ferry_client *c)
+{
+	if (!c)
+		return client__fail(FERRY_EINVAL, "NULL client");
+	if (!c->admin && c->tp->ops->flush)
+		c->tp->ops->flush(c->tp);
+	return 0;
+}
+
 FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns)
 {
 	int reaped = 0;
@@ -498,6 +511,9 @@ FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns)
 	if (c->admin)
 		return client__fail(FERRY_ENOTSUP, "this client has no session to poll (it was "
 				    "opened by ferry_connect_admin)");
+	/* A poll that may wait delivers a lazy client's requests first. */
+	if (timeout_ns != 0 && c->tp->ops->flush)
+		c->tp->ops->flush(c->tp);
 	/* Whatever is there now, without waiting. */
 	if (pthread_mutex_trylock(&c->reap_lock) == 0) {
 		int n = c->tp->ops->reap(c->tp, done, 64, 0);

@@ -78,7 +78,21 @@ typedef struct ferry_options {
 	uint64_t arena_bytes;    /* shared arena; 0 = 64 MiB */
 	ferry_wait wait;         /* FERRY_WAIT_DEFAULT */
 	const char *client_name; /* shown in the broker's logs; NULL = program name */
+	uint32_t flags;          /* FERRY_F_*; since 0.2 */
 } ferry_options;
+
+/*
+ * FERRY_F_LAZY_DOORBELL: ferry_infer_async() publishes the request on the
+ * ring but does not wake a sleeping broker; the client wakes it once, when
+ * it next waits (ferry_poll() with a timeout other than 0,
+ * ferry_request_wait(), ferry_infer()) or calls ferry_flush().  Requests
+ * submitted between two waits then reach the broker in one wake-up, which
+ * runs them together (as one batch where the model batches).  For jobs
+ * that submit several requests, do other work and then wait; a client that
+ * submits and never waits must call ferry_flush().  Shared memory only;
+ * ignored over gRPC.
+ */
+#define FERRY_F_LAZY_DOORBELL (1u << 0)
 
 /*
  * ferry_connect - open a session with a broker
@@ -456,6 +470,10 @@ typedef void (*ferry_callback)(ferry_request *r, int status, void *arg);
  */
 FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
 				ferry_callback cb, void *arg);
+
+/* Wake the broker for requests a FERRY_F_LAZY_DOORBELL client submitted
+ * (a no-op otherwise, and over gRPC). */
+FERRY_API int ferry_flush(ferry_client *c);
 
 /*
  * ferry_poll - reap completions, running their callbacks; waits up to

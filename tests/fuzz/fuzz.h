@@ -3,9 +3,12 @@
  * fuzz.h - ferry's fuzz targets (tests/fuzz/fuzz_*.c).  Each target is one
  * function, fuzz_<target>(data, size), that feeds one input through the
  * code under test and returns 0; it aborts on a broken invariant, so a
- * finding is a crash both under libFuzzer (scripts/fuzz.sh) and in the
- * plain gcc build, where tests/fuzz/test_regressions.c replays the
- * committed corpus and every past crash through the same function.
+ * finding is a crash under libFuzzer (scripts/fuzz.sh) and, where the
+ * target checks the invariant itself rather than leaving it to a
+ * sanitizer, in the plain gcc build too, where
+ * tests/fuzz/test_regressions.c replays the committed corpus and every
+ * past crash through the same function.  Each past finding has such an
+ * explicit check (fuzz_submit.c: overlap, alignment).
  *
  * Built with -DFUZZ_LIBFUZZER (scripts/fuzz.sh) a target file also defines
  * LLVMFuzzerTestOneInput; only one target is linked per fuzzer binary.
@@ -22,6 +25,7 @@ int fuzz_pbtxt(const uint8_t *data, size_t size);
 int fuzz_onnx(const uint8_t *data, size_t size);
 int fuzz_ctl(const uint8_t *data, size_t size);
 int fuzz_submit(const uint8_t *data, size_t size);
+int fuzz_grpc(const uint8_t *data, size_t size);
 
 /*
  * models_shim.c: the model table session.c looks models up in, without

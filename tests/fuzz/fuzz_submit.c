@@ -22,6 +22,17 @@
  * scribbles a ring index, every SQE gets exactly one CQE with its
  * user_data, and nothing stays in flight; in every case the session ends
  * with no request in flight and is freed (the last reference drops).
+ *
+ * Two oracles stand in for the sanitizers where there are none (make
+ * check's gcc build replays the corpus and the regressions through this
+ * file), one per past finding:
+ *  - alignment: every host tensor a backend is handed starts at a multiple
+ *    of 8 (session.c promises it; backends load typed elements in place),
+ *    checked by a wrapper around each backend's execute;
+ *  - overlap: memcpy is never called on overlapping ranges (undefined
+ *    behaviour, which x86 glibc happens to tolerate), checked by a memcpy
+ *    of this program's own that aborts on overlap; with ASan, whose own
+ *    memcpy checks the same, and under libFuzzer, the sanitizers' is used.
  */
 #include <errno.h>
 #include <string.h>
@@ -46,6 +57,65 @@
 #define FZS_F_CQ_HEAD  (1u << 1) /* overwrite the CQ head before the first poll */
 #define FZS_F_REWRITE  (1u << 2) /* rewrite the arena after submission */
 #define FZS_F_NO_READ  (1u << 3) /* leave the CQ unread for a while */
+
+#if !defined(FUZZ_LIBFUZZER) && !defined(__SANITIZE_ADDRESS__)
+/*
+ * The overlap oracle: every memcpy of this program (the backends under
+ * test, and the libraries it links) comes here.  Overlapping ranges are a
+ * finding; otherwise memmove does the copy, called through a volatile
+ * pointer: a compiler that sees the ranges cannot overlap may turn a
+ * direct memmove back into memcpy, this very function.
+ */
+static void *(*volatile fzs_memmove)(void *, const void *, size_t) = memmove;
+
+void *memcpy(void *dst, const void *src, size_t n)
+{
+	uintptr_t d = (uintptr_t)dst, s = (uintptr_t)src;
+
+	if (n && d < s + n && s < d + n) {
+		fprintf(stderr, "fuzz_submit: memcpy(%p, %p, %zu) on overlapping ranges "
+			"(undefined: use memmove)\n", dst, src, n);
+		abort();
+	}
+	return fzs_memmove(dst, src, n);
+}
+#endif
+
+/* The alignment oracle: the host tensors of a batch, as a backend sees
+ * them, each at a multiple of 8. */
+static void fzs_check_batch(ferry_be_request **reqs, uint32_t count)
+{
+	for (uint32_t k = 0; k < count; k++) {
+		const struct sched_req *r = reqs[k]->r;
+		const struct model_config *cfg = reqs[k]->cfg;
+
+		for (int i = 0; i < cfg->ninputs + cfg->noutputs; i++) {
+			const struct sched_tensor *t = i < cfg->ninputs ? &r->in[i] :
+							   &r->out[i - cfg->ninputs];
+
+			if (t->present && !t->cuda && t->bytes && ((uintptr_t)t->data & 7)) {
+				fprintf(stderr, "fuzz_submit: %s %d of model %s at %p: not "
+					"8-byte aligned\n", i < cfg->ninputs ? "input" : "output",
+					i < cfg->ninputs ? i : i - cfg->ninputs, cfg->name, t->data);
+				abort();
+			}
+		}
+	}
+}
+
+static ferry_be_error *fzs_identity_execute(ferry_be_instance *inst, ferry_be_request **reqs,
+					    uint32_t count)
+{
+	fzs_check_batch(reqs, count);
+	return identity_be_ops.instance_execute(inst, reqs, count);
+}
+
+static ferry_be_error *fzs_addsub_execute(ferry_be_instance *inst, ferry_be_request **reqs,
+					  uint32_t count)
+{
+	fzs_check_batch(reqs, count);
+	return addsub_be_ops.instance_execute(inst, reqs, count);
+}
 
 /*
  * The models: the examples' three, a dynamically batched identity with
@@ -100,16 +170,19 @@ static struct session_limits fzs_lim = {
 static void fzs_init(void)
 {
 	static struct be_registry *reg;
+	struct be_ops identity = identity_be_ops, addsub = addsub_be_ops;
 	char err[512];
 
 	if (reg)
 		return;
+	identity.instance_execute = fzs_identity_execute;
+	addsub.instance_execute = fzs_addsub_execute;
 	/* session.c warns about clients that corrupt their rings: expected. */
 	log_threshold = LOG_ERROR;
 	FUZZ_CHECK(be_registry_create(NULL, &reg) == 0);
 	/* identity and add_sub only: the ONNX executor has its own target. */
-	FUZZ_CHECK(be_registry_add_builtin(reg, "identity", &identity_be_ops, err, sizeof(err)) == 0);
-	FUZZ_CHECK(be_registry_add_builtin(reg, "add_sub", &addsub_be_ops, err, sizeof(err)) == 0);
+	FUZZ_CHECK(be_registry_add_builtin(reg, "identity", &identity, err, sizeof(err)) == 0);
+	FUZZ_CHECK(be_registry_add_builtin(reg, "add_sub", &addsub, err, sizeof(err)) == 0);
 	for (int i = 0; i < FZS_NCFG; i++) {
 		struct models_entry *m = &fzs_models[i];
 		if (modelcfg_parse(fzs_configs[i], strlen(fzs_configs[i]), "fuzz_submit",

@@ -26,7 +26,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 out=${FUZZ_BUILD_DIR:-$top/build-fuzz}
 jobs=${FUZZ_JOBS:-1}
-targets=${FUZZ_TARGETS:-"pbtxt onnx ctl submit"}
+targets=${FUZZ_TARGETS:-"pbtxt onnx ctl submit grpc"}
 CC=${CLANG:-clang}
 ONNX_PROTO_DIR=${ONNX_PROTO_DIR:-/usr/include}
 
@@ -39,6 +39,8 @@ printf '#define _GNU_SOURCE 1\n' > "$out/gen/config.h"
 # Generated protobuf-c code, as the automake rules generate it.
 [ "$out/gen/proto/control.pb-c.c" -nt "$top/proto/control.proto" ] ||
 	protoc-c --proto_path="$top" --c_out="$out/gen" "$top/proto/control.proto"
+[ "$out/gen/proto/kserve.pb-c.c" -nt "$top/proto/kserve.proto" ] ||
+	protoc-c --proto_path="$top" --c_out="$out/gen" "$top/proto/kserve.proto"
 [ -f "$out/gen/onnx/onnx.pb-c.c" ] ||
 	protoc-c --proto_path="$ONNX_PROTO_DIR" --c_out="$out/gen" onnx/onnx.proto
 
@@ -50,7 +52,9 @@ if [ -n "${FUZZ_GEN_SEEDS:-}" ]; then
 		-lprotobuf-c -o "$out/gen_seeds"
 	mkdir -p "$top/tests/fuzz/corpus/ctl" "$top/tests/fuzz/corpus/submit"
 	"$out/gen_seeds" "$top/tests/fuzz/corpus"
-	echo "fuzz.sh: seeds written to tests/fuzz/corpus/{ctl,submit}"
+	# The gRPC seeds are packed by tritonclient's own protobuf classes.
+	"$top/.venv/bin/python" "$top/tests/fuzz/gen_grpc_seeds.py" "$top/tests/fuzz/corpus/grpc"
+	echo "fuzz.sh: seeds written to tests/fuzz/corpus/{ctl,submit,grpc}"
 	exit 0
 fi
 
@@ -78,6 +82,15 @@ submit_src="broker/core/session.c broker/sched/sched_queue.c broker/sched/sched_
 	shm/fshm_seg.c shm/fshm_ring.c shm/fshm_doorbell.c shm/fshm_arena.c shm/ferr.c
 	tests/fuzz/models_shim.c tests/fuzz/fuzz_submit.c"
 submit_libs="-ldl -lnuma -lpthread"
+# A ModelInferRequest through the gRPC front end's decoding and checks
+# (gs_infer.c, with gs_shm.c's region table and broker/gpu behind it, and
+# the scheduler's input checks).
+grpc_src="broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_shm.c broker/gpu/gpu.c
+	broker/sched/sched_queue.c broker/sched/sched_batch.c broker/sched/sched_model.c
+	broker/sched/be_request.c broker/sched/be_host.c
+	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c
+	$out/gen/proto/kserve.pb-c.c tests/fuzz/fuzz_grpc.c"
+grpc_libs="-lprotobuf-c -ldl -lnuma -lpthread"
 
 build() {
 	t=$1
@@ -118,7 +131,7 @@ run() {
 	dict=
 	[ ! -f "$top/tests/fuzz/$t.dict" ] || dict="-dict=$top/tests/fuzz/$t.dict"
 	case $t in
-	onnx) maxlen=65536 ;;
+	onnx|grpc) maxlen=65536 ;;
 	submit) maxlen=16384 ;;
 	*) maxlen=4096 ;;
 	esac
@@ -133,6 +146,13 @@ run() {
 	rc=$?
 	grep -E '^stat::number_of_executed_units|^Done|ERROR|SUMMARY' "$out/fuzz_$t.log" | sed "s/^/fuzz_$t: /"
 	echo "fuzz_$t: exit $rc, corpus $(ls "$out/corpus/$t" | wc -l) files (log: $out/fuzz_$t.log)"
+	# One line per target for scripts/test-summary.sh.
+	n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/fuzz_$t.log" | tail -1)
+	if [ $rc = 0 ]; then
+		echo "PASS: fuzz_$t: ${n:-?} inputs in $secs s, no finding"
+	else
+		echo "FAIL: fuzz_$t: exit $rc (log: $out/fuzz_$t.log)"
+	fi
 	return $rc
 }
 

@@ -289,28 +289,64 @@ Test(grpc, deadline_exceeded_in_the_queue)
 	ferry_close(c);
 }
 
-/* A poll that may not wait returns at once while a request is in flight
+static double now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+/*
+ * A poll that may not wait returns at once while a request is in flight
  * (gRPC rounds a deadline of "now" up to the next millisecond: 100 such
- * polls took 108 ms before the fix, here). */
+ * polls took 108 ms before the fix, here).  The yardstick is measured in
+ * the same run on the same client: polls that wait 1 ms each.  A poll
+ * that may not wait must take a small fraction of one that waits 1 ms
+ * (medians, so that a preemption on a busy machine does not decide); with
+ * the bug both take about a millisecond.
+ */
 Test(grpc, poll_without_waiting_does_not_block)
 {
+	enum { NZERO = 101, NWAIT = 21 };
 	ferry_client *c = conn();
 	ferry_model *m;
 	ferry_request *r;
 	int64_t dims[2] = { 1, 4 };
-	struct timespec t0, t1;
+	double zero[NZERO], wait[NWAIT];
 	float *x;
 
 	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &m), 0);
 	cr_assert_eq(ferry_request_new(m, &r), 0);
 	cr_assert_eq(ferry_request_input(r, "IN", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
 	cr_assert_eq(ferry_infer_async(c, r, NULL, NULL), 0, "%s", ferry_last_error());
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 0; i < 100; i++)
+	for (int i = 0; i < NZERO; i++) {
+		double t0 = now_us();
 		cr_assert_eq(ferry_poll(c, 0, 0), 0, "the slow request completed early");
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	cr_assert_lt(ms, 25.0, "100 polls without waiting took %.1f ms", ms);
+		zero[i] = now_us() - t0;
+	}
+	for (int i = 0; i < NWAIT; i++) {
+		double t0 = now_us();
+		int n = ferry_poll(c, 1, SEC / 1000);
+		wait[i] = now_us() - t0;
+		cr_assert(n == 0 || n == FERRY_ETIMEDOUT, "the slow request completed early (%d)", n);
+	}
+	double mz = median(zero, NZERO), mw = median(wait, NWAIT);
+	cr_log_info("poll: median %.1f us without waiting, %.1f us with a 1 ms wait", mz, mw);
+	cr_assert_geq(mw, 900.0, "a poll with a 1 ms timeout returned after %.1f us", mw);
+	cr_assert_lt(mz, mw / 10, "a poll without waiting took %.1f us (median), one that waits "
+		     "1 ms %.1f us", mz, mw);
 	ferry_request_free(r);
 	ferry_close(c);
 }
@@ -479,6 +515,12 @@ Test(grpc, local_and_remote_share_the_broker)
 	ferry_close(rc);
 }
 
+/*
+ * A client that closes with requests in flight: close does not wait for
+ * them (they sit in "slow"'s queue for its 3-second batching delay), and
+ * the broker, which then finishes calls nobody waits for, stays up and
+ * serves the next client, before and after that delay.
+ */
 Test(grpc, close_with_requests_in_flight)
 {
 	ferry_client *c = conn();
@@ -487,6 +529,7 @@ Test(grpc, close_with_requests_in_flight)
 	int64_t dims[2] = { 1, 4 };
 	float *x;
 	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &m), 0);
+	double t0 = now_us();
 	for (int k = 0; k < 4; k++) {
 		cr_assert_eq(ferry_request_new(m, &r[k]), 0);
 		cr_assert_eq(ferry_request_input(r[k], "IN", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
@@ -498,4 +541,18 @@ Test(grpc, close_with_requests_in_flight)
 	for (int k = 0; k < 4; k++)
 		ferry_request_free(r[k]);
 	ferry_close(c);
+	double closed = now_us() - t0;
+	cr_assert_lt(closed, 3e6, "close waited %.0f ms: as long as the queue delay of the "
+		     "requests it had in flight", closed / 1e3);
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)   /* past the batching delay: the orphans have run */
+			usleep((useconds_t)(3.5e6 - (now_us() - t0) > 0 ? 3.5e6 - (now_us() - t0) : 0));
+		ferry_client *c2 = conn();
+		ferry_model *m2;
+		cr_assert_eq(ferry_model_get(c2, "simple", FERRY_LATEST, &m2), 0);
+		cr_assert_eq(th_simple_once(c2, m2, 7 + round), 0, "%s the delay: %s",
+			     round ? "after" : "before", ferry_last_error());
+		ferry_close(c2);
+	}
+	cr_assert(th_alive(B.pid), "the broker lives");
 }

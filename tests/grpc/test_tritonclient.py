@@ -69,6 +69,13 @@ def setUpModule():
         write_model(repo, "ident_" + kname, ident_cfg("ident_" + kname, cname))
     write_model(repo, "slow", ident_cfg("slow", "TYPE_FP32", "[ 4 ]",
                 "dynamic_batching { max_queue_delay_microseconds: 3000000 preferred_batch_size: [ 8 ] }\n"))
+    # Two priority levels (2 the default) and a queue policy that lets a
+    # request's own timeout reject it; the batching delay keeps requests
+    # queued for 0.3 s.
+    write_model(repo, "prio", ident_cfg("prio", "TYPE_FP32", "[ 4 ]",
+                "dynamic_batching { max_queue_delay_microseconds: 300000 preferred_batch_size: [ 8 ]\n"
+                "  priority_levels: 2 default_priority_level: 2\n"
+                "  default_queue_policy { timeout_action: REJECT allow_timeout_override: true } }\n"))
     write_model(repo, "qfull", ident_cfg("qfull", "TYPE_FP32", "[ 4 ]",
                 "dynamic_batching { max_queue_delay_microseconds: 2000000 preferred_batch_size: [ 8 ]\n"
                 "  default_queue_policy { max_queue_size: 1 } }\n"))
@@ -245,9 +252,24 @@ class Infer(Base):
         ch.close()
 
     def test_parameters_priority_and_timeout(self):
-        a = np.ones((1, 16), dtype=np.int32)
-        r = client().infer("simple", simple_inputs(a, a), priority=0, timeout=1000000)
-        np.testing.assert_array_equal(r.as_numpy("OUTPUT0"), a + a)
+        # "prio" has two priority levels and lets a request's timeout
+        # reject it from the queue, where the batching delay holds it 0.3 s.
+        x = np.arange(4, dtype=np.float32).reshape(1, 4)
+
+        def inp():
+            i = tg.InferInput("IN", [1, 4], "FP32")
+            i.set_data_from_numpy(x)
+            return [i]
+        for prio in (0, 1, 2):   # 0: the model's default level
+            r = client().infer("prio", inp(), priority=prio, timeout=10000000)
+            np.testing.assert_array_equal(r.as_numpy("OUT"), x)
+        e = self.assertStatus("INVALID_ARGUMENT", client().infer, "prio", inp(), priority=3)
+        self.assertIn("priority", e.message())
+        # 1 ms to live in a queue that holds it 300 ms: rejected, for its timeout.
+        t0 = time.monotonic()
+        e = self.assertStatus("DEADLINE_EXCEEDED", client().infer, "prio", inp(), priority=1, timeout=1000)
+        self.assertIn("timed out in the queue", e.message())
+        self.assertLess(time.monotonic() - t0, 0.3, "rejected at its timeout, not after the batching delay")
 
     def test_async_64_in_flight(self):
         done = []

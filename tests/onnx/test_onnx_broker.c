@@ -351,13 +351,37 @@ static void *client_main(void *p)
 	return NULL;
 }
 
-static void concurrent(const struct net *n, int nclients, int rounds)
+static void add_stats(void *arg, const ferry_model_stats *s)
+{
+	uint64_t *acc = arg;
+	acc[0] += s->success;
+	acc[1] += s->execution_count;
+}
+
+/* The broker's request and execution counts of a model, so far. */
+static void model_counts(const char *model, uint64_t *requests, uint64_t *executions)
+{
+	ferry_client *c = conn();
+	uint64_t acc[2] = { 0, 0 };
+	cr_assert_gt(ferry_model_statistics(c, model, FERRY_LATEST, add_stats, acc), 0, "%s",
+		     ferry_last_error());
+	ferry_close(c);
+	*requests = acc[0];
+	*executions = acc[1];
+}
+
+/* nclients threads, each with INFLIGHT requests in flight for rounds
+ * rounds, every output checked.  batches: the broker must also have run
+ * them in batches (fewer executions than requests, from its statistics). */
+static void concurrent(const struct net *n, int nclients, int rounds, bool batches)
 {
 	pthread_t th[8];
 	struct client_arg args[8];
 	float *in7 = load_floats(n->file, 7, "in", 7 * n->in_row);
 	float *ref7 = load_floats(n->file, 7, "out", 7 * n->out_row);
+	uint64_t req0, exe0, req1, exe1;
 
+	model_counts(n->model, &req0, &exe0);
 	for (int i = 0; i < nclients; i++) {
 		args[i] = (struct client_arg){ .n = n, .id = i, .rounds = rounds,
 					       .in7 = in7, .ref7 = ref7 };
@@ -369,12 +393,22 @@ static void concurrent(const struct net *n, int nclients, int rounds)
 		cr_expect_eq(args[i].failures, 0, "%s", args[i].msg);
 	free(in7);
 	free(ref7);
+	model_counts(n->model, &req1, &exe1);
+	uint64_t sent = (uint64_t)nclients * (uint64_t)rounds * INFLIGHT;
+	cr_log_info("%s: %llu requests in %llu executions", n->model,
+		    (unsigned long long)(req1 - req0), (unsigned long long)(exe1 - exe0));
+	cr_expect_eq(req1 - req0, sent, "%s: the broker counted %llu requests, %llu were sent",
+		     n->model, (unsigned long long)(req1 - req0), (unsigned long long)sent);
+	if (batches)
+		cr_expect_lt(exe1 - exe0, req1 - req0, "%s: no batch formed: %llu requests in "
+			     "%llu executions", n->model, (unsigned long long)(req1 - req0),
+			     (unsigned long long)(exe1 - exe0));
 }
 
-Test(onnx_broker, mlp_four_clients_batches_form) { concurrent(&MLP, 4, 30); }
-Test(onnx_broker, mlp_inline_four_clients) { concurrent(&MLP_INLINE, 4, 30); }
-Test(onnx_broker, conv2d_three_clients_batches_form) { concurrent(&CONV2D, 3, 8); }
-Test(onnx_broker, conv1d_three_clients_batches_form) { concurrent(&CONV1D, 3, 10); }
+Test(onnx_broker, mlp_four_clients_batches_form) { concurrent(&MLP, 4, 30, true); }
+Test(onnx_broker, mlp_inline_four_clients) { concurrent(&MLP_INLINE, 4, 30, false); }
+Test(onnx_broker, conv2d_three_clients_batches_form) { concurrent(&CONV2D, 3, 8, true); }
+Test(onnx_broker, conv1d_three_clients_batches_form) { concurrent(&CONV1D, 3, 10, true); }
 
 /* The model fails to load; the message names the model's problem, the
  * log names it too, and the other models serve. */
@@ -431,7 +465,7 @@ Test(onnx_broker, kind_gpu_serves_or_fails_cleanly)
 		g.model = "mlp_gpu";
 		ferry_close(c);
 		net_batches(&g);
-		concurrent(&g, 4, 20);
+		concurrent(&g, 4, 20, true);
 		return;
 	}
 	snprintf(cmd, sizeof(cmd), "grep -q 'mlp_gpu.*KIND_GPU' %s", B.log);

@@ -16,11 +16,18 @@
 #                    clients grpc://127.0.0.1:PORT (libferry's remote
 #                    transport).
 #   SOAK_KEEP=1      keep the temporary directory (logs, repository)
+#   SOAK_RSS_GROWTH_KIB  the RSS bound: KiB per minute ferryd's RSS may grow
+#                    under the steady load (1024)
 #
 # Passes (exit 0) when every client's every request came back right (no
-# lost, duplicated or corrupted result), ferryd is still up at the end, and
-# its fd count is back to where it was before the clients came.  RSS and fd
-# count are printed at the start, every minute and at the end.
+# lost, duplicated or corrupted result), ferryd is still up at the end, its
+# fd count is back to where it was before the clients came, and its RSS is
+# flat: from the first minute's sample (every session open, every pool
+# warm) to the last one under load it grows by at most SOAK_RSS_GROWTH_KIB
+# per minute, and once the clients have left it is no higher than under
+# load.  A run shorter than 2 minutes has no second sample: the RSS check
+# is then skipped, and says so.  RSS and fd count are printed at the start,
+# every minute and at the end.
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -100,13 +107,18 @@ done
 
 # Sample every minute while the clients run.
 t=0
+rss_warm= t_warm=
 while [ $t -lt "$secs" ]; do
 	step=$((secs - t < 60 ? secs - t : 60))
 	sleep "$step"
 	t=$((t + step))
-	[ $t -ge "$secs" ] || sample "${t}s"
+	if [ $t -lt "$secs" ]; then
+		sample "${t}s"
+		[ -n "$rss_warm" ] || { rss_warm=$rss; t_warm=$t; }
+	fi
 done
 sample "${secs}s"
+rss_load=$rss
 wait_start=$(date +%s)
 # Clients finish their last request, then exit.
 while [ "$(jobs -p | grep -vx "$fpid" | wc -l)" -gt 0 ]; do
@@ -147,6 +159,19 @@ status=0
 [ "$alive" = yes ] || status=1
 # Every session's fds (socket, memfd, eventfds) must be gone again.
 [ "$fds" = "$fds0" ] || { echo "soak.sh: fd count changed" >&2; status=1; }
+# RSS flat under load, and no higher once the clients have left.
+growth=${SOAK_RSS_GROWTH_KIB:-1024}
+if [ -n "$rss_warm" ] && [ -n "$rss_load" ] && [ "$secs" -gt "$t_warm" ]; then
+	allowed=$((growth * (secs - t_warm) / 60))
+	echo "soak: RSS under load $rss_warm KiB at ${t_warm}s -> $rss_load KiB at ${secs}s" \
+		"(bound: +$growth KiB a minute, +$allowed KiB)"
+	[ $((rss_load - rss_warm)) -le "$allowed" ] ||
+		{ echo "soak.sh: RSS grew $((rss_load - rss_warm)) KiB, more than $allowed" >&2; status=1; }
+	[ "${rss:-0}" -le "$rss_load" ] ||
+		{ echo "soak.sh: RSS after the clients left ($rss KiB) above that under load" >&2; status=1; }
+else
+	echo "soak: SKIP RSS check: a run of $secs s has no second sample under load (2 minutes or more)"
+fi
 kill "$fpid" 2>/dev/null
 wait "$fpid" 2>/dev/null
 fpid=

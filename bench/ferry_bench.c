@@ -245,20 +245,27 @@ static struct bu_lat measure_rtt(ferry_client *c, const char *model, size_t byte
 	if (ferry_model_get(c, model, FERRY_LATEST, &m) || ferry_request_new(m, &r) ||
 	    ferry_request_input(r, "INPUT0", FERRY_TYPE_FP32, dims, 1, (void **)&in))
 		die("%s: %s", model, ferry_last_error());
-	for (size_t i = 0; i < bytes / 4; i++)
+	size_t n = bytes / 4;
+	for (size_t i = 0; i < n; i++)
 		in[i] = (float)i;
 	for (unsigned i = 0; i < warm + samples; i++) {
+		/* Each round trip carries its own number at both ends of the
+		 * tensor (exact in a float up to 2^24), and each answer is
+		 * checked: a stale output cannot pass for a fresh one. */
+		in[0] = in[n - 1] = (float)(i % (1u << 24));
 		uint64_t t0 = fshm_now_ns();
 		ferry_request_reset(r);
 		if (ferry_infer(c, r, 10 * SEC))
 			die("infer: %s", ferry_last_error());
+		uint64_t t1 = fshm_now_ns();
 		if (i >= warm)
-			lat[i - warm] = fshm_now_ns() - t0;
+			lat[i - warm] = t1 - t0;
+		const float *out;
+		if (ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&out, NULL) ||
+		    out[0] != in[0] || out[n - 1] != in[n - 1] ||
+		    ((i % 64 == 0 || i + 1 == warm + samples) && memcmp(out, in, bytes)))
+			die("%s: round trip %u: wrong result", model, i);
 	}
-	const float *out;
-	if (ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&out, NULL) ||
-	    memcmp(out, in, bytes))
-		die("%s: wrong result", model);
 	ferry_request_free(r);
 	struct bu_lat l = bu_lat_of(lat, samples);
 	free(lat);
@@ -284,17 +291,23 @@ static struct bu_lat measure_grpc_shm(const char *target, const char *model, siz
 	    gu_region_register(ch, &rout) || !(q = gu_infer_new(model, &in, 1, &out, 1)))
 		die("grpc+shm: %s", gu_error());
 	float *x = rin.base;
-	for (size_t i = 0; i < bytes / 4; i++)
+	const float *y = rout.base;
+	size_t n = bytes / 4;
+	for (size_t i = 0; i < n; i++)
 		x[i] = (float)i;
 	for (unsigned i = 0; i < warm + samples; i++) {
+		/* as measure_rtt: each call's own number, each answer checked */
+		x[0] = x[n - 1] = (float)(i % (1u << 24));
 		uint64_t t0 = fshm_now_ns();
 		if (gu_infer(ch, q))
 			die("grpc+shm: ModelInfer: %s", gu_error());
+		uint64_t t1 = fshm_now_ns();
 		if (i >= warm)
-			lat[i - warm] = fshm_now_ns() - t0;
+			lat[i - warm] = t1 - t0;
+		if (y[0] != x[0] || y[n - 1] != x[n - 1] ||
+		    ((i % 64 == 0 || i + 1 == warm + samples) && memcmp(y, x, bytes)))
+			die("grpc+shm: call %u: the output region does not hold its input", i);
 	}
-	if (memcmp(rout.base, rin.base, bytes))
-		die("grpc+shm: the output region does not hold the input");
 	if (gu_region_unregister(ch, NULL))
 		die("grpc+shm: %s", gu_error());
 	gu_infer_free(q);
@@ -414,24 +427,44 @@ struct tp_ctx {
 	uint64_t done;
 	uint64_t errors;
 	int inflight;
+	int32_t next;           /* the number the next submission carries */
 };
+
+/* One request of a throughput process: its input, filled in place. */
+struct tp_req {
+	struct tp_ctx *t;
+	int32_t *in;
+};
+
+static void tp_done(ferry_request *r, int status, void *arg);
+
+/* Give the request a number no other submission of this process has,
+ * then submit it.  The identity model must echo all four values. */
+static void tp_submit(struct tp_req *q, ferry_request *r)
+{
+	q->in[0] = 7;
+	q->in[1] = q->t->next++;
+	q->in[2] = ~q->in[1];
+	if (ferry_infer_async(q->t->c, r, tp_done, q) == 0)
+		q->t->inflight++;
+	else
+		q->t->errors++;
+}
 
 static void tp_done(ferry_request *r, int status, void *arg)
 {
-	struct tp_ctx *t = arg;
+	struct tp_req *q = arg;
+	struct tp_ctx *t = q->t;
 	const int32_t *out;
 	t->inflight--;
 	if (status || ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&out, NULL) ||
-	    out[0] != 7) {
+	    memcmp(out, q->in, 4 * sizeof(int32_t))) {
 		t->errors++;
 	}
 	t->done++;
 	if (fshm_now_ns() < t->end_ns) {
 		ferry_request_reset(r);
-		if (ferry_infer_async(t->c, r, tp_done, t) == 0)
-			t->inflight++;
-		else
-			t->errors++;
+		tp_submit(q, r);
 	}
 }
 
@@ -443,22 +476,22 @@ static void tp_proc(struct tp_shared *sh, ferry_wait w)
 	if (ferry_model_get(t.c, "identity_small", FERRY_LATEST, &m))
 		die("%s", ferry_last_error());
 	ferry_request **rs = calloc((size_t)opt.depth, sizeof(*rs));
+	struct tp_req *qs = calloc((size_t)opt.depth, sizeof(*qs));
 	int64_t dims[2] = { 1, 4 };
 	for (int i = 0; i < opt.depth; i++) {
-		int32_t *in;
+		qs[i].t = &t;
 		if (ferry_request_new(m, &rs[i]) ||
-		    ferry_request_input(rs[i], "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&in))
+		    ferry_request_input(rs[i], "INPUT0", FERRY_TYPE_INT32, dims, 2,
+					(void **)&qs[i].in))
 			die("%s", ferry_last_error());
-		in[0] = 7;
-		in[1] = in[2] = in[3] = i;
+		qs[i].in[3] = i;
 	}
 	atomic_fetch_add(&sh->ready, 1);
 	while (!atomic_load(&sh->go))
 		usleep(100);
 	t.end_ns = fshm_now_ns() + (uint64_t)(opt.seconds * 1e9);
 	for (int i = 0; i < opt.depth; i++)
-		if (ferry_infer_async(t.c, rs[i], tp_done, &t) == 0)
-			t.inflight++;
+		tp_submit(&qs[i], rs[i]);
 	while (t.inflight > 0)
 		if (ferry_poll(t.c, 1, SEC) < 0)
 			die("poll: %s", ferry_last_error());

@@ -479,3 +479,17 @@ FERRY_API int ferry_session_list(ferry_client *c,
 				    c->tp->ops->name);
 	return c->tp->ops->session_list(c->tp, fn, arg);
 }
+
+FERRY_API int ferry_client_arena(ferry_client *c, void **base, size_t *bytes)
+{
+	if (!c || !base || !bytes)
+		return client__fail(FERRY_EINVAL, "ferry_client_arena: NULL argument");
+	if (c->admin || c->tp->ops != &client__local_ops)
+		return client__fail(FERRY_ENOTSUP, "no shared arena: %s", c->admin ?
+				    "the client was opened by ferry_connect_admin" :
+				    "the client talks to a remote broker");
+	struct client__local *l = client__local_of(c);
+	*base = l->arena_base;
+	*bytes = (size_t)l->arena_bytes;
+	return 0;
+}

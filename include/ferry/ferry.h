@@ -476,6 +476,16 @@ FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
 FERRY_API int ferry_flush(ferry_client *c);
 
 /*
+ * ferry_client_arena - where the session's shared arena lies in this
+ * process: every tensor that ferry_request_input() hands out, and every
+ * output the broker writes, is in [*base, *base + *bytes).  For bindings
+ * and tests that check a buffer is shared memory, not a copy.  Valid until
+ * ferry_close().  FERRY_ENOTSUP over gRPC and for an admin client (no
+ * arena).  Since 0.2.
+ */
+FERRY_API int ferry_client_arena(ferry_client *c, void **base, size_t *bytes);
+
+/*
  * ferry_poll - reap completions, running their callbacks; waits up to
  * timeout_ns (0 = don't wait, < 0 = forever) for at least min_complete.
  * Returns the number reaped or a negative error (-EPIPE if the broker went

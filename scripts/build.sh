@@ -5,11 +5,11 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-if [ ! -x configure ]; then
-	echo "== configure: autoreconf -fi (generates ./configure)"
-	autoreconf -fi >/dev/null
-fi
 mkdir -p build
+if [ ! -x configure ]; then
+	echo "== configure: autoreconf -fi, which generates ./configure (log: build/autoreconf.out)"
+	autoreconf -fi >build/autoreconf.out 2>&1 || { cat build/autoreconf.out; exit 1; }
+fi
 cd build
 if [ ! -f Makefile ] || [ $# -gt 0 ]; then
 	echo "== configure: ../configure --enable-werror $* (log: build/configure.out)"

@@ -16,6 +16,15 @@
  * every result checked; latencies are sampled into shared memory (up to
  * SAMP per process: all of them, then every 2nd, 4th, ... as it fills).
  *
+ * --idle LIST (e.g. 0,1000) runs another study instead: the cost of
+ * sessions that are connected but idle.  For each M of LIST, a fresh
+ * ferryd, one process holding M idle sessions (64 KiB arenas, nothing
+ * submitted), and one active client as above over shared memory; the
+ * counts run interleaved --reps times (the order alternates), and each
+ * p50 is reported beside the p50 with no idle session of the same
+ * repetition: ferryd's pollers walk only the sessions that are active, so
+ * the ratio should stay near 1.
+ *
  * Reported per (transport, N): clients that connected and the slowest
  * connect, requests/s completed in the window, p50 / p99 latency, ferryd's
  * CPU seconds over the window (utime + stime of every thread), its VmRSS
@@ -30,6 +39,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,9 +69,10 @@ static const char *const XNAME[NX] = { "shm", "grpc" };
 
 static struct {
 	int n[MAXPTS], npts, x[NX];
+	int idle[MAXPTS], nidle, reps;
 	double seconds;
 	const char *ferryd, *models, *csv, *cwait;
-} opt = { .seconds = 3, .cwait = "block", .x = { 1, 1 } };
+} opt = { .seconds = 3, .cwait = "block", .x = { 1, 1 }, .reps = 3 };
 
 struct proc_res {
 	long reqs;            /* completed before t_end */
@@ -73,6 +85,7 @@ struct proc_res {
 
 struct shared {
 	atomic_int ready;
+	atomic_int idle_ready;
 	double t_fork, t_end;
 	struct proc_res res[MAXN];
 };
@@ -290,11 +303,49 @@ struct point {
 	char err[160];
 };
 
-static struct point run_point(enum xport x, int n)
+/* A process holding m idle sessions until the pipe's write end closes. */
+static pid_t idler(int m, const int go[2], atomic_int *ready)
+{
+	pid_t pid = fork();
+	int go_fd = go[0];
+
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid > 0)
+		return pid;
+	close(go[1]);
+	ferry_options o = {
+		.struct_size = sizeof(o), .client_name = "bench-idle",
+		.arena_bytes = 64 << 10, .queue_depth = 2, .wait = FERRY_WAIT_BLOCK,
+	};
+	struct rlimit rl;
+	ferry_client **c = calloc((size_t)m + 1, sizeof(*c));
+	char ch;
+
+	/* four descriptors a session */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (int i = 0; i < m; i++)
+		if (ferry_connect(&c[i], sock, &o)) {
+			fprintf(stderr, "ferry-bench-clients: idle session %d: %s\n", i,
+				ferry_last_error());
+			_exit(1);
+		}
+	atomic_store(ready, 1);
+	(void)!read(go_fd, &ch, 1);
+	for (int i = 0; i < m; i++)
+		ferry_close(c[i]);
+	_exit(0);
+}
+
+static struct point run_point(enum xport x, int n, int idle)
 {
 	static pid_t pids[MAXN];
 	struct point pt = { 0 };
-	pid_t broker = broker_start(n);
+	pid_t broker = broker_start(n + idle), idl = 0;
+	int ifd[2];
 	double t0, c0, c1, deadline;
 	unsigned long long x0, x1;
 	size_t ns = 0;
@@ -303,6 +354,24 @@ static struct point run_point(enum xport x, int n)
 	usleep(200000);
 	pt.rss0 = rss_kib(broker);
 	memset(sh, 0, sizeof(*sh));
+	if (idle) {
+		atomic_int *ready = &sh->idle_ready;
+
+		if (pipe(ifd))
+			die("pipe");
+		idl = idler(idle, ifd, ready);
+		close(ifd[0]);
+		deadline = bu_now() + 300;
+		while (!atomic_load(ready)) {
+			int st;
+
+			if (waitpid(idl, &st, WNOHANG) == idl)
+				die("the idle sessions' process failed");
+			if (bu_now() > deadline)
+				die("%d idle sessions not open after 300 s", idle);
+			usleep(2000);
+		}
+	}
 	if (pipe(pfd))
 		die("pipe");
 	sh->t_fork = bu_now();
@@ -339,6 +408,12 @@ static struct point run_point(enum xport x, int n)
 
 		if (waitpid(pids[i], &st, 0) != pids[i] || !WIFEXITED(st) || WEXITSTATUS(st))
 			die("client %d died", i);
+	}
+	if (idle) {
+		int st;
+
+		close(ifd[1]);
+		waitpid(idl, &st, 0);
 	}
 	bu_ferryd_stop(broker);
 	for (int i = 0; i < n; i++) {
@@ -385,8 +460,72 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: ferry-bench-clients [--clients LIST (1,10,100,1000)] [--seconds S]\n"
 		"         [--transports shm,grpc] [--client-wait spin|hybrid|block]\n"
-		"         [--ferryd PATH] [--models DIR] [--csv FILE]\n");
+		"         [--ferryd PATH] [--models DIR] [--csv FILE]\n"
+		"       ferry-bench-clients --idle LIST (e.g. 0,1000) [--reps R] [--seconds S] ...\n");
 	exit(2);
+}
+
+static void parse_idle(const char *s)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	opt.nidle = 0;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (opt.nidle == MAXPTS)
+			die("at most %d idle counts", MAXPTS);
+		opt.idle[opt.nidle] = atoi(t);
+		if (opt.idle[opt.nidle] < 0 || opt.idle[opt.nidle] > MAXN)
+			die("idle count %s: 0 to %d", t, MAXN);
+		opt.nidle++;
+	}
+}
+
+/* --idle: one active client's p50 beside M idle sessions, interleaved. */
+static void idle_study(FILE *csv)
+{
+	static struct point pts[MAXPTS][MAXPTS];	/* [rep][count] */
+	int base = -1;
+
+	for (int k = 0; k < opt.nidle; k++)
+		if (opt.idle[k] == 0)
+			base = k;
+	printf("idle sessions: one active client (simple, sync, %.1f s) beside M idle "
+	       "sessions, %d repetitions interleaved\n", opt.seconds, opt.reps);
+	for (int r = 0; r < opt.reps; r++)
+		for (int i = 0; i < opt.nidle; i++) {
+			int k = r % 2 ? opt.nidle - 1 - i : i;
+
+			pts[r][k] = run_point(X_SHM, 1, opt.idle[k]);
+			if (pts[r][k].errs || pts[r][k].failed)
+				die("M=%d: %s", opt.idle[k], pts[r][k].err);
+		}
+	printf("%8s %10s %9s %9s %12s %8s %8s\n", "M idle", "req/s", "p50 us", "p99 us",
+	       "p50 / M=0", "+-", "cpu s");
+	if (csv)
+		fprintf(csv, "idle,rep,req_per_s,p50_us,p99_us,p50_ratio,ferryd_cpu_s\n");
+	for (int k = 0; k < opt.nidle; k++) {
+		double rps = 0, p50 = 0, p99 = 0, cpu = 0, lo = INFINITY, hi = -INFINITY;
+
+		for (int r = 0; r < opt.reps; r++) {
+			const struct point *p = &pts[r][k];
+			double ratio = base >= 0 ? p->lat.p50 / pts[r][base].lat.p50 : NAN;
+
+			rps += p->rps / opt.reps;
+			p50 += p->lat.p50 / 1e3 / opt.reps;
+			p99 += p->lat.p99 / 1e3 / opt.reps;
+			cpu += p->cpu_s / opt.reps;
+			lo = ratio < lo ? ratio : lo;
+			hi = ratio > hi ? ratio : hi;
+			if (csv)
+				fprintf(csv, "%d,%d,%.1f,%.2f,%.2f,%.4f,%.3f\n", opt.idle[k], r,
+					p->rps, p->lat.p50 / 1e3, p->lat.p99 / 1e3, ratio, p->cpu_s);
+		}
+		printf("%8d %10.0f %9.2f %9.2f %12.3f %8.3f %8.2f\n", opt.idle[k], rps, p50, p99,
+		       (lo + hi) / 2, (hi - lo) / 2, cpu);
+	}
+	printf("(p50 / M=0: per repetition, against the run with no idle session; the middle "
+	       "and half the range of the repetitions)\n");
 }
 
 static void parse_list(const char *s, int xports)
@@ -428,6 +567,8 @@ int main(int argc, char **argv)
 		{ "ferryd", required_argument, NULL, 'F' },
 		{ "models", required_argument, NULL, 'm' },
 		{ "csv", required_argument, NULL, 'f' },
+		{ "idle", required_argument, NULL, 'i' },
+		{ "reps", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -446,10 +587,13 @@ int main(int argc, char **argv)
 		case 'F': opt.ferryd = optarg; break;
 		case 'm': opt.models = optarg; break;
 		case 'f': opt.csv = optarg; break;
+		case 'i': parse_idle(optarg); break;
+		case 'r': opt.reps = atoi(optarg); break;
 		default: usage();
 		}
 	}
-	if (optind != argc || opt.seconds <= 0 || !opt.npts)
+	if (optind != argc || opt.seconds <= 0 || !opt.npts || opt.reps < 1 ||
+	    opt.reps > MAXPTS)
 		usage();
 	if (!opt.ferryd) {
 		snprintf(ferryd, sizeof(ferryd), "%s/broker/ferryd", bu_build_dir());
@@ -473,6 +617,12 @@ int main(int argc, char **argv)
 	snprintf(sock, sizeof(sock), "%s/ferryd.sock", tmpdir);
 	if (opt.csv && !(csv = fopen(opt.csv, "w")))
 		die("cannot write %s", opt.csv);
+	if (opt.nidle) {
+		idle_study(csv);
+		if (csv)
+			fclose(csv);
+		return 0;
+	}
 	if (csv)
 		fprintf(csv, "transport,clients,connected,connect_failed,connect_max_s,req_per_s,"
 			"p50_us,p99_us,ferryd_cpu_s,ferryd_cpu_pct,rss_idle_kib,rss_kib,"
@@ -489,7 +639,7 @@ int main(int argc, char **argv)
 			continue;
 		for (int i = 0; i < opt.npts; i++) {
 			int n = opt.n[i];
-			struct point p = run_point(x, n);
+			struct point p = run_point(x, n, 0);
 			double kps = (double)(p.rss1 - p.rss0) / n;
 
 			printf("%-5s %6d %6d %8.2f %10.0f %8.1f %8.1f %8.2f %6.0f %8.1f %8.1f "

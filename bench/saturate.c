@@ -4,6 +4,8 @@
  * running beside CPU-saturating jobs cost them throughput?
  *
  *   ferry-bench-saturate [--jobs N | --jobs-list N1,N2,...] [--work-us W]
+ *                        [--threads T] [--streams S] [--sync] [--rows A-B]
+ *                        [--session thread|job] [--eager-doorbell] [--pollers P]
  *                        [--batch B] [--seconds S] [--reps R] [--modes LIST]
  *                        [--model NAME] [--instances K] [--delay-us D]
  *                        [--inline] [--gpu-instances G] [--gpu-delay-us E]
@@ -12,16 +14,30 @@
  *                        [--client-wait spin|hybrid|block] [--models DIR]
  *                        [--ferryd PATH] [--backend-dir DIR] [--csv FILE]
  *
- * N jobs (default: the CPUs this process may use), each a process running
- * a synthetic event loop: W microseconds of deterministic CPU work per
- * event (a xorshift chain calibrated in this process first; it stands for
- * reconstruction) and then one inference on B rows (the event's
- * candidates) of model NAME of tests/onnx/gen_models.py (default "mlp",
+ * N jobs, each a process of T threads (default: T = min(CPUs, 4) and N =
+ * CPUs / T, so N x T fills the cores), running a synthetic event loop: W
+ * microseconds of deterministic CPU work per event (a xorshift chain
+ * calibrated in this process first; it stands for reconstruction) and then
+ * one inference on B rows (the event's candidates; --rows A-B: a random
+ * count from A to B, as a per-jet or per-event tagger infers) of model NAME
+ * of tests/onnx/gen_models.py (default "mlp",
  * 16-64-32-32-5; "mlp_wide", 16-512-512-512-5, is the offload study's:
  * about 125x the multiply-adds, so inference is a large share of an
  * event).  Any model with one batched input "x" and one batched output "y"
  * of one dimension each will do.  Each job runs one untimed event before
  * the start (first-call costs: page faults, a GPU's first launch).
+ *
+ * The jobs are shaped like CMSSW's: in the broker modes each job keeps S
+ * events in flight (streams, default 2T, spread over its threads), and
+ * submits each event's inference asynchronously, as ExternalWork does: the
+ * thread runs another stream's work meanwhile and blocks only when every
+ * one of its streams waits.  Each thread holds its own session (--session
+ * job: one per job), and its libferry client uses the lazy doorbell
+ * (FERRY_F_LAZY_DOORBELL; --eager-doorbell turns it off), so one wake-up
+ * of ferryd carries all the requests a thread submitted since it last
+ * waited.  --sync runs today's synchronous single-thread jobs instead (T =
+ * 1, one event in flight, jobs = CPUs).  direct and broker-idle run each
+ * event's inference in the thread itself.
  *
  * Modes, each run R times, interleaved (the order alternates from one
  * repetition to the next), each run S seconds with all N jobs at once:
@@ -809,7 +825,9 @@ static void usage(void)
 		"         [--max-seconds T (stop a sweep before a count that ends past T)]\n"
 		"         [--ferryd-wait spin|hybrid|block] [--spin-us N]\n"
 		"         [--client-wait spin|hybrid|block] [--models DIR] [--ferryd PATH]\n"
-		"         [--backend-dir DIR] [--csv FILE]\n");
+		"         [--backend-dir DIR] [--csv FILE]\n"
+		"         [--threads T] [--streams S] [--sync] [--rows A-B]\n"
+		"         [--session thread|job] [--eager-doorbell] [--pollers P (ferryd's)]\n");
 	exit(2);
 }
 
@@ -1197,9 +1215,19 @@ int main(int argc, char **argv)
 	for (int k = 0; k < opt.ncounts; k++)
 		printf("%s%d", k ? "," : "", opt.counts[k]);
 	printf(" jobs%s, %.0f us of work (%.0f iterations, calibrated) + one %s inference "
-	       "(%d -> %d) of %d rows per event; %d x %.1f s per mode, interleaved\n",
-	       opt.ncounts > 1 ? " (a sweep)" : "", opt.work_us, opt.work_us * iters_per_us,
-	       opt.model, in_row, out_row, opt.batch, opt.reps, opt.seconds);
+	       "(%d -> %d) of ", opt.ncounts > 1 ? " (a sweep)" : "", opt.work_us,
+	       opt.work_us * iters_per_us, opt.model, in_row, out_row);
+	if (opt.rows_max > 0)
+		printf("%d to %d", opt.rows_min, opt.rows_max);
+	else
+		printf("%d", opt.batch);
+	printf(" rows per event; %d x %.1f s per mode, interleaved\n", opt.reps, opt.seconds);
+	if (opt.sync)
+		printf("jobs: synchronous, one thread and one event in flight each\n");
+	else
+		printf("jobs: %d thread(s), %d stream(s) each job; broker modes asynchronous "
+		       "(ExternalWork), a session per %s, %s doorbell\n", opt.threads, opt.streams,
+		       opt.session_per_thread ? "thread" : "job", opt.eager ? "eager" : "lazy");
 	printf("loadavg at start: %s\n", la);
 	if (opt.modes[M_IDLE] || opt.modes[M_SHM] || opt.modes[M_GRPC])
 		printf("ferryd: %d KIND_CPU instance(s), %s, --wait %s; jobs' libferry wait: %s\n",

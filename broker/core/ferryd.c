@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -731,6 +732,29 @@ static int ferryd__setup_signals(struct broker *b)
 	return b->signal_handle < 0 ? b->signal_handle : 0;
 }
 
+/*
+ * Each session holds four descriptors (its socket, the segment's memfd,
+ * two eventfds) and each system shared-memory region of a gRPC client one
+ * more: the soft limit's usual 1024 would refuse sessions long before
+ * --max-sessions.  Raise it to the hard limit, and say what it allows.
+ */
+static void ferryd__raise_nofile(const struct broker *b)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 4ULL * b->opt.max_sessions + 64)
+		log_warn("open files limited to %llu: fewer than --max-sessions %u sessions "
+			 "(4 descriptors each) will fit; raise LimitNOFILE / ulimit -n",
+			 (unsigned long long)rl.rlim_cur, b->opt.max_sessions);
+}
+
 int main(int argc, char **argv)
 {
 	struct broker *b = &g_broker;
@@ -746,6 +770,7 @@ int main(int argc, char **argv)
 		 PACKAGE_VERSION, b->opt.repository, b->opt.socket_path,
 		 fshm_wait_policy_name(b->opt.wait));
 
+	ferryd__raise_nofile(b);
 	ret = loop_create(&b->loop, b->opt.force_epoll);
 	if (ret) {
 		log_error("cannot create the event loop: %s", strerror(-ret));

@@ -14,7 +14,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #define FRAME_PROTO_MAJOR  1
-#define FRAME_PROTO_MINOR  0
+#define FRAME_PROTO_MINOR  1   /* 1.1: Hello.adopt_segment */
 #define FRAME_MAX_LEN    (1u << 20)
 #define FRAME_MAX_FDS      4
 

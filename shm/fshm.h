@@ -80,6 +80,25 @@ int fshm_seg_validate(const void *base, size_t size, struct fshm_area *sq,
 		      struct fshm_area *cq, struct fshm_area *arena,
 		      uint64_t *features);
 
+/*
+ * fshm_seg_adopt - the broker takes over a segment a client hands back:
+ * the client had a session with a broker that went away (a restart) and
+ * keeps the tensors of its arena where they are.
+ *
+ * The segment is checked as fshm_seg_attach() checks any peer's (a memfd
+ * carrying the three seals, a size within bounds, a header that
+ * validates), then its rings must have the same number of entries, at
+ * most max_entries, and its arena at most max_arena bytes.  Then what the
+ * broker owns is re-initialised from the validated layout: the header
+ * (with epoch and session_id; features 0), both rings' control blocks
+ * (indices 0) and the wake lines.  The arena's bytes are kept.  Takes
+ * ownership of fd on success only.  Errors as fshm_seg_attach(), and
+ * -E2BIG (rings or arena beyond the limits), -EBADMSG (rings of
+ * different sizes).
+ */
+int fshm_seg_adopt(int fd, uint32_t max_entries, uint64_t max_arena, uint64_t epoch,
+		   uint64_t session_id, struct fshm_seg *seg);
+
 /* fshm_seg_close - unmap and close the fd; safe on a zeroed / closed seg. */
 void fshm_seg_close(struct fshm_seg *seg);
 

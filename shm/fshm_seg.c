@@ -339,6 +339,69 @@ int fshm_seg_attach(int fd, struct fshm_seg *seg)
 	return 0;
 }
 
+int fshm_seg_adopt(int fd, uint32_t max_entries, uint64_t max_arena, uint64_t epoch,
+		   uint64_t session_id, struct fshm_seg *seg)
+{
+	struct fshm_seg s;
+	int ret;
+
+	if (!seg)
+		return -EINVAL;
+	/* Larger than any segment within the limits: refused before it is
+	 * mapped.  (The seals, checked next, keep the size from changing.) */
+	uint64_t sqb, cqb;
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && max_entries <= FSHM_RING_MAX_ENTRIES &&
+	    !fshm_ring_area_bytes(max_entries, sizeof(struct fshm_sqe), &sqb) &&
+	    !fshm_ring_area_bytes(max_entries, sizeof(struct fshm_cqe), &cqb) &&
+	    max_arena <= FSHM_SEG_MAX_BYTES &&
+	    (uint64_t)st.st_size > FSHM_HDR_SIZE + sqb + cqb + max_arena + FSHM_PAGE)
+		return -E2BIG;
+	/* Every check a peer's segment gets (seals, size, header), and the
+	 * layout from one private copy of the header. */
+	ret = fshm_seg_attach(fd, &s);
+	if (ret)
+		return ret;
+	if (s.sq.entries != s.cq.entries) {
+		ret = -EBADMSG;
+		goto err;
+	}
+	if (s.sq.entries > max_entries || s.arena.bytes > max_arena) {
+		ret = -E2BIG;
+		goto err;
+	}
+	/*
+	 * What the broker owns is written afresh from the validated layout:
+	 * the header (whatever the client left in it, reserved words
+	 * included), both rings' indices, the wake lines.  Nothing of the
+	 * old header is read again.  The arena's bytes are the client's
+	 * tensors: kept.  The client waits for the Welcome and touches none
+	 * of this meanwhile; if it does, it only breaks its own session.
+	 */
+	struct fshm_hdr *h = s.hdr;
+	memset(h, 0, sizeof(*h));
+	h->magic = FSHM_MAGIC;
+	h->abi_version = FSHM_ABI_VERSION;
+	h->hdr_size = FSHM_HDR_SIZE;
+	h->features = 0;  /* its pages are placed already: no NUMA binding */
+	h->seg_size = s.size;
+	h->epoch = epoch;
+	h->session_id = session_id;
+	h->sq = s.sq;
+	h->cq = s.cq;
+	h->arena = s.arena;
+	memset((char *)s.base + s.sq.offset, 0, sizeof(struct fshm_ring_ctl));
+	memset((char *)s.base + s.cq.offset, 0, sizeof(struct fshm_ring_ctl));
+	s.features = 0;
+	*seg = s;
+	return 0;
+err:
+	/* attach took fd; the caller keeps it on failure: give it back. */
+	s.fd = -1;
+	fshm_seg_close(&s);
+	return ret;
+}
+
 void fshm_seg_close(struct fshm_seg *seg)
 {
 	/* base marks a live segment: a zeroed struct has fd 0, which is

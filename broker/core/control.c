@@ -51,6 +51,7 @@ struct control_conn {
 	uid_t uid;
 	gid_t gid;
 	struct session *s;
+	int adopt_fd;               /* the segment a Hello hands back; -1 */
 	struct control_conn *next, *prev;
 };
 
@@ -215,11 +216,30 @@ static void control__hello(struct broker *b, struct control_conn *c, uint64_t se
 		return;
 	}
 	struct session *s;
-	ret = session_create(&b->opt.limits, ++b->next_session_id, b->epoch,
-			  h->arena_bytes, h->queue_depth, &s, err, sizeof(err));
-	if (ret) {
-		control__error(c, seq, ret, "%s", err);
-		return;
+	bool adopted = false;
+	if (h->adopt_segment) {
+		/* A client whose broker went away hands its segment back: its
+		 * tensors stay where they are.  Checked like any segment. */
+		if (c->adopt_fd < 0) {
+			control__error(c, seq, FERRY_EPROTO, "adopt_segment without a segment");
+			return;
+		}
+		ret = session_adopt(&b->opt.limits, ++b->next_session_id, b->epoch, c->adopt_fd,
+				    &s, err, sizeof(err));
+		if (ret) {
+			log_warn("refused the segment pid %d handed back: %s", (int)c->pid, err);
+			control__error(c, seq, ret, "%s", err);
+			return;
+		}
+		c->adopt_fd = -1;       /* the session's now */
+		adopted = true;
+	} else {
+		ret = session_create(&b->opt.limits, ++b->next_session_id, b->epoch,
+				     h->arena_bytes, h->queue_depth, &s, err, sizeof(err));
+		if (ret) {
+			control__error(c, seq, ret, "%s", err);
+			return;
+		}
 	}
 	s->pid = c->pid;
 	s->uid = c->uid;
@@ -228,7 +248,7 @@ static void control__hello(struct broker *b, struct control_conn *c, uint64_t se
 
 	Ferry__Control__Welcome w = FERRY__CONTROL__WELCOME__INIT;
 	w.proto_major = FRAME_PROTO_MAJOR;
-	/* The lower of the two minors (ours is 0 today). */
+	/* The lower of the two minors (ours is 1: adopt_segment). */
 	w.proto_minor = FRAME_PROTO_MINOR;
 	if (h->proto_minor + 0u < w.proto_minor)
 		w.proto_minor = h->proto_minor;
@@ -237,6 +257,7 @@ static void control__hello(struct broker *b, struct control_conn *c, uint64_t se
 	w.server_version = (char *)PACKAGE_VERSION;
 	w.wait_policy = (uint32_t)b->opt.wait;
 	w.nfds = 3;
+	w.segment_adopted = adopted;
 	Ferry__Control__Response resp = FERRY__CONTROL__RESPONSE__INIT;
 	resp.seq = seq;
 	resp.body_case = FERRY__CONTROL__RESPONSE__BODY_WELCOME;
@@ -259,9 +280,9 @@ static void control__hello(struct broker *b, struct control_conn *c, uint64_t se
 	b->sessions = s;
 	b->nsessions++;
 	atomic_store(&metrics_gauges.sessions, b->nsessions);
-	log_info("session %llu opened: pid %d uid %d '%s', arena %llu bytes, depth %u",
-		 (unsigned long long)s->id, (int)c->pid, (int)c->uid, s->name,
-		 (unsigned long long)s->arena_bytes, s->nslots);
+	log_info("session %llu %s: pid %d uid %d '%s', arena %llu bytes, depth %u",
+		 (unsigned long long)s->id, adopted ? "taken over (the client's segment)" : "opened",
+		 (int)c->pid, (int)c->uid, s->name, (unsigned long long)s->arena_bytes, s->nslots);
 }
 
 /* ModelMeta of m; strings point into m and its config (valid while the
@@ -762,10 +783,17 @@ static void control__on_conn(void *arg, uint32_t events)
 			control__close(b, c, ret == -EPIPE ? "disconnected" : strerror(-ret));
 			return;
 		}
-		if (c->rd.nfds > 0)
-			log_warn("pid %d sent %d file descriptors: closed", (int)c->pid, c->rd.nfds);
 		Ferry__Control__Request *req = ferry__control__request__unpack(
 			NULL, frame_payload_len(&c->rd), frame_payload(&c->rd));
+		/* Descriptors are welcome only as the segment of a Hello that
+		 * hands one back; any other is closed (frame_reader_next). */
+		if (req && req->body_case == FERRY__CONTROL__REQUEST__BODY_HELLO &&
+		    req->hello->adopt_segment && c->rd.nfds == 1) {
+			c->adopt_fd = c->rd.fds[0];
+			c->rd.nfds = 0;
+		} else if (c->rd.nfds > 0) {
+			log_warn("pid %d sent %d file descriptors: closed", (int)c->pid, c->rd.nfds);
+		}
 		frame_reader_next(&c->rd);
 		if (!req) {
 			control__error(c, 0, FERRY_EPROTO, "malformed control message");
@@ -778,6 +806,10 @@ static void control__on_conn(void *arg, uint32_t events)
 		else
 			control__error(c, req->seq, FERRY_ENOTSUP, "unknown control request");
 		ferry__control__request__free_unpacked(req, NULL);
+		if (c->adopt_fd >= 0) {         /* not taken: refused */
+			close(c->adopt_fd);
+			c->adopt_fd = -1;
+		}
 	}
 }
 
@@ -819,6 +851,7 @@ static void control__on_accept(void *arg, uint32_t events)
 		c->pid = cr.pid;
 		c->uid = cr.uid;
 		c->gid = cr.gid;
+		c->adopt_fd = -1;
 		frame_reader_init(&c->rd);
 		c->handle = loop_add(b->loop, fd, control__on_conn, c);
 		if (c->handle < 0) {

@@ -103,35 +103,13 @@ void session_unref(struct session *s)
 		session__free(s);
 }
 
-int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch,
-		uint64_t arena_bytes, uint32_t depth, struct session **out,
-		char *err, size_t errlen)
+/* A session holding nothing yet (its locks, one reference). */
+static struct session *session__alloc(uint64_t id, char *err, size_t errlen)
 {
-	struct session *s;
-	int ret;
-
-	if (arena_bytes == 0)
-		arena_bytes = lim->arena_default;
-	if (arena_bytes > lim->arena_max) {
-		snprintf(err, errlen, "arena of %llu bytes asked, the limit is %llu",
-			 (unsigned long long)arena_bytes,
-			 (unsigned long long)lim->arena_max);
-		return FERRY_E2BIG;
-	}
-	if (depth == 0)
-		depth = lim->depth_default;
-	if (depth > lim->depth_max)
-		depth = lim->depth_max;
-	/* Rings are powers of two; the CQ is as deep as the queue depth so a
-	 * completion always finds room (see session_poll's admission rule). */
-	uint32_t ring = 2;
-	while (ring < depth)
-		ring <<= 1;
-
-	s = calloc(1, sizeof(*s));
+	struct session *s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
-		return FERRY_ENOMEM;
+		return NULL;
 	}
 	s->id = id;
 	s->db_broker.efd = s->db_client.efd = -1;
@@ -139,23 +117,18 @@ int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch
 	atomic_init(&s->refs, 1);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->sq_lock, NULL);
+	return s;
+}
 
-	struct fshm_seg_params p = {
-		.sq_entries = ring,
-		.cq_entries = ring,
-		.arena_bytes = arena_bytes,
-		.arena_align = 64,
-		.numa_node = lim->numa_node,
-		.flags = lim->prefault ? FSHM_SEG_PREFAULT : 0,
-		.epoch = epoch,
-		.session_id = id,
-	};
-	ret = fshm_seg_create(&p, &s->seg);
-	if (ret) {
-		snprintf(err, errlen, "cannot create the session segment: %s",
-			 strerror(-ret));
-		goto fail;
-	}
+/* The rest of a session around its mapped segment (s->seg): pinning,
+ * ring handles, doorbells, slots as deep as the rings.  Frees s on
+ * failure. */
+static int session__finish(const struct session_limits *lim, struct session *s,
+			   struct session **out, char *err, size_t errlen)
+{
+	uint32_t ring = s->seg.sq.entries;
+	int ret;
+
 	s->arena = fshm_seg_arena(&s->seg);
 	s->arena_bytes = s->seg.arena.bytes;
 	/* Pinned once per session, so every batch is copied to the GPU at
@@ -164,7 +137,7 @@ int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch
 		int rc = gpu_host_register(s->seg.base, s->seg.size);
 		if (rc)
 			log_warn("session %llu: cudaHostRegister of the arena failed (%s); GPU "
-				 "copies run from pageable memory", (unsigned long long)id,
+				 "copies run from pageable memory", (unsigned long long)s->id,
 				 ferry_strerror(rc));
 		else
 			s->gpu_pinned = true;
@@ -201,6 +174,84 @@ int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch
 fail:
 	session__free(s);
 	return ret;
+}
+
+/* Rings are powers of two; the CQ is as deep as the queue depth so a
+ * completion always finds room (see session_poll's admission rule). */
+static uint32_t session__ring(uint32_t depth)
+{
+	uint32_t ring = 2;
+	while (ring < depth)
+		ring <<= 1;
+	return ring;
+}
+
+int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch,
+		uint64_t arena_bytes, uint32_t depth, struct session **out,
+		char *err, size_t errlen)
+{
+	struct session *s;
+	int ret;
+
+	if (arena_bytes == 0)
+		arena_bytes = lim->arena_default;
+	if (arena_bytes > lim->arena_max) {
+		snprintf(err, errlen, "arena of %llu bytes asked, the limit is %llu",
+			 (unsigned long long)arena_bytes,
+			 (unsigned long long)lim->arena_max);
+		return FERRY_E2BIG;
+	}
+	if (depth == 0)
+		depth = lim->depth_default;
+	if (depth > lim->depth_max)
+		depth = lim->depth_max;
+	uint32_t ring = session__ring(depth);
+
+	if (!(s = session__alloc(id, err, errlen)))
+		return FERRY_ENOMEM;
+	struct fshm_seg_params p = {
+		.sq_entries = ring,
+		.cq_entries = ring,
+		.arena_bytes = arena_bytes,
+		.arena_align = 64,
+		.numa_node = lim->numa_node,
+		.flags = lim->prefault ? FSHM_SEG_PREFAULT : 0,
+		.epoch = epoch,
+		.session_id = id,
+	};
+	ret = fshm_seg_create(&p, &s->seg);
+	if (ret) {
+		snprintf(err, errlen, "cannot create the session segment: %s",
+			 strerror(-ret));
+		session__free(s);
+		return ret;
+	}
+	return session__finish(lim, s, out, err, errlen);
+}
+
+int session_adopt(const struct session_limits *lim, uint64_t id, uint64_t epoch, int fd,
+		  struct session **out, char *err, size_t errlen)
+{
+	struct session *s;
+	int ret;
+
+	if (!(s = session__alloc(id, err, errlen)))
+		return FERRY_ENOMEM;
+	/* The same limits as a segment made here: rings for at most
+	 * depth_max requests, an arena of at most arena_max. */
+	ret = fshm_seg_adopt(fd, session__ring(lim->depth_max), lim->arena_max, epoch, id,
+			     &s->seg);
+	if (ret) {
+		snprintf(err, errlen, "the segment handed back cannot be taken over: %s",
+			 ret == -ENOTSUP ? "not a sealable memfd" :
+			 ret == -EPERM ? "a seal is missing" :
+			 ret == -E2BIG ? "larger than this broker's limits" :
+			 ret == -EBADMSG ? "its header or size does not validate" :
+			 ret == -EPROTO ? "another segment ABI" : strerror(-ret));
+		session__free(s);
+		return ret == -E2BIG ? FERRY_E2BIG : FERRY_EINVAL;
+	}
+	return session__finish(lim, s, out, err, errlen);
 }
 
 void session_kill(struct session *s)

@@ -105,6 +105,16 @@ int session_create(const struct session_limits *lim, uint64_t id, uint64_t epoch
 		char *err, size_t errlen);
 
 /*
+ * session_adopt - a session on the segment a client hands back (fd, from
+ * its Hello after a broker restart): checked like any peer's segment and
+ * against the limits, then the header and rings re-initialised and the
+ * arena's bytes kept (fshm_seg_adopt).  Takes fd on success only.  0, or
+ * FERRY_EINVAL / FERRY_E2BIG / FERRY_ENOMEM with the reason in err.
+ */
+int session_adopt(const struct session_limits *lim, uint64_t id, uint64_t epoch, int fd,
+		  struct session **out, char *err, size_t errlen);
+
+/*
  * session_poll - drain the SQ: validate each submission and submit it.
  * Any thread (takes sq_lock).  Returns the number of submissions handled,
  * or -EBADMSG when the client corrupted its ring (the caller closes it).

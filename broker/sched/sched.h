@@ -125,6 +125,18 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t msglen);
 
 /*
+ * sched_submit_here - sched_submit, and for an inline model (light
+ * backend) execute what is ready on the calling thread at once, done()
+ * included, instead of waking a poller to do it: a front end's thread
+ * that took a call answers it itself, with no hop between threads.  A
+ * poller is kicked only when work is left (a batch waiting out its queue
+ * delay, or every instance busy in a poller).  Same returns as
+ * sched_submit; after 0, done() may already have run.  The caller keeps
+ * the model alive across the call (the model table's read lock).
+ */
+int sched_submit_here(struct sched_model *m, struct sched_req *r, char *msg, size_t msglen);
+
+/*
  * sched_check_input - the part of sched_submit's checks that one input
  * tensor meets alone: is a tensor of dtype and shape (ndims dims) what
  * input `index` of cfg takes?  Its dtype (FERRY_DTYPE), then its number of

@@ -335,7 +335,10 @@ static int sched__validate(const struct sched_model *m, struct sched_req *r, cha
 /* ------------------------------------------------------------------ */
 /* Submit                                                              */
 
-int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t msglen)
+/* Enqueue r; an inline model's poller is kicked only when `kick_inline`
+ * (sched_submit_here runs the model itself first). */
+static int sched__submit(struct sched_model *m, struct sched_req *r, bool kick_inline,
+			 char *msg, size_t msglen)
 {
 	int rc = sched__validate(m, r, msg, msglen);
 	void (*kick)(void *) = NULL;
@@ -376,11 +379,39 @@ int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t m
 	lv->count++;
 	m->queued++;
 	if (m->inline_mode) {
-		kick = m->kick;
-		kick_arg = m->kick_arg;
+		if (kick_inline) {
+			kick = m->kick;
+			kick_arg = m->kick_arg;
+		}
 	} else {
 		pthread_cond_signal(&m->cond);
 	}
+	pthread_mutex_unlock(&m->lock);
+	if (kick)
+		kick(kick_arg);
+	return 0;
+}
+
+int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t msglen)
+{
+	return sched__submit(m, r, true, msg, msglen);
+}
+
+int sched_submit_here(struct sched_model *m, struct sched_req *r, char *msg, size_t msglen)
+{
+	int rc = sched__submit(m, r, !m->inline_mode, msg, msglen);
+	if (rc || !m->inline_mode)
+		return rc;
+	/* r may be completed (and gone) from here on. */
+	uint64_t next;
+	sched_run_inline(m, sched_now_ns(), &next);
+	if (next == UINT64_MAX)
+		return 0;
+	/* A batch waits out its queue delay, or every instance is busy in
+	 * a poller: the pollers take it from here. */
+	pthread_mutex_lock(&m->lock);
+	void (*kick)(void *) = m->kick;
+	void *kick_arg = m->kick_arg;
 	pthread_mutex_unlock(&m->lock);
 	if (kick)
 		kick(kick_arg);

@@ -5,9 +5,11 @@
  * same queues as shared-memory sessions), and answered from done(), on
  * whichever thread completed it.
  *
- * The model table's read lock is held from the lookup to sched_submit
- * (see models.h): this is the one handler that needs a live scheduler
- * model rather than a snapshot.
+ * The model table's read lock is held from the lookup to the end of
+ * sched_submit_here (see models.h): this is the one handler that needs a
+ * live scheduler model rather than a snapshot.  An inline model is run by
+ * sched_submit_here on this thread, so its done() may answer the call
+ * before gs__infer returns.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -50,23 +52,23 @@ static void gs__req_free(struct gs__req *r)
 	free(r);
 }
 
-/*
- * A READY model version; read lock held by the caller.  NULL with the
- * code returned in *code and x->err in Triton's words otherwise.
- */
-static struct models_entry *gs__model(struct gs__ctx *x, const char *name, const char *version,
-				      int *code)
+struct models_entry *gs_request_model(const char *name, const char *version, int *code,
+				      char *err, size_t errlen)
 {
-	int64_t v;
 	name = name ? name : "";
-	if ((*code = gs__model_version(x, name, version, &v)))
+	int64_t v = gs__version(version);
+	if (v == -2) {
+		snprintf(err, errlen, "invalid model version '%s' for model '%s'", version, name);
+		*code = FERRY_EINVAL;
 		return NULL;
+	}
 	struct models_entry *m = models_find(name, v);
 	if (!m || m->state != MODELS_READY || !m->sm || !m->cfg) {
 		*code = gs__unservable(name, v, m != NULL, !m && v >= 0 && models_find(name, -1),
-				       m ? m->reason : NULL, x->err, sizeof(x->err));
+				       m ? m->reason : NULL, err, errlen);
 		return NULL;
 	}
+	*code = 0;
 	return m;
 }
 
@@ -122,7 +124,8 @@ int gs__infer(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *reply)
 	r->msg = (Inference__ModelInferRequest *)req;
 
 	models_rdlock();
-	struct models_entry *m = gs__model(x, r->msg->model_name, r->msg->model_version, &code);
+	struct models_entry *m = gs_request_model(r->msg->model_name, r->msg->model_version, &code,
+						  x->err, sizeof(x->err));
 	if (!m)
 		goto fail;
 	r->model = m;
@@ -144,7 +147,10 @@ int gs__infer(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *reply)
 	}
 	r->inf.req.done = gs__infer_done;
 	r->inf.req.owner = r;
-	code = sched_submit(m->sm, &r->inf.req, x->err, sizeof(x->err));
+	/* An inline model (identity, add_sub, a tiny ONNX graph) runs here,
+	 * on the completion-queue thread that took the call, and done()
+	 * answers it from this thread: no hop to a poller and back. */
+	code = sched_submit_here(m->sm, &r->inf.req, x->err, sizeof(x->err));
 	if (code)
 		goto fail;
 	models_unlock();

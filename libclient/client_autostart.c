@@ -134,7 +134,7 @@ int client__autostart(const char *path, const char *repo)
 			close(fd);
 		signal(SIGPIPE, SIG_DFL);
 		execlp(ferryd, ferryd, "--model-repository", repo, "--socket", path,
-		       "--idle-exit", idle, "--grpc-port", "0", "--metrics-port", "0",
+		       "--idle-exit", idle, "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0",
 		       "--exit-on-error=false", (char *)NULL);
 		fprintf(stderr, "libferry autostart: cannot run %s: %s\n", ferryd, strerror(errno));
 		_exit(127);

@@ -16,7 +16,8 @@ PKGS=(
 	libgrpc-dev
 	libcriterion-dev
 	libopenblas-dev
-	libmicrohttpd-dev
+	libmicrohttpd-dev libjson-c-dev zlib1g-dev libgnutls28-dev
+	curl nghttp2-client
 	libonnx-dev
 	python3 python3-venv openssl
 	valgrind
@@ -47,8 +48,8 @@ if [ "${1:-}" != "--no-venv" ]; then
 		echo "setup: creating $venv"
 		python3 -m venv "$venv"
 	fi
-	want=(numpy onnx onnxruntime 'tritonclient[grpc]')
-	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc' 2>/dev/null; then
+	want=(numpy onnx onnxruntime 'tritonclient[grpc]' 'tritonclient[http]')
+	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc, tritonclient.http' 2>/dev/null; then
 		mkdir -p "$top/build"
 		log=$top/build/setup-pip.log
 		echo "setup: pip install ${want[*]} into $venv (pip's output: $log)"

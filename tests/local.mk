@@ -22,6 +22,7 @@ include tests/onnx.mk
 include tests/onnxruntime.mk
 include tests/sched.mk
 include tests/grpc.mk
+include tests/http.mk
 include tests/fuzz.mk
 include tests/gpu.mk
 else

@@ -19,7 +19,8 @@ broker_ferryd_CFLAGS += \
 # --export-dynamic: backend plugins call the accessors ferryd exports
 # (include/ferry/backend.h), resolved when they are dlopen()ed.
 broker_ferryd_LDFLAGS = $(AM_LDFLAGS) -Wl,--export-dynamic
-broker_ferryd_LDADD = broker/frontends/grpc/libfgrpc.la $(BUILTIN_BE_LIBS) \
+broker_ferryd_LDADD = broker/frontends/http/libfhttp.la \
+	broker/frontends/grpc/libfgrpc.la $(BUILTIN_BE_LIBS) \
 	broker/sched/libfsched.la broker/config/libfconfig.la proto/libfproto.la \
 	broker/gpu/libfgpu.la shm/libfshm.la $(URING_LIBS) $(PROTOBUF_C_LIBS) $(MHD_LIBS) \
 	$(NUMA_LIBS)

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "broker/core/broker.h"
 #include "broker/frontends/grpc/gs_server.h"
+#include "broker/frontends/http/hs_server.h"
 #include "broker/core/log.h"
 #include "broker/core/poller.h"
 #include "broker/core/session.h"
@@ -58,6 +59,12 @@ static struct gs_options ferryd__grpc = {
 	.max_message_bytes = 1LL << 30,
 };
 static bool ferryd__grpc_explicit;
+/* HTTP/REST front end options (TLS: the gRPC certificate options); the
+ * same rule for an explicit port. */
+static struct hs_options ferryd__http = {
+	.address = "127.0.0.1", .port = 8000, .threads = 2, .max_body_bytes = 1ULL << 30,
+};
+static bool ferryd__http_explicit;
 /* --strict-model-config=false in its old meaning; said once started. */
 static bool ferryd__old_strict_false;
 
@@ -115,9 +122,15 @@ static void ferryd__usage(FILE *f)
 "      --grpc-threads N         gRPC completion-queue threads (4)\n"
 "      --grpc-max-message-bytes N  largest gRPC message (1 GiB); larger ones\n"
 "                               get RESOURCE_EXHAUSTED\n"
-"      --allow-client-shm       let gRPC clients register system shared memory\n"
+"      --http-port N            KServe v2 HTTP/REST port (8000; 0 turns HTTP off)\n"
+"      --http-address ADDR      HTTP listen address (127.0.0.1: loopback only)\n"
+"      --http-threads N         HTTP connection threads (2)\n"
+"      --http-max-body-bytes N  largest HTTP request body (1 GiB); larger: 413\n"
+"      --allow-client-shm       let gRPC and HTTP clients register system shared\n"
+"                               memory\n"
 "      --grpc-tls-cert PEM, --grpc-tls-key PEM\n"
-"                               serve gRPC over TLS with this certificate chain\n"
+"                               serve gRPC and HTTP over TLS with this\n"
+"                               certificate chain\n"
 "      --grpc-tls-ca PEM        and require client certificates signed by this\n"
 "                               CA (mutual TLS)\n"
 "      --idle-exit SECONDS      exit after SECONDS with no client session (the\n"
@@ -203,6 +216,7 @@ enum {
 	OPT_GRPC_PORT, OPT_GRPC_ADDRESS, OPT_GRPC_THREADS, OPT_GRPC_MAX_MSG, OPT_ALLOW_CLIENT_SHM,
 	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	OPT_EXIT_ON_ERROR, OPT_NO_AUTOCOMPLETE, OPT_BACKEND_CONFIG,
+	OPT_HTTP_PORT, OPT_HTTP_ADDRESS, OPT_HTTP_THREADS, OPT_HTTP_MAX_BODY,
 };
 
 static int ferryd__parse_options(int argc, char **argv, struct broker_options *o)
@@ -233,6 +247,10 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		{ "grpc-threads", required_argument, NULL, OPT_GRPC_THREADS },
 		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
 		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
+		{ "http-port", required_argument, NULL, OPT_HTTP_PORT },
+		{ "http-address", required_argument, NULL, OPT_HTTP_ADDRESS },
+		{ "http-threads", required_argument, NULL, OPT_HTTP_THREADS },
+		{ "http-max-body-bytes", required_argument, NULL, OPT_HTTP_MAX_BODY },
 		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
 		{ "max-sessions-per-uid", required_argument, NULL, OPT_MAX_PER_UID },
 		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
@@ -482,6 +500,32 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			break;
 		case OPT_ALLOW_CLIENT_SHM:
 			ferryd__grpc.allow_client_shm = true;
+			ferryd__http.allow_client_shm = true;
+			break;
+		case OPT_HTTP_PORT:
+			if (ferryd__parse_u64(optarg, &v) || v > 65535) {
+				fprintf(stderr, "ferryd: --http-port: 0 to 65535\n");
+				return -1;
+			}
+			ferryd__http.port = (int)v;
+			ferryd__http_explicit = true;
+			break;
+		case OPT_HTTP_ADDRESS:
+			ferryd__http.address = optarg;
+			break;
+		case OPT_HTTP_THREADS:
+			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 64) {
+				fprintf(stderr, "ferryd: --http-threads: 1 to 64\n");
+				return -1;
+			}
+			ferryd__http.threads = (int)v;
+			break;
+		case OPT_HTTP_MAX_BODY:
+			if (ferryd__parse_u64(optarg, &v) || v < 4096 || v > (1ULL << 40)) {
+				fprintf(stderr, "ferryd: --http-max-body-bytes: 4096 to 1T\n");
+				return -1;
+			}
+			ferryd__http.max_body_bytes = v;
 			break;
 		case 'h':
 			ferryd__usage(stdout);
@@ -880,6 +924,22 @@ int main(int argc, char **argv)
 		log_warn("gRPC: the default port %d is not available; serving without gRPC "
 			 "(--grpc-port picks another, 0 turns it off)", ferryd__grpc.port);
 	}
+	ferryd__http.tls_cert = ferryd__grpc.tls_cert;
+	ferryd__http.tls_key = ferryd__grpc.tls_key;
+	ferryd__http.tls_ca = ferryd__grpc.tls_ca;
+	if ((ret = hs_start(&ferryd__http)) &&
+	    (ferryd__http_explicit || ret == FERRY_CONFIG)) {
+		gs_stop();
+		poller_stop();
+		metrics_stop();
+		control_close_listener(b);
+		models_stop_all();
+		models_unload_all();
+		return 1;
+	} else if (ret) {
+		log_warn("HTTP: the default port %d is not available; serving without HTTP "
+			 "(--http-port picks another, 0 turns it off)", ferryd__http.port);
+	}
 	rescan_init(b->opt.repository);
 	atomic_store(&metrics_gauges.ready, true);
 	log_info("ready: listening on %s", b->opt.socket_path);
@@ -900,6 +960,7 @@ int main(int argc, char **argv)
 		close(b->listen_fd);
 		b->listen_fd = -1;
 	}
+	hs_stop();
 	gs_stop();
 	rescan_fini();
 	control_admin_stop();

@@ -1,6 +1,7 @@
 # broker/frontends/: what renders ferryd to the outside: the KServe v2
-# gRPC front end (grpc/, a convenience library) and the Prometheus /
-# KServe health endpoint (metrics.c, compiled into ferryd).
+# gRPC front end (grpc/, a convenience library), the KServe v2 HTTP/REST
+# front end (http/, its own fragment) and the Prometheus / KServe health
+# endpoint (metrics.c, compiled into ferryd).
 noinst_LTLIBRARIES += broker/frontends/grpc/libfgrpc.la
 broker_frontends_grpc_libfgrpc_la_SOURCES = \
 	broker/frontends/grpc/gs_server.c broker/frontends/grpc/gs_server.h \
@@ -14,3 +15,4 @@ broker_frontends_grpc_libfgrpc_la_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBU
 broker_frontends_grpc_libfgrpc_la_LIBADD = proto/libfkserve.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS)
 FERRYD_FRONTENDS_SOURCES = \
 	broker/frontends/metrics.c broker/frontends/metrics.h
+include broker/frontends/http/http.mk

@@ -399,6 +399,36 @@ static int gs__handle(struct gs__call *c, struct gs__ctx *x, grpc_byte_buffer **
 	return ret;
 }
 
+int gs_call_local(const char *method, const ProtobufCMessage *req,
+		  int (*emit)(void *arg, const ProtobufCMessage *reply), void *arg,
+		  char *err, size_t errlen)
+{
+	const struct gs__method *m = NULL;
+	for (size_t i = 0; i < sizeof(gs__methods) / sizeof(gs__methods[0]) && !m; i++)
+		if (!strcmp(gs__method_name(&gs__methods[i]), method))
+			m = &gs__methods[i];
+	if (!m || !m->reply || m->stream || req->descriptor != m->req) {
+		snprintf(err, errlen, "no unary method %s for this request", method);
+		return FERRY_ENOTSUP;
+	}
+	struct gs__ctx x = { .c = NULL };
+	ProtobufCMessage *reply = gs__alloc(&x, 1, m->reply->sizeof_message);
+	int ret;
+	if (!reply) {
+		ret = gs__fail(&x, FERRY_ENOMEM, "out of memory");
+	} else {
+		m->reply->message_init(reply);
+		/* Handlers only read their request. */
+		ret = m->handle(&x, (ProtobufCMessage *)req, reply);
+		if (ret == 0)
+			ret = emit(arg, reply);
+	}
+	if (ret)
+		snprintf(err, errlen, "%s", x.err[0] ? x.err : ferry_strerror(ret));
+	gs__release(&x);
+	return ret;
+}
+
 static void gs__unary(struct gs__call *c)
 {
 	struct gs__ctx x = { .c = c };

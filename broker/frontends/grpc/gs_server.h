@@ -30,6 +30,33 @@ struct gs_options {
 					 * certificate it signed (mutual TLS) */
 };
 
+struct models_entry;
+struct ProtobufCMessage;
+
+/*
+ * gs_request_model - the READY version `version` ("" or NULL: the latest)
+ * of model `name` that an inference request names.  The caller holds
+ * models_rdlock() from this lookup to its last use of the record's sm.
+ * NULL, with *code (FERRY_EINVAL for a bad version string, FERRY_ENOENT,
+ * FERRY_UNAVAILABLE) and err in Triton's words, when it cannot serve.
+ */
+struct models_entry *gs_request_model(const char *name, const char *version, int *code,
+				      char *err, size_t errlen);
+
+/*
+ * gs_call_local - run the handler of unary method `method` (its short
+ * name: "ModelConfig") on req, a message of that method's request type,
+ * as a call from the network would be run, and hand the reply to
+ * emit(arg, reply), which renders it; the reply and everything it points
+ * to are freed when emit returns.  For the other front ends (HTTP): every
+ * protocol answers from the same handlers and the same snapshot.  Needs
+ * no running gRPC server.  Returns the handler's code (err filled), or
+ * emit's; FERRY_ENOTSUP for no such unary method.  Not for ModelInfer.
+ */
+int gs_call_local(const char *method, const struct ProtobufCMessage *req,
+		  int (*emit)(void *arg, const struct ProtobufCMessage *reply), void *arg,
+		  char *err, size_t errlen);
+
 /* Bind and start serving.  0, or a negative ferry code (FERRY_EBUSY when
  * the address cannot be bound) after logging why. */
 int gs_start(const struct gs_options *o);

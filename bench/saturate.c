@@ -134,12 +134,12 @@ static struct {
 	int gpu_instances, gpu_delay_us, require_gpu, ncounts;
 	int counts[MAXCOUNTS];
 	double work_us, seconds, max_seconds;
-	const char *models, *model, *ferryd, *backend_dir, *csv, *fwait, *cwait;
+	const char *models, *model, *ferryd, *backend_dir, *csv, *fwait, *cwait, *backend;
 	int modes[NMODES];
 } opt = {
 	.batch = 64, .reps = 3, .instances = 1, .delay_us = -1, .spin_us = -1,
 	.gpu_instances = 1, .gpu_delay_us = 0, .work_us = 100, .seconds = 3,
-	.fwait = "block", .cwait = "block", .model = "mlp", .pollers = -1,
+	.fwait = "block", .cwait = "block", .model = "mlp", .pollers = -1, .backend = "onnx",
 	.session_per_thread = 1,
 };
 /* the model's row sizes (the input's and the output's one dimension) */
@@ -562,11 +562,12 @@ static void write_model(const char *repo, const char *group, int delay_us, const
 		snprintf(db, sizeof(db), "dynamic_batching { max_queue_delay_microseconds: %d }\n",
 			 delay_us);
 	snprintf(cfg, sizeof(cfg),
-		 "platform: \"onnxruntime_onnx\"\nmax_batch_size: %d\n"
+		 "backend: \"%s\"\nmax_batch_size: %d\n"
 		 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
 		 "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ %d ] } ]\n"
 		 "instance_group [ %s ]\n%s%s",
-		 max_rows() * opt.jobs * (opt.sync ? 1 : opt.streams), in_row, out_row, group, db,
+		 opt.backend, max_rows() * opt.jobs * (opt.sync ? 1 : opt.streams), in_row, out_row,
+		 group, db,
 		 extra);
 	snprintf(path, sizeof(path), "%s/%s/%s/config.pbtxt", tmpdir, repo, opt.model);
 	if (!(f = fopen(path, "w")) || fputs(cfg, f) < 0 || fclose(f))
@@ -614,13 +615,27 @@ static void broker_on(enum bkind kind)
 	memcpy(portbuf, port, sizeof(port));
 	static char pollers[16];
 	snprintf(spin, sizeof(spin), "%d", opt.spin_us < 0 ? 50 : opt.spin_us);
-	snprintf(pollers, sizeof(pollers), "%d", opt.pollers < 0 ? 0 : opt.pollers);
-	const char *av[] = {
-		"--model-repository", repo, "--backend-directory", opt.backend_dir,
+	snprintf(pollers, sizeof(pollers), "%d", opt.pollers);
+	const char *av[24] = {
+		"--model-repository", repo,
 		"--log-level", "warn", "--wait", opt.fwait, "--spin-us", spin,
-		"--grpc-port", portbuf, "--metrics-port", "0", "--pollers", pollers,
-		kind == BK_GPU ? "--exit-on-error=false" : NULL, NULL
+		"--grpc-port", portbuf, "--metrics-port", "0",
 	};
+	int n = 12;
+	/* ferryd's own default directories find the plugins it installs */
+	if (opt.backend_dir) {
+		av[n++] = "--backend-directory";
+		av[n++] = opt.backend_dir;
+	}
+	if (kind == BK_GPU)
+		av[n++] = "--exit-on-error=false";
+	/* --pollers only when asked: a ferryd built before them (--ferryd)
+	 * still runs */
+	if (opt.pollers >= 0) {
+		av[n++] = "--pollers";
+		av[n++] = pollers;
+	}
+	av[n] = NULL;
 	broker = bu_ferryd_start(opt.ferryd, sock, logf, av);
 }
 
@@ -785,16 +800,12 @@ static struct run run_mode(enum mode m)
 
 static void defaults(void)
 {
-	static char ferryd[PATH_MAX + 32], bdir[PATH_MAX + 32], mdir[PATH_MAX];
+	static char ferryd[PATH_MAX + 32], mdir[PATH_MAX];
 	const char *build = bu_build_dir();
 
 	if (!opt.ferryd) {
 		snprintf(ferryd, sizeof(ferryd), "%s/broker/ferryd", build);
 		opt.ferryd = ferryd;
-	}
-	if (!opt.backend_dir) {
-		snprintf(bdir, sizeof(bdir), "%s/tests/onnx/.libs", build);
-		opt.backend_dir = bdir;
 	}
 	if (!opt.models) {
 		const char *src = getenv("FERRY_TOP_SRCDIR");
@@ -827,7 +838,8 @@ static void usage(void)
 		"         [--client-wait spin|hybrid|block] [--models DIR] [--ferryd PATH]\n"
 		"         [--backend-dir DIR] [--csv FILE]\n"
 		"         [--threads T] [--streams S] [--sync] [--rows A-B]\n"
-		"         [--session thread|job] [--eager-doorbell] [--pollers P (ferryd's)]\n");
+		"         [--session thread|job] [--eager-doorbell] [--pollers P (ferryd's)]\n"
+		"         [--backend onnx|onnxruntime (ferryd's; default onnx, the native executor)]\n");
 	exit(2);
 }
 
@@ -1082,6 +1094,7 @@ int main(int argc, char **argv)
 		{ "sync", no_argument, NULL, 'y' },
 		{ "rows", required_argument, NULL, 'o' },
 		{ "pollers", required_argument, NULL, 'P' },
+		{ "backend", required_argument, NULL, 'k' },
 		{ "session", required_argument, NULL, 'x' },
 		{ "eager-doorbell", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1132,6 +1145,7 @@ int main(int argc, char **argv)
 				opt.rows_max = opt.rows_min = atoi(optarg);
 			break;
 		case 'P': opt.pollers = atoi(optarg); break;
+		case 'k': opt.backend = optarg; break;
 		case 'E': opt.eager = 1; break;
 		case 'x':
 			if (strcmp(optarg, "thread") && strcmp(optarg, "job"))

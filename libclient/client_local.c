@@ -235,6 +235,9 @@ static int client__hello(struct client__local *l, const ferry_options *o)
 	}
 	l->db_broker.flag = &l->seg.hdr->broker_wake.sleeping;
 	l->db_client.flag = &l->seg.hdr->client_wake.sleeping;
+	/* A thread that sleeps on a result says on which CPU: ferryd's
+	 * pollers then run the session's requests there (see poller.h). */
+	l->db_client.cpu = &l->seg.hdr->client_wake.cpu;
 	fshm_ring_init(&l->sq, l->seg.base, &l->seg.sq, true);
 	fshm_ring_init(&l->cq, l->seg.base, &l->seg.cq, false);
 	l->arena_base = fshm_seg_arena(&l->seg);
@@ -739,9 +742,6 @@ static int client__local_submit(struct client__tp *t, ferry_request *r)
 		.priority = r->priority,
 		.timeout_us = r->timeout_us,
 	};
-	/* Where the broker should run it: on this core, which this thread
-	 * leaves idle if it waits for the result (ferryd's pollers). */
-	fshm_wake_set_cpu(&l->seg.hdr->client_wake);
 	/* The SQ is as deep as the slot table, so a free slot means room. */
 	ret = fshm_ring_enqueue_burst(&l->sq, &sqe, 1);
 	if (ret != 1) {

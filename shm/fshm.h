@@ -8,7 +8,6 @@
 #ifndef FSHM_H
 #define FSHM_H
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -212,6 +211,8 @@ struct fshm_doorbell {
 	_Atomic uint64_t rings;      /* eventfd writes made (statistics) */
 	uint64_t spin_budget_ns;     /* waiter: hybrid's adapted spin budget */
 	uint64_t sleeps;             /* waiter: times it blocked (statistics) */
+	_Atomic uint32_t *cpu;       /* waiter: where to say which CPU it blocks
+				      * on (fshm_wake.cpu), or NULL */
 };
 
 /*
@@ -236,6 +237,15 @@ void fshm_doorbell_disarm(struct fshm_doorbell *db); /* flag = 0 */
 void fshm_doorbell_drain(struct fshm_doorbell *db);  /* read efd, nonblocking */
 
 /*
+ * fshm_spin_adapt - hybrid's spin budget after a wait of t ns that was won
+ * by spinning (spin_won) or ended in a block, for budget b and ceiling
+ * max: grows when a little more spin would have saved a wake-up, halves
+ * when the peer was away longer than max.  For waiters that block
+ * elsewhere (ferryd's pollers) as for fshm_doorbell_wait.
+ */
+uint64_t fshm_spin_adapt(uint64_t b, uint64_t t, uint64_t max, bool spin_won);
+
+/*
  * fshm_doorbell_wait - wait until ready(arg) is true
  *
  * spin: poll ready(); hybrid: poll for up to spin_ns (0: 50 us), adapting
@@ -247,21 +257,6 @@ void fshm_doorbell_drain(struct fshm_doorbell *db);  /* read efd, nonblocking */
 int fshm_doorbell_wait(struct fshm_doorbell *db, enum fshm_wait_policy policy,
 		       bool (*ready)(void *arg), void *arg, int64_t timeout_ns,
 		       uint64_t spin_ns);
-
-/*
- * fshm_wake_set_cpu - publish the CPU the caller runs on in its own wake
- * line (fshm_wake.cpu, 1 + CPU): the broker serves a session on a poller
- * pinned to that CPU.  The client calls it before publishing a submission
- * (the SQ tail's release store orders it); getcpu is a vDSO call.
- */
-static inline void fshm_wake_set_cpu(struct fshm_wake *w)
-{
-	int cpu = sched_getcpu();
-	/* Relaxed: a hint; the ring's release store publishes it with the
-	 * submission, and any value is safe for the broker. */
-	if (cpu >= 0)
-		atomic_store_explicit(&w->cpu, (uint32_t)cpu + 1, memory_order_relaxed);
-}
 
 /* ---------------------------------------------------------------------- */
 /* Arena allocator                                                         */

@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
@@ -154,6 +155,15 @@ static int fshm__block(struct fshm_doorbell *db, bool (*ready)(void *),
 	struct timespec ts;
 	int ret = 0, n;
 
+	/* The CPU this thread leaves idle while it sleeps: the broker runs the
+	 * work it waits for there (its poller pinned to that CPU).  Relaxed:
+	 * a hint, which the broker bounds; a spinning waiter never sets it,
+	 * since its core is not free. */
+	if (db->cpu) {
+		int cpu = sched_getcpu();
+		if (cpu >= 0)
+			atomic_store_explicit(db->cpu, (uint32_t)cpu + 1, memory_order_relaxed);
+	}
 	for (;;) {
 		fshm_doorbell_arm(db);
 		/* W2: the re-check after F1 (see the top of this file). */
@@ -216,11 +226,8 @@ static int fshm__spin(bool (*ready)(void *), void *arg, uint64_t start,
  *   - blocked, but the wait was within max: a little more spin would have
  *     won and saved the wake-up: budget = twice this wait.
  */
-static void fshm__adapt(struct fshm_doorbell *db, uint64_t t, uint64_t max,
-			bool spin_won)
+uint64_t fshm_spin_adapt(uint64_t b, uint64_t t, uint64_t max, bool spin_won)
 {
-	uint64_t b = db->spin_budget_ns;
-
 	if (spin_won)
 		b = b > 2 * t ? b : 2 * t;
 	else if (t > max)
@@ -231,7 +238,12 @@ static void fshm__adapt(struct fshm_doorbell *db, uint64_t t, uint64_t max,
 		b = FSHM__SPIN_MIN_NS;
 	if (b > max)
 		b = max;
-	db->spin_budget_ns = b;
+	return b;
+}
+
+static void fshm__adapt(struct fshm_doorbell *db, uint64_t t, uint64_t max, bool spin_won)
+{
+	db->spin_budget_ns = fshm_spin_adapt(db->spin_budget_ns, t, max, spin_won);
 }
 
 int fshm_doorbell_wait(struct fshm_doorbell *db, enum fshm_wait_policy policy,

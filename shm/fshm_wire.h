@@ -34,7 +34,7 @@
  *   120    136  reserved, zero
  *   256    64   broker_wake: the broker's sleeping flag (client reads)
  *   320    64   client_wake: the client's sleeping flag and the CPU it
- *                submitted from last (broker reads; ABI 1.1)
+ *                last slept on (broker reads; ABI 1.1)
  *   384    3712 reserved, zero
  *
  * Compatibility: a peer refuses a segment whose major ABI differs; a minor
@@ -78,10 +78,11 @@ static_assert(sizeof(struct fshm_area) == 24, "fshm_area layout");
  *
  *   OFFSET SIZE DESCRIPTION
  *   0      4    sleeping: 1 while the owner is (about to be) blocked
- *   4      4    cpu: 1 + the CPU the owner last submitted from, 0 unknown
- *                (ABI 1.1; a hint: the broker runs a session's work on a
- *                poller pinned to that CPU, so a client that blocks waiting
- *                leaves its core to the work it waits for)
+ *   4      4    cpu: 1 + the CPU the owner last blocked on waiting, 0
+ *                unknown (ABI 1.1; client_wake only; a hint: the broker
+ *                runs a session's work on a poller pinned to that CPU, so
+ *                a client that blocks waiting leaves its core to the work
+ *                it waits for)
  *   8      56   reserved, zero
  */
 struct fshm_wake {

@@ -7,8 +7,8 @@
  *      poller): add each doorbell to the epoll set, put it on the active
  *      list with its wake flag down;
  *   2. poll every active session's SQ (session_poll: validate, submit);
- *      a session whose client keeps submitting from another poller's CPU
- *      is handed over;
+ *      a session whose client keeps sleeping on another poller's CPU is
+ *      handed over;
  *   3. run the inline models' ready batches (on this thread, this core);
  *   4. with nothing done: spin (policy), then the NEED_WAKEUP handshake
  *      over the active sessions and sleep in epoll_wait until a client
@@ -168,7 +168,7 @@ static void poller__push(struct poller *p, struct session *s)
 	poller__kick_one(p);
 }
 
-/* Whether s's client keeps submitting from another poller's CPU; if so,
+/* Whether s's client keeps sleeping on another poller's CPU; if so,
  * hand it there (the caller has taken it off the active list). */
 static bool poller__should_move(struct poller *p, struct session *s, int *to)
 {
@@ -267,6 +267,11 @@ static void *poller__main(void *arg)
 	struct poller *p = arg;
 	const struct poller_options *o = &poller__opt;
 	uint64_t idle_since = fshm_now_ns();
+	/* hybrid: the spin budget, adapted as the clients' is (fshm_spin_adapt):
+	 * beside saturated jobs, whose next request comes long after the spin
+	 * would end, it falls to the floor, and the core goes back to them */
+	uint64_t budget = o->spin_ns;
+	bool idle = false;              /* nothing found since idle_since */
 	unsigned iter = 0;
 	char name[16];
 
@@ -281,14 +286,18 @@ static void *poller__main(void *arg)
 		now = fshm_now_ns();
 		work += models_run_inline(now, &deadline);
 		if (work) {
+			if (idle && o->wait == FSHM_WAIT_HYBRID)
+				budget = fshm_spin_adapt(budget, now - idle_since, o->spin_ns, true);
+			idle = false;
 			idle_since = now;
 			/* Sessions that rang while we were busy. */
 			if ((++iter & 63) == 0)
 				poller__wait(p, 0);
 			continue;
 		}
+		idle = true;
 		if (o->wait == FSHM_WAIT_SPIN ||
-		    (o->wait == FSHM_WAIT_HYBRID && now - idle_since < o->spin_ns)) {
+		    (o->wait == FSHM_WAIT_HYBRID && now - idle_since < budget)) {
 			if ((++iter & 63) == 0)
 				poller__wait(p, 0);
 			fshm_cpu_relax();
@@ -322,11 +331,15 @@ static void *poller__main(void *arg)
 			if (deadline != UINT64_MAX)
 				timeout = deadline > now ? (int64_t)(deadline - now) : 0;
 			poller__wait(p, timeout);
+			if (o->wait == FSHM_WAIT_HYBRID)
+				budget = fshm_spin_adapt(budget, fshm_now_ns() - idle_since,
+							 o->spin_ns, false);
 		} else {
 			for (struct session *s = p->active; s; s = s->pnext)
 				session_disarm(s);
 		}
 		atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
+		idle = false;
 		idle_since = fshm_now_ns();
 	}
 	return NULL;

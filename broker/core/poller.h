@@ -6,14 +6,15 @@
  * ferryd runs one poller per CPU it may use (--pollers), each pinned to
  * its CPU.  A session belongs to one poller at a time: its doorbell
  * eventfd is in that poller's epoll set, and only that poller polls its
- * ring.  A client writes the CPU it submits from into its segment
- * (fshm_wake.cpu); when a session's hint names another poller's CPU
- * several submissions in a row, its owner hands it over.  A synchronous
- * client that blocks on its result thus leaves its core to exactly the
- * thread that runs its request (an inline model runs on the poller that
- * took it), and both wake-ups stay on one core: measured on the 2-core
- * VM, a same-core eventfd round trip costs a few microseconds, a
- * cross-core one tens (BENCHMARKS.md).
+ * ring.  A client thread that blocks waiting for a result writes the CPU
+ * it sleeps on into its segment (fshm_wake.cpu); when a session's hint
+ * names another poller's CPU several submissions in a row, its owner
+ * hands it over.  A synchronous client that blocks on its result thus
+ * leaves its core to exactly the thread that runs its request (an inline
+ * model runs on the poller that took it), and both wake-ups stay on one
+ * core: measured on the 2-core VM, a same-core eventfd round trip costs a
+ * few microseconds, a cross-core one tens (BENCHMARKS.md).  A client that
+ * spins never sets the hint: its core is not free.
  *
  * Cost follows the active sessions, not the connected ones.  A poller
  * keeps a list of its active sessions, which it polls on every pass with

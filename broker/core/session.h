@@ -129,7 +129,7 @@ void session_kill(struct session *s);
 void session_ref(struct session *s);
 void session_unref(struct session *s);
 
-/* The CPU the client last submitted from (its hint), or -1 unknown. */
+/* The CPU the client last slept on waiting (its hint), or -1 unknown. */
 int session_client_cpu(const struct session *s);
 
 /*

@@ -815,6 +815,15 @@ int main(int argc, char **argv)
 		 fshm_wait_policy_name(b->opt.wait));
 
 	ferryd__raise_nofile(b);
+	/* valgrind holds its big lock across io_uring_enter, which it takes
+	 * for a non-blocking call: the loop thread's wait would then stop
+	 * every other thread (the pollers) until a control event comes. */
+	const char *pre = getenv("LD_PRELOAD");
+	if (!b->opt.force_epoll && pre && strstr(pre, "vgpreload")) {
+		log_info("running under valgrind: event loop on epoll (valgrind serialises "
+			 "threads across io_uring waits)");
+		b->opt.force_epoll = true;
+	}
 	ret = loop_create(&b->loop, b->opt.force_epoll);
 	if (ret) {
 		log_error("cannot create the event loop: %s", strerror(-ret));

@@ -26,7 +26,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 out=${FUZZ_BUILD_DIR:-$top/build-fuzz}
 jobs=${FUZZ_JOBS:-1}
-targets=${FUZZ_TARGETS:-"pbtxt onnx ctl submit grpc"}
+targets=${FUZZ_TARGETS:-"pbtxt onnx ctl submit grpc http"}
 CC=${CLANG:-clang}
 ONNX_PROTO_DIR=${ONNX_PROTO_DIR:-/usr/include}
 
@@ -91,6 +91,16 @@ grpc_src="broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_shm.c broker
 	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c
 	$out/gen/proto/kserve.pb-c.c tests/fuzz/fuzz_grpc.c"
 grpc_libs="-lprotobuf-c -ldl -lnuma -lpthread"
+# An inference request body through the HTTP front end's parser (json-c,
+# the binary tensor data after the JSON) and gs_infer_prepare's checks,
+# and its response.
+http_src="broker/frontends/http/hs_infer.c broker/frontends/http/hs_json.c
+	broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_shm.c broker/gpu/gpu.c
+	broker/sched/sched_queue.c broker/sched/sched_batch.c broker/sched/sched_model.c
+	broker/sched/be_request.c broker/sched/be_host.c
+	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c
+	$out/gen/proto/kserve.pb-c.c tests/fuzz/fuzz_http.c"
+http_libs="-ljson-c -lprotobuf-c -ldl -lnuma -lpthread"
 
 build() {
 	t=$1
@@ -131,7 +141,7 @@ run() {
 	dict=
 	[ ! -f "$top/tests/fuzz/$t.dict" ] || dict="-dict=$top/tests/fuzz/$t.dict"
 	case $t in
-	onnx|grpc) maxlen=65536 ;;
+	onnx|grpc|http) maxlen=65536 ;;
 	submit) maxlen=16384 ;;
 	*) maxlen=4096 ;;
 	esac

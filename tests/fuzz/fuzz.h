@@ -26,6 +26,7 @@ int fuzz_onnx(const uint8_t *data, size_t size);
 int fuzz_ctl(const uint8_t *data, size_t size);
 int fuzz_submit(const uint8_t *data, size_t size);
 int fuzz_grpc(const uint8_t *data, size_t size);
+int fuzz_http(const uint8_t *data, size_t size);
 
 /*
  * models_shim.c: the model table session.c looks models up in, without

@@ -997,7 +997,7 @@ static void report(FILE *csv, struct summary *sum)
 		}
 		if (!t.exec)
 			continue;
-		sum->req_exec[m] = (double)t.infer / opt.batch / (double)t.exec;
+		sum->req_exec[m] = (double)t.success / (double)t.exec;
 		printf("%s batches: %llu executions, %.2f requests (%.1f rows) each; queue %.1f us, "
 		       "infer %.1f us per request; sizes (rows: share):", MODE_NAME[m],
 		       (unsigned long long)t.exec, sum->req_exec[m],

@@ -2,7 +2,9 @@
 # Install what ferry's build and tests need on Debian 12: the Debian
 # packages (apt-get) and, for the tests that use real third-party Python
 # packages (onnx, onnxruntime, numpy, tritonclient), a virtual environment
-# in .venv.  Idempotent: a second run installs nothing new.
+# in .venv, whose onnxruntime wheel also carries the libonnxruntime.so that
+# ferry's onnxruntime backend loads (configure finds it there).
+# Idempotent: a second run installs nothing new.
 #
 #   scripts/setup-debian.sh            packages + .venv
 #   scripts/setup-debian.sh --no-venv  packages only
@@ -55,5 +57,14 @@ if [ "${1:-}" != "--no-venv" ]; then
 		echo "setup: pip install ${want[*]} into $venv (pip's output: $log)"
 		"$venv/bin/pip" install --disable-pip-version-check "${want[@]}" >"$log" 2>&1 ||
 			{ tail -20 "$log"; echo "setup: pip failed: see $log"; exit 1; }
+	fi
+	# The onnxruntime backend loads this library; configure finds it here
+	# (configure --with-onnxruntime=DIR names another).
+	ortlib=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* 2>/dev/null |
+		 head -n1 || true)
+	if [ -n "$ortlib" ]; then
+		echo "setup: ONNX Runtime for the onnxruntime backend: $ortlib"
+	else
+		echo "setup: the onnxruntime wheel has no libonnxruntime.so.1*: give configure --with-onnxruntime=DIR"
 	fi
 fi

@@ -50,8 +50,10 @@ if [ "${1:-}" != "--no-venv" ]; then
 		echo "setup: creating $venv"
 		python3 -m venv "$venv"
 	fi
-	want=(numpy onnx onnxruntime 'tritonclient[grpc]' 'tritonclient[http]')
-	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc, tritonclient.http' 2>/dev/null; then
+	# pytest: python/tests (the ferry package); wheel: pip install ./python
+	# without build isolation (no download)
+	want=(numpy onnx onnxruntime 'tritonclient[grpc]' 'tritonclient[http]' pytest wheel)
+	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc, tritonclient.http, pytest, wheel' 2>/dev/null; then
 		mkdir -p "$top/build"
 		log=$top/build/setup-pip.log
 		echo "setup: pip install ${want[*]} into $venv (pip's output: $log)"

@@ -49,6 +49,10 @@ struct bu_lat bu_floor_memcpy(size_t bytes, unsigned samples);
 /* CLOCK_MONOTONIC in seconds. */
 double bu_now(void);
 
+/* The whole file at path, NUL-terminated, size in *len: the caller frees
+ * it.  NULL (errno set) when it cannot be read. */
+void *bu_slurp(const char *path, size_t *len);
+
 /* The build tree this program runs from: $FERRY_TOP_BUILDDIR, else the
  * directory of /proc/self/exe less a trailing /.libs and /bench. */
 const char *bu_build_dir(void);

@@ -104,21 +104,11 @@ static void die(const char *fmt, ...)
 
 static void *slurp(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	long n;
-	void *buf;
+	void *p = bu_slurp(path, len);
 
-	if (!f)
-		die("cannot open %s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		die("cannot read %s", path);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	if (!p)
+		die("cannot read %s: %s", path, strerror(errno));
+	return p;
 }
 
 static ferry_dtype dtype_of(const char *name)

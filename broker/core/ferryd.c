@@ -167,6 +167,20 @@ static int ferryd__parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* true|1 or false|0; -1 with a message naming the option otherwise. */
+static int ferryd__parse_bool(const char *opt, const char *s, bool *out)
+{
+	if (!strcmp(s, "true") || !strcmp(s, "1"))
+		*out = true;
+	else if (!strcmp(s, "false") || !strcmp(s, "0"))
+		*out = false;
+	else {
+		fprintf(stderr, "ferryd: %s: true or false\n", opt);
+		return -1;
+	}
+	return 0;
+}
+
 static int ferryd__parse_ids(const char *list, bool gid, struct broker_options *o)
 {
 	char *dup = strdup(list), *save = NULL;
@@ -265,7 +279,7 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 	};
 	const char *env;
 	uint64_t v;
-	bool exit_on_error_given = false;
+	bool exit_on_error_given = false, b;
 
 	/* Defaults, then the environment, then the command line. */
 	o->wait = FSHM_WAIT_HYBRID;
@@ -393,27 +407,16 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			 * once read false as "serve the models that load"; that
 			 * spelling keeps doing so (with a warning) unless
 			 * --exit-on-error says otherwise. */
-			if (!strcmp(optarg, "true") || !strcmp(optarg, "1")) {
-				o->autocomplete = false;
-			} else if (!strcmp(optarg, "false") || !strcmp(optarg, "0")) {
-				o->autocomplete = true;
-				if (!exit_on_error_given)
-					o->strict = false;
-				ferryd__old_strict_false = !exit_on_error_given;
-			} else {
-				fprintf(stderr, "ferryd: --strict-model-config: true or false\n");
+			if (ferryd__parse_bool("--strict-model-config", optarg, &b))
 				return -1;
-			}
+			o->autocomplete = !b;
+			if (!b && !exit_on_error_given)
+				o->strict = false;
+			ferryd__old_strict_false = !b && !exit_on_error_given;
 			break;
 		case OPT_EXIT_ON_ERROR:
-			if (!strcmp(optarg, "true") || !strcmp(optarg, "1"))
-				o->strict = true;
-			else if (!strcmp(optarg, "false") || !strcmp(optarg, "0"))
-				o->strict = false;
-			else {
-				fprintf(stderr, "ferryd: --exit-on-error: true or false\n");
+			if (ferryd__parse_bool("--exit-on-error", optarg, &o->strict))
 				return -1;
-			}
 			exit_on_error_given = true;
 			ferryd__old_strict_false = false;
 			break;

@@ -234,9 +234,10 @@ FERRY_BE_EXPORT ferry_be_error *ferry_be_model_accelerator_parameter(
  * Afterwards ferryd checks that every input and output has a data_type
  * and dims, and where the backend set max_batch_size > 1 on a config
  * without a scheduling block it turns on dynamic batching (Triton's
- * rule).  Every front end then shows the completed config.  A model state
- * set in this call is discarded: ferry_backend_model_initialize starts
- * afresh.
+ * rule).  Every front end then shows the completed config.  The handle
+ * lives for this call only: free whatever the call allocated before it
+ * returns, and set no model state (ferry_backend_model_initialize starts
+ * afresh, on a handle of its own).
  *
  * ferry_be_model_set_max_batch_size - the model's max_batch_size, unless
  * config.pbtxt gave one (then the config's value stays and this is not an

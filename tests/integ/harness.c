@@ -206,6 +206,26 @@ bool th_alive(pid_t pid)
 	return pid > 0 && kill(pid, 0) == 0;
 }
 
+void *th_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+	char *buf;
+
+	cr_assert_not_null(f, "cannot open %s: %s", path, strerror(errno));
+	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	cr_assert_geq(n, 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n, "short read of %s", path);
+	fclose(f);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
 int th_free_port(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };

@@ -47,5 +47,8 @@ bool th_alive(pid_t pid);
 int th_simple_once(ferry_client *c, ferry_model *m, int32_t seed);
 /* A free TCP port on the loopback interface (racy, as any such probe). */
 int th_free_port(void);
+/* The whole file at path (asserts it can be read), NUL-terminated; *len
+ * gets its size.  The caller frees it. */
+void *th_slurp(const char *path, size_t *len);
 
 #endif

@@ -100,24 +100,6 @@ static const char *models_dir(void)
 	return d;
 }
 
-static void *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	long n;
-	void *buf;
-
-	cr_assert_not_null(f, "cannot open %s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	cr_assert_not_null(buf);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static float *load_floats(const char *model, int batch, const char *kind, size_t want)
 {
 	char path[1024];
@@ -125,7 +107,7 @@ static float *load_floats(const char *model, int batch, const char *kind, size_t
 	float *p;
 
 	snprintf(path, sizeof(path), "%s/%s.b%d.%s0.bin", models_dir(), model, batch, kind);
-	p = slurp(path, &len);
+	p = th_slurp(path, &len);
 	cr_assert_eq(len, want * sizeof(float), "%s: %zu bytes, expected %zu", path, len,
 		     want * sizeof(float));
 	return p;

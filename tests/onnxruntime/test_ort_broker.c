@@ -43,24 +43,6 @@ static const char *dir(void)
 	return d;
 }
 
-static void *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	long n;
-	void *buf;
-
-	cr_assert_not_null(f, "cannot open %s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	cr_assert_not_null(buf);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 struct mtensor {                /* one MANIFEST "tensor" line */
 	char model[64], name[64], dtype[16];
 	int batch, out, nd;
@@ -116,7 +98,7 @@ static void *tensor_file(const struct mtensor *t, size_t *len)
 	char path[1200];
 
 	snprintf(path, sizeof(path), "%.900s/%.63s.b%d.%.63s.bin", dir(), t->model, t->batch, t->name);
-	return slurp(path, len);
+	return th_slurp(path, len);
 }
 
 /* ------------------------------------------------------------------ */

@@ -79,6 +79,14 @@ step test_onnx 120 "$(real "$build/tests/onnx/test_onnx")" --jobs 4
 # Triton's CUDA shared memory over gRPC
 step test_cuda_ipc 120 "$(real "$build/tests/onnx/test_cuda_ipc")" --jobs 1 --verbose
 step test_cuda_shm 90 "$(real "$build/tests/test_cuda_shm")" --jobs 1 --verbose
+# the onnxruntime backend on the GPU (CUDA and TensorRT execution
+# providers, arena and CUDA IPC inputs, against the CPU outputs): needs
+# onnxruntime-gpu's library, FERRY_ORT_GPU_LIBRARY=/path/libonnxruntime.so.1.x
+# (the 256 MB wheel does not travel in devpack: install it on the GPU
+# machine); without it every test skips, saying why
+FERRY_ORT_MODELS=${FERRY_ORT_MODELS:-$top/devlibs/ort-models}
+export FERRY_ORT_MODELS
+step test_ort_gpu 300 "$(real "$build/tests/onnxruntime/test_ort_gpu")" --jobs 1 --verbose
 # then the numbers (FERRY_GPU_QUICK=1: tests only)
 [ -n "${FERRY_GPU_QUICK:-}" ] && { echo "gpu-check: $failed step(s) failed; results in $out"; exit $failed; }
 step onnx_bench 240 "$(real "$build/ferry-onnx-bench")" --models "$FERRY_ONNX_MODELS" \

@@ -44,6 +44,8 @@ $(real "$build/tests/onnx/test_cuda_ipc")
 $(real "$build/tests/test_cuda_shm")
 $(real "$build/tests/test_gpu")
 $(real "$build/tests/test_start")
+$(real "$build/tests/onnxruntime/test_ort_gpu")
+$build/broker/backends/onnxruntime/.libs/libferry_onnxruntime.so
 $build/tests/onnx/.libs/libferry_onnx.so
 $build/broker/gpu/.libs/gpu_cuda.so
 $build/broker/backends/onnx/.libs/ox_cuda.so"
@@ -105,6 +107,8 @@ done
 py=$top/.venv/bin/python
 rm -rf "$dest/models"
 "$py" "$top/tests/onnx/gen_models.py" "$dest/models" > /dev/null
+rm -rf "$dest/ort-models"
+"$py" "$top/tests/onnxruntime/gen_ort_models.py" "$dest/ort-models" > /dev/null
 echo "gpu-pack: $(ls "$dest" | wc -l) entries, $(du -sh "$dest" | cut -f1) in $dest"
 
 # 4. One archive of what travels (devlibs/ alone is over the device tool's
@@ -114,6 +118,7 @@ rel=${build#"$top"/}
 mkdir -p "$top/devpack"
 (cd "$top" && tar czf devpack/ferry-gpu.tgz devlibs "$rel/broker/ferryd" \
 	"$rel/broker/gpu/.libs" "$rel/broker/backends/onnx/.libs" \
+	"$rel/broker/backends/onnxruntime/.libs" \
 	"$rel/tests" "$rel/.libs" \
 	"$rel"/ferry-* "$rel/libclient/.libs" "$rel/tools" 2>/dev/null || true)
 echo "gpu-pack: $(du -h "$top/devpack/ferry-gpu.tgz" | cut -f1) in devpack/ferry-gpu.tgz (carry devpack)"

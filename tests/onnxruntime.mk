@@ -15,3 +15,19 @@ tests_onnxruntime_test_ort_broker_LDADD = tests/libharness.la libclient/libferry
 # ModelConfig of auto-completed models, answers against onnxruntime.
 TESTS += tests/onnxruntime/run_ort_python.sh
 EXTRA_DIST += tests/onnxruntime/run_ort_python.sh tests/onnxruntime/test_ort_grpc.py
+
+# On a GPU (scripts/gpu-check.sh): the CUDA and TensorRT execution
+# providers from the registered arena and CUDA IPC regions, against the CPU
+# outputs; each test skips, saying why, without onnxruntime-gpu
+# ($FERRY_ORT_GPU_LIBRARY) or a device.
+check_PROGRAMS += tests/onnxruntime/test_ort_gpu
+TESTS += tests/onnxruntime/run_ort_gpu.sh
+EXTRA_DIST += tests/onnxruntime/run_ort_gpu.sh
+tests_onnxruntime_test_ort_gpu_SOURCES = tests/onnxruntime/test_ort_gpu.c
+tests_onnxruntime_test_ort_gpu_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_onnxruntime_test_ort_gpu_LDADD = tests/libharness.la libclient/libferry.la \
+	$(CRITERION_TEST_LIBS) -lm
+if HAVE_CUDA
+tests_onnxruntime_test_ort_gpu_CFLAGS += $(CUDA_CFLAGS)
+tests_onnxruntime_test_ort_gpu_LDADD += $(CUDART_LIBS)
+endif

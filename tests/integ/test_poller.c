@@ -80,10 +80,14 @@ Test(poller, session_follows_its_client_cpu)
 
 	if (ncpus < 2)
 		cr_skip_test("needs 2 CPUs, this process may use %d", ncpus);
+	/* A client that sleeps on its results: only a sleeping client frees
+	 * its core, so only its hint moves the session. */
+	ferry_options o = { .struct_size = sizeof(o), .wait = FERRY_WAIT_BLOCK };
+
 	th_start(&B, "--pollers", "0", "--log-level", "debug", NULL);
 	cr_assert_eq(log_lines("pollers: ", "one pinned per CPU"), 1,
 		     "ferryd pins one poller per CPU when it may use several");
-	cr_assert_eq(ferry_connect(&c, B.sock, NULL), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_connect(&c, B.sock, &o), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	/* Submitting from each CPU in turn: the session follows, and every
 	 * request completes with its values (th_simple_once checks them). */
@@ -99,6 +103,27 @@ Test(poller, session_follows_its_client_cpu)
 				      round);
 		}
 	}
+	ferry_close(c);
+}
+
+/* A client that spins while it waits keeps its core busy: its session
+ * stays where it is. */
+Test(poller, a_spinning_client_does_not_pull_its_session)
+{
+	ferry_options o = { .struct_size = sizeof(o), .wait = FERRY_WAIT_SPIN };
+	ferry_client *c;
+	ferry_model *m;
+
+	if (ncpus < 2)
+		cr_skip_test("needs 2 CPUs, this process may use %d", ncpus);
+	th_start(&B, "--pollers", "0", "--log-level", "debug", NULL);
+	cr_assert_eq(ferry_connect(&c, B.sock, &o), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
+	pin(cpus[1]);
+	for (int i = 0; i < 32; i++)
+		cr_assert_eq(th_simple_once(c, m, i), 0, "%s", ferry_last_error());
+	cr_assert_eq(log_lines("-> ", "its client runs on CPU"), 0,
+		     "a spinning client's session moved");
 	ferry_close(c);
 }
 

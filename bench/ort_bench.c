@@ -22,7 +22,11 @@
  *                    memory; "+us" is what the broker adds at p50
  *   ferryd shm inline  the same model with ferry_inline: run by the
  *                    broker's polling thread, no hand-off to an instance
- *   ferryd gRPC      the first model, over KServe v2 gRPC (loopback)
+ *   ferryd gRPC      the same over KServe v2 gRPC (loopback)
+ *
+ * and first, as the floor of every ferryd row, the round trip of the
+ * built-in identity backend (16 floats per row, on the polling thread):
+ * rings, validation and completion with no model behind them.
  *
  * and, on the MLPs of bench/saturate.c (tests/onnx/gen_models.py's mlp,
  * 16-64-32-32-5, and mlp_wide, 16-512-512-512-5), the native executor
@@ -398,6 +402,24 @@ static void put_ort(const char *repo, const char *name, const char *onnx, bool i
 	put(repo, name, onnx, cfg);
 }
 
+/* The floor: identity, 16 floats a row, run by the polling thread. */
+static void put_identity(const char *repo)
+{
+	char cmd[600], path[400];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/identity/1'", repo);
+	if (system(cmd))
+		die("%s failed", cmd);
+	snprintf(path, sizeof(path), "%s/identity/config.pbtxt", repo);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		die("cannot write %s", path);
+	fputs("backend: \"identity\"\nmax_batch_size: 64\n"
+	      "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 16 ] } ]\n"
+	      "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ 16 ] } ]\n", f);
+	fclose(f);
+}
+
 static void put_native(const char *repo, const char *name, const char *onnx, bool inl)
 {
 	char cfg[1024];
@@ -525,6 +547,7 @@ int main(int argc, char **argv)
 		snprintf(n, sizeof(n), "%s_native_inline", mlps[i]);
 		put_native(models_dir, n, path, true);
 	}
+	put_identity(models_dir);
 	int gport = bu_free_port();
 	snprintf(port, sizeof(port), "%d", gport);
 	const char *args[] = { "--model-repository", models_dir, "--grpc-port", port,
@@ -538,6 +561,14 @@ int main(int argc, char **argv)
 	loadavg("before");
 	printf("%-14s %5s  %-22s %9s %9s %12s %9s\n", "model", "batch", "path", "p50 us", "p99 us",
 	       "items/s", "+p50 us");
+	for (int b = 1; b <= 64; b += 63) {
+		struct bcase c;
+		mlp_case(&c, "identity", b);
+		c.out[0].dims[1] = 16;
+		struct result r = run_ferryd(&c, sock, "identity");
+		report(&c, "ferryd shm (floor)", &r, NULL);
+		free_case(&c);
+	}
 	for (size_t i = 0; i < 5 + 2; i++) {
 		bool mlp = i >= 5;
 		const char *name = mlp ? mlps[i - 5] : models[i];

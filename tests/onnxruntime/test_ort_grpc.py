@@ -24,6 +24,7 @@ from tritonclient.utils import InferenceServerException
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_ort_models as gm  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 
 TOP = os.environ.get("FERRY_TOP_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 BUILD = os.environ.get("FERRY_TOP_BUILDDIR", TOP)
@@ -39,11 +40,20 @@ def free_port():
     return p
 
 
+def rowsum():
+    """x [N, 4] -> y [N]: a scalar per row, which Triton's configs spell
+    dims [1] with reshape { shape: [] }."""
+    n = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)
+    return gm.model("rowsum", [n], [gm.vi("x", TensorProto.FLOAT, ["N", 4])],
+                    [gm.vi("y", TensorProto.FLOAT, ["N"])],
+                    [gm.init("axes", np.array([1], np.int64))])
+
+
 def setUpModule():
     d = tempfile.mkdtemp(prefix="ferry-ort-")
     repo = os.path.join(d, "repo")
     S["models"] = {}
-    for make in (gm.transformer, gm.topk_gather, gm.gru, gm.cnn, gm.intbool):
+    for make in (gm.transformer, gm.topk_gather, gm.gru, gm.cnn, gm.intbool, rowsum):
         m = make()
         S["models"][m.graph.name] = m
         os.makedirs(os.path.join(repo, m.graph.name, "1"))
@@ -98,6 +108,18 @@ class AutoComplete(unittest.TestCase):
         md = S["client"].get_model_metadata("topk_gather", as_json=True)
         self.assertEqual({t["name"]: t["datatype"] for t in md["outputs"]},
                          {"values": "FP32", "indices": "INT64", "emb": "FP32"})
+
+
+    def test_scalar_per_row_is_dims_1_reshaped(self):
+        cfg = S["client"].get_model_config("rowsum", as_json=True)["config"]
+        y = cfg["output"][0]
+        self.assertEqual([int(d) for d in y["dims"]], [1])
+        self.assertEqual(y["reshape"].get("shape", []), [])
+        x = np.arange(12, dtype=np.float32).reshape(3, 4)
+        t = tg.InferInput("x", [3, 4], "FP32")
+        t.set_data_from_numpy(x)
+        got = S["client"].infer("rowsum", [t]).as_numpy("y")
+        np.testing.assert_allclose(got, x.sum(axis=1).reshape(3, 1), rtol=1e-6)
 
 
 class AgainstOnnxRuntime(unittest.TestCase):

@@ -24,6 +24,7 @@ import ctypes
 import heapq
 import itertools
 import struct
+import sys
 import threading
 import time
 from collections import namedtuple
@@ -32,7 +33,7 @@ import numpy as np
 
 from . import _cuda, _dtypes
 from ._errors import CODES, Error, last_error
-from ._lib import (CALLBACK, LIST_FN, P_int64, SESSION_FN, STATS_FN, ModelInfo, Options,
+from ._lib import (CALLBACK, LIST_FN, P_int64, SESSION_FN, STATS_FN, Options,
                    ServerStatus, c_int, c_size_t, lib, vp)
 
 _EPIPE = CODES["FERRY_EPIPE"]
@@ -134,7 +135,31 @@ def _decode_bytes(addr, nbytes, shape, decode):
     return np.array(items + [None], dtype=object)[:-1].reshape(shape).tolist()
 
 
-class Client:
+class _Owned:
+    """A libferry object ended by _end() (Client.close, Request.release):
+    at the end of a with-block, or when Python frees it."""
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._end()
+
+    def __del__(self):
+        # At interpreter exit a client's reaper thread may be frozen inside
+        # libferry: leave the session to the process's end (the broker
+        # sees its socket close) rather than wait for it or pull the client
+        # from under it.
+        if sys.is_finalizing():
+            return
+        try:
+            self._end()
+        except Exception:  # noqa: BLE001 - nothing to tell from a finalizer
+            pass
+
+
+class Client(_Owned):
     """A session with a ferry broker.
 
     Client() finds the node's broker ($FERRY_SOCKET, else the default
@@ -177,7 +202,9 @@ class Client:
                                          int(connect_timeout * 1e9))
         if ret:
             raise last_error(ret)
-        self._c = out.value
+        # Handles are kept as c_void_p objects: ctypes passes those to a
+        # void * faster than it converts an int.
+        self._c = out
         self.remote = bool(address) and address.startswith(("grpc://", "grpcs://"))
         self._models = {}
         # Asynchronous requests: id -> [request, future, loop, timeout];
@@ -210,7 +237,7 @@ class Client:
             self._cv.notify_all()
         t = self._reaper
         if t is not None and t is not threading.current_thread():
-            t.join()
+            t.join()  # within a poll slice (_REAP_SLICE_S)
         for entry in list(self._pending.values()):
             _resolve(entry, None, Error(_ECANCELED, "the client was closed"))
         self._pending.clear()
@@ -220,21 +247,11 @@ class Client:
         c, self._c = self._c, None
         lib.ferry_close(c)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing to tell
-            pass
-
     def __repr__(self):
         return "<ferry.Client %s%s>" % (self.address or "(node's broker)",
                                         "" if self._c else " closed")
+
+    _end = close
 
     @property
     def closed(self):
@@ -439,7 +456,8 @@ class Client:
                 continue
             entry[0]._inflight = 0
             _resolve(entry, entry[0],
-                     Error(status, msg.decode(errors="replace") if msg else None) if status else None)
+                     Error(status, msg.decode(errors="replace") if msg else None)
+                     if status else None)
 
     def _expire(self):
         now = time.monotonic()
@@ -607,14 +625,15 @@ class Model:
         return out[0]
 
 
-class Request:
+class Request(_Owned):
     """An inference request of one model: its tensors live in the
     session's shared arena.  Use it in a with-block (or call release()):
     its arrays are valid until then."""
 
     __slots__ = ("client", "model", "_r", "_inflight", "_in_views", "_out_views", "_dims",
                  "_o_dt", "_o_dims", "_o_nd", "_o_data", "_o_bytes", "_b_args", "_b_data",
-                 "_in_bytes", "_wanted", "_sized", "_resize", "_cuda_keep", "_cuda_out", "_queue_timeout",
+                 "_in_bytes", "_wanted", "_sized", "_resize", "_cuda_keep", "_cuda_out",
+                 "_queue_timeout",
                  "__weakref__")
 
     def __init__(self, model):
@@ -629,18 +648,17 @@ class Request:
         ret = lib.ferry_request_new(model._m, ctypes.byref(out))
         if ret:
             raise last_error(ret)
-        self._r = out.value
+        self._r = out
         self._in_views = {}
         self._out_views = {}
         self._dims = (ctypes.c_int64 * 8)()
         # Out-parameters of ferry_request_input / _output, made once and
-        # passed by address (_lib.py says why).
+        # passed by address (_lib.py says why), as c_void_p objects.
         self._o_dt, self._o_dims, self._o_nd = c_int(), P_int64(), c_int()
         self._o_data, self._o_bytes = vp(), c_size_t()
-        self._b_data = ctypes.addressof(self._o_data)
-        self._b_args = (ctypes.addressof(self._o_dt), ctypes.addressof(self._o_dims),
-                        ctypes.addressof(self._o_nd), self._b_data,
-                        ctypes.addressof(self._o_bytes), ctypes.addressof(self._dims))
+        self._b_data = vp(ctypes.addressof(self._o_data))
+        self._b_args = tuple(vp(ctypes.addressof(o)) for o in (
+            self._o_dt, self._o_dims, self._o_nd, self._o_data, self._o_bytes, self._dims))
         self._in_bytes = {}
         self._wanted = False
         self._sized = 0
@@ -669,17 +687,7 @@ class Request:
         lib.ferry_request_free(r)
         self._cuda_keep = self._cuda_out = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+    _end = release
 
     def _handle(self):
         if self._r is None:
@@ -793,7 +801,8 @@ class Request:
                         (name, _dtypes.NAME[t.dtype], _dtypes.NAME[_dtypes.code(dtype)]))
         reg, off = self.client._cuda_region(t.ptr)
         nd = self._set_dims(t.shape)
-        ret = lib.ferry_request_input_cuda(r, self._name(name), t.dtype, self._b_args[5], nd, reg, off)
+        ret = lib.ferry_request_input_cuda(r, self._name(name), t.dtype, self._b_args[5], nd,
+                                           reg, off)
         if ret:
             raise last_error(ret)
         if self._cuda_keep is None:
@@ -966,5 +975,4 @@ def version():
     return lib.ferry_version().decode()
 
 
-# Keep ModelInfo importable from here for users of models()'s fields.
-__all__ = ["Client", "Model", "Request", "TensorSpec", "Error", "version", "ModelInfo"]
+__all__ = ["Client", "Model", "Request", "TensorSpec", "Error", "version"]

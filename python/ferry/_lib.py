@@ -146,8 +146,8 @@ PROTOS = {
                                    ctypes.POINTER(P_int64), ctypes.POINTER(c_int)], False),
     "ferry_request_new": (c_int, [vp, ctypes.POINTER(vp)], False),
     # The out-parameters of the calls made per request are plain
-    # addresses (vp): ctypes converts an int to void * at half the cost of
-    # checking a byref() against a POINTER type.
+    # addresses (vp, given as c_void_p objects): ctypes passes those at
+    # half the cost of checking a byref() against a POINTER type.
     "ferry_request_input": (c_int, [vp, c_char_p, c_int, vp, c_int, vp], False),
     "ferry_request_input_bytes": (c_int, [vp, c_char_p, c_int, vp, c_int, c_size_t, vp],
                                   False),

@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-TOP = os.environ.get("FERRY_TOP_SRCDIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BUILD = os.environ.get("FERRY_TOP_BUILDDIR", os.path.join(TOP, "build"))
+# make check gives them as $(abs_top_srcdir), which may read "build/..".
+TOP = os.path.realpath(os.environ.get("FERRY_TOP_SRCDIR",
+                                      os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD = os.path.realpath(os.environ.get("FERRY_TOP_BUILDDIR", os.path.join(TOP, "build")))
 
 # ferry's fixed-size dtypes (dtype.h): one identity model each, id_<NAME>,
 # dims [2, 3] and batching, as tests/integ/test_local.c has them.

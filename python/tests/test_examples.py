@@ -30,3 +30,15 @@ def test_batch_loop_example(broker):
 
 def test_simple_example_over_grpc(broker):
     assert "simple: ok;" in run_example("simple.py", "grpc://" + broker.url)
+
+
+def test_using_md_python_block_as_written(broker):
+    # docs/USING.md's "From Python" block, run exactly as the page has it.
+    with open(os.path.join(TOP, "docs", "USING.md")) as f:
+        text = f.read()
+    block = text.split("### From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    out = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, FERRY_SOCKET=broker.sock))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.replace("[", " ").replace("]", " ").split() == \
+        [str(k) for k in range(1, 17)], out.stdout

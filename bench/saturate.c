@@ -112,6 +112,9 @@
 
 #include "bench/bench_util.h"
 #include "broker/backends/onnx/ox_exec.h"
+#ifdef SATURATE_ORT
+#include "broker/backends/onnxruntime/ort_lib.h"
+#endif
 
 #define SEC 1000000000LL
 #define MAXJOBS 256
@@ -199,6 +202,10 @@ struct infer {
 	/* direct / idle */
 	struct ox_ctx *ctx;
 	float *x, *y;
+#ifdef SATURATE_ORT
+	OrtSession *ort;        /* --backend onnxruntime */
+	OrtMemoryInfo *mem;
+#endif
 	/* broker */
 	ferry_client *c;
 	ferry_request *r;
@@ -298,8 +305,89 @@ static void set_rows(struct infer *in, int rows)
 	in->rows = rows;
 }
 
+#ifdef SATURATE_ORT
+static struct ort_lib ort;
+static OrtEnv *ort_env;
+
+static void ort_check(OrtStatus *st, const char *what)
+{
+	if (st)
+		die("onnxruntime: %s: %s", what, ort.api->GetErrorMessage(st));
+}
+
+/* ONNX Runtime in the job, with the settings of ferryd's backend: one
+ * intra-op and one inter-op thread, no spinning, every graph optimisation. */
+static void ort_setup(struct infer *in)
+{
+	const OrtApi *api;
+	OrtSessionOptions *so;
+	char path[PATH_MAX + 16], err[512];
+
+	if (!ort.api && ort_lib_open(NULL, &ort, err, sizeof(err)))
+		die("%s", err);
+	api = ort.api;
+	if (!ort_env)
+		ort_check(api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "saturate", &ort_env), "env");
+	snprintf(path, sizeof(path), "%s/%s.onnx", opt.models, opt.model);
+	ort_check(api->CreateSessionOptions(&so), "session options");
+	ort_check(api->SetIntraOpNumThreads(so, 1), "intra");
+	ort_check(api->SetInterOpNumThreads(so, 1), "inter");
+	ort_check(api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), "level");
+	ort_check(api->AddSessionConfigEntry(so, "session.intra_op.allow_spinning", "0"), "spin");
+	ort_check(api->AddSessionConfigEntry(so, "session.inter_op.allow_spinning", "0"), "spin");
+	ort_check(api->CreateSession(ort_env, path, so, &in->ort), path);
+	api->ReleaseSessionOptions(so);
+	ort_check(api->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &in->mem), "mem");
+}
+
+/* One inference, as the backend runs a lone request: OrtValues over the
+ * input and output buffers, Run, release. */
+static int ort_run(struct infer *in, int rows)
+{
+	const OrtApi *api = ort.api;
+	int64_t xd[2] = { rows, in_row }, yd[2] = { rows, out_row };
+	const char *xn[1] = { "x" }, *yn[1] = { "y" };
+	OrtValue *x, *y;
+	OrtStatus *st;
+
+	ort_check(api->CreateTensorWithDataAsOrtValue(in->mem, in->x, sizeof(float) * rows * in_row,
+						     xd, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &x),
+		  "input");
+	ort_check(api->CreateTensorWithDataAsOrtValue(in->mem, in->y, sizeof(float) * rows * out_row,
+						     yd, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &y),
+		  "output");
+	st = api->Run(in->ort, NULL, xn, (const OrtValue *const *)&x, 1, yn, 1, &y);
+	api->ReleaseValue(x);
+	api->ReleaseValue(y);
+	if (st) {
+		api->ReleaseStatus(st);
+		return -1;
+	}
+	return 0;
+}
+#endif
+
+/* Whether direct and broker-idle run ONNX Runtime instead of the native
+ * executor. */
+static bool direct_ort(void)
+{
+	return !strcmp(opt.backend, "onnxruntime");
+}
+
 static void job_setup(enum mode m, ferry_client *c, struct infer *in, struct ox_model **om)
 {
+	if ((m == M_DIRECT || m == M_IDLE) && direct_ort()) {
+#ifdef SATURATE_ORT
+		in->x = calloc((size_t)max_rows() * in_row, sizeof(float));
+		in->y = calloc((size_t)max_rows() * out_row, sizeof(float));
+		if (!in->x || !in->y)
+			die("out of memory");
+		ort_setup(in);
+		return;
+#else
+		die("--backend onnxruntime: built without ONNX Runtime (configure --with-onnxruntime)");
+#endif
+	}
 	if (m == M_DIRECT || m == M_IDLE) {
 		*om = load_model();
 		if (ox_ctx_create(*om, max_rows(), &in->ctx))
@@ -339,6 +427,14 @@ static int infer_once(enum mode m, struct infer *in, int rows, float *y0)
 		const float *i[1] = { in->x };
 		float *o[1] = { in->y };
 
+#ifdef SATURATE_ORT
+		if (in->ort) {
+			if (ort_run(in, rows))
+				return -1;
+			*y0 = in->y[0];
+			return 0;
+		}
+#endif
 		if (ox_run(in->ctx, rows, i, o))
 			return -1;
 		*y0 = in->y[0];

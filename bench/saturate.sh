@@ -8,6 +8,9 @@
 #
 #   async   CMSSW-like jobs (T threads, 2T events in flight, inference as
 #           asynchronous external work), native executor inline in ferryd
+#           (one instance per CPU: each poller runs its own requests)
+#   async-ort, sync-ort  the same with onnxruntime, in the jobs (direct) and
+#           in ferryd (where ferryd was built with it)
 #   sync    synchronous single-thread jobs, one event in flight
 #   rows    1 to 4 rows per event of mlp_wide, dynamic batching across the
 #           jobs' requests (per-jet / per-event taggers), 4T events in
@@ -30,7 +33,8 @@ cli=$build/ferry-bench-clients
 REPS=${REPS:-3}
 SECS=${SECONDS_PER:-3}
 OUT=${OUT:-$top/bench/out/saturate}
-CASES=${CASES:-async sync rows grpc idle sessions}
+CASES=${CASES:-async sync async-ort sync-ort rows grpc idle sessions}
+n=$(nproc)
 mkdir -p "$OUT"
 for b in "$sat" "$cli"; do
 	[ -x "$b" ] || { echo "saturate.sh: $b not built (make $(basename "$b"))" >&2; exit 2; }
@@ -48,13 +52,24 @@ echo "saturate.sh: $(nproc) CPUs, $(uname -r), loadavg $(cut -d' ' -f1-3 /proc/l
 for c in $CASES; do
 	case $c in
 	async)
-		run async --modes direct,broker-shm --inline
+		run async --modes direct,broker-shm --inline --instances "$n"
 		[ -n "${OLD_FERRYD:-}" ] &&
-			run async-before --modes direct,broker-shm --inline --ferryd "$OLD_FERRYD" ;;
+			run async-before --modes direct,broker-shm --inline --instances "$n" \
+				--ferryd "$OLD_FERRYD" ;;
 	sync)
-		run sync --modes direct,broker-shm --inline --sync
+		run sync --modes direct,broker-shm --inline --instances "$n" --sync
 		[ -n "${OLD_FERRYD:-}" ] &&
-			run sync-before --modes direct,broker-shm --inline --sync --ferryd "$OLD_FERRYD" ;;
+			run sync-before --modes direct,broker-shm --inline --instances "$n" --sync \
+				--ferryd "$OLD_FERRYD" ;;
+	async-ort|sync-ort)
+		if [ ! -e "$build/broker/backends/onnxruntime/.libs/libferry_onnxruntime.so" ]; then
+			echo "== $c: skipped: ferryd built without onnxruntime"
+			continue
+		fi
+		extra=
+		[ "$c" = sync-ort ] && extra=--sync
+		run "$c" --modes direct,broker-shm --inline --instances "$n" --backend onnxruntime \
+			$extra ;;
 	rows)
 		t=$(nproc); [ "$t" -gt 4 ] && t=4
 		run rows --modes direct,broker-shm --inline --model mlp_wide --rows 1-4 \

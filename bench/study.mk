@@ -8,6 +8,12 @@ ferry_bench_saturate_CFLAGS = $(AM_CFLAGS) -DFERRY_SRCDIR='"$(abs_top_srcdir)"'
 ferry_bench_saturate_LDADD = bench/libbenchutil.la $(ONNX_BE_LIBS) broker/sched/libfsched.la \
 	broker/config/libfconfig.la libclient/libferry.la shm/libfshm.la -lm
 $(ferry_bench_saturate_OBJECTS): onnx/onnx.pb-c.h
+# --backend onnxruntime: direct and broker-idle call ONNX Runtime in the
+# jobs' own processes, as ferryd's backend does (ort_lib opens the library)
+if HAVE_ORT_BACKEND
+ferry_bench_saturate_CPPFLAGS = $(AM_CPPFLAGS) $(ORT_CPPFLAGS) -DSATURATE_ORT=1
+ferry_bench_saturate_LDADD += broker/backends/onnxruntime/libfortlib.la
+endif
 
 noinst_PROGRAMS += ferry-bench-load
 ferry_bench_load_SOURCES = bench/load.c

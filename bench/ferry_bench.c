@@ -39,6 +39,7 @@
 
 #include "bench/bench_util.h"
 #include "bench/grpc_util.h"
+#include "bench/http_util.h"
 #include "shm/fshm.h"
 
 #define SEC 1000000000LL
@@ -162,9 +163,9 @@ static bool connectable(void)
 	return ok;
 }
 
-/* grpc_port: "0" for none, else a port to serve KServe v2 gRPC on, with
- * client system shared memory allowed. */
-static void broker_start(const char *wait, const char *grpc_port)
+/* grpc_port: "0" for none, else a port to serve KServe v2 gRPC (and
+ * http_port HTTP) on, with client system shared memory allowed. */
+static void broker_start(const char *wait, const char *grpc_port, const char *http_port)
 {
 	const char *ferryd = find_ferryd();
 	pid_t pid = fork();
@@ -177,11 +178,12 @@ static void broker_start(const char *wait, const char *grpc_port)
 		if (strcmp(grpc_port, "0"))
 			execlp(ferryd, ferryd, "--model-repository", repo, "--socket", sock,
 			       "--wait", wait, "--log-level", "warn", "--metrics-port", "0",
-			       "--grpc-port", grpc_port, "--allow-client-shm", (char *)NULL);
+			       "--grpc-port", grpc_port, "--http-port", http_port,
+			       "--allow-client-shm", (char *)NULL);
 		else
 			execlp(ferryd, ferryd, "--model-repository", repo, "--socket", sock,
 			       "--wait", wait, "--log-level", "warn", "--metrics-port", "0",
-			       "--grpc-port", "0", (char *)NULL);
+			       "--grpc-port", "0", "--http-port", "0", (char *)NULL);
 		fprintf(stderr, "ferry-bench: cannot run %s: %s\n", ferryd, strerror(errno));
 		_exit(127);
 	}
@@ -319,6 +321,145 @@ static struct bu_lat measure_grpc_shm(const char *target, const char *model, siz
 	return l;
 }
 
+/* Raw gRPC ModelInfer calls of a 1 KiB FP32 tensor in the message (the
+ * same client for ferryd and the bare echo). */
+static struct bu_lat measure_grpc_raw(struct gu_chan *ch, struct gu_infer *q, unsigned samples,
+				      unsigned warm, uint64_t *lat)
+{
+	for (unsigned i = 0; i < warm + samples; i++) {
+		uint64_t t0 = fshm_now_ns();
+		if (gu_infer(ch, q))
+			die("gRPC raw ModelInfer: %s", gu_error());
+		uint64_t t1 = fshm_now_ns();
+		if (i >= warm)
+			lat[i - warm] = t1 - t0;
+	}
+	return bu_lat_of(lat, samples);
+}
+
+/* HTTP/1.1 inference calls (binary tensor data) on one keep-alive
+ * connection; each answer is checked for its size, every 64th for its
+ * bytes. */
+static struct bu_lat measure_http(struct hu_conn *h, const char *path, const uint8_t *body,
+				  size_t len, size_t json_len, const void *in, size_t bytes,
+				  unsigned samples, unsigned warm, uint64_t *lat)
+{
+	char hdr[96];
+	snprintf(hdr, sizeof(hdr), "Inference-Header-Content-Length: %zu\r\n", json_len);
+	for (unsigned i = 0; i < warm + samples; i++) {
+		struct hu_resp r;
+		uint64_t t0 = fshm_now_ns();
+		if (hu_request(h, "POST", path, hdr, body, len, &r))
+			die("HTTP: %s", hu_error());
+		uint64_t t1 = fshm_now_ns();
+		if (r.status != 200 || !r.header_len || r.len != r.header_len + bytes ||
+		    ((i % 64 == 0) && memcmp(r.body + r.header_len, in, bytes)))
+			die("HTTP: call %u: status %d, %zu bytes: %.*s", i, r.status, r.len,
+			    (int)(r.len < 300 ? r.len : 300), (const char *)r.body);
+		if (i >= warm)
+			lat[i - warm] = t1 - t0;
+	}
+	return bu_lat_of(lat, samples);
+}
+
+/*
+ * gRPC's floor and HTTP, 1 KiB: a bare gRPC echo (bench/grpc_util.c, no
+ * ferry in it, ferryd's thread layout, pinned where ferryd runs) and
+ * ferryd's gRPC ModelInfer with the same raw client, alternated three
+ * times, then ferryd's HTTP with binary tensor data on one keep-alive
+ * connection.  The echo child is forked before this process uses gRPC.
+ */
+static void latency_floor(void)
+{
+	size_t bytes = 1024;
+	int64_t shape[1] = { 256 };
+	float in[256];
+	uint8_t *reply;
+	size_t rlen;
+	char eport[16], gport[16], hport[16], target[64], etarget[64];
+
+	for (int i = 0; i < 256; i++)
+		in[i] = (float)i;
+	if (gu_infer_response_bytes("identity_1k", "OUTPUT0", "FP32", shape, 1, in, bytes, &reply,
+				    &rlen))
+		die("%s", gu_error());
+	snprintf(eport, sizeof(eport), "%d", bu_free_port());
+	pid_t echo = fork();
+	if (echo < 0)
+		die("fork: %s", strerror(errno));
+	if (echo == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (opt.cpu_broker >= 0)
+			bu_pin(opt.cpu_broker);
+		gu_echo_serve(atoi(eport), 4, reply, rlen);
+		fprintf(stderr, "ferry-bench: echo server: %s\n", gu_error());
+		_exit(1);
+	}
+	free(reply);
+	snprintf(gport, sizeof(gport), "%d", bu_free_port());
+	snprintf(hport, sizeof(hport), "%d", bu_free_port());
+	broker_start("hybrid", gport, hport);
+	snprintf(target, sizeof(target), "127.0.0.1:%s", gport);
+	snprintf(etarget, sizeof(etarget), "127.0.0.1:%s", eport);
+	struct gu_chan *ce = NULL, *cf = gu_open(target);
+	for (int i = 0; i < 100 && !ce; i++)
+		if (!(ce = gu_open(etarget)))
+			usleep(50000);
+	if (!ce || !cf)
+		die("gRPC: %s", gu_error());
+	struct gu_tensor ti = { .name = "INPUT0", .datatype = "FP32", .shape = shape, .ndims = 1,
+				.data = in, .bytes = bytes };
+	struct gu_tensor to = { .name = "OUTPUT0" };
+	struct gu_infer *qe = gu_infer_new("identity_1k", &ti, 1, &to, 1);
+	struct gu_infer *qf = gu_infer_new("identity_1k", &ti, 1, &to, 1);
+	if (!qe || !qf)
+		die("gRPC: %s", gu_error());
+	unsigned n = opt.samples / 10, rounds = 3;
+	uint64_t *le = calloc((size_t)n * rounds, sizeof(*le));
+	uint64_t *lf = calloc((size_t)n * rounds, sizeof(*lf));
+	uint64_t *lh = calloc((size_t)n * rounds, sizeof(*lh));
+	if (!le || !lf || !lh)
+		die("out of memory");
+	for (unsigned r = 0; r < rounds; r++) {
+		measure_grpc_raw(ce, qe, n, n / 10 + 10, le + (size_t)r * n);
+		measure_grpc_raw(cf, qf, n, n / 10 + 10, lf + (size_t)r * n);
+	}
+	struct bu_lat e = bu_lat_of(le, (size_t)n * rounds);
+	struct bu_lat f = bu_lat_of(lf, (size_t)n * rounds);
+	print_row("gRPC bare echo (floor, no ferry)", "-", bytes, e, 0, "");
+	print_row("gRPC round trip, raw calls (identity)", "hybrid", bytes, f, e.p50,
+		  "gRPC bare echo");
+	struct hu_conn *h = hu_open("127.0.0.1", atoi(hport));
+	uint8_t *body;
+	size_t blen, jlen;
+	const char *nm = "INPUT0", *dt = "FP32";
+	const int64_t *shp = shape;
+	int nd = 1;
+	const void *dp = in;
+	if (!h || hu_infer_body(1, &nm, &dt, &shp, &nd, &dp, &bytes, &body, &blen, &jlen))
+		die("HTTP: %s", hu_error());
+	for (unsigned r = 0; r < rounds; r++)
+		measure_http(h, "/v2/models/identity_1k/infer", body, blen, jlen, in, bytes, n,
+			     n / 10 + 10, lh + (size_t)r * n);
+	struct bu_lat hl = bu_lat_of(lh, (size_t)n * rounds);
+	print_row("HTTP round trip, binary data (identity)", "hybrid", bytes, hl, f.p50,
+		  "gRPC raw calls");
+	printf("  1 KiB p50: ferryd's gRPC %.2fx the bare gRPC echo; ferryd's HTTP %.2fx its "
+	       "gRPC\n", f.p50 / e.p50, hl.p50 / f.p50);
+	free(body);
+	hu_close(h);
+	gu_infer_free(qe);
+	gu_infer_free(qf);
+	gu_close(ce);
+	gu_close(cf);
+	free(le);
+	free(lf);
+	free(lh);
+	broker_stop();
+	kill(echo, SIGKILL);
+	waitpid(echo, NULL, 0);
+}
+
 static int cmd_latency(void)
 {
 	static const struct { const char *model; size_t bytes; } sizes[] = {
@@ -346,6 +487,9 @@ static int cmd_latency(void)
 		print_row("memcpy of the payload", "-", sizes[s].bytes, fm[s], 0, "");
 	}
 	bu_pin(opt.cpu_client);
+	/* First: it forks the echo server before this process uses gRPC. */
+	if (opt.grpc)
+		latency_floor();
 
 	double shm_hybrid_1k = 0;
 	char pols[128];
@@ -355,7 +499,7 @@ static int cmd_latency(void)
 		enum fshm_wait_policy wp;
 		if (fshm_wait_policy_parse(p, &wp))
 			die("unknown policy '%s'", p);
-		broker_start(p, "0");
+		broker_start(p, "0", "0");
 		ferry_client *c = client((ferry_wait)wp, 64);
 		for (int s = 0; s < 2; s++) {
 			unsigned n = opt.samples / (s ? 20 : 1);
@@ -383,7 +527,7 @@ static int cmd_latency(void)
 		char port[16], target[64];
 		snprintf(port, sizeof(port), "%d", bu_free_port());
 		snprintf(target, sizeof(target), "grpc://127.0.0.1:%s", port);
-		broker_start("hybrid", port);
+		broker_start("hybrid", port, "0");
 		ferry_client *c = NULL;
 		for (int i = 0; i < 100 && ferry_connect(&c, target, NULL); i++)
 			usleep(50000);   /* the gRPC listener comes up after the socket */
@@ -511,7 +655,7 @@ static int cmd_throughput(void)
 				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	memset(sh, 0, sizeof(*sh));
 	opt.cpu_broker = -1; /* let the scheduler place everyone */
-	broker_start(bw, "0");
+	broker_start(bw, "0", "0");
 	pid_t *pids = calloc((size_t)opt.processes, sizeof(*pids));
 	for (int p = 0; p < opt.processes; p++) {
 		pids[p] = fork();
@@ -554,7 +698,8 @@ static void usage(FILE *f)
 "  latency      identity round trip through ferryd, 1 KiB and 1 MiB: over shared\n"
 "               memory per wait policy, over gRPC and over gRPC with system\n"
 "               shared memory, beside the cache-line, eventfd, Unix-socket and\n"
-"               memcpy floors\n"
+"               memcpy floors; at 1 KiB, gRPC raw calls beside gRPC's own floor\n"
+"               (a bare echo server on gRPC core), and HTTP/REST\n"
 "  throughput   requests/s from --processes clients, --depth in flight each\n"
 "Options:\n"
 "  --ferryd PATH        the broker to start (default: the build tree's, then\n"
@@ -562,7 +707,7 @@ static void usage(FILE *f)
 "  --cpus A,B           client CPU and ferryd CPU for latency (0,1)\n"
 "  --samples N          latency samples for 1 KiB (20000; 1 MiB uses N/20)\n"
 "  --policies LIST      latency: wait policies to measure (spin,hybrid,block)\n"
-"  --no-grpc            latency: leave out the gRPC rows\n"
+"  --no-grpc            latency: leave out the gRPC and HTTP rows\n"
 "  --processes N        throughput: client processes (2)\n"
 "  --depth N            throughput: requests in flight per process (64)\n"
 "  --seconds S          throughput: duration (3)\n"

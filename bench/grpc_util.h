@@ -105,4 +105,21 @@ int gu_infer_start(struct gu_chan *c, struct gu_infer *q, void *tag);
  */
 int gu_next(struct gu_chan *c, int64_t timeout_ns, void **tag, int *status);
 
+/*
+ * gu_echo_serve - gRPC's floor: a unary server on gRPC's core API with no
+ * ferry in it, laid out as ferryd's front end is (`threads` completion
+ * queues, each with its thread and 8 calls requested), that answers every
+ * call of any method, without decoding it, with the message `reply` (len
+ * bytes, copied).  Serves on 127.0.0.1:port until the process is killed;
+ * call it in a process of its own that has not used gRPC (fork first).
+ * -1 when it cannot listen.
+ */
+int gu_echo_serve(int port, int threads, const void *reply, size_t len);
+
+/* The packed ModelInferResponse of one output tensor (what ferryd answers
+ * for an identity model): malloc'd into *out, *len. */
+int gu_infer_response_bytes(const char *model, const char *output, const char *datatype,
+			    const int64_t *shape, int ndims, const void *data, size_t bytes,
+			    uint8_t **out, size_t *len);
+
 #endif

@@ -25,6 +25,7 @@ PKGS=(
 	valgrind
 	clang libclang-rt-14-dev
 	protobuf-compiler
+	haproxy nginx
 )
 
 missing=()
@@ -51,9 +52,10 @@ if [ "${1:-}" != "--no-venv" ]; then
 		python3 -m venv "$venv"
 	fi
 	# pytest: python/tests (the ferry package); wheel: pip install ./python
-	# without build isolation (no download)
-	want=(numpy onnx onnxruntime 'tritonclient[grpc]' 'tritonclient[http]' pytest wheel)
-	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc, tritonclient.http, pytest, wheel' 2>/dev/null; then
+	# without build isolation (no download); kubernetes-validate: the
+	# Kubernetes API schemas that tests/deploy checks deploy/k8s against
+	want=(numpy onnx onnxruntime 'tritonclient[grpc]' 'tritonclient[http]' pytest wheel kubernetes-validate)
+	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc, tritonclient.http, pytest, wheel, kubernetes_validate' 2>/dev/null; then
 		mkdir -p "$top/build"
 		log=$top/build/setup-pip.log
 		echo "setup: pip install ${want[*]} into $venv (pip's output: $log)"

@@ -35,3 +35,5 @@ tests-need-criterion:
 endif
 # The soak client and `make fuzz` / `make soak` need no Criterion.
 include tests/soak.mk
+# deploy/: the proxies, the Kubernetes manifests, the pool in namespaces.
+include tests/deploy.mk

@@ -14,6 +14,8 @@ chose died under the request (HTTP 502/503 map to UNAVAILABLE), up to 5
 attempts with backoff from 10 ms: what any gRPC client can be told to do,
 with no code of its own.  --no-retry leaves the policy out.
 
+Once every thread has had its first answer it prints "retry_client:
+sending" on stderr (bench/pool.sh waits for it before it kills a broker).
 Last line:  retry_client requests N ok N failed N wrong N
 Exit status 0 only when every request came back right.
 """
@@ -57,8 +59,12 @@ def main():
     errors = []
     end = time.monotonic() + seconds
 
+    started = threading.Barrier(threads, action=lambda: print(
+        "retry_client: sending", file=sys.stderr, flush=True))
+
     def run(seed):
         rng = np.random.default_rng(seed)
+        first = True
         while time.monotonic() < end:
             x = rng.standard_normal((1, 256), dtype=np.float32)
             inp = grpcclient.InferInput("INPUT0", [1, 256], "FP32")
@@ -75,6 +81,12 @@ def main():
             with lock:
                 counts["requests"] += 1
                 counts[key] += 1
+            if first:       # every thread has had an answer: say so once
+                first = False
+                try:
+                    started.wait(timeout=max(0.0, end - time.monotonic()))
+                except threading.BrokenBarrierError:
+                    pass
 
     ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for t in ts:

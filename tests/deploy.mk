@@ -1,0 +1,10 @@
+# tests/deploy.mk: what deploy/ ships (issue 18).  test_deploy.sh checks
+# the HAProxy and nginx configurations with the proxies themselves and the
+# Kubernetes manifests against the API schemas (kubernetes-validate) and
+# each other; test_pool.sh runs three ferryd in network namespaces behind
+# HAProxy and nginx (bench/pool.sh --check: root, about 35 s).  Included
+# by tests/local.mk whether or not Criterion was found.
+TESTS += tests/deploy/test_deploy.sh tests/deploy/test_pool.sh
+EXTRA_DIST += tests/deploy/test_deploy.sh tests/deploy/test_pool.sh \
+	tests/deploy/check_k8s.py tests/deploy/retry_client.py \
+	bench/pool.sh deploy

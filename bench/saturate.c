@@ -13,6 +13,7 @@
  *                        [--ferryd-wait spin|hybrid|block] [--spin-us N]
  *                        [--client-wait spin|hybrid|block] [--models DIR]
  *                        [--ferryd PATH] [--backend-dir DIR] [--csv FILE]
+ *                        [--broker SOCKET [--broker-model NAME]]
  *
  * N jobs, each a process of T threads (default: T = min(CPUs, 4) and N =
  * CPUs / T, so N x T fills the cores), running a synthetic event loop: W
@@ -65,6 +66,16 @@
  * T stops a sweep before a job count that would end past T seconds from
  * the start (estimated from the count before it), so a caller with a time
  * limit gets the counts that fit; the CSV is written as each count ends.
+ *
+ * --broker SOCKET measures a ferryd that is already running instead of
+ * starting one (modes direct, broker-idle and broker-shm; the default
+ * drops broker-grpc): broker-idle and broker-shm use it as it is, serving
+ * --broker-model NAME (default --model) with whatever config it loaded
+ * (its max_batch_size must hold an event's rows), and the options below
+ * that shape ferryd's model do not apply; direct still runs --model's file
+ * of --models in the jobs.  ferry-tune's `jobs` objective measures each
+ * candidate config so, loaded into one ferryd under a name of its own.
+ * Its CPU time is read from ferry_server_status (cpu_ns).
  *
  * ferryd serves the MLP with K KIND_CPU instances (default 1: the jobs
  * already fill the cores) and, when D >= 0, dynamic batching with
@@ -138,6 +149,7 @@ static struct {
 	int counts[MAXCOUNTS];
 	double work_us, seconds, max_seconds;
 	const char *models, *model, *ferryd, *backend_dir, *csv, *fwait, *cwait, *backend;
+	const char *ext_sock, *ext_model;	/* --broker, --broker-model */
 	int modes[NMODES];
 } opt = {
 	.batch = 64, .reps = 3, .instances = 1, .delay_us = -1, .spin_us = -1,
@@ -211,6 +223,12 @@ struct infer {
 	ferry_request *r;
 	int rows;               /* of the input set last */
 };
+
+/* The name ferryd serves the model under: --broker-model, else --model. */
+static const char *served(void)
+{
+	return opt.ext_sock && opt.ext_model ? opt.ext_model : opt.model;
+}
 
 /* Rows of an event's inference: --batch, or uniform in [rows_min, rows_max]. */
 static int event_rows(uint64_t *h)
@@ -401,7 +419,7 @@ static void job_setup(enum mode m, ferry_client *c, struct infer *in, struct ox_
 	ferry_model *fm;
 
 	in->c = c;
-	if (ferry_model_get(in->c, opt.model, FERRY_LATEST, &fm) || ferry_request_new(fm, &in->r))
+	if (ferry_model_get(in->c, served(), FERRY_LATEST, &fm) || ferry_request_new(fm, &in->r))
 		die("request: %s", ferry_last_error());
 	set_rows(in, opt.batch);
 }
@@ -695,6 +713,11 @@ static void broker_on(enum bkind kind)
 	char repo[PATH_MAX], logf[PATH_MAX], port[16], spin[16];
 	static char portbuf[16];
 
+	if (opt.ext_sock) {
+		/* --broker: it runs already, and stays */
+		broker_kind = kind;
+		return;
+	}
 	if (broker && broker_kind == kind)
 		return;
 	if (broker) {
@@ -753,16 +776,37 @@ static void stats_cb(void *arg, const ferry_model_stats *s)
 		b->hist[i] += s->batch_executions[i];
 }
 
+/* ferryd's CPU time so far, in seconds: from /proc for the one we started,
+ * from its status (ferry_server_status's cpu_ns) for --broker's. */
+static double broker_cpu_s(void)
+{
+	ferry_server_status *st;
+	ferry_client *c;
+	double s = 0;
+
+	if (broker)
+		return bu_proc_cpu_s(broker);
+	if (ferry_connect_admin(&c, sock))
+		die("status connect: %s", ferry_last_error());
+	if (ferry_server_status_get(c, &st))
+		die("status: %s", ferry_last_error());
+	if (st->cpu_ns > 0)
+		s = (double)st->cpu_ns / 1e9;
+	ferry_server_status_free(st);
+	ferry_close(c);
+	return s;
+}
+
 static void read_stats(struct bstats *b)
 {
 	ferry_client *c;
 
 	memset(b, 0, sizeof(*b));
-	if (!broker)
+	if (!broker && !opt.ext_sock)
 		return;
 	if (ferry_connect(&c, sock, NULL))
 		die("stats connect: %s", ferry_last_error());
-	if (ferry_model_statistics(c, opt.model, FERRY_LATEST, stats_cb, b) < 0)
+	if (ferry_model_statistics(c, served(), FERRY_LATEST, stats_cb, b) < 0)
 		die("statistics: %s", ferry_last_error());
 	ferry_close(c);
 }
@@ -849,8 +893,8 @@ static struct run run_mode(enum mode m)
 	}
 	if (m == M_SHM || m == M_GRPC || m == M_GPU)
 		read_stats(&b0);
-	if (broker)
-		c0 = bu_proc_cpu_s(broker);
+	if (broker || opt.ext_sock)
+		c0 = broker_cpu_s();
 	t0 = bu_now();
 	sh->t_end = t0 + opt.seconds;
 	close(pfd[1]);	/* go */
@@ -863,8 +907,8 @@ static struct run run_mode(enum mode m)
 			die("job %d: %s", j, sh->res[j].err);
 	}
 	r.wall_s = bu_now() - t0;
-	if (broker)
-		c1 = bu_proc_cpu_s(broker);
+	if (broker || opt.ext_sock)
+		c1 = broker_cpu_s();
 	if (m == M_SHM || m == M_GRPC || m == M_GPU) {
 		read_stats(&b1);
 		r.st.exec = b1.exec - b0.exec;
@@ -888,7 +932,7 @@ static struct run run_mode(enum mode m)
 	r.infer_frac = inf / wall;
 	r.work_us = 1e6 * wk / (double)ev;
 	r.infer_us = 1e6 * inf / (double)ev;
-	r.ferryd_cpu_s = broker ? c1 - c0 : 0;
+	r.ferryd_cpu_s = broker || opt.ext_sock ? c1 - c0 : 0;
 	return r;
 }
 
@@ -935,7 +979,8 @@ static void usage(void)
 		"         [--backend-dir DIR] [--csv FILE]\n"
 		"         [--threads T] [--streams S] [--sync] [--rows A-B]\n"
 		"         [--session thread|job] [--eager-doorbell] [--pollers P (ferryd's)]\n"
-		"         [--backend onnx|onnxruntime (ferryd's; default onnx, the native executor)]\n");
+		"         [--backend onnx|onnxruntime (ferryd's; default onnx, the native executor)]\n"
+		"         [--broker SOCKET (a running ferryd) [--broker-model NAME]]\n");
 	exit(2);
 }
 
@@ -1193,6 +1238,8 @@ int main(int argc, char **argv)
 		{ "backend", required_argument, NULL, 'k' },
 		{ "session", required_argument, NULL, 'x' },
 		{ "eager-doorbell", no_argument, NULL, 'E' },
+		{ "broker", required_argument, NULL, 'U' },
+		{ "broker-model", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1203,7 +1250,7 @@ int main(int argc, char **argv)
 	double t_start = bu_now(), t_count = 0;
 	int ch, ndone = 0, maxjobs = 0;
 
-	int cores = 1, jobs_given = 0;
+	int cores = 1, jobs_given = 0, modes_given = 0;
 
 	for (int k = 0; k < NMODES; k++)
 		opt.modes[k] = k != M_GPU;
@@ -1217,7 +1264,7 @@ int main(int argc, char **argv)
 		case 'b': opt.batch = atoi(optarg); break;
 		case 's': opt.seconds = atof(optarg); break;
 		case 'r': opt.reps = atoi(optarg); break;
-		case 'M': parse_modes(optarg); break;
+		case 'M': parse_modes(optarg); modes_given = 1; break;
 		case 'N': opt.model = optarg; break;
 		case 'i': opt.instances = atoi(optarg); break;
 		case 'I': opt.inline_run = 1; break;
@@ -1243,6 +1290,8 @@ int main(int argc, char **argv)
 		case 'P': opt.pollers = atoi(optarg); break;
 		case 'k': opt.backend = optarg; break;
 		case 'E': opt.eager = 1; break;
+		case 'U': opt.ext_sock = optarg; break;
+		case 'G': opt.ext_model = optarg; break;
 		case 'x':
 			if (strcmp(optarg, "thread") && strcmp(optarg, "job"))
 				usage();
@@ -1282,6 +1331,15 @@ int main(int argc, char **argv)
 	if (!mkdtemp(tmpdir))
 		die("mkdtemp");
 	snprintf(sock, sizeof(sock), "%s/ferryd.sock", tmpdir);
+	if (opt.ext_sock) {
+		if (!modes_given)
+			opt.modes[M_GRPC] = 0;
+		if (opt.modes[M_GRPC] || opt.modes[M_GPU])
+			die("--broker: measure direct, broker-idle and broker-shm only");
+		if (strlen(opt.ext_sock) >= sizeof(sock))
+			die("--broker: socket path too long");
+		snprintf(sock, sizeof(sock), "%s", opt.ext_sock);
+	}
 	defaults();
 	model_shape();
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1339,11 +1397,14 @@ int main(int argc, char **argv)
 		       "(ExternalWork), a session per %s, %s doorbell\n", opt.threads, opt.streams,
 		       opt.session_per_thread ? "thread" : "job", opt.eager ? "eager" : "lazy");
 	printf("loadavg at start: %s\n", la);
-	if (opt.modes[M_IDLE] || opt.modes[M_SHM] || opt.modes[M_GRPC])
+	if (opt.ext_sock && (opt.modes[M_IDLE] || opt.modes[M_SHM]))
+		printf("ferryd: the running one at %s, serving %s as it loaded it; jobs' libferry "
+		       "wait: %s\n", opt.ext_sock, served(), opt.cwait);
+	else if (opt.modes[M_IDLE] || opt.modes[M_SHM] || opt.modes[M_GRPC])
 		printf("ferryd: %d KIND_CPU instance(s), %s, --wait %s; jobs' libferry wait: %s\n",
 		       opt.instances, opt.delay_us < 0 ? "no dynamic batching" : "dynamic batching",
 		       opt.fwait, opt.cwait);
-	if (opt.delay_us >= 0 && (opt.modes[M_SHM] || opt.modes[M_GRPC]))
+	if (opt.delay_us >= 0 && !opt.ext_sock && (opt.modes[M_SHM] || opt.modes[M_GRPC]))
 		printf("dynamic batching: max_queue_delay_microseconds %d\n", opt.delay_us);
 	if (opt.modes[M_GPU]) {
 		printf("ferryd for broker-gpu: %d KIND_GPU instance(s) on GPU 0, ", opt.gpu_instances);

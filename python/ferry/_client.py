@@ -132,7 +132,9 @@ def _decode_bytes(addr, nbytes, shape, decode):
         off += ln
     if not shape:
         return items[0]
-    return np.array(items + [None], dtype=object)[:-1].reshape(shape).tolist()
+    arr = np.empty(n, dtype=object)
+    arr[:] = items
+    return arr.reshape(shape).tolist()
 
 
 class _Owned:
@@ -205,7 +207,12 @@ class Client(_Owned):
         # Handles are kept as c_void_p objects: ctypes passes those to a
         # void * faster than it converts an int.
         self._c = out
-        self.remote = bool(address) and address.startswith(("grpc://", "grpcs://"))
+        # Remote (gRPC, named or found through $FERRY_SERVER): no arena.
+        if lib.ferry_client_arena is not None:
+            base, n = vp(), c_size_t()
+            self.remote = lib.ferry_client_arena(self._c, ctypes.byref(base), ctypes.byref(n)) != 0
+        else:
+            self.remote = bool(address) and address.startswith(("grpc://", "grpcs://"))
         self._models = {}
         # Asynchronous requests: id -> [request, future, loop, timeout];
         # their completions as the C callback records them; the timeouts.

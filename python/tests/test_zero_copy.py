@@ -35,6 +35,7 @@ def mapping_of(addr):
 
 
 def test_arena_is_a_shared_mapping(client):
+    assert not client.remote
     base, size = client.arena()
     assert size >= MIB
     line = mapping_of(base)
@@ -135,6 +136,7 @@ def test_views_keep_their_request_alive(client):
 
 def test_grpc_client_has_no_arena(broker):
     with ferry.Client("grpc://" + broker.url) as c:
+        assert c.remote
         with pytest.raises(ferry.Error) as e:
             c.arena()
         assert e.value.code == "FERRY_ENOTSUP"

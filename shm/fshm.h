@@ -293,6 +293,26 @@ uint64_t fshm_arena_used(const struct fshm_arena *a);
 uint64_t fshm_arena_granule(const struct fshm_arena *a);
 
 /* ---------------------------------------------------------------------- */
+/* Guarded copies (fshm_guard.c)                                           */
+
+/*
+ * Memory that may shrink under the copier: a POSIX shm object a client
+ * registered (Triton's system shared memory) cannot be sealed, and a page
+ * past its new end raises SIGBUS.  fshm_guard_copy copies n bytes with a
+ * thread-local recovery point: a SIGBUS whose address lies in [src, src+n)
+ * or [dst, dst+n) while this thread copies makes it return -EFAULT instead
+ * of killing the process (dst may then hold part of the bytes).  Any
+ * other SIGBUS gets the disposition that was there before (the default:
+ * the process dies, as it would have).  Any thread; not nested (-EBUSY).
+ * Installs the process's SIGBUS handler on first use (fshm_guard_init
+ * does it up front; 0 or a negative errno from sigaction).
+ */
+int fshm_guard_init(void);
+int fshm_guard_copy(void *dst, const void *src, size_t n);
+/* Faults recovered since the start (metrics, tests). */
+uint64_t fshm_guard_caught(void);
+
+/* ---------------------------------------------------------------------- */
 /* Timing helpers shared by the tests and benchmarks                       */
 
 uint64_t fshm_now_ns(void); /* CLOCK_MONOTONIC */

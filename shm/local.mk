@@ -9,6 +9,7 @@ shm_libfshm_la_SOURCES = \
 	shm/fshm_ring.c \
 	shm/fshm_doorbell.c \
 	shm/fshm_arena.c \
+	shm/fshm_guard.c \
 	shm/ferr.c
 shm_libfshm_la_LIBADD = $(NUMA_LIBS)
 pkginclude_HEADERS += include/ferry/errors.h include/ferry/dtype.h

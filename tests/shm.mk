@@ -7,10 +7,10 @@ noinst_HEADERS += tests/shm/shm_test.h tests/shm/stress.h
 
 check_PROGRAMS += tests/shm/test_ring tests/shm/test_seg \
 	tests/shm/test_arena tests/shm/test_doorbell \
-	tests/shm/test_stress tests/shm/test_threads
+	tests/shm/test_stress tests/shm/test_threads tests/shm/test_guard
 TESTS += tests/shm/test_ring tests/shm/test_seg \
 	tests/shm/test_arena tests/shm/test_doorbell \
-	tests/shm/test_stress tests/shm/test_threads
+	tests/shm/test_stress tests/shm/test_threads tests/shm/test_guard
 
 tests_shm_test_ring_SOURCES = tests/shm/test_ring.c
 tests_shm_test_ring_CFLAGS = $(CRITERION_TEST_CFLAGS)
@@ -31,6 +31,10 @@ tests_shm_test_doorbell_LDADD = $(SHM_TEST_LDADD)
 tests_shm_test_stress_SOURCES = tests/shm/test_stress.c
 tests_shm_test_stress_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_shm_test_stress_LDADD = $(SHM_TEST_LDADD)
+
+tests_shm_test_guard_SOURCES = tests/shm/test_guard.c
+tests_shm_test_guard_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_shm_test_guard_LDADD = $(SHM_TEST_LDADD) -lpthread
 
 # Not Criterion: Criterion cannot run under ThreadSanitizer (see the file).
 tests_shm_test_threads_SOURCES = tests/shm/test_threads.c

@@ -147,3 +147,53 @@ Test(shm_regions, cuda_regions_need_a_device)
 	/* Refused registrations take no room. */
 	fill();
 }
+
+/*
+ * The client shrinks its object after registering it: a copy out of the
+ * region (an input) or into it (an output) fails its request with a
+ * message instead of a SIGBUS that would end the broker, and the region
+ * is marked bad until it is registered again.
+ */
+Test(shm_regions, a_truncated_object_fails_the_copy_and_marks_the_region_bad)
+{
+	struct gs_shm_region *r;
+	char err[512] = "";
+	uint8_t buf[4096];
+	int fd = shm_open(KEY, O_RDWR, 0);
+	cr_assert_geq(fd, 0);
+	memset(buf, 0x5a, sizeof(buf));
+	cr_assert_eq(gs_shm_register("t", KEY, 0, 4096, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gs_shm_get("t", 0, 4096, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gs_shm_copy(r, 0, buf, 4096, true, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gs_shm_copy(r, 64, buf, 64, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(buf[0], 0x5a);
+	cr_assert_eq(gs_shm_copy(r, 4000, buf, 200, false, err, sizeof(err)), FERRY_EINVAL,
+		     "a range past the region");
+
+	cr_assert_eq(ftruncate(fd, 0), 0);
+	int ret = gs_shm_copy(r, 0, buf, 4096, false, err, sizeof(err));
+	cr_assert_eq(ret, FERRY_EINVAL, "%d %s", ret, err);
+	cr_assert(strstr(err, "'t'") && strstr(err, "truncated") && strstr(err, "register it again"),
+		  "%s", err);
+	/* Bad now, even where the object has its bytes back. */
+	cr_assert_eq(ftruncate(fd, 4096), 0);
+	cr_assert_eq(gs_shm_copy(r, 0, buf, 64, true, err, sizeof(err)), FERRY_EINVAL);
+	gs_shm_put(r);
+	cr_assert_eq(gs_shm_get("t", 0, 64, &r, err, sizeof(err)), FERRY_EINVAL);
+	cr_assert(strstr(err, "truncated"), "%s", err);
+
+	/* Registered again, it serves. */
+	gs_shm_unregister("t");
+	cr_assert_eq(gs_shm_register("t", KEY, 0, 4096, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gs_shm_get("t", 0, 4096, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gs_shm_copy(r, 0, buf, 4096, false, err, sizeof(err)), 0, "%s", err);
+	gs_shm_put(r);
+
+	/* An output written while the object is gone fails the same way. */
+	cr_assert_eq(gs_shm_get("t", 0, 4096, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ftruncate(fd, 0), 0);
+	cr_assert_eq(gs_shm_copy(r, 2048, buf, 1024, true, err, sizeof(err)), FERRY_EINVAL);
+	cr_assert(strstr(err, "truncated"), "%s", err);
+	gs_shm_put(r);
+	close(fd);
+}

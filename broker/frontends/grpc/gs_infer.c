@@ -224,23 +224,41 @@ static const char *gs__shape_str(char *buf, size_t n, const int64_t *d, size_t n
 	return buf;
 }
 
-/* Resolve a shared-memory range for an input (read) or output (write). */
+/*
+ * Resolve a shared-memory range for an input (read) or output (write).
+ * The backend never sees the client's region: an input is copied out of
+ * it here into memory of ours (a POSIX region can shrink or change under
+ * a running backend), an output gets a buffer of ours that
+ * gs_infer_copy_out copies into the region once the request is done.
+ * *sys: the reference held on a system region for an output.
+ */
 static int gs__shm_bind(struct gs_infer *inf, const char *region, uint64_t off,
-			uint64_t size, bool input, bool *cuda, void **data,
-			char *err, size_t errlen)
+			uint64_t size, bool input, bool *cuda, struct gs_shm_region **sys,
+			void **data, char *err, size_t errlen)
 {
 	struct gs_shm_region *r;
-	uint8_t *ptr;
-	int ret = gs_shm_get(region, off, size, &r, &ptr, err, errlen);
+	int ret = gs_shm_get(region, off, size, &r, err, errlen);
 	*cuda = false;
-	if (ret == FERRY_ENOENT && gs_cuda_available()) {
+	*sys = NULL;
+	if (ret == FERRY_ENOENT && gs_cuda_available())
+		*cuda = true;
+	else if (ret)
+		return ret;
+	if (size > GS_OUT_MAX_BYTES) {
+		if (!*cuda)
+			gs_shm_put(r);
+		return gs__fail(err, errlen, FERRY_E2BIG, "%s '%s': %llu bytes of shared memory, "
+				"at most %llu", input ? "input region" : "output region", region,
+				(unsigned long long)size, (unsigned long long)GS_OUT_MAX_BYTES);
+	}
+	void *h = gs__own(inf, size);
+	if (!h) {
+		if (!*cuda)
+			gs_shm_put(r);
+		return gs__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	}
+	if (*cuda) {
 		/* A CUDA region: stage through host memory. */
-		if (size > GS_OUT_MAX_BYTES)
-			return gs__fail(err, errlen, FERRY_E2BIG, "%llu bytes of shared memory",
-					(unsigned long long)size);
-		void *h = gs__own(inf, size);
-		if (!h)
-			return gs__fail(err, errlen, FERRY_ENOMEM, "out of memory");
 		if (input && (ret = gs_cuda_copy(region, off, h, size, false, err, errlen)))
 			return ret;
 		if (!input) {
@@ -251,15 +269,39 @@ static int gs__shm_bind(struct gs_infer *inf, const char *region, uint64_t off,
 						       e2, sizeof(e2))))
 				return gs__fail(err, errlen, ret, "%s", e2);
 		}
-		*cuda = true;
-		*data = h;
-		return 0;
+	} else if (input) {
+		ret = gs_shm_copy(r, off, h, size, false, err, errlen);
+		gs_shm_put(r);
+		if (ret)
+			return ret;
+	} else {
+		if ((ret = gs__keep_region(inf, r)))
+			return gs__fail(err, errlen, ret, "out of memory");
+		*sys = r;
 	}
-	if (ret)
-		return ret;
-	if ((ret = gs__keep_region(inf, r)))
-		return gs__fail(err, errlen, ret, "out of memory");
-	*data = ptr;
+	*data = h;
+	return 0;
+}
+
+int gs_infer_copy_out(struct gs_infer *inf, char *err, size_t errlen)
+{
+	const int nin = inf->cfg->ninputs;
+	int ret;
+
+	for (int k = 0; k < inf->nout; k++) {
+		int o = inf->out_order[k];
+		const struct sched_tensor *y = &inf->t[nin + o];
+		const struct gs_out_shm *os = &inf->out_shm[o];
+		if (!os->used || !y->bytes)
+			continue;
+		if (os->cuda)
+			ret = gs_cuda_copy(os->region, os->offset, y->data, y->bytes, true, err,
+					   errlen);
+		else
+			ret = gs_shm_copy(os->sys, os->offset, y->data, y->bytes, true, err, errlen);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -342,19 +384,21 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 				return gs__fail(err, errlen, FERRY_EINVAL,
 						"input '%s': data both in contents and in shared memory",
 						name);
-			if ((ret = gs__shm_bind(inf, region, off, size, true, &cuda, &data, err,
-						errlen)))
+			struct gs_shm_region *sys;
+			size_t es = ferry_dtype_size(dt);
+			/* The size against the shape before anything is copied. */
+			if (es && size != el * es)
+				return gs__fail(err, errlen, FERRY_EINVAL,
+						"input '%s': %" PRIu64 " bytes of shared memory, its "
+						"shape %s of %s needs %" PRIu64, name, size,
+						gs__shape_str(s1, sizeof(s1), in->shape, in->n_shape),
+						ferry_dtype_name(dt), el * es);
+			/* A copy of ours: the length prefixes of BYTES, like every
+			 * value, cannot change under the checks or the backend. */
+			if ((ret = gs__shm_bind(inf, region, off, size, true, &cuda, &sys, &data,
+						err, errlen)))
 				return ret;
 			bytes = size;
-			if (dt == FERRY_TYPE_BYTES && !cuda) {
-				/* The client can rewrite its region at any time: the
-				 * length prefixes the backend walks must be ours. */
-				void *copy = gs__own(inf, size);
-				if (!copy)
-					return gs__fail(err, errlen, FERRY_ENOMEM, "out of memory");
-				memcpy(copy, data, size);
-				data = copy;
-			}
 		} else if (msg->n_raw_input_contents) {
 			if (in->contents)
 				return gs__fail(err, errlen, FERRY_EINVAL,
@@ -430,13 +474,15 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 			return ret;
 		if (ret == 0) {
 			struct gs_out_shm *os = &inf->out_shm[idx];
+			struct gs_shm_region *sys;
 			void *data;
 			bool cuda;
-			if ((ret = gs__shm_bind(inf, region, off, size, false, &cuda, &data, err,
-						errlen)))
+			if ((ret = gs__shm_bind(inf, region, off, size, false, &cuda, &sys, &data,
+						err, errlen)))
 				return ret;
 			os->used = true;
 			os->cuda = cuda;
+			os->sys = sys;
 			os->region = (char *)region;
 			os->offset = off;
 			os->byte_size = size;
@@ -506,6 +552,8 @@ int gs_infer_response(struct gs_infer *inf, const char *model_name, int64_t vers
 	resp.model_name = (char *)model_name;
 	resp.model_version = ver;
 	resp.id = (char *)(inf->id ? inf->id : "");
+	if ((ret = gs_infer_copy_out(inf, err, errlen)))
+		return ret;
 	ot = calloc((size_t)inf->nout + 1, sizeof(*ot));
 	otp = calloc((size_t)inf->nout + 1, sizeof(*otp));
 	raw = calloc((size_t)inf->nout + 1, sizeof(*raw));
@@ -527,9 +575,6 @@ int gs_infer_response(struct gs_infer *inf, const char *model_name, int64_t vers
 		if (os->used) {
 			/* Empty, but present: Triton's clients index
 			 * raw_output_contents by output position. */
-			if (os->cuda && (ret = gs_cuda_copy(os->region, os->offset, y->data,
-							    y->bytes, true, err, errlen)))
-				goto out;
 			continue;
 		}
 		raw[k].data = y->data;

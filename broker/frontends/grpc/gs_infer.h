@@ -24,6 +24,8 @@ struct gs_shm_region;
 struct gs_out_shm {
 	bool used;
 	bool cuda;                      /* copy to the CUDA region at the end */
+	struct gs_shm_region *sys;      /* else the system region (a reference
+					 * in gs_infer.regions) */
 	char *region;                   /* points into the request message */
 	uint64_t offset, byte_size;
 };
@@ -64,11 +66,23 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 /*
  * gs_infer_response - pack the ModelInferResponse of a completed, successful
  * request into a malloc'd buffer (*buf, *len; the caller frees it).  Outputs
- * bound for CUDA regions are copied there first.  Returns 0 or a negative
+ * bound for shared-memory regions are copied there first
+ * (gs_infer_copy_out).  Returns 0 or a negative
  * code with err filled.
  */
 int gs_infer_response(struct gs_infer *inf, const char *model_name, int64_t version,
 		      uint8_t **buf, size_t *len, char *err, size_t errlen);
+
+/*
+ * gs_infer_copy_out - copy the outputs of a completed, successful request
+ * that the client asked for in shared memory (system or CUDA regions)
+ * into their regions; the backend wrote them into buffers of ours.  A
+ * front end calls it once before it answers (gs_infer_response does).
+ * Returns 0, or a negative code with err filled: FERRY_EINVAL when a
+ * system region was truncated under the copy (the region is then marked
+ * bad, see gs_shm_copy).
+ */
+int gs_infer_copy_out(struct gs_infer *inf, char *err, size_t errlen);
 
 /* Release everything inf holds; leaves it zeroed. */
 void gs_infer_fini(struct gs_infer *inf);

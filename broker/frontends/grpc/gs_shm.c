@@ -19,6 +19,7 @@
 #include "broker/frontends/grpc/gs_shm.h"
 #include "broker/gpu/gpu.h"
 #include "broker/core/log.h"
+#include "shm/fshm.h"
 
 #define GS_SHM_NAME_MAX 256
 
@@ -31,6 +32,10 @@ struct gs_shm_region {
 	size_t map_len;
 	uint8_t *base;                  /* map + (offset % page) */
 	_Atomic int refs;               /* the table's + one per request */
+	/* Set when a copy met the object truncated under it (SIGBUS caught
+	 * by fshm_guard_copy): every later request on the region fails at
+	 * once, until the client registers it again. */
+	_Atomic bool bad;
 	struct gs_shm_region *next;     /* table list; gs__shm__lock */
 };
 
@@ -41,6 +46,13 @@ static _Atomic bool gs__shm__on;
 
 void gs_shm_enable(bool on)
 {
+	/* The SIGBUS guard is in place before the first region is mapped. */
+	int ret = on ? fshm_guard_init() : 0;
+	if (ret) {
+		log_error("system shared memory stays off: cannot install the SIGBUS guard: %s",
+			  strerror(-ret));
+		on = false;
+	}
 	atomic_store(&gs__shm__on, on);
 }
 
@@ -56,6 +68,15 @@ static void gs__shm__free(struct gs_shm_region *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	free(r);
+}
+
+/* The one message for a region whose object shrank under a copy. */
+static void gs__shm__bad_msg(const struct gs_shm_region *r, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "shared memory region '%s': the object '%s' was truncated below "
+		 "the registered %llu bytes at offset %llu while in use; unregister the region "
+		 "and register it again", r->name, r->key, (unsigned long long)r->byte_size,
+		 (unsigned long long)r->offset);
 }
 
 void gs_shm_put(struct gs_shm_region *r)
@@ -125,6 +146,7 @@ int gs_shm_register(const char *name, const char *key, uint64_t offset,
 	r->offset = offset;
 	r->byte_size = byte_size;
 	atomic_init(&r->refs, 1);
+	atomic_init(&r->bad, false);
 
 	r->fd = shm_open(key, O_RDWR | O_CLOEXEC, 0);
 	if (r->fd < 0) {
@@ -227,10 +249,8 @@ int gs_shm_status(const char *name,
 }
 
 int gs_shm_get(const char *name, uint64_t off, uint64_t size,
-	       struct gs_shm_region **out, uint8_t **ptr, char *err, size_t errlen)
+	       struct gs_shm_region **out, char *err, size_t errlen)
 {
-	struct stat st;
-
 	pthread_mutex_lock(&gs__shm__lock);
 	struct gs_shm_region *r = name ? gs__shm__find(name) : NULL;
 	if (r)
@@ -249,16 +269,45 @@ int gs_shm_get(const char *name, uint64_t off, uint64_t size,
 		gs_shm_put(r);
 		return FERRY_EINVAL;
 	}
-	/* The client may have shrunk its object since: touching pages past
-	 * its end would SIGBUS the broker. */
-	if (fstat(r->fd, &st) || (uint64_t)st.st_size < r->offset + r->byte_size) {
-		snprintf(err, errlen, "shared memory region '%s': the object '%s' shrank below "
-			 "the registered range", name, r->key);
+	if (atomic_load_explicit(&r->bad, memory_order_relaxed)) {
+		gs__shm__bad_msg(r, err, errlen);
 		gs_shm_put(r);
 		return FERRY_EINVAL;
 	}
 	*out = r;
-	*ptr = r->base + off;
+	return 0;
+}
+
+int gs_shm_copy(struct gs_shm_region *r, uint64_t off, void *host, uint64_t size,
+		bool to_region, char *err, size_t errlen)
+{
+	if (off > r->byte_size || size > r->byte_size - off) {
+		snprintf(err, errlen, "shared memory region '%s': %llu bytes at offset %llu "
+			 "lie outside the region (%llu bytes)", r->name,
+			 (unsigned long long)size, (unsigned long long)off,
+			 (unsigned long long)r->byte_size);
+		return FERRY_EINVAL;
+	}
+	if (atomic_load_explicit(&r->bad, memory_order_relaxed)) {
+		gs__shm__bad_msg(r, err, errlen);
+		return FERRY_EINVAL;
+	}
+	uint8_t *p = r->base + off;
+	int ret = to_region ? fshm_guard_copy(p, host, (size_t)size)
+			    : fshm_guard_copy(host, p, (size_t)size);
+	if (ret == -EFAULT) {
+		if (!atomic_exchange(&r->bad, true))
+			log_warn("shared memory region '%s' (key '%s'): the object was truncated "
+				 "while ferryd %s it; the region is marked bad until it is "
+				 "registered again", r->name, r->key,
+				 to_region ? "wrote an output into" : "read an input from");
+		gs__shm__bad_msg(r, err, errlen);
+		return FERRY_EINVAL;
+	}
+	if (ret) {
+		snprintf(err, errlen, "shared memory region '%s': %s", r->name, strerror(-ret));
+		return FERRY_EINVAL;
+	}
 	return 0;
 }
 

@@ -15,10 +15,14 @@
  *
  * Offsets and sizes come from the network: every one is checked against
  * the registered region (and the region against the object's size at
- * registration), with overflow-safe arithmetic.  A client that shrinks its
- * shm object after registering it could still make the broker fault on
- * access; gs_shm_get re-checks the object's size with fstat() on every
- * request to keep that window small (POSIX shm cannot be sealed).
+ * registration), with overflow-safe arithmetic.  A POSIX shm object cannot
+ * be sealed: its owner can shrink it at any time, and touching a page past
+ * its new end raises SIGBUS.  So ferryd never hands a region's memory to a
+ * backend: inputs are copied out of it and outputs into it by
+ * gs_shm_copy(), under the SIGBUS guard (shm/fshm_guard.c).  A copy that
+ * meets a truncated object fails its request with FERRY_EINVAL and a
+ * message, and marks the region bad: every later request on it fails the
+ * same way until the client registers the region again.
  */
 #ifndef FERRY_GS_SHM_H
 #define FERRY_GS_SHM_H
@@ -67,13 +71,27 @@ int gs_shm_status(const char *name,
 		  void *arg, char *err, size_t errlen);
 
 /*
- * gs_shm_get - the bytes [off, off + size) of region `name`, with a
- * reference that keeps them mapped until gs_shm_put().  FERRY_ENOENT for
- * an unknown region, FERRY_EINVAL for a range outside it.
+ * gs_shm_get - a reference on region `name` that keeps it mapped until
+ * gs_shm_put(), after checking that [off, off + size) lies inside it.
+ * FERRY_ENOENT for an unknown region, FERRY_EINVAL for a range outside it
+ * or a region marked bad.
  */
 int gs_shm_get(const char *name, uint64_t off, uint64_t size,
-	       struct gs_shm_region **out, uint8_t **ptr, char *err, size_t errlen);
+	       struct gs_shm_region **out, char *err, size_t errlen);
 void gs_shm_put(struct gs_shm_region *r);
+
+/*
+ * gs_shm_copy - copy size bytes between host memory and [off, off + size)
+ * of a region the caller holds (gs_shm_get): into the region when
+ * to_region, else out of it.  Under the SIGBUS guard: when the client
+ * truncated its object, the region is marked bad and FERRY_EINVAL comes
+ * back with a message saying so (host may then hold part of the bytes).
+ * The one way ferryd touches a region's memory: the HTTP and gRPC front
+ * ends both go through it (gs_infer_prepare for inputs,
+ * gs_infer_copy_out for outputs).
+ */
+int gs_shm_copy(struct gs_shm_region *r, uint64_t off, void *host, uint64_t size,
+		bool to_region, char *err, size_t errlen);
 
 /* Unmap everything (at shutdown, after the last request). */
 void gs_shm_fini(void);

@@ -665,6 +665,10 @@ int hs_infer_response(struct hs_infer *h, const char *model_name, int64_t versio
 	int ret;
 
 	*nbin = 0;
+	/* Outputs asked for in shared memory go there first (system regions
+	 * under the SIGBUS guard). */
+	if ((ret = gs_infer_copy_out(inf, err, errlen)))
+		return ret;
 	*bin = hs__own(h, ((size_t)inf->nout + 1) * sizeof(**bin));
 	*binlen = hs__own(h, ((size_t)inf->nout + 1) * sizeof(**binlen));
 	if (!*bin || !*binlen)
@@ -692,10 +696,8 @@ int hs_infer_response(struct hs_infer *h, const char *model_name, int64_t versio
 			hs_buf_printf(json, "%s%" PRId64, d ? "," : "", y->dims[d]);
 		hs_buf_puts(json, "]");
 		if (os->used) {
-			/* In the client's region: only where it went. */
-			if (os->cuda && (ret = gs_cuda_copy(os->region, os->offset, y->data, y->bytes,
-							    true, err, errlen)))
-				return ret;
+			/* In the client's region (copied by gs_infer_copy_out
+			 * above): only where it went. */
 			hs_buf_puts(json, ",\"parameters\":{\"shared_memory_region\":");
 			hs_json_str(json, os->region, strlen(os->region));
 			hs_buf_printf(json, ",\"shared_memory_byte_size\":%" PRIu64, y->bytes);

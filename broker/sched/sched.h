@@ -129,8 +129,9 @@ int sched_submit(struct sched_model *m, struct sched_req *r, char *msg, size_t m
  * backend) execute what is ready on the calling thread at once, done()
  * included, instead of waking a poller to do it: a front end's thread
  * that took a call answers it itself, with no hop between threads.  A
- * poller is kicked only when work is left (a batch waiting out its queue
- * delay, or every instance busy in a poller).  Same returns as
+ * poller is kicked only when a batch is left waiting out its queue delay
+ * (a request that finds every instance busy is run by the thread that
+ * holds it, which forms batches until nothing is ready).  Same returns as
  * sched_submit; after 0, done() may already have run.  The caller keeps
  * the model alive across the call (the model table's read lock).
  */

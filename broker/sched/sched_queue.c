@@ -403,12 +403,16 @@ int sched_submit_here(struct sched_model *m, struct sched_req *r, char *msg, siz
 	if (rc || !m->inline_mode)
 		return rc;
 	/* r may be completed (and gone) from here on. */
-	uint64_t next;
-	sched_run_inline(m, sched_now_ns(), &next);
-	if (next == UINT64_MAX)
+	uint64_t next, now = sched_now_ns();
+	sched_run_inline(m, now, &next);
+	/* Nothing left, or every instance is held by another thread, which
+	 * forms batches until nothing is ready (it saw r: r was queued under
+	 * the lock before that thread's last look): nobody to wake.  A
+	 * poller spinning up for nothing would take a core from the threads
+	 * doing the work. */
+	if (next == UINT64_MAX || next <= now)
 		return 0;
-	/* A batch waits out its queue delay, or every instance is busy in
-	 * a poller: the pollers take it from here. */
+	/* A batch waits out its queue delay: the pollers keep the time. */
 	pthread_mutex_lock(&m->lock);
 	void (*kick)(void *) = m->kick;
 	void *kick_arg = m->kick_arg;

@@ -47,7 +47,7 @@
 #include "broker/sched/sched.h"
 
 /* Request line and headers together: larger ones get 431. */
-#define HS_MAX_HEADER_BYTES (64u << 10)
+#define HS_MAX_HEADER_BYTES (16u << 10)
 #define HS_MAX_CONNECTIONS 1024u
 #define HS_IDLE_TIMEOUT_S 120u
 #define HS_MAX_THREADS 64
@@ -272,6 +272,17 @@ static int hs__deflate(const struct iovec *iov, int n, int enc, struct hs_buf *o
 	return ret;
 }
 
+/* Responses up to this size are copied into one buffer (see hs__response). */
+#define HS_COPY_BYTES (256u << 10)
+
+static size_t hs__tail(const struct iovec *iov, int n)
+{
+	size_t t = 0;
+	for (int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
 struct hs__parts {
 	char *json;
 	void (*free_fn)(void *);
@@ -320,7 +331,14 @@ struct MHD_Response *hs__response(struct hs_buf *json, const void *const *bin,
 		hs_buf_free(json);
 		if (free_fn)
 			free_fn(free_arg);
-	} else if (n == 1) {
+	} else if (n == 1 || jlen + hs__tail(iov + 1, n - 1) <= HS_COPY_BYTES) {
+		/* Small: one buffer, which libmicrohttpd sends with the head in
+		 * one system call (an iovec response goes out in two, and two
+		 * TCP segments). */
+		for (int i = 1; i < n; i++)
+			hs_buf_put(json, iov[i].iov_base, iov[i].iov_len);
+		if (json->oom)
+			goto fail;
 		r = MHD_create_response_from_buffer(json->len, json->p, MHD_RESPMEM_MUST_FREE);
 		if (!r)
 			goto fail;

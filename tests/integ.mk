@@ -49,3 +49,24 @@ TESTS += tests/test_start
 tests_test_start_SOURCES = tests/integ/test_start.c
 tests_test_start_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_test_start_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)
+
+# Reconnect and failover with real brokers (issues 18 and 19): restarts
+# by SIGKILL and SIGTERM, failover between endpoints, round-robin, the
+# bounds on deadlines and resubmissions, the segment a client hands back.
+check_PROGRAMS += tests/test_failover
+TESTS += tests/test_failover
+tests_test_failover_SOURCES = tests/integ/test_failover.c
+tests_test_failover_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_test_failover_LDADD = tests/libharness.la libclient/libferry.la proto/libfproto.la \
+	shm/libfshm.la $(PROTOBUF_C_LIBS) $(CRITERION_TEST_LIBS)
+
+# Clients that truncate their system shared-memory regions in a loop while
+# they infer over gRPC and HTTP: their own requests fail with a message,
+# ferryd and a neighbour live on (the SIGBUS guard, issue 19).
+check_PROGRAMS += tests/test_shm_truncate
+TESTS += tests/test_shm_truncate
+tests_test_shm_truncate_SOURCES = tests/integ/test_shm_truncate.c
+tests_test_shm_truncate_CFLAGS = $(CRITERION_TEST_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_test_shm_truncate_LDADD = tests/libharness.la proto/libfrpc.la proto/libfkserve.la \
+	shm/libfshm.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS) $(CRITERION_TEST_LIBS)
+$(tests_test_shm_truncate_OBJECTS): proto/kserve.pb-c.h

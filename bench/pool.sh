@@ -6,7 +6,7 @@
 # nginx) in a fourth with the clients, all with the shipped configurations
 # of deploy/haproxy/haproxy.cfg and deploy/nginx/nginx.conf.
 #
-#   bench/pool.sh [--check] [BUILD_DIR]      # as root; default build dir: build
+#   bench/pool.sh [--check | --scale] [BUILD_DIR]   # as root; default build dir: build
 #
 # --check (tests/deploy/test_pool.sh, in make check) runs the checks and
 # prints one PASS: / FAIL: / SKIP: line each:
@@ -29,7 +29,7 @@
 # retry behind a proxy that does not resend (notes), and measures how the
 # pool's throughput grows with the number of brokers (1, 2, 3; and one
 # broker without the proxy) with the CPU each part used: a table, and a
-# CSV ($CSV).
+# CSV ($CSV).  --scale measures the throughput alone.
 #
 # Clients: "plain" is ferry-bench-distance run (libferry's gRPC transport,
 # asynchronous, a window of 4 requests in flight, identity FP32 [1, 256],
@@ -49,8 +49,9 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-check_only=0
+check_only=0 scale_only=0
 if [ "${1:-}" = --check ]; then check_only=1; shift; fi
+if [ "${1:-}" = --scale ]; then scale_only=1; shift; fi
 build=${1:-$top/build}
 skip() { echo "SKIP: pool: $*"; exit 77; }
 [ -d "$build" ] || { echo "pool.sh: no build dir $build" >&2; exit 2; }
@@ -154,9 +155,37 @@ kill_broker() {	# k signal
 	rm -f "$tmp/b$1.sock"
 }
 # Requests ferryd k has answered, all models (0 when it is down).
-served() {
+served() { metric "$1" nv_inference_request_success; }
+metric() {	# k NAME: broker k's counter NAME, all models
 	L curl -s --max-time 2 "http://$(bip "$1"):8002/metrics" 2>/dev/null |
-		awk '/^nv_inference_request_success/ { s += $2 } END { printf "%d\n", s }'
+		awk -v m="$2" 'index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
+}
+# brokers 1..N: requests, compute us, queue us (sums of their counters)
+pool_counters() {
+	local k r=0 c=0 q=0
+	for k in $(seq "$1"); do
+		r=$((r + $(served "$k")))
+		c=$((c + $(metric "$k" nv_inference_compute_infer_duration_us)))
+		q=$((q + $(metric "$k" nv_inference_queue_duration_us)))
+	done
+	echo "$r $c $q"
+}
+# threads_of pid...: "pid tid ticks" for every thread (utime + stime)
+threads_of() {
+	local p t
+	for p in "$@"; do
+		for t in /proc/"$p"/task/*; do
+			[ -r "$t/stat" ] && echo "$p ${t##*/} $(awk '{ print $14 + $15 }' "$t/stat")"
+		done
+	done
+}
+# instance_ticks BEFORE AFTER: the sum over processes of their busiest
+# thread's ticks between the two threads_of snapshots (a broker's
+# KIND_CPU instance thread, which computes)
+instance_ticks() {
+	awk 'NR == FNR { b[$1 " " $2] = $3; next }
+	     { d = $3 - b[$1 " " $2]; if (d > m[$1]) m[$1] = d }
+	     END { for (p in m) s += m[p]; print s + 0 }' "$1" "$2"
 }
 cpu_of() {	# pid...: utime + stime, clock ticks
 	local s=0 p
@@ -334,6 +363,7 @@ for k in $(seq $NB); do
 done
 
 # ---- HAProxy ----------------------------------------------------------------
+if [ $scale_only = 0 ]; then
 start_haproxy $NB
 spread haproxy_spread
 
@@ -435,6 +465,7 @@ else
 	echo "SKIP: nginx_failover_client_retries: no nginx"
 fi
 
+fi	# scale_only
 if [ $check_only = 1 ]; then
 	exit $failed
 fi
@@ -444,7 +475,7 @@ fi
 # directly without the proxy), repetitions outermost so that other load on
 # the machine falls on every n; the CPU time each part used over the run.
 mkdir -p "$(dirname "$CSV")"
-echo "rep,brokers,path,infer_per_s,p50_us,requests,seconds,cpu_ferryd_s,cpu_haproxy_s,cpu_client_s,busy_cores" >"$CSV"
+echo "rep,brokers,path,infer_per_s,p50_us,requests,seconds,cpu_ferryd_s,cpu_haproxy_s,cpu_client_s,busy_cores,compute_us,queue_us,cpu_instance_s" >"$CSV"
 tck=$(getconf CLK_TCK)
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
 echo "pool.sh: throughput: mlp_wide, batch $BATCH, $CONC requests in flight (2 client processes), $REPS repetitions"
@@ -456,9 +487,9 @@ for rep in $(seq "$REPS"); do
 			start_haproxy "$n"
 			url=grpc://127.0.0.1:8001 nb=$n
 		fi
-		before=0
-		for k in $(seq $nb); do before=$((before + $(served "$k"))); done
+		read -r before cmp0 que0 < <(pool_counters $nb)
 		c0=$(cpu_of "${bpid[@]:1:$nb}") h0=$(cpu_of $lbpid)
+		threads_of "${bpid[@]:1:$nb}" >"$tmp/threads0"
 		read -r b0 t0 < <(busy)
 		s0=$(date +%s.%N)
 		L /usr/bin/time -f '%U %S' -o "$tmp/time.out" "$load" -u "$url" -m mlp_wide -b "$BATCH" \
@@ -467,8 +498,9 @@ for rep in $(seq "$REPS"); do
 		s1=$(date +%s.%N)
 		read -r b1 t1 < <(busy)
 		c1=$(cpu_of "${bpid[@]:1:$nb}") h1=$(cpu_of $lbpid)
-		after=0
-		for k in $(seq $nb); do after=$((after + $(served "$k"))); done
+		threads_of "${bpid[@]:1:$nb}" >"$tmp/threads1"
+		it=$(instance_ticks "$tmp/threads0" "$tmp/threads1")
+		read -r after cmp1 que1 < <(pool_counters $nb)
 		read -r cu cs <"$tmp/time.out"
 		row=$(tail -1 "$tmp/load.csv")
 		thr=$(cut -d, -f3 <<<"$row") p50=$(cut -d, -f4 <<<"$row") errs=$(cut -d, -f16 <<<"$row")
@@ -480,12 +512,34 @@ for rep in $(seq "$REPS"); do
 		line="$line,$(awk -v a=$((h1 - h0)) -v t="$tck" 'BEGIN { printf "%.3f", a / t }')"
 		line="$line,$(awk -v a="$cu" -v b="$cs" 'BEGIN { printf "%.3f", a + b }')"
 		line="$line,$(awk -v a=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$(nproc)" 'BEGIN { printf "%.2f", t ? a / t * n : 0 }')"
+		line="$line,$(awk -v c=$((cmp1 - cmp0)) -v q=$((que1 - que0)) -v r=$((after - before)) 'BEGIN { printf "%.1f,%.1f", c / r, q / r }')"
+		line="$line,$(awk -v a="$it" -v t="$tck" 'BEGIN { printf "%.3f", a / t }')"
 		echo "$line" >>"$CSV"
 		printf "  rep %d  %-6s brokers %d  %8.0f infer/s  p50 %7.0f us\n" "$rep" "$path" "$nb" "$thr" "$p50"
 		[ $n = direct ] || stop_lb
 	done
 done
-echo "pool.sh: loadavg at the end $(cut -d' ' -f1-3 /proc/loadavg); CSV: $CSV"
+# What a lean gRPC client and ferryd's gRPC front end cost per request
+# with no model work: ferry-bench-distance (async, window 8, identity FP32
+# [1, 256]) against broker 1 directly, its CPU and ferryd's over the run.
+# The scale model (sim/scale.py) starts from these.
+costs=${CSV%.csv}-costs.csv
+echo "rep,requests,client_cpu_s,ferryd_cpu_s" >"$costs"
+for rep in $(seq "$REPS"); do
+	c0=$(cpu_of "${bpid[1]}")
+	L /usr/bin/time -f '%U %S' -o "$tmp/time.out" "$dist" run -u "grpc://$(bip 1):8001" --mode async \
+		--window 8 --work-us 0 --seconds 3 >"$tmp/dist.out" 2>&1 || { cat "$tmp/dist.out" >&2; exit 1; }
+	c1=$(cpu_of "${bpid[1]}")
+	read -r cu cs <"$tmp/time.out"
+	ev=$(sed -n 's/.* events=\([0-9]*\).*/\1/p' "$tmp/dist.out")
+	echo "$rep,$ev,$(awk -v a="$cu" -v b="$cs" 'BEGIN { printf "%.3f", a + b }'),$(awk -v a=$((c1 - c0)) -v t="$tck" 'BEGIN { printf "%.3f", a / t }')" >>"$costs"
+done
+python3 -c 'import csv, statistics, sys
+r = list(csv.DictReader(open(sys.argv[1])))
+print("pool.sh: per gRPC request with no model work (identity, 1 KiB; median of %d): client %.0f us of CPU, ferryd %.0f us" % (len(r),
+      statistics.median(float(x["client_cpu_s"]) / int(x["requests"]) * 1e6 for x in r),
+      statistics.median(float(x["ferryd_cpu_s"]) / int(x["requests"]) * 1e6 for x in r)))' "$costs"
+echo "pool.sh: loadavg at the end $(cut -d' ' -f1-3 /proc/loadavg); CSV: $CSV, $costs"
 python3 - "$CSV" "$BATCH" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
@@ -493,8 +547,8 @@ def med(sel, k):
     v = [float(r[k]) for r in sel]
     return statistics.median(v), (max(v) - min(v)) / 2
 batch = int(sys.argv[2])
-print("\n| path | brokers | requests/s (median +- half-range) | rows/s | vs 1 broker | p50 us | ferryd CPU us/req | HAProxy CPU us/req | client CPU us/req | busy cores |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("\n| path | brokers | requests/s (median +- half-range) | rows/s | vs 1 broker | p50 us | ferryd CPU us/req | instance thread CPU us/req | compute (wall) us/req | queue us/req | HAProxy CPU us/req | client CPU us/req | busy cores |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 base = None
 for path, n in (("haproxy", "1"), ("haproxy", "2"), ("haproxy", "3"), ("direct", "1")):
     sel = [r for r in rows if r["path"] == path and r["brokers"] == n]
@@ -504,7 +558,8 @@ for path, n in (("haproxy", "1"), ("haproxy", "2"), ("haproxy", "3"), ("direct",
     base = base or t
     per = lambda k: statistics.median(float(r[k]) / max(1, int(r["requests"])) * 1e6 for r in sel)
     print(f"| {path} | {n} | {t / batch:.0f} +- {th / batch:.0f} | {t:.0f} | {t / base:.2f} | {med(sel, 'p50_us')[0]:.0f} | "
-          f"{per('cpu_ferryd_s'):.0f} | {per('cpu_haproxy_s') if path == 'haproxy' else 0:.0f} | "
+          f"{per('cpu_ferryd_s'):.0f} | {per('cpu_instance_s'):.0f} | {med(sel, 'compute_us')[0]:.0f} | {med(sel, 'queue_us')[0]:.0f} | "
+          f"{per('cpu_haproxy_s') if path == 'haproxy' else 0:.0f} | "
           f"{per('cpu_client_s'):.0f} | {med(sel, 'busy_cores')[0]:.2f} |")
 EOF
 exit $failed

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <time.h>
 
 #include <ferry/ferry.h>
@@ -55,6 +54,12 @@ static void client__free(ferry_client *c)
 		client__model_free(m);
 		m = n;
 	}
+	struct client__seg *seg = atomic_load(&c->seg);
+	if (seg)
+		client__seg_free(seg);
+	free(c->eps);
+	free(c->retry.autostart);
+	pthread_rwlock_destroy(&c->tp_lock);
 	pthread_mutex_destroy(&c->ctl_lock);
 	pthread_mutex_destroy(&c->sq_lock);
 	pthread_mutex_destroy(&c->reap_lock);
@@ -63,76 +68,42 @@ static void client__free(ferry_client *c)
 	free(c);
 }
 
-/* A client of transport ops at address. */
-static int client__open(const struct client__tp_ops *ops, const char *address,
-			const ferry_options *o, bool admin, ferry_client **out)
+static ferry_client *client__alloc(void)
 {
 	ferry_client *c = calloc(1, sizeof(*c));
 	if (!c)
-		return client__fail(FERRY_ENOMEM, "out of memory");
-	c->admin = admin;
+		return NULL;
+	/* Writers first: a reconnect must not wait behind a stream of
+	 * submissions (no thread takes tp_lock twice, so this is safe). */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&c->tp_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&c->ctl_lock, NULL);
 	pthread_mutex_init(&c->sq_lock, NULL);
 	pthread_mutex_init(&c->reap_lock, NULL);
 	pthread_mutex_init(&c->wait_lock, NULL);
 	pthread_cond_init(&c->wait_cond, NULL);
-	int ret = ops->open(c, address, o, &c->tp);
-	if (ret) {
-		client__free(c);
-		return ret;
-	}
-	*out = c;
-	return 0;
+	c->pending_tail = &c->pending;
+	c->cur = -1;
+	return c;
 }
 
-static bool client__is_grpc(const char *address)
+/* A number from the environment, or def when unset or not a number. */
+static uint64_t client__env_u64(const char *var, uint64_t def)
 {
-	return !strncmp(address, "grpc://", 7) || !strncmp(address, "grpcs://", 8);
+	const char *v = getenv(var);
+	char *end;
+	if (!v || !*v)
+		return def;
+	unsigned long long n = strtoull(v, &end, 10);
+	return *end ? def : (uint64_t)n;
 }
 
-/* Where the local socket's path came from, for what a message suggests. */
-enum client__origin { CLIENT__GIVEN, CLIENT__ENV, CLIENT__DEFAULT };
-
-/*
- * The local socket's path: address (an explicit path, "unix:" prefix
- * optional), or for NULL the node's default ($FERRY_SOCKET, else the
- * default path).
- */
-static int client__socket_path(const char *address, char *path, size_t len,
-			       enum client__origin *origin)
+static int client__options(const ferry_options *opts, ferry_client *c)
 {
-	if (!address || !*address) {
-		const char *env = getenv("FERRY_SOCKET");
-		*origin = env && *env ? CLIENT__ENV : CLIENT__DEFAULT;
-		if (frame_default_socket_path(path, len))
-			return client__fail(FERRY_EINVAL, "the broker's socket path is longer "
-					    "than %zu bytes", len - 1);
-		return 0;
-	}
-	*origin = CLIENT__GIVEN;
-	if (!strncmp(address, "unix:", 5))
-		address += 5;
-	if (strlen(address) >= len)
-		return client__fail(FERRY_EINVAL, "socket path longer than %zu bytes: %s",
-				    len - 1, address);
-	strcpy(path, address);
-	return 0;
-}
-
-/* What to do about "no broker at PATH", by where the path came from. */
-static void client__no_broker_hint(enum client__origin origin, bool admin)
-{
-	if (origin == CLIENT__DEFAULT)
-		client__fail_more("; is ferryd running?  For a broker on another socket, set "
-				  "$FERRY_SOCKET to its path%s", admin ? "" : " (or $FERRY_AUTOSTART "
-				  "to a model repository, to start a private one)");
-	else if (origin == CLIENT__ENV)
-		client__fail_more(" (named by $FERRY_SOCKET); is ferryd running with that "
-				  "--socket?");
-}
-
-static int client__options(const ferry_options *opts, ferry_options *o)
-{
+	ferry_options *o = &c->opts;
 	memset(o, 0, sizeof(*o));
 	if (opts) {
 		size_t n = opts->struct_size ? opts->struct_size : sizeof(*o);
@@ -140,6 +111,7 @@ static int client__options(const ferry_options *opts, ferry_options *o)
 	} else {
 		o->wait = FERRY_WAIT_DEFAULT;
 	}
+	o->struct_size = sizeof(*o);
 	if (o->wait == FERRY_WAIT_DEFAULT) {
 		enum fshm_wait_policy p;
 		const char *env = getenv("FERRY_WAIT");
@@ -148,56 +120,65 @@ static int client__options(const ferry_options *opts, ferry_options *o)
 	}
 	if (o->wait < FERRY_WAIT_SPIN || o->wait > FERRY_WAIT_BLOCK)
 		return client__fail(FERRY_EINVAL, "unknown wait policy %d", (int)o->wait);
+	/* Reconnects use the options again: keep the name with the client. */
+	if (o->client_name) {
+		snprintf(c->name, sizeof(c->name), "%s", o->client_name);
+		o->client_name = c->name;
+	}
+	c->retry.on = !(o->flags & FERRY_F_NO_RECONNECT) && !c->admin;
+	c->retry.max = o->max_retries ? o->max_retries
+				      : (uint32_t)client__env_u64("FERRY_RETRIES", 3);
+	uint64_t ms = o->reconnect_ms ? o->reconnect_ms
+				      : client__env_u64("FERRY_RECONNECT_MS", 30000);
+	c->retry.window_ns = ms > UINT64_MAX / 1000000 ? UINT64_MAX : ms * 1000000;
+	c->probe_ns = 5000000000LL;
 	return 0;
 }
 
-/* ferry_connect, and for admin (no session) ferry_connect_admin, which
- * only looks where it is told: no $FERRY_SERVER, no autostart. */
+/* ferry_connect, ferry_connect_list (addrs), and for admin (no session)
+ * ferry_connect_admin, which only looks where it is told: no
+ * $FERRY_SERVER, no autostart. */
 static int client__connect(ferry_client **out, const char *address,
+			   const char *const *addrs, int naddrs,
 			   const ferry_options *opts, bool admin, const char *fn)
 {
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	enum client__origin origin;
-	ferry_options o;
 	int ret;
 
 	if (!out)
 		return client__fail(FERRY_EINVAL, "%s: out is NULL", fn);
 	*out = NULL;
-	if ((ret = client__options(opts, &o)))
-		return ret;
-	if (address && client__is_grpc(address))
-		return client__open(&client__grpc_ops, address, &o, admin, out);
-	if ((ret = client__socket_path(address, path, sizeof(path), &origin)))
-		return ret;
-	ret = client__open(&client__local_ops, path, &o, admin, out);
-	if (ret != FERRY_ECONNREFUSED)
-		return ret;
-	/* Discovery found no local broker: a remote one if $FERRY_SERVER
-	 * names it, else a private one if $FERRY_AUTOSTART names a model
-	 * repository (SONIC's fallback server). */
-	const char *srv = getenv("FERRY_SERVER");
-	const char *repo = getenv("FERRY_AUTOSTART");
-	if (admin || origin == CLIENT__GIVEN || ((!srv || !*srv) && (!repo || !*repo))) {
-		client__no_broker_hint(origin, admin);
+	ferry_client *c = client__alloc();
+	if (!c)
+		return client__fail(FERRY_ENOMEM, "out of memory");
+	c->admin = admin;
+	if ((ret = client__options(opts, c)) ||
+	    (ret = addrs ? client__endpoints_list(c, addrs, naddrs)
+			 : client__endpoints(c, address, admin)) ||
+	    (ret = client__connect_first(c))) {
+		client__free(c);
 		return ret;
 	}
-	if (srv && *srv)
-		return client__open(&client__grpc_ops, srv, &o, false, out);
-	if ((ret = client__autostart(path, repo)))
-		return ret;
-	return client__open(&client__local_ops, path, &o, false, out);
+	*out = c;
+	return 0;
 }
 
 FERRY_API int ferry_connect(ferry_client **out, const char *address,
 			    const ferry_options *opts)
 {
-	return client__connect(out, address, opts, false, "ferry_connect");
+	return client__connect(out, address, NULL, 0, opts, false, "ferry_connect");
+}
+
+FERRY_API int ferry_connect_list(ferry_client **out, const char *const *endpoints, int n,
+				 const ferry_options *opts)
+{
+	if (!endpoints || n <= 0)
+		return client__fail(FERRY_EINVAL, "ferry_connect_list: no endpoints");
+	return client__connect(out, NULL, endpoints, n, opts, false, "ferry_connect_list");
 }
 
 FERRY_API int ferry_connect_admin(ferry_client **out, const char *address)
 {
-	return client__connect(out, address, NULL, true, "ferry_connect_admin");
+	return client__connect(out, address, NULL, 0, NULL, true, "ferry_connect_admin");
 }
 
 FERRY_API int ferry_connect_wait(ferry_client **out, const char *address,
@@ -227,28 +208,34 @@ FERRY_API void ferry_close(ferry_client *c)
 		return;
 	/* Requests that are not in flight outlive the client: detach them,
 	 * so that a later ferry_request_free() only frees their own memory
-	 * (transport memory goes with the client, heap memory stays theirs).
-	 * The transport completes or frees those in flight. */
+	 * (arena memory goes with the client, heap memory stays theirs).
+	 * The transport completes or frees those in flight; those waiting
+	 * for a reconnect complete here. */
 	pthread_mutex_lock(&c->sq_lock);
 	for (ferry_request *r = c->reqs, *n; r; r = n) {
 		n = r->next;
 		r->next = r->prev = NULL;
 		if (atomic_load_explicit(&r->state, memory_order_acquire) == CLIENT__INFLIGHT)
 			continue;
-		for (uint32_t i = 0; i < r->ntensors; i++)
+		for (uint32_t i = 0; i < r->ntensors; i++) {
 			if (!r->t[i].buf.heap)
 				memset(&r->t[i].buf, 0, sizeof(r->t[i].buf));
+			memset(&r->t[i].stage, 0, sizeof(r->t[i].stage));
+		}
 		if (!r->desc.heap)
 			memset(&r->desc, 0, sizeof(r->desc));
 		r->client = NULL;
 		r->model = NULL;
 	}
 	c->reqs = NULL;
+	client__pending_close(c);
 	pthread_mutex_unlock(&c->sq_lock);
 	pthread_mutex_lock(&c->ctl_lock);
 	client__cuda_detach(c);
 	pthread_mutex_unlock(&c->ctl_lock);
-	c->tp->ops->close(c->tp);
+	pthread_mutex_lock(&c->reap_lock);
+	c->tp->ops->close(c->tp, false);
+	pthread_mutex_unlock(&c->reap_lock);
 	client__free(c);
 }
 
@@ -299,15 +286,19 @@ FERRY_API int ferry_model_get(ferry_client *c, const char *name, int64_t version
 
 	if (!c || !name || !out)
 		return client__fail(FERRY_EINVAL, "ferry_model_get: NULL argument");
+	struct client__tp *t = client__tp_get(c);
 	pthread_mutex_lock(&c->ctl_lock);
 	for (ferry_model *m = c->models; m; m = m->next) {
-		if (!strcmp(m->name, name) && (version < 0 ? m->asked_latest : m->version == version)) {
+		/* One its broker stopped serving (after a reconnect) is
+		 * looked up afresh. */
+		if (!m->lost && !strcmp(m->name, name) &&
+		    (version < 0 ? m->asked_latest : m->version == version)) {
 			*out = m;
 			goto out;
 		}
 	}
 	ferry_model *m = NULL;
-	ret = c->tp->ops->model_get(c->tp, name, version < 0 ? -1 : version, &m);
+	ret = t->ops->model_get(t, name, version < 0 ? -1 : version, &m);
 	if (ret)
 		goto out;
 	m->asked_latest = version < 0;
@@ -316,6 +307,7 @@ FERRY_API int ferry_model_get(ferry_client *c, const char *name, int64_t version
 	*out = m;
 out:
 	pthread_mutex_unlock(&c->ctl_lock);
+	client__tp_put(c);
 	return ret;
 }
 
@@ -338,7 +330,10 @@ FERRY_API int ferry_model_list(ferry_client *c,
 	if (!c || !fn)
 		return client__fail(FERRY_EINVAL, "ferry_model_list: NULL argument");
 	struct client__list_arg a = { fn, arg };
-	return c->tp->ops->model_list(c->tp, client__list_one, &a);
+	struct client__tp *t = client__tp_get(c);
+	int ret = t->ops->model_list(t, client__list_one, &a);
+	client__tp_put(c);
+	return ret;
 }
 
 FERRY_API int ferry_model_list_info(ferry_client *c,
@@ -347,7 +342,10 @@ FERRY_API int ferry_model_list_info(ferry_client *c,
 {
 	if (!c || !fn)
 		return client__fail(FERRY_EINVAL, "ferry_model_list_info: NULL argument");
-	return c->tp->ops->model_list(c->tp, fn, arg);
+	struct client__tp *t = client__tp_get(c);
+	int ret = t->ops->model_list(t, fn, arg);
+	client__tp_put(c);
+	return ret;
 }
 
 FERRY_API const char *ferry_model_name(const ferry_model *m) { return m->name; }
@@ -388,14 +386,20 @@ FERRY_API int ferry_model_statistics(ferry_client *c, const char *name, int64_t 
 {
 	if (!c || !fn)
 		return client__fail(FERRY_EINVAL, "ferry_model_statistics: NULL argument");
-	return c->tp->ops->statistics(c->tp, name, version < 0 ? -1 : version, fn, arg);
+	struct client__tp *t = client__tp_get(c);
+	int ret = t->ops->statistics(t, name, version < 0 ? -1 : version, fn, arg);
+	client__tp_put(c);
+	return ret;
 }
 
 static int client__model_admin(ferry_client *c, const char *name, bool unload)
 {
 	if (!c || !name || !*name)
 		return client__fail(FERRY_EINVAL, "a model name is needed");
-	return c->tp->ops->model_admin(c->tp, name, unload);
+	struct client__tp *t = client__tp_get(c);
+	int ret = t->ops->model_admin(t, name, unload);
+	client__tp_put(c);
+	return ret;
 }
 
 FERRY_API int ferry_model_load(ferry_client *c, const char *name)
@@ -454,12 +458,14 @@ FERRY_API int ferry_server_status_get(ferry_client *c, ferry_server_status **out
 	if (!c || !out)
 		return client__fail(FERRY_EINVAL, "ferry_server_status_get: NULL argument");
 	*out = NULL;
-	int ret = c->tp->ops->server_status(c->tp, out);
-	if (ret)
-		return ret;
-	(*out)->address = client__status_str(*out, c->tp->address);
-	(*out)->transport = client__status_str(*out, c->tp->ops->name);
-	return 0;
+	struct client__tp *t = client__tp_get(c);
+	int ret = t->ops->server_status(t, out);
+	if (!ret) {
+		(*out)->address = client__status_str(*out, t->address);
+		(*out)->transport = client__status_str(*out, t->ops->name);
+	}
+	client__tp_put(c);
+	return ret;
 }
 
 FERRY_API void ferry_server_status_free(ferry_server_status *s)
@@ -473,23 +479,26 @@ FERRY_API int ferry_session_list(ferry_client *c,
 {
 	if (!c || !fn)
 		return client__fail(FERRY_EINVAL, "ferry_session_list: NULL argument");
-	if (!c->tp->ops->session_list)
-		return client__fail(FERRY_ENOTSUP, "sessions are shown over the local socket "
-				    "only (%s is a %s endpoint)", c->tp->address,
-				    c->tp->ops->name);
-	return c->tp->ops->session_list(c->tp, fn, arg);
+	struct client__tp *t = client__tp_get(c);
+	int ret = t->ops->session_list ? t->ops->session_list(t, fn, arg)
+		: client__fail(FERRY_ENOTSUP, "sessions are shown over the local socket "
+			       "only (%s is a %s endpoint)", t->address, t->ops->name);
+	client__tp_put(c);
+	return ret;
 }
 
 FERRY_API int ferry_client_arena(ferry_client *c, void **base, size_t *bytes)
 {
 	if (!c || !base || !bytes)
 		return client__fail(FERRY_EINVAL, "ferry_client_arena: NULL argument");
-	if (c->admin || c->tp->ops != &client__local_ops)
+	/* The client's segment outlives its broker (a reconnect keeps it,
+	 * and a failover to a remote endpoint still reads tensors there). */
+	struct client__seg *seg = atomic_load_explicit(&c->seg, memory_order_acquire);
+	if (c->admin || !seg)
 		return client__fail(FERRY_ENOTSUP, "no shared arena: %s", c->admin ?
 				    "the client was opened by ferry_connect_admin" :
 				    "the client talks to a remote broker");
-	struct client__local *l = client__local_of(c);
-	*base = l->arena_base;
-	*bytes = (size_t)l->arena_bytes;
+	*base = seg->base;
+	*bytes = (size_t)seg->bytes;
 	return 0;
 }

@@ -72,12 +72,15 @@ typedef int (*client__range_fn)(unsigned long long *, size_t *, unsigned long lo
 /* Regions                                                                 */
 
 /* CUDA regions belong to a session on this node's broker. */
-static int client__cuda_usable(const ferry_client *c)
+static int client__cuda_usable(ferry_client *c)
 {
-	if (!c->tp->ops->cuda_register)
-		return client__fail(FERRY_ENOTSUP, "CUDA tensors need a broker on this node; "
-				    "this client talks %s to %s", c->tp->ops->name,
-				    c->tp->address);
+	struct client__tp *t = client__tp_get(c);
+	int ret = t->ops->cuda_register ? 0 :
+		client__fail(FERRY_ENOTSUP, "CUDA tensors need a broker on this node; "
+			     "this client talks %s to %s", t->ops->name, t->address);
+	client__tp_put(c);
+	if (ret)
+		return ret;
 	if (c->admin)
 		return client__fail(FERRY_ENOTSUP, "CUDA regions belong to a session; this "
 				    "client has none (ferry_connect_admin)");
@@ -105,11 +108,17 @@ FERRY_API int ferry_cuda_register_handle(ferry_client *c, const void *ipc_handle
 	reg = calloc(1, sizeof(*reg));
 	if (!reg)
 		return client__fail(FERRY_ENOMEM, "out of memory");
+	struct client__tp *t = client__tp_get(c);
 	pthread_mutex_lock(&c->ctl_lock);
-	ret = c->tp->ops->cuda_register(c->tp, ipc_handle, handle_len, pci_bus_id, device,
-					bytes, &reg->id, &reg->device);
+	/* The endpoint may have changed since the check above. */
+	ret = t->ops->cuda_register ? t->ops->cuda_register(t, ipc_handle, handle_len,
+							    pci_bus_id, device, bytes,
+							    &reg->id, &reg->device)
+				    : client__fail(FERRY_ENOTSUP, "CUDA tensors need a broker "
+						   "on this node");
 	if (ret) {
 		pthread_mutex_unlock(&c->ctl_lock);
+		client__tp_put(c);
 		free(reg);
 		return ret;
 	}
@@ -119,6 +128,7 @@ FERRY_API int ferry_cuda_register_handle(ferry_client *c, const void *ipc_handle
 	reg->next = c->cuda_regions;
 	c->cuda_regions = reg;
 	pthread_mutex_unlock(&c->ctl_lock);
+	client__tp_put(c);
 	if (reg->id == 0 || reg->id > FSHM_TENSOR_REGION_MAX) {
 		ferry_cuda_release(reg);
 		return client__fail(FERRY_EPROTO, "the broker named a CUDA region out of range");
@@ -194,14 +204,20 @@ FERRY_API int ferry_cuda_release(ferry_cuda_region *reg)
 		return 0;
 	c = reg->client;
 	if (c) {
+		struct client__tp *t = client__tp_get(c);
 		pthread_mutex_lock(&c->ctl_lock);
-		for (ferry_cuda_region **pp = &c->cuda_regions; *pp; pp = &(*pp)->next)
-			if (*pp == reg) {
-				*pp = reg->next;
-				break;
-			}
-		ret = c->tp->ops->cuda_release(c->tp, reg->id);
+		/* A reconnect detached it (reg->client NULL) under the same
+		 * locks: read it again. */
+		if (reg->client) {
+			for (ferry_cuda_region **pp = &c->cuda_regions; *pp; pp = &(*pp)->next)
+				if (*pp == reg) {
+					*pp = reg->next;
+					break;
+				}
+			ret = t->ops->cuda_release(t, reg->id);
+		}
 		pthread_mutex_unlock(&c->ctl_lock);
+		client__tp_put(c);
 	}
 	free(reg);
 	return ret;

@@ -4,7 +4,8 @@
  * the KServe v2 gRPC protocol (ferryd's front end or any Triton-compatible
  * server), on gRPC's core C API through proto/rpc.h.
  *
- * Memory: a remote request's tensors live on the heap (no buf_alloc);
+ * Memory: a remote request's tensors live on the heap, or in the client's
+ * arena when it has one (a client that failed over from a local broker);
  * inputs are copied once into the gRPC message, outputs once out of it.
  *
  * Threads: many requests fly over one channel; completions arrive on one
@@ -138,7 +139,7 @@ out:
 	return ret;
 }
 
-static void client__grpc_close(struct client__tp *t);
+static void client__grpc_close(struct client__tp *t, bool requeue);
 
 /* address: "grpc://host:port", "grpcs://host:port" or "host:port". */
 static int client__grpc_open(ferry_client *c, const char *address, const ferry_options *o,
@@ -172,7 +173,9 @@ static int client__grpc_open(ferry_client *c, const char *address, const ferry_o
 	g->tp.c = c;
 	snprintf(g->tp.address, sizeof(g->tp.address), "%s", address);
 	g->depth = o && o->queue_depth ? o->queue_depth : 256;
-	g->ch = rpc_channel(g->tp.address, cr);
+	/* gRPC's own load balancing: a name that resolves to several
+	 * brokers spreads calls over them, and skips those that are down. */
+	g->ch = rpc_channel_balanced(g->tp.address, cr);
 	grpc_channel_credentials_release(cr);
 	g->cq = grpc_completion_queue_create_for_next(NULL);
 
@@ -180,11 +183,11 @@ static int client__grpc_open(ferry_client *c, const char *address, const ferry_o
 	Inference__ServerLiveRequest q = INFERENCE__SERVER_LIVE_REQUEST__INIT;
 	ProtobufCMessage *resp;
 	ret = client__unary(g, RPC_KSERVE("ServerLive"), &q.base,
-			    &inference__server_live_response__descriptor, &resp, 5000000000LL);
+			    &inference__server_live_response__descriptor, &resp, c->probe_ns);
 	if (ret) {
 		char why[400];
 		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		client__grpc_close(&g->tp);
+		client__grpc_close(&g->tp, false);
 		if (ret == FERRY_ETIMEDOUT || ret == FERRY_UNAVAILABLE)
 			ret = FERRY_ECONNREFUSED;
 		return client__fail(ret, "cannot reach the gRPC server at %s%s: %s", address,
@@ -195,18 +198,35 @@ static int client__grpc_open(ferry_client *c, const char *address, const ferry_o
 	return 0;
 }
 
-static void client__grpc_close(struct client__tp *t)
+/* Ready to serve (ServerReady): the health check of the endpoint list. */
+static int client__grpc_check(struct client__tp *t)
+{
+	struct client__grpc *g = GRPC(t);
+	Inference__ServerReadyRequest q = INFERENCE__SERVER_READY_REQUEST__INIT;
+	Inference__ServerReadyResponse *r;
+	int ret = client__unary(g, RPC_KSERVE("ServerReady"), &q.base,
+				&inference__server_ready_response__descriptor,
+				(ProtobufCMessage **)&r, t->c->probe_ns);
+	if (ret)
+		return ret;
+	bool ready = r->ready;
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return ready ? 0 : client__fail(FERRY_UNAVAILABLE, "%s is not ready (ServerReady)",
+					t->address);
+}
+
+static void client__grpc_close(struct client__tp *t, bool requeue)
 {
 	struct client__grpc *g = GRPC(t);
 	ferry_client *c = t->c;
 
 	/* Requests in flight are cancelled; their completions are drained
-	 * here so that nothing refers to the client afterwards. */
+	 * here (reap_lock held) so that nothing refers to the instance
+	 * afterwards. */
 	pthread_mutex_lock(&c->sq_lock);
 	for (struct client__call *k = g->calls; k; k = k->next)
 		grpc_call_cancel(k->k.call, NULL);
 	pthread_mutex_unlock(&c->sq_lock);
-	pthread_mutex_lock(&c->reap_lock);
 	while (g->calls) {
 		grpc_event ev = grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
 							   NULL);
@@ -221,16 +241,19 @@ static void client__grpc_close(struct client__tp *t)
 		if (k->next)
 			k->next->prev = k->prev;
 		ferry_request *r = k->r;
-		r->client = NULL;
-		if (r->freed)
-			client__request_destroy(r);
-		else
-			client__request_complete(r, FERRY_EPIPE, "the client closed its session");
+		if (!requeue || !client__request_lost(r, FERRY_UNAVAILABLE,
+						      "the client left this endpoint")) {
+			r->client = NULL;
+			if (r->freed)
+				client__request_destroy(r);
+			else
+				client__request_complete(r, FERRY_EPIPE,
+							 "the client closed its session");
+		}
 		pthread_mutex_unlock(&c->sq_lock);
 		rpc_call_end(&k->k, NULL, NULL, NULL);
 		free(k);
 	}
-	pthread_mutex_unlock(&c->reap_lock);
 	grpc_completion_queue_shutdown(g->cq);
 	while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
 	       GRPC_QUEUE_SHUTDOWN)
@@ -520,7 +543,7 @@ static int client__grpc_submit(struct client__tp *t, ferry_request *r)
 	q.n_outputs = no;
 	q.outputs = outp;
 	static const char *const keys[2] = { "priority", "timeout" };
-	const uint64_t vals[2] = { r->priority, r->timeout_us };
+	const uint64_t vals[2] = { r->priority, r->wire_timeout_us };
 	for (int k = 0; k < 2; k++) {
 		if (!vals[k])
 			continue;
@@ -555,7 +578,7 @@ static int client__grpc_submit(struct client__tp *t, ferry_request *r)
 				    g->depth);
 	}
 	/* The request's timeout doubles as the call's deadline. */
-	gpr_timespec dl = rpc_deadline(r->timeout_us ? (int64_t)r->timeout_us * 1000 : -1);
+	gpr_timespec dl = rpc_deadline(r->wire_timeout_us ? (int64_t)r->wire_timeout_us * 1000 : -1);
 	atomic_store_explicit(&r->state, CLIENT__INFLIGHT, memory_order_relaxed);
 	struct rpc_result res;
 	if (rpc_call_start(&k->k, g->ch, g->cq, RPC_KSERVE("ModelInfer"), dl, send, k, &res)) {
@@ -610,7 +633,8 @@ static int client__outputs(ferry_request *r, const Inference__ModelInferResponse
 	return 0;
 }
 
-/* One completion: the call's result into its request.  Returns it. */
+/* One completion: the call's result into its request.  Returns it, or
+ * NULL when it was lost with its server and waits to be sent again. */
 static ferry_request *client__complete(struct client__grpc *g, struct client__call *k)
 {
 	ferry_client *c = g->tp.c;
@@ -619,6 +643,10 @@ static ferry_request *client__complete(struct client__grpc *g, struct client__ca
 	struct rpc_result res;
 	char msg[FSHM_ERRMSG_LEN];
 
+	/* The server went away (or never answered): UNAVAILABLE with no
+	 * ferry code.  A ferry server's own errors carry their code, and
+	 * such a request is not sent again: its answer would be the same. */
+	bool lost = k->k.status == GRPC_STATUS_UNAVAILABLE && !rpc_trailer_code(&k->k.md_trail);
 	int status = rpc_call_end(&k->k, &inference__model_infer_response__descriptor,
 				  (ProtobufCMessage **)&resp, &res);
 	snprintf(msg, sizeof(msg), "%.*s", (int)sizeof(msg) - 1, res.msg);
@@ -637,7 +665,14 @@ static ferry_request *client__complete(struct client__grpc *g, struct client__ca
 	if (k->next)
 		k->next->prev = k->prev;
 	g->inflight--;
-	client__request_complete(r, status, msg);
+	if (lost) {
+		/* Release: pairs with the acquire of whoever finds it down. */
+		atomic_store_explicit(&g->tp.down, true, memory_order_release);
+		if (client__request_lost(r, status, msg))
+			r = NULL;
+	} else {
+		client__request_complete(r, status, msg);
+	}
 	pthread_mutex_unlock(&c->sq_lock);
 	free(k);
 	return r;
@@ -654,7 +689,9 @@ static int client__grpc_reap(struct client__tp *t, ferry_request **done, int max
 		grpc_event ev = grpc_completion_queue_next(g->cq, dl, NULL);
 		if (ev.type != GRPC_OP_COMPLETE)
 			break;
-		done[n++] = client__complete(g, ev.tag);
+		ferry_request *r = client__complete(g, ev.tag);
+		if (r)
+			done[n++] = r;
 		dl = rpc_deadline(0);   /* the rest without waiting */
 	}
 	return n;
@@ -664,14 +701,13 @@ const struct client__tp_ops client__grpc_ops = {
 	.name = "grpc",
 	.open = client__grpc_open,
 	.close = client__grpc_close,
+	.check = client__grpc_check,
 	.model_get = client__grpc_model_get,
 	.model_list = client__grpc_model_list,
 	.statistics = client__grpc_statistics,
 	.model_admin = client__grpc_model_admin,
 	.server_status = client__grpc_server_status,
 	.session_list = NULL,
-	.buf_alloc = NULL,
-	.buf_free = NULL,
 	.submit = client__grpc_submit,
 	.reap = client__grpc_reap,
 	.cuda_register = NULL,

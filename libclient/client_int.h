@@ -10,6 +10,8 @@
  *   client_request.c    requests, submission, waiting and polling
  *   client_cuda.c       CUDA IPC regions (ferry_cuda_*)
  *   client_autostart.c  the fallback broker ($FERRY_AUTOSTART)
+ *   client_failover.c   the endpoint list, connecting through it, and
+ *                       recovery: reconnecting, failing over, resubmitting
  *   client_local.c      the local transport: shared memory with ferryd
  *   client_grpc.c       the remote transport: KServe v2 over gRPC
  *
@@ -17,16 +19,20 @@
  * transport instance (struct client__tp: its ops and its own state).  The
  * public calls do the checks common to both transports, then call through
  * c->tp->ops once; nothing else asks which transport it is.  An endpoint
- * list with failover holds one instance per endpoint.
+ * list with failover holds one instance per endpoint: the one in use is
+ * c->tp; the others are opened when it goes away (client_failover.c).
  *
- * Locks of a client (each guards only what is listed; never two at once
- * except reap_lock -> wait_lock):
+ * Locks of a client, in the order they nest (each guards only what is
+ * listed; a thread takes them in this order and never tp_lock twice):
+ *   reap_lock  the transport's completion side and recovery; whoever
+ *              holds it reaps and recovers for every thread
+ *   tp_lock    (rwlock, writers preferred) read: using c->tp; write:
+ *              replacing it and the models' ids (client_failover.c)
  *   ctl_lock   the model list, the CUDA regions, and the transport's
  *              control channel (the local control socket)
  *   sq_lock    the list of live requests, each request's state while in
- *              flight, and the transport's submission state
- *   reap_lock  the transport's completion side; whoever holds it reaps
- *              for every thread
+ *              flight, the pending list, and the transport's submission
+ *              state
  *   wait_lock  + wait_cond: threads waiting while another one reaps
  */
 #ifndef FERRY_CLIENT_INT_H
@@ -52,12 +58,16 @@ struct client__tmeta {
 	int64_t dims[FERRY_MAX_DIMS];
 };
 
-/* Immutable once made; owned by its client (freed by ferry_close). */
+/* Immutable once made, except the broker's handles, rewritten when the
+ * client reconnects (tp_lock held for writing); owned by its client
+ * (freed by ferry_close). */
 struct ferry_model {
 	ferry_client *client;
 	char *name;
-	int64_t version;
-	uint32_t id;                    /* the local broker's handle */
+	int64_t version;                /* tp_lock */
+	uint32_t id;                    /* the local broker's handle; tp_lock */
+	int lost;                       /* not served where the client reconnected:
+					 * the error its requests get; tp_lock */
 	int max_batch;
 	int nin, nout;
 	struct client__tmeta *t;        /* nin inputs, then nout outputs */
@@ -66,10 +76,11 @@ struct ferry_model {
 };
 
 /*
- * A tensor's host memory.  Transport memory (heap false: the local
- * arena, off its offset there) is freed through the transport and simply
- * forgotten once the client closed; heap memory (malloc, for transports
- * without buf_alloc) belongs to the request and is freed with free().
+ * A tensor's host memory.  Arena memory (heap false: in the client's
+ * segment, off its offset there) is freed into the segment's allocator
+ * and simply forgotten once the client closed; heap memory (malloc, while
+ * the client has no segment: a remote client) belongs to the request and
+ * is freed with free().
  */
 struct client__buf {
 	void *ptr;                      /* the caller's address; NULL = none */
@@ -83,6 +94,10 @@ struct client__tensor {
 	struct client__buf buf;
 	uint64_t bytes;                 /* input bytes / output bytes written */
 	uint64_t want_cap;              /* output: capacity asked (0 = computed) */
+	/* An input on the heap sent over shared memory (the client reached
+	 * a local broker only after the request was made): its copy in the
+	 * arena, refreshed at each submission. */
+	struct client__buf stage;
 	ferry_dtype dtype;
 	int ndims;                      /* batch dimension included */
 	int64_t dims[FERRY_MAX_DIMS];
@@ -107,11 +122,18 @@ struct ferry_cuda_region {
 enum client__state { CLIENT__IDLE = 0, CLIENT__INFLIGHT = 1, CLIENT__DONE = 2 };
 
 /* Owned by the caller from ferry_request_new to ferry_request_free; while
- * in flight, by the transport (fields below state: sq_lock). */
+ * in flight, by the transport or the pending list (fields below state:
+ * sq_lock). */
 struct ferry_request {
 	ferry_client *client;           /* NULL once the client closed */
 	ferry_model *model;
 	struct client__buf desc;        /* the transport's descriptor (local) */
+	/* Set at ferry_infer_async, for resubmissions (client_failover.c). */
+	uint64_t deadline_ns;           /* fshm_now_ns() clock; 0: none */
+	uint64_t lost_ns;               /* first lost (no deadline): when */
+	uint32_t attempts;              /* resubmissions so far */
+	uint64_t wire_timeout_us;       /* the timeout the transport sends */
+	ferry_request *pnext;           /* the pending list; sq_lock */
 	uint32_t desc_ntensors;         /* tensors the descriptor holds */
 	struct client__tensor *t;       /* nin inputs, then nout outputs */
 	bool want_all;                  /* no ferry_request_want_output yet */
@@ -127,9 +149,64 @@ struct ferry_request {
 	char errmsg[FSHM_ERRMSG_LEN];
 };
 
+/* One endpoint of the list: a transport and its address. */
+struct client__ep {
+	const struct client__tp_ops *ops;
+	char address[256];              /* in the transport's syntax */
+	int origin;                     /* local: where the path came from
+					 * (client.c's enum client__origin) */
+};
+
+/*
+ * The session's segment (header, rings, arena) and the arena's
+ * allocator.  Made from the first local broker's Welcome; kept by the
+ * client when that broker goes away, and handed back to the next local
+ * broker in its Hello (adopt_segment), so that every tensor in the arena
+ * and every pointer the application holds into it outlive a restart.
+ * Freed by ferry_close.
+ */
+struct client__seg {
+	struct fshm_seg seg;            /* the mapping and the memfd */
+	struct fshm_arena *arena;       /* its own lock */
+	uint8_t *base;                  /* the arena's first byte */
+	uint64_t bytes;
+};
+
+/* What recovery may do (client_failover.c); immutable after connect. */
+struct client__retry {
+	bool on;                        /* reconnect and resubmit at all */
+	uint32_t max;                   /* resubmissions of one request */
+	uint64_t window_ns;             /* a request without a deadline waits
+					 * this long for a broker to come back */
+	char *autostart;                /* $FERRY_AUTOSTART: the repository of
+					 * the last resort, or NULL */
+	char autostart_path[108];       /* its socket */
+};
+
 struct ferry_client {
-	struct client__tp *tp;          /* the endpoint's transport instance */
+	struct client__tp *tp;          /* the endpoint in use; tp_lock */
 	bool admin;                     /* ferry_connect_admin: no session */
+	pthread_rwlock_t tp_lock;
+	struct client__ep *eps;         /* in order of preference; immutable */
+	int neps;
+	int cur;                        /* eps[cur] is c->tp's; -1: the
+					 * autostarted broker; tp_lock */
+	_Atomic(struct client__seg *) seg; /* set once (tp_lock held for
+					 * writing), then until ferry_close */
+	struct client__retry retry;
+	ferry_options opts;             /* as connect was given them (client_name
+					 * points at name) */
+	char name[64];
+	int64_t probe_ns;               /* a remote endpoint's connect check */
+
+	/* Recovery (reap_lock). */
+	uint64_t down_ns;               /* when c->tp was found gone; 0 */
+	uint64_t next_try_ns;           /* no reconnect attempt before */
+	uint64_t backoff_ns;
+	ferry_request *pending, **pending_tail; /* lost or submitted while the
+					 * endpoint was gone; sq_lock */
+	_Atomic uint32_t npending;
+	_Atomic uint64_t reconnects, resubmits; /* statistics */
 
 	pthread_mutex_t ctl_lock;
 	ferry_model *models;            /* ctl_lock */
@@ -142,7 +219,6 @@ struct ferry_client {
 	pthread_mutex_t reap_lock;
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cond;
-	_Atomic bool broken;            /* the endpoint went away */
 };
 
 /*
@@ -156,10 +232,16 @@ struct client__tp_ops {
 	 * asks for no session.  Its base's ops and c are set here. */
 	int (*open)(ferry_client *c, const char *address, const ferry_options *o,
 		    struct client__tp **out);
-	/* Requests in flight complete with FERRY_EPIPE (or are destroyed when
-	 * freed in flight, with client NULL); then the instance is freed.  The
-	 * requests not in flight were detached already. */
-	void (*close)(struct client__tp *t);
+	/* reap_lock held.  Requests in flight: with requeue, handed to
+	 * client__request_lost (the client resubmits them elsewhere);
+	 * without, they complete with FERRY_EPIPE (or are destroyed when
+	 * freed in flight, with client NULL).  Then the instance is freed.
+	 * The requests not in flight were detached already. */
+	void (*close)(struct client__tp *t, bool requeue);
+	/* Is the endpoint ready to serve (KServe ServerReady)?  0, or why
+	 * not.  NULL: an instance that went down is not revived (the local
+	 * transport opens a new session instead). */
+	int (*check)(struct client__tp *t);
 	/* A new model from the endpoint's metadata (ctl_lock held: the caller
 	 * looks it up in and adds it to the client's list). */
 	int (*model_get)(struct client__tp *t, const char *name, int64_t version,
@@ -175,10 +257,8 @@ struct client__tp_ops {
 	/* NULL: sessions are not shown over this transport. */
 	int (*session_list)(struct client__tp *t,
 			    void (*fn)(void *arg, const ferry_session_info *s), void *arg);
-	/* A tensor's memory in the transport's own space; NULL: on the heap. */
-	int (*buf_alloc)(struct client__tp *t, uint64_t bytes, struct client__buf *b);
-	void (*buf_free)(struct client__tp *t, struct client__buf *b);
-	/* Send r (checked: not busy, every input set, callback recorded). */
+	/* Send r (checked: not busy, every input set, callback recorded;
+	 * tp_lock held for reading). */
 	int (*submit)(struct client__tp *t, ferry_request *r);
 	/* reap_lock held: the completions there are (up to max) into done[],
 	 * finished (client__request_complete).  wait_ns > 0: the caller just
@@ -200,6 +280,13 @@ struct client__tp {
 	const struct client__tp_ops *ops;
 	ferry_client *c;
 	char address[256];              /* the endpoint, for messages */
+	/* The endpoint went away (or a call found it unreachable): new
+	 * submissions wait in the pending list until recovery revives it
+	 * or replaces it.  Set by the transport, cleared by recovery. */
+	_Atomic bool down;
+	/* A segment this instance made (the client's first local session):
+	 * the client takes it when it starts using the instance. */
+	struct client__seg *seg_made;
 };
 
 extern const struct client__tp_ops client__local_ops;
@@ -223,8 +310,12 @@ struct client__local {
 	uint64_t seq;                   /* ctl_lock */
 
 	/* The session (none for an admin client): immutable after open,
-	 * except as marked. */
+	 * except as marked.  Its segment is the client's (struct
+	 * client__seg, or tp.seg_made until the client takes it); seg and
+	 * the arena fields below are a view of it, never closed here. */
+	struct client__seg *cs;
 	struct fshm_seg seg;
+	bool adopted;                   /* the broker took over the segment */
 	uint64_t session_id;
 	struct fshm_arena *arena;       /* its own lock */
 	uint8_t *arena_base;
@@ -240,6 +331,7 @@ struct client__local {
 	struct fshm_ring cq;            /* consumer; reap_lock */
 	struct fshm_doorbell db_client; /* we wait on it */
 	bool lazy;                      /* FERRY_F_LAZY_DOORBELL; immutable */
+	uint64_t checked_ns;            /* last look at the socket; reap_lock */
 	_Atomic bool ring_pending;      /* lazy: published, broker not rung */
 };
 
@@ -279,9 +371,52 @@ ferry_server_status *client__status_new(size_t strbytes, int nextensions);
 const char *client__status_str(ferry_server_status *st, const char *s);
 
 /* A tensor's host memory of at least bytes (kept when it is large
- * enough), from the transport or the heap; release it again. */
+ * enough), in the client's arena when it has one, else on the heap;
+ * release it again.  No lock held (the arena has its own). */
 int client__buf_alloc(ferry_request *r, struct client__buf *b, uint64_t bytes);
 void client__buf_release(ferry_request *r, struct client__buf *b);
+
+/* The transport in use, for one call through it: tp_lock held for
+ * reading until client__tp_put. */
+static inline struct client__tp *client__tp_get(ferry_client *c)
+{
+	pthread_rwlock_rdlock(&c->tp_lock);
+	return c->tp;
+}
+
+static inline void client__tp_put(ferry_client *c)
+{
+	pthread_rwlock_unlock(&c->tp_lock);
+}
+
+/* client_failover.c. */
+/* The endpoints for address (a list: "local,grpc://a:8001,..."), or for
+ * discovery (NULL): the local socket, then $FERRY_SERVER's.  Fills
+ * c->eps, c->neps and c->retry's autostart; 0 or FERRY_EINVAL. */
+int client__endpoints(ferry_client *c, const char *address, bool admin);
+/* The same from an array of single addresses (ferry_connect_list). */
+int client__endpoints_list(ferry_client *c, const char *const *addr, int n);
+/* Connect: the first endpoint, in order, that answers (then the
+ * autostarted broker); c->tp set.  0 or the reasons of every failure. */
+int client__connect_first(ferry_client *c);
+/* Transports: r could not be finished (its endpoint went away); sq_lock
+ * held.  Parks it on the pending list for recovery to resubmit (true),
+ * or completes it with status, or FERRY_ETIMEDOUT past its deadline,
+ * when it may not be resubmitted (false: the caller hands it out as
+ * done). */
+bool client__request_lost(ferry_request *r, int status, const char *msg);
+/* Send r now, or park it when the endpoint is down (tp_lock held for
+ * reading). */
+int client__submit(ferry_client *c, struct client__tp *t, ferry_request *r);
+/* reap_lock held, no other lock: expire pending requests past their
+ * deadline, reconnect or fail over when c->tp went down, resubmit the
+ * pending.  Requests completed here go to done[] (at most max). */
+int client__recover(ferry_client *c, ferry_request **done, int max);
+/* ferry_close: every pending request completes with FERRY_EPIPE (or is
+ * destroyed when freed); sq_lock held. */
+void client__pending_close(ferry_client *c);
+/* The client's segment, freed (ferry_close). */
+void client__seg_free(struct client__seg *s);
 
 void client__request_destroy(ferry_request *r);
 /* Called with sq_lock held or by the only owner. */

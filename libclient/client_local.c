@@ -36,17 +36,19 @@ static int64_t client__ms_left(uint64_t deadline)
 	return now >= deadline ? 0 : (int64_t)((deadline - now) / 1000000 + 1);
 }
 
-/* Send req and wait for its response (ctl_lock held).  fds received with
- * it are returned in fds[] (up to FRAME_MAX_FDS), the caller owns them.
- * The caller frees *resp (ferry__control__response__free_unpacked). */
+/* Send req (with send_fd as SCM_RIGHTS when >= 0) and wait for its
+ * response (ctl_lock held).  fds received with it are returned in fds[]
+ * (up to FRAME_MAX_FDS), the caller owns them.  The caller frees *resp
+ * (ferry__control__response__free_unpacked). */
 static int client__call_t(struct client__local *l, Ferry__Control__Request *req,
-			  Ferry__Control__Response **resp, int *fds, int *nfds, int timeout_s)
+			  Ferry__Control__Response **resp, int *fds, int *nfds, int timeout_s,
+			  int send_fd)
 {
 	uint64_t deadline = fshm_now_ns() + (uint64_t)timeout_s * 1000000000ULL;
 	int ret;
 
 	req->seq = ++l->seq;
-	ret = frame_send(l->sock, &req->base, NULL, 0, 0);
+	ret = frame_send(l->sock, &req->base, &send_fd, send_fd >= 0, 0);
 	if (ret) {
 		/* A broker that refuses a peer sends an Error and closes at
 		 * once: read it rather than report a bare EPIPE. */
@@ -113,7 +115,7 @@ static int client__call(struct client__local *l, Ferry__Control__Request *req,
 {
 	ferry_client *c = l->tp.c;
 	pthread_mutex_lock(&c->ctl_lock);
-	int ret = client__call_t(l, req, resp, NULL, NULL, timeout_s);
+	int ret = client__call_t(l, req, resp, NULL, NULL, timeout_s, -1);
 	pthread_mutex_unlock(&c->ctl_lock);
 	if (!ret && (*resp)->body_case != want) {
 		ferry__control__response__free_unpacked(*resp, NULL);
@@ -126,11 +128,20 @@ static int client__call(struct client__local *l, Ferry__Control__Request *req,
 /* ---------------------------------------------------------------------- */
 /* Open / close                                                            */
 
+void client__seg_free(struct client__seg *s)
+{
+	if (s->arena)
+		fshm_arena_destroy(s->arena);
+	fshm_seg_close(&s->seg);
+	free(s);
+}
+
 static void client__local_free(struct client__local *l)
 {
-	if (l->arena)
-		fshm_arena_destroy(l->arena);
-	fshm_seg_close(&l->seg);
+	/* l->seg is a view of the client's segment: not ours to close,
+	 * unless this instance made it and the client never took it. */
+	if (l->tp.seg_made)
+		client__seg_free(l->tp.seg_made);
 	if (l->db_broker.efd >= 0)
 		close(l->db_broker.efd);
 	if (l->db_client.efd >= 0)
@@ -198,23 +209,80 @@ static int client__connect_error(const char *path, int e)
 	return client__fail(-e, "cannot connect to the broker at %s: %s", path, strerror(e));
 }
 
-/* Hello: the session's segment and doorbells, mapped. */
+/* The segment a new broker took over (Welcome.segment_adopted; fd, its
+ * copy of the memfd, closed here): the same file as ours, and a header
+ * the broker rewrote with the same layout. */
+static int client__adopted(struct client__local *l, struct client__seg *cs, int fd)
+{
+	struct stat a, b;
+	struct fshm_area sq, cq, arena;
+	int ret = fstat(fd, &a) || fstat(cs->seg.fd, &b) ? -errno : 0;
+	close(fd);
+	if (ret || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return client__fail(FERRY_EPROTO, "the broker at %s took over another segment "
+				    "than this client's", l->tp.address);
+	ret = fshm_seg_validate(cs->seg.base, cs->seg.size, &sq, &cq, &arena, NULL);
+	if (ret || memcmp(&sq, &cs->seg.sq, sizeof(sq)) || memcmp(&cq, &cs->seg.cq, sizeof(cq)) ||
+	    memcmp(&arena, &cs->seg.arena, sizeof(arena)))
+		return client__fail(FERRY_EPROTO, "the broker at %s rewrote the segment it took "
+				    "over with another layout", l->tp.address);
+	l->adopted = true;
+	return 0;
+}
+
+/* A new segment from the broker (fd, now ours): mapped, with its arena's
+ * allocator; the client takes it when it uses this instance. */
+static int client__seg_new(struct client__local *l, int fd)
+{
+	struct client__seg *cs = calloc(1, sizeof(*cs));
+	if (!cs) {
+		close(fd);
+		return client__fail(FERRY_ENOMEM, "out of memory");
+	}
+	int ret = fshm_seg_attach(fd, &cs->seg);
+	if (ret) {
+		close(fd);
+		free(cs);
+		return client__fail(ret, "the broker's segment is not acceptable: %s",
+				    ferry_strerror(ret));
+	}
+	cs->base = fshm_seg_arena(&cs->seg);
+	cs->bytes = cs->seg.arena.bytes;
+	ret = fshm_arena_create(&cs->arena, cs->base, cs->bytes,
+				cs->seg.arena.entry_size ? cs->seg.arena.entry_size : 64);
+	if (ret) {
+		client__seg_free(cs);
+		return client__fail(ret, "arena: %s", ferry_strerror(ret));
+	}
+	l->tp.seg_made = cs;
+	return 0;
+}
+
+/*
+ * Hello: the session's segment and doorbells, mapped.  A client that had
+ * a session already (its broker went away) hands its segment back, so
+ * that its tensors stay where they are; a broker that cannot take it
+ * over is refused.
+ */
 static int client__hello(struct client__local *l, const ferry_options *o)
 {
 	Ferry__Control__Response *resp = NULL;
 	int fds[FRAME_MAX_FDS], nfds = 0;
 	int ret;
+	/* Acquire: pairs with the release that published the segment. */
+	struct client__seg *cs = atomic_load_explicit(&l->tp.c->seg, memory_order_acquire);
 
 	Ferry__Control__Hello h = FERRY__CONTROL__HELLO__INIT;
 	h.proto_major = FRAME_PROTO_MAJOR;
 	h.proto_minor = FRAME_PROTO_MINOR;
 	h.client_name = (char *)(o->client_name ? o->client_name : client__progname());
-	h.arena_bytes = o->arena_bytes;
+	h.arena_bytes = cs ? cs->bytes : o->arena_bytes;
 	h.queue_depth = o->queue_depth;
+	h.adopt_segment = cs != NULL;
 	Ferry__Control__Request req = FERRY__CONTROL__REQUEST__INIT;
 	req.body_case = FERRY__CONTROL__REQUEST__BODY_HELLO;
 	req.hello = &h;
-	ret = client__call_t(l, &req, &resp, fds, &nfds, 10);
+	ret = client__call_t(l, &req, &resp, fds, &nfds, 10, cs ? cs->seg.fd : -1);
 	if (ret)
 		return ret;
 	if (resp->body_case != FERRY__CONTROL__RESPONSE__BODY_WELCOME || nfds != 3) {
@@ -226,13 +294,21 @@ static int client__hello(struct client__local *l, const ferry_options *o)
 	l->session_id = resp->welcome->session_id;
 	l->db_broker.efd = fds[1];
 	l->db_client.efd = fds[2];
-	ret = fshm_seg_attach(fds[0], &l->seg);
-	if (ret) {
+	if (cs && !resp->welcome->segment_adopted) {
 		close(fds[0]);
-		ret = client__fail(ret, "the broker's segment is not acceptable: %s",
-				   ferry_strerror(ret));
+		ret = client__fail(FERRY_ENOTSUP, "the broker at %s cannot take this client's "
+				   "session over (control protocol 1.%u): the tensors in its arena "
+				   "would be lost", l->tp.address, resp->welcome->proto_minor);
 		goto out;
 	}
+	ret = cs ? client__adopted(l, cs, fds[0]) : client__seg_new(l, fds[0]);
+	if (ret)
+		goto out;
+	if (!cs)
+		cs = l->tp.seg_made;
+	l->cs = cs;
+	l->seg = cs->seg;               /* a view: see struct client__local */
+	l->seg.fd = -1;
 	l->db_broker.flag = &l->seg.hdr->broker_wake.sleeping;
 	l->db_client.flag = &l->seg.hdr->client_wake.sleeping;
 	/* A thread that sleeps on a result says on which CPU: ferryd's
@@ -240,14 +316,9 @@ static int client__hello(struct client__local *l, const ferry_options *o)
 	l->db_client.cpu = &l->seg.hdr->client_wake.cpu;
 	fshm_ring_init(&l->sq, l->seg.base, &l->seg.sq, true);
 	fshm_ring_init(&l->cq, l->seg.base, &l->seg.cq, false);
-	l->arena_base = fshm_seg_arena(&l->seg);
-	l->arena_bytes = l->seg.arena.bytes;
-	ret = fshm_arena_create(&l->arena, l->arena_base, l->arena_bytes,
-				l->seg.arena.entry_size ? l->seg.arena.entry_size : 64);
-	if (ret) {
-		ret = client__fail(ret, "arena: %s", ferry_strerror(ret));
-		goto out;
-	}
+	l->arena = cs->arena;
+	l->arena_base = cs->base;
+	l->arena_bytes = cs->bytes;
 	/* As many requests in flight as the CQ holds: the broker admits no
 	 * more than that anyway. */
 	l->depth = l->seg.cq.entries;
@@ -307,18 +378,22 @@ fail:
 	return ret;
 }
 
-static void client__local_close(struct client__tp *t)
+static void client__local_close(struct client__tp *t, bool requeue)
 {
 	struct client__local *l = LOCAL(t);
 	ferry_client *c = t->c;
 
 	/* Requests still in flight: the broker drops their results when the
-	 * socket closes.  Mark them so ferry_request_free() can release
-	 * them without waiting. */
+	 * socket closes.  Requeued, they go to the client's next endpoint;
+	 * else they are marked so that ferry_request_free() can release them
+	 * without waiting. */
 	pthread_mutex_lock(&c->sq_lock);
 	for (uint32_t i = 0; i < l->depth; i++) {
 		ferry_request *r = l->slots[i].r;
 		if (!r)
+			continue;
+		l->slots[i].r = NULL;
+		if (requeue && client__request_lost(r, FERRY_EPIPE, "the client left its broker"))
 			continue;
 		r->client = NULL;
 		if (r->freed)
@@ -381,7 +456,7 @@ static int client__local_model_get(struct client__tp *t, const char *name, int64
 	g.version = version;
 	req.body_case = FERRY__CONTROL__REQUEST__BODY_GET_MODEL;
 	req.get_model = &g;
-	ret = client__call_t(LOCAL(t), &req, &resp, NULL, NULL, 10);
+	ret = client__call_t(LOCAL(t), &req, &resp, NULL, NULL, 10, -1);
 	if (ret)
 		return ret;
 	if (resp->body_case != FERRY__CONTROL__RESPONSE__BODY_MODEL)
@@ -571,7 +646,7 @@ static int client__local_cuda_register(struct client__tp *t, const void *handle,
 	cr.byte_size = bytes;
 	req.body_case = FERRY__CONTROL__REQUEST__BODY_CUDA_REGISTER;
 	req.cuda_register = &cr;
-	int ret = client__call_t(LOCAL(t), &req, &resp, NULL, NULL, 10);
+	int ret = client__call_t(LOCAL(t), &req, &resp, NULL, NULL, 10, -1);
 	if (ret)
 		return ret;
 	if (resp->body_case != FERRY__CONTROL__RESPONSE__BODY_CUDA_REGION) {
@@ -594,7 +669,7 @@ static int client__local_cuda_release(struct client__tp *t, uint32_t id)
 	cr.region_id = id;
 	req.body_case = FERRY__CONTROL__REQUEST__BODY_CUDA_RELEASE;
 	req.cuda_release = &cr;
-	int ret = client__call_t(LOCAL(t), &req, &resp, NULL, NULL, 10);
+	int ret = client__call_t(LOCAL(t), &req, &resp, NULL, NULL, 10, -1);
 	if (!ret)
 		ferry__control__response__free_unpacked(resp, NULL);
 	return ret;
@@ -602,26 +677,6 @@ static int client__local_cuda_release(struct client__tp *t, uint32_t id)
 
 /* ---------------------------------------------------------------------- */
 /* Requests                                                                */
-
-static int client__local_buf_alloc(struct client__tp *t, uint64_t bytes, struct client__buf *b)
-{
-	struct client__local *l = LOCAL(t);
-	uint64_t off;
-	if (fshm_arena_alloc(l->arena, bytes ? bytes : 1, &off))
-		return client__fail(FERRY_ENOMEM,
-				    "the shared arena (%llu bytes) has no room for %llu more bytes",
-				    (unsigned long long)l->arena_bytes, (unsigned long long)bytes);
-	b->ptr = l->arena_base + off;
-	b->off = off;
-	b->cap = bytes;
-	b->heap = false;
-	return 0;
-}
-
-static void client__local_buf_free(struct client__tp *t, struct client__buf *b)
-{
-	fshm_arena_free(LOCAL(t)->arena, b->off);
-}
 
 /* Output capacity from the model's dims and the batch size, or 0 when it
  * cannot be computed (variable dims, BYTES). */
@@ -648,11 +703,19 @@ static int client__prepare(struct client__local *l, ferry_request *r)
 	int ret;
 
 	for (int i = 0; i < m->nin; i++) {
-		if (!r->t[i].set)
+		struct client__tensor *t = &r->t[i];
+		if (!t->set)
 			continue;
 		nin++;
-		if (m->max_batch > 0 && r->t[i].ndims > 0)
-			batch = r->t[i].dims[0];
+		if (m->max_batch > 0 && t->ndims > 0)
+			batch = t->dims[0];
+		/* Made while the client had no arena (it reached this broker
+		 * by failing over from a remote one): a copy in the arena. */
+		if (t->buf.heap) {
+			if ((ret = client__buf_alloc(r, &t->stage, t->bytes)))
+				return ret;
+			memcpy(t->stage.ptr, t->buf.ptr, t->bytes);
+		}
 	}
 	for (int o = 0; o < m->nout; o++) {
 		struct client__tensor *t = &r->t[m->nin + o];
@@ -676,11 +739,18 @@ static int client__prepare(struct client__local *l, ferry_request *r)
 						    (unsigned long long)t->cuda_off,
 						    (unsigned long long)t->cuda_size);
 			t->cuda_cap = need;
-		} else if ((ret = client__buf_alloc(r, &t->buf, need))) {
-			return ret;
+		} else {
+			/* Outputs are handed out only once complete: one left
+			 * on the heap by a remote endpoint moves to the arena. */
+			if (t->buf.heap)
+				client__buf_release(r, &t->buf);
+			if ((ret = client__buf_alloc(r, &t->buf, need)))
+				return ret;
 		}
 	}
 	uint32_t nt = nin + nout;
+	if (r->desc.heap)
+		client__buf_release(r, &r->desc);
 	if (!r->desc.ptr || r->desc_ntensors < nt) {
 		if ((ret = client__buf_alloc(r, &r->desc, fshm_req_desc_bytes(nt))))
 			return ret;
@@ -699,7 +769,7 @@ static int client__prepare(struct client__local *l, ferry_request *r)
 		struct fshm_tensor *w = &d->t[k++];
 		memset(w, 0, sizeof(*w));
 		w->index = (uint32_t)(i < m->nin ? i : i - m->nin);
-		w->offset = t->cuda_id ? t->cuda_off : t->buf.off;
+		w->offset = t->cuda_id ? t->cuda_off : t->buf.heap ? t->stage.off : t->buf.off;
 		w->flags = t->cuda_id ? FSHM_TENSOR_CUDA | t->cuda_id << FSHM_TENSOR_REGION_SHIFT : 0;
 		if (i < m->nin) {
 			w->dtype = (uint32_t)t->dtype;
@@ -740,7 +810,7 @@ static int client__local_submit(struct client__tp *t, ferry_request *r)
 		.desc_off = r->desc.off,
 		.desc_bytes = (uint32_t)fshm_req_desc_bytes(d->ninputs + d->noutputs),
 		.priority = r->priority,
-		.timeout_us = r->timeout_us,
+		.timeout_us = r->wire_timeout_us,
 	};
 	/* The SQ is as deep as the slot table, so a free slot means room. */
 	ret = fshm_ring_enqueue_burst(&l->sq, &sqe, 1);
@@ -845,7 +915,7 @@ static bool client__cq_ready(void *arg)
 {
 	struct client__local *l = arg;
 	return fshm_ring_count(&l->cq) != 0 ||
-	       atomic_load_explicit(&l->tp.c->broken, memory_order_relaxed);
+	       atomic_load_explicit(&l->tp.down, memory_order_relaxed);
 }
 
 /* Is the broker still there?  A closed control socket says no. */
@@ -853,11 +923,15 @@ static void client__check_alive(struct client__local *l)
 {
 	char b;
 	ssize_t n = recv(l->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	l->checked_ns = fshm_now_ns();
+	/* Release: pairs with the acquire of whoever finds it down. */
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-		atomic_store(&l->tp.c->broken, true);
+		atomic_store_explicit(&l->tp.down, true, memory_order_release);
 }
 
-/* Every request in flight fails with FERRY_EPIPE (reap_lock held). */
+/* The broker went away: every request in flight is lost (reap_lock
+ * held).  The client resubmits them when it reconnects; a client that
+ * does not reconnect gets FERRY_EPIPE for each (those go to done[]). */
 static int client__fail_all(struct client__local *l, ferry_request **done, int max)
 {
 	ferry_client *c = l->tp.c;
@@ -869,8 +943,8 @@ static int client__fail_all(struct client__local *l, ferry_request **done, int m
 			continue;
 		l->slots[i].r = NULL;
 		l->free_slots[l->nfree++] = i;
-		client__request_complete(r, FERRY_EPIPE, "disconnected from the broker");
-		done[n++] = r;
+		if (!client__request_lost(r, FERRY_EPIPE, "disconnected from the broker"))
+			done[n++] = r;
 	}
 	pthread_mutex_unlock(&c->sq_lock);
 	return n;
@@ -882,16 +956,24 @@ static int client__local_reap(struct client__tp *t, ferry_request **done, int ma
 			      int64_t wait_ns)
 {
 	struct client__local *l = LOCAL(t);
-	if (wait_ns <= 0)
-		return client__reap_cq(l, done, max);
-	/* The caller just found the CQ empty; the doorbell looks again
-	 * before it sleeps. */
-	int w = fshm_doorbell_wait(&l->db_client, l->wait, client__cq_ready, l, wait_ns,
-				   l->spin_ns);
-	if (w == FERRY_ETIMEDOUT || w == -ETIMEDOUT)
-		client__check_alive(l);
-	int n = client__reap_cq(l, done, max);
-	if (n == 0 && atomic_load(&t->c->broken))
+	int n;
+	if (wait_ns <= 0) {
+		n = client__reap_cq(l, done, max);
+		/* A client that only polls learns of a dead broker too, at
+		 * the pace a waiter would (one look per wait slice). */
+		if (n == 0 && fshm_now_ns() - l->checked_ns > 20000000)
+			client__check_alive(l);
+	} else {
+		/* The caller just found the CQ empty; the doorbell looks
+		 * again before it sleeps. */
+		int w = fshm_doorbell_wait(&l->db_client, l->wait, client__cq_ready, l, wait_ns,
+					   l->spin_ns);
+		if (w == FERRY_ETIMEDOUT || w == -ETIMEDOUT)
+			client__check_alive(l);
+		n = client__reap_cq(l, done, max);
+	}
+	/* Acquire: pairs with check_alive's release. */
+	if (n == 0 && atomic_load_explicit(&t->down, memory_order_acquire))
 		n = client__fail_all(l, done, max);
 	return n;
 }
@@ -906,8 +988,6 @@ const struct client__tp_ops client__local_ops = {
 	.model_admin = client__local_model_admin,
 	.server_status = client__local_server_status,
 	.session_list = client__local_session_list,
-	.buf_alloc = client__local_buf_alloc,
-	.buf_free = client__local_buf_free,
 	.submit = client__local_submit,
 	.reap = client__local_reap,
 	.flush = client__local_flush,

@@ -53,9 +53,20 @@ int client__buf_alloc(ferry_request *r, struct client__buf *b, uint64_t bytes)
 	if (b->ptr && b->cap >= bytes && bytes > 0)
 		return 0;
 	client__buf_release(r, b);
-	struct client__tp *t = r->client->tp;
-	if (t->ops->buf_alloc)
-		return t->ops->buf_alloc(t, bytes, b);
+	/* Acquire: pairs with the release that published the segment. */
+	struct client__seg *s = atomic_load_explicit(&r->client->seg, memory_order_acquire);
+	if (s) {
+		uint64_t off;
+		if (fshm_arena_alloc(s->arena, bytes ? bytes : 1, &off))
+			return client__fail(FERRY_ENOMEM, "the shared arena (%llu bytes) has no "
+					    "room for %llu more bytes",
+					    (unsigned long long)s->bytes, (unsigned long long)bytes);
+		b->ptr = s->base + off;
+		b->off = off;
+		b->cap = bytes;
+		b->heap = false;
+		return 0;
+	}
 	void *p = malloc(bytes ? bytes : 1);
 	if (!p)
 		return client__fail(FERRY_ENOMEM, "out of memory for %llu bytes",
@@ -72,7 +83,8 @@ void client__buf_release(ferry_request *r, struct client__buf *b)
 	if (b->ptr && b->heap)
 		free(b->ptr);
 	else if (b->ptr && r->client)
-		r->client->tp->ops->buf_free(r->client->tp, b);
+		fshm_arena_free(atomic_load_explicit(&r->client->seg, memory_order_acquire)->arena,
+				b->off);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -89,8 +101,10 @@ void client__request_destroy(ferry_request *r)
 			r->next->prev = r->prev;
 		pthread_mutex_unlock(&c->sq_lock);
 	}
-	for (uint32_t i = 0; i < r->ntensors; i++)
+	for (uint32_t i = 0; i < r->ntensors; i++) {
 		client__buf_release(r, &r->t[i].buf);
+		client__buf_release(r, &r->t[i].stage);
+	}
 	client__buf_release(r, &r->desc);
 	free(r->t);
 	free(r);
@@ -229,10 +243,16 @@ FERRY_API int ferry_request_want_output(ferry_request *r, const char *name,
 static int client__cuda_check(const ferry_request *r, const ferry_cuda_region *reg,
 			      const char *name, size_t off, uint64_t bytes)
 {
-	if (r->client && !r->client->tp->ops->cuda_register)
-		return client__fail(FERRY_ENOTSUP, "'%s': CUDA tensors need a broker on this "
-				    "node; this client talks %s to %s", name,
-				    r->client->tp->ops->name, r->client->tp->address);
+	if (r->client) {
+		struct client__tp *t = client__tp_get(r->client);
+		int ret = t->ops->cuda_register ? 0 :
+			client__fail(FERRY_ENOTSUP, "'%s': CUDA tensors need a broker on this "
+				     "node; this client talks %s to %s", name, t->ops->name,
+				     t->address);
+		client__tp_put(r->client);
+		if (ret)
+			return ret;
+	}
 	if (reg->client != r->client)
 		return client__fail(FERRY_EINVAL, "'%s': the CUDA region belongs to another "
 				    "client, or its client closed", name);
@@ -339,8 +359,6 @@ FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
 		return client__fail(FERRY_EINVAL, "ferry_infer_async: bad client or request");
 	if ((ret = client__busy(r)))
 		return ret;
-	if (atomic_load_explicit(&c->broken, memory_order_acquire))
-		return client__fail(FERRY_EPIPE, "disconnected from the broker");
 	for (int i = 0; i < r->model->nin; i++)
 		if (!r->t[i].set)
 			return client__fail(FERRY_EINVAL, "input '%s' not given",
@@ -349,7 +367,15 @@ FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
 	r->cb_arg = arg;
 	r->status = 0;
 	r->errmsg[0] = '\0';
-	return c->tp->ops->submit(c->tp, r);
+	/* Its deadline, should it have to be sent again (a reconnect). */
+	r->deadline_ns = r->timeout_us ? fshm_now_ns() + r->timeout_us * 1000 : 0;
+	r->lost_ns = 0;
+	r->attempts = 0;
+	r->wire_timeout_us = r->timeout_us;
+	struct client__tp *t = client__tp_get(c);
+	ret = client__submit(c, t, r);
+	client__tp_put(c);
+	return ret;
 }
 
 void client__request_complete(ferry_request *r, int status, const char *msg)
@@ -396,23 +422,51 @@ static void client__wait_reaper(ferry_client *c, bool (*pred)(void *), void *arg
 	pthread_mutex_unlock(&c->wait_lock);
 }
 
+/* Deliver what a lazy client submitted (the transport's flush). */
+static void client__flush(ferry_client *c)
+{
+	struct client__tp *t = client__tp_get(c);
+	if (t->ops->flush)
+		t->ops->flush(t);
+	client__tp_put(c);
+}
+
+/*
+ * One turn of the reaper (reap_lock held): recovery first (a no-op while
+ * the endpoint serves and nothing waits for a resubmission), then the
+ * completions there are, then, when there were none, up to slice_ns for
+ * some unless the endpoint is gone.  *down: it is.
+ */
+static int client__reap_turn(ferry_client *c, ferry_request **done, int max,
+			     bool (*pred)(void *), void *arg, uint64_t slice_ns, bool *down)
+{
+	int n = client__recover(c, done, max);
+	struct client__tp *t = client__tp_get(c);
+	if (n < max)
+		n += t->ops->reap(t, done + n, max - n, 0);
+	*down = atomic_load_explicit(&t->down, memory_order_acquire);
+	if (n == 0 && slice_ns && !*down && !(pred && pred(arg)))
+		n = t->ops->reap(t, done, max, (int64_t)slice_ns);
+	client__tp_put(c);
+	return n;
+}
+
 /*
  * Wait until pred(arg) or the timeout.  One thread at a time reaps (and
  * sleeps in the transport); the others sleep on wait_cond and are woken
- * after each reap.  Sleeps are sliced (CLIENT__SLICE_NS).
+ * after each reap.  Sleeps are sliced (CLIENT__SLICE_NS).  While the
+ * endpoint is gone the reaper naps instead, between reconnect attempts.
  */
 static int client__wait(ferry_client *c, bool (*pred)(void *), void *arg,
 			int64_t timeout_ns, int *reaped)
 {
-	struct client__tp *t = c->tp;
 	uint64_t start = fshm_now_ns();
 	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
 	ferry_request *done[64];
 
 	/* A lazy client's requests reach the broker now, before anyone
 	 * sleeps on them. */
-	if (t->ops->flush)
-		t->ops->flush(t);
+	client__flush(c);
 	for (;;) {
 		if (pred(arg))
 			return 0;
@@ -423,13 +477,14 @@ static int client__wait(ferry_client *c, bool (*pred)(void *), void *arg,
 		if (slice > CLIENT__SLICE_NS)
 			slice = CLIENT__SLICE_NS;
 		if (pthread_mutex_trylock(&c->reap_lock) == 0) {
-			int n = t->ops->reap(t, done, 64, 0);
-			if (n == 0 && !pred(arg))
-				n = t->ops->reap(t, done, 64, (int64_t)slice);
+			bool down;
+			int n = client__reap_turn(c, done, 64, pred, arg, slice, &down);
 			pthread_mutex_unlock(&c->reap_lock);
 			if (reaped)
 				*reaped += n;
 			client__run_callbacks(c, done, n);
+			if (n == 0 && down)
+				client__wait_reaper(c, pred, arg, slice);
 		} else {
 			client__wait_reaper(c, pred, arg, slice);
 		}
@@ -496,8 +551,8 @@ FERRY_API int ferry_flush(ferry_client *c)
 {
 	if (!c)
 		return client__fail(FERRY_EINVAL, "NULL client");
-	if (!c->admin && c->tp->ops->flush)
-		c->tp->ops->flush(c->tp);
+	if (!c->admin)
+		client__flush(c);
 	return 0;
 }
 
@@ -512,26 +567,33 @@ FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns)
 		return client__fail(FERRY_ENOTSUP, "this client has no session to poll (it was "
 				    "opened by ferry_connect_admin)");
 	/* A poll that may wait delivers a lazy client's requests first. */
-	if (timeout_ns != 0 && c->tp->ops->flush)
-		c->tp->ops->flush(c->tp);
+	if (timeout_ns != 0)
+		client__flush(c);
 	/* Whatever is there now, without waiting. */
+	bool down = false;
 	if (pthread_mutex_trylock(&c->reap_lock) == 0) {
-		int n = c->tp->ops->reap(c->tp, done, 64, 0);
+		int n = client__reap_turn(c, done, 64, NULL, NULL, 0, &down);
 		pthread_mutex_unlock(&c->reap_lock);
 		reaped += n;
 		client__run_callbacks(c, done, n);
 	}
+	/* Gone for good: a client that does not reconnect. */
+	bool gone = down && !c->retry.on;
 	if (reaped >= min_complete || timeout_ns == 0) {
-		if (reaped == 0 && atomic_load(&c->broken))
+		if (reaped == 0 && gone)
 			return client__fail(FERRY_EPIPE, "disconnected from the broker");
 		return reaped;
 	}
 	struct client__poll_arg pa = { &reaped, min_complete };
 	int ret = client__wait(c, client__poll_pred, &pa, timeout_ns, &reaped);
-	if (ret && reaped == 0)
-		return client__fail(atomic_load(&c->broken) ? FERRY_EPIPE : ret, "%s",
-				    atomic_load(&c->broken) ? "disconnected from the broker"
-							    : "no completion before the timeout");
+	if (ret && reaped == 0) {
+		struct client__tp *t = client__tp_get(c);
+		gone = atomic_load(&t->down) && !c->retry.on;
+		client__tp_put(c);
+		return client__fail(gone ? FERRY_EPIPE : ret, "%s",
+				    gone ? "disconnected from the broker"
+					 : "no completion before the timeout");
+	}
 	return reaped;
 }
 

@@ -5,6 +5,7 @@ libclient_libferry_la_SOURCES = \
 	libclient/client_request.c \
 	libclient/client_cuda.c \
 	libclient/client_autostart.c \
+	libclient/client_failover.c \
 	libclient/client_local.c \
 	libclient/client_grpc.c \
 	libclient/version.c

@@ -53,9 +53,11 @@ ProtobufCMessage *rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescrip
 	return m;
 }
 
-grpc_channel *rpc_channel(const char *target, grpc_channel_credentials *creds)
+/* service_config: a JSON service config for the channel, or NULL. */
+static grpc_channel *rpc__channel(const char *target, grpc_channel_credentials *creds,
+				  const char *service_config)
 {
-	grpc_arg args[2];
+	grpc_arg args[3];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -63,8 +65,21 @@ grpc_channel *rpc_channel(const char *target, grpc_channel_credentials *creds)
 	args[1].type = GRPC_ARG_INTEGER;
 	args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
 	args[1].value.integer = INT32_MAX;
-	grpc_channel_args ca = { .num_args = 2, .args = args };
+	args[2].type = GRPC_ARG_STRING;
+	args[2].key = GRPC_ARG_SERVICE_CONFIG;
+	args[2].value.string = (char *)service_config;
+	grpc_channel_args ca = { .num_args = service_config ? 3 : 2, .args = args };
 	return grpc_channel_create(target, creds, &ca);
+}
+
+grpc_channel *rpc_channel(const char *target, grpc_channel_credentials *creds)
+{
+	return rpc__channel(target, creds, NULL);
+}
+
+grpc_channel *rpc_channel_balanced(const char *target, grpc_channel_credentials *creds)
+{
+	return rpc__channel(target, creds, "{\"loadBalancingConfig\": [{\"round_robin\": {}}]}");
 }
 
 static int rpc__fail(struct rpc_result *res, grpc_status_code st, int code,

@@ -70,6 +70,11 @@ ProtobufCMessage *rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescrip
  * on message sizes either way (tensors are large).  Destroy with
  * grpc_channel_destroy. */
 grpc_channel *rpc_channel(const char *target, grpc_channel_credentials *creds);
+/* The same, balancing calls round-robin over every address target
+ * resolves to (a DNS name of several brokers, or "ipv4:a:p,b:q"): gRPC's
+ * round_robin policy, through the channel's service config.  Calls skip
+ * the addresses that do not answer. */
+grpc_channel *rpc_channel_balanced(const char *target, grpc_channel_credentials *creds);
 
 /*
  * rpc_call_start - start a unary call of method on ch, whose completion

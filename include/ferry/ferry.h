@@ -79,6 +79,14 @@ typedef struct ferry_options {
 	ferry_wait wait;         /* FERRY_WAIT_DEFAULT */
 	const char *client_name; /* shown in the broker's logs; NULL = program name */
 	uint32_t flags;          /* FERRY_F_*; since 0.2 */
+	/* When the broker goes away (see "Reconnect and failover" below);
+	 * since 0.2: */
+	uint32_t max_retries;    /* times one request is sent again after being
+				    lost with its broker; 0 = $FERRY_RETRIES,
+				    else 3 */
+	uint64_t reconnect_ms;   /* how long a request without a timeout waits
+				    for a broker to answer again; 0 =
+				    $FERRY_RECONNECT_MS, else 30000 */
 } ferry_options;
 
 /*
@@ -95,23 +103,58 @@ typedef struct ferry_options {
 #define FERRY_F_LAZY_DOORBELL (1u << 0)
 
 /*
+ * FERRY_F_NO_RECONNECT: when the broker goes away, fail every request in
+ * flight and every later call with FERRY_EPIPE at once, as libferry 0.1
+ * did, instead of reconnecting (the application reconnects itself, with
+ * ferry_connect_wait()).
+ */
+#define FERRY_F_NO_RECONNECT (1u << 1)
+
+/*
  * ferry_connect - open a session with a broker
  *
  * address: NULL discovers the broker, in this order:
  *   1. the local socket: $FERRY_SOCKET, else /run/ferry/ferryd.sock for
  *      root, else $XDG_RUNTIME_DIR/ferry/ferryd.sock;
- *   2. when no local broker listens there, the remote server named by
- *      $FERRY_SERVER ("grpc://host:port" or "host:port");
+ *   2. when no local broker listens there, the remote servers named by
+ *      $FERRY_SERVER, in order: a list of endpoints separated by commas
+ *      ("grpc://host:port" or "host:port" each).  A list that names
+ *      "local" sets where the local socket comes in it:
+ *      FERRY_SERVER="grpc://a:8001,local" tries a first;
  *   3. else, when $FERRY_AUTOSTART names a model repository, a private
  *      ferryd started for this user at the local socket (one per node:
  *      jobs starting together start one), which leaves after
  *      $FERRY_AUTOSTART_IDLE seconds (600) with no session.  $FERRY_FERRYD
  *      names its binary (default: the installed one, then PATH).
- * Otherwise an explicit address, used alone: "grpc://host:port" for a
- * remote ferryd or any KServe v2 / Triton gRPC server, "grpcs://host:port"
- * for the same over TLS, or a path to the broker's Unix socket ("unix:"
- * prefix optional).
+ * Otherwise an explicit address, or a list of them separated by commas
+ * in order of preference, used alone: "grpc://host:port" for a remote
+ * ferryd or any KServe v2 / Triton gRPC server (host may be a DNS name of
+ * several brokers: gRPC balances calls over them round-robin),
+ * "grpcs://host:port" for the same over TLS, "local" for the node's
+ * socket, or a path to a broker's Unix socket ("unix:" prefix optional).
+ * In a list, each endpoint is health-checked (KServe ServerReady, or the
+ * local socket's Hello) and the first that serves is used.
  * opts may be NULL.  Free with ferry_close().
+ *
+ * Reconnect and failover (unless FERRY_F_NO_RECONNECT): when the broker
+ * goes away (it exited, was killed or restarted; a remote call fails
+ * UNAVAILABLE), the requests in flight are not failed: the next call that
+ * waits (ferry_poll, ferry_request_wait, ferry_infer) tries the endpoints
+ * again in order, the same socket included, every 10 to 200 ms, then the
+ * autostarted broker, and once one serves, gets the client's models there
+ * again (handles stay valid; their ids change) and sends the requests
+ * again: inference is idempotent.  Requests submitted meanwhile wait for
+ * it too.  Each request is sent again at most max_retries times, within
+ * its deadline (its timeout: ferry_infer's, or ferry_request_set_timeout_us);
+ * a request whose deadline passes first fails with FERRY_ETIMEDOUT, one
+ * without a deadline with FERRY_EPIPE after reconnect_ms, one lost more
+ * than max_retries times with the error it was lost with.  Tensors in the
+ * shared arena survive: the client keeps its segment's memfd and hands it
+ * to the next local broker, which takes it over (its header and rings are
+ * made anew, the arena's bytes kept), so every pointer into the arena
+ * stays valid; after a failover to a remote endpoint the tensors are read
+ * from the same arena.  CUDA regions belong to the session that went
+ * away: requests that use one fail with FERRY_UNAVAILABLE; register again.
  *
  * Errors of the local socket: FERRY_ECONNREFUSED when no broker listens
  * there, FERRY_EINVAL when the path is not a socket (a directory, a
@@ -140,11 +183,22 @@ FERRY_API int ferry_connect(ferry_client **out, const char *address,
 			    const ferry_options *opts);
 
 /*
+ * ferry_connect_list - ferry_connect on endpoints[0 .. n), in order of
+ * preference, each one address as ferry_connect takes it (commas
+ * included: "grpc://ipv4:10.0.0.1:8001,10.0.0.2:8001" is one gRPC target
+ * that balances over two brokers).  No $FERRY_SERVER, no autostart.
+ * Since 0.2.
+ */
+FERRY_API int ferry_connect_list(ferry_client **out, const char *const *endpoints, int n,
+				 const ferry_options *opts);
+
+/*
  * ferry_connect_wait - ferry_connect, retried until a broker answers or
- * timeout_ns passes (< 0: forever): for a job that outlives a broker
- * restart.  After FERRY_EPIPE, ferry_close() the old client, reconnect with
- * this, get the models again and make new requests (the old ones, their
- * tensors and model handles belonged to the old session).  Returns 0, or
+ * timeout_ns passes (< 0: forever): for a job that starts before its
+ * broker.  A client with FERRY_F_NO_RECONNECT, after FERRY_EPIPE,
+ * ferry_close()s the old client, reconnects with this, gets the models
+ * again and makes new requests (the old ones, their tensors and model
+ * handles belonged to the old session).  Returns 0, or
  * the last connect error (FERRY_ECONNREFUSED) when the time ran out.
  */
 FERRY_API int ferry_connect_wait(ferry_client **out, const char *address,
@@ -489,7 +543,9 @@ FERRY_API int ferry_client_arena(ferry_client *c, void **base, size_t *bytes);
  * ferry_poll - reap completions, running their callbacks; waits up to
  * timeout_ns (0 = don't wait, < 0 = forever) for at least min_complete.
  * Returns the number reaped or a negative error (-EPIPE if the broker went
- * away: every request in flight then completes with -EPIPE).
+ * away and the client does not reconnect, FERRY_F_NO_RECONNECT: every
+ * request in flight then completes with -EPIPE).  Reconnecting runs
+ * inside this call and the other calls that wait.
  */
 FERRY_API int ferry_poll(ferry_client *c, int min_complete, int64_t timeout_ns);
 

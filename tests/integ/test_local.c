@@ -569,7 +569,12 @@ static void *reap_broker(void *arg)
  */
 Test(local, broker_death_fails_waiters_with_epipe)
 {
-	ferry_client *c = conn();
+	/* A client that does not reconnect (tests/integ/test_failover.c
+	 * covers those that do). */
+	ferry_options o = { .struct_size = sizeof(o), .wait = FERRY_WAIT_DEFAULT,
+			    .flags = FERRY_F_NO_RECONNECT };
+	ferry_client *c;
+	cr_assert_eq(ferry_connect(&c, B.sock, &o), 0, "%s", ferry_last_error());
 	ferry_model *m;
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &m), 0);
 	uint64_t rt = fshm_now_ns();
@@ -1386,7 +1391,10 @@ Test(local, clients_reconnect_to_a_restarted_broker_and_carry_on)
 		ferry_client *c;
 		ferry_model *m;
 		int ok = 0, epipe = 0, reconnects = 0;
-		if (ferry_connect(&c, B.sock, NULL) || ferry_model_get(c, "simple", FERRY_LATEST, &m))
+		/* It reconnects by hand (libferry would do it by itself). */
+		ferry_options o = { .struct_size = sizeof(o), .wait = FERRY_WAIT_DEFAULT,
+				    .flags = FERRY_F_NO_RECONNECT };
+		if (ferry_connect(&c, B.sock, &o) || ferry_model_get(c, "simple", FERRY_LATEST, &m))
 			_exit(10);
 		while (ok < 3000) {
 			int ret = th_simple_once(c, m, ok);
@@ -1399,7 +1407,7 @@ Test(local, clients_reconnect_to_a_restarted_broker_and_carry_on)
 				_exit(11);
 			epipe++;
 			ferry_close(c);
-			if (ferry_connect_wait(&c, B.sock, NULL, 20 * SEC) ||
+			if (ferry_connect_wait(&c, B.sock, &o, 20 * SEC) ||
 			    ferry_model_get(c, "simple", FERRY_LATEST, &m))
 				_exit(12);
 			reconnects++;

@@ -26,8 +26,16 @@
 # h2load --h1; HTTP/1.1 has one request in flight per connection, so they
 # use C x M connections where gRPC uses C connections x M streams.
 #
+# Triton side by side: with TRITON_IDENTITY=DIR (a backend directory
+# holding identity/libtriton_identity.so, made by
+# bench/triton/build-identity.sh) and the tritonserver of nvidia-pytriton
+# in $VENV (.venv-triton, as bench/triton/run.sh installs it), the same
+# floods run against Triton 2.51 with the same model config, its C++
+# identity backend, in the same rounds.
+#
 # Environment: C (16 connections), M (32 streams each), SECONDS_EACH (4),
-# ROUNDS (3), PY (.venv/bin/python), OUT (bench/out/flood).
+# ROUNDS (3), PY (.venv/bin/python), OUT (bench/out/flood), TRITON_IDENTITY,
+# VENV.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,8 +55,10 @@ mkdir -p "$OUT"
 
 tmp=$(mktemp -d /tmp/ferry-flood-XXXXXX)
 pid=
+tpid=
 cleanup() {
 	[ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
+	[ -z "$tpid" ] || { kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null; }
 	cp "$tmp"/*.log "$OUT/" 2>/dev/null || true
 	rm -rf "$tmp"
 }
@@ -102,14 +112,45 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
+servers=ferryd
+VENV=${VENV:-$top/.venv-triton}
+if [ -n "${TRITON_IDENTITY:-}" ]; then
+	site=$("$VENV/bin/python" -c 'import pytriton, os; print(os.path.dirname(os.path.dirname(pytriton.__file__)))')
+	dist=$site/pytriton/tritonserver
+	[ -f "$TRITON_IDENTITY/identity/libtriton_identity.so" ] ||
+		{ echo "flood.sh: no identity/libtriton_identity.so in $TRITON_IDENTITY" >&2; exit 1; }
+	mkdir -p "$tmp/trepo"
+	cp -r "$tmp/repo/identity" "$tmp/trepo/"
+	tgport=$(pick_port)
+	thport=$(pick_port)
+	LD_LIBRARY_PATH="$site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+	"$dist/bin/tritonserver" --model-repository "$tmp/trepo" --backend-directory "$TRITON_IDENTITY" \
+		--grpc-address 127.0.0.1 --grpc-port "$tgport" --http-address 127.0.0.1 \
+		--http-port "$thport" --allow-metrics false --allow-gpu-metrics false \
+		--strict-readiness true --exit-on-error true --log-verbose 0 >"$tmp/tritonserver.log" 2>&1 &
+	tpid=$!
+	for _ in $(seq 120); do
+		curl -sf "127.0.0.1:$thport/v2/health/ready" >/dev/null && break
+		kill -0 "$tpid" 2>/dev/null || { cat "$tmp/tritonserver.log" >&2; exit 1; }
+		sleep 0.5
+	done
+	tver=$(curl -sf "127.0.0.1:$thport/v2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+	echo "flood.sh: Triton $tver (C++ identity backend) on gRPC $tgport, HTTP $thport"
+	servers="ferryd triton"
+fi
+
+# success SERVER: the identity model's success count.
 success() {
-	curl -sf "127.0.0.1:$hport/v2/models/identity/stats" |
+	local p=$hport
+	[ "$1" = ferryd ] || p=$thport
+	curl -sf "127.0.0.1:$p/v2/models/identity/stats" |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["model_stats"][0]["inference_stats"]["success"]["count"])'
 }
 
-# run NAME: one flood; prints "NAME req/s succeeded".
+# run SERVER NAME: one flood; prints "SERVER-NAME req/s succeeded".
 run() {
-	local name=$1 args log=$tmp/h2load-$1.log
+	local srv=$1 name=$2 args log=$tmp/h2load-$1-$2.log gport=$gport hport=$hport
+	[ "$srv" = ferryd ] || { gport=$tgport; hport=$thport; }
 	case $name in
 	grpc-*)
 		local m=ModelInfer
@@ -126,24 +167,24 @@ run() {
 		      "http://127.0.0.1:$hport/v2/models/identity/infer") ;;
 	esac
 	local before=0 after=0
-	[[ $name != *-infer ]] || before=$(success)
+	[[ $name != *-infer ]] || before=$(success "$srv")
 	h2load -D "$SECONDS_EACH" --warm-up-time=1 "${args[@]}" >"$log" 2>&1 || true
-	[[ $name != *-infer ]] || after=$(success)
+	[[ $name != *-infer ]] || after=$(success "$srv")
 	local rps ok
 	rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$log")
 	ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$log")
 	if [ -z "$rps" ] || [ -z "$ok" ]; then
-		echo "flood.sh: $name: h2load said:" >&2
+		echo "flood.sh: $srv $name: h2load said:" >&2
 		cat "$log" >&2
 		exit 1
 	fi
 	# Every request h2load counted must be a success in ferryd (the
 	# warm-up's requests too, so at least as many).
 	if [[ $name == *-infer ]] && [ $((after - before)) -lt "$ok" ]; then
-		echo "flood.sh: $name: h2load counted $ok successes, ferryd $((after - before))" >&2
+		echo "flood.sh: $srv $name: h2load counted $ok successes, $srv $((after - before))" >&2
 		exit 1
 	fi
-	echo "$name $rps $ok"
+	echo "$srv-$name $rps $ok"
 }
 
 echo "flood.sh: $(date -u +%FT%TZ), $(nproc) CPUs, loadavg $(cut -d' ' -f1-3 /proc/loadavg)," \
@@ -152,7 +193,9 @@ echo "flood.sh: $(date -u +%FT%TZ), $(nproc) CPUs, loadavg $(cut -d' ' -f1-3 /pr
 : >"$tmp/results"
 for r in $(seq "$ROUNDS"); do
 	for t in grpc-live grpc-infer http-live http-infer; do
-		run "$t" | tee -a "$tmp/results"
+		for srv in $servers; do
+			run "$srv" "$t" | tee -a "$tmp/results"
+		done
 	done
 done
 echo "flood.sh: loadavg at the end $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -164,15 +207,26 @@ for line in open(sys.argv[1]):
     n, rps, _ = line.split()
     r.setdefault(n, []).append(float(rps))
 med = {n: statistics.median(v) for n, v in r.items()}
+servers = [s for s in ("ferryd", "triton") if s + "-grpc-live" in r]
 print()
-print("| target | requests/s, median (min-max) |")
-print("|---|---|")
-for n in ("grpc-live", "grpc-infer", "http-live", "http-infer"):
-    v = r[n]
-    print(f"| {n} | {med[n]:,.0f} ({min(v):,.0f}-{max(v):,.0f}) |")
+print("| target | " + " | ".join(f"{s} requests/s, median (min-max)" for s in servers) + " |")
+print("|---" * (len(servers) + 1) + "|")
+for t in ("grpc-live", "grpc-infer", "http-live", "http-infer"):
+    cells = []
+    for s in servers:
+        v = r[s + "-" + t]
+        cells.append(f"{med[s + '-' + t]:,.0f} ({min(v):,.0f}-{max(v):,.0f})")
+    print(f"| {t} | " + " | ".join(cells) + " |")
 print()
-print(f"gRPC ModelInfer / ServerLive: {med['grpc-infer'] / med['grpc-live']:.2f} "
-      f"(per round: {', '.join(f'{a / b:.2f}' for a, b in zip(r['grpc-infer'], r['grpc-live']))})")
-print(f"HTTP infer / live:            {med['http-infer'] / med['http-live']:.2f}")
-print(f"HTTP infer / gRPC ModelInfer: {med['http-infer'] / med['grpc-infer']:.2f}")
+for s in servers:
+    gi, gl = r[s + "-grpc-infer"], r[s + "-grpc-live"]
+    print(f"{s}: gRPC ModelInfer / ServerLive {med[s + '-grpc-infer'] / med[s + '-grpc-live']:.2f} "
+          f"(per round: {', '.join(f'{a / b:.2f}' for a, b in zip(gi, gl))}); "
+          f"HTTP infer / live {med[s + '-http-infer'] / med[s + '-http-live']:.2f}; "
+          f"HTTP infer / gRPC ModelInfer {med[s + '-http-infer'] / med[s + '-grpc-infer']:.2f}")
+if "triton" in servers:
+    for t in ("grpc-infer", "http-infer", "grpc-live", "http-live"):
+        a, b = r["ferryd-" + t], r["triton-" + t]
+        print(f"ferryd / Triton, {t}: {med['ferryd-' + t] / med['triton-' + t]:.2f} "
+              f"(per round: {', '.join(f'{x / y:.2f}' for x, y in zip(a, b))})")
 EOF

@@ -8,8 +8,9 @@
 noinst_LTLIBRARIES += bench/libbenchutil.la
 bench_libbenchutil_la_SOURCES = bench/bench_util.c bench/bench_util.h \
 	bench/grpc_util.c bench/grpc_util.h bench/http_util.c bench/http_util.h
-bench_libbenchutil_la_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
-bench_libbenchutil_la_LIBADD = proto/libfkserve.la proto/libfrpc.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS)
+bench_libbenchutil_la_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS) $(JSONC_CFLAGS)
+bench_libbenchutil_la_LIBADD = proto/libfkserve.la proto/libfrpc.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS) \
+	$(JSONC_LIBS)
 
 bin_PROGRAMS += ferry-bench
 ferry_bench_SOURCES = bench/ferry_bench.c

@@ -15,6 +15,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "bench/http_util.h"
 
 struct hu_conn {
@@ -217,5 +219,102 @@ int hu_infer_body(int nin, const char *const *names, const char *const *datatype
 	*body = b;
 	*len = w;
 	*json_len = o;
+	return 0;
+}
+
+/* GET path as a JSON object (put it). */
+static struct json_object *hu__get_json(struct hu_conn *c, const char *path)
+{
+	struct hu_resp r;
+	if (hu_request(c, "GET", path, NULL, NULL, 0, &r))
+		return NULL;
+	if (r.status != 200) {
+		hu__fail("GET %s: status %d: %.*s", path, r.status, (int)(r.len < 200 ? r.len : 200),
+			 (const char *)r.body);
+		return NULL;
+	}
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = tok ? json_tokener_parse_ex(tok, (const char *)r.body,
+							    (int)r.len) : NULL;
+	if (tok)
+		json_tokener_free(tok);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		hu__fail("GET %s: not a JSON object", path);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *hu__member(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+	return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static int hu__tensors(struct json_object *a, struct hu_tensor *t, int *n, int max)
+{
+	*n = 0;
+	if (!a || !json_object_is_type(a, json_type_array))
+		return hu__fail("metadata without its tensors");
+	for (size_t i = 0; i < json_object_array_length(a) && *n < max; i++) {
+		struct json_object *e = json_object_array_get_idx(a, i);
+		struct json_object *shape = hu__member(e, "shape");
+		struct hu_tensor *x = &t[(*n)++];
+		snprintf(x->name, sizeof(x->name), "%s",
+			 json_object_get_string(hu__member(e, "name")));
+		snprintf(x->datatype, sizeof(x->datatype), "%s",
+			 json_object_get_string(hu__member(e, "datatype")));
+		x->ndims = 0;
+		for (size_t d = 0; shape && d < json_object_array_length(shape) && d < 8; d++)
+			x->shape[x->ndims++] = json_object_get_int64(json_object_array_get_idx(shape, d));
+	}
+	return 0;
+}
+
+int hu_model_metadata(struct hu_conn *c, const char *model, struct hu_tensor *in, int *nin,
+		      struct hu_tensor *out, int *nout, int max)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "/v2/models/%s", model);
+	struct json_object *o = hu__get_json(c, path);
+	if (!o)
+		return -1;
+	int ret = hu__tensors(hu__member(o, "inputs"), in, nin, max);
+	if (!ret)
+		ret = hu__tensors(hu__member(o, "outputs"), out, nout, max);
+	json_object_put(o);
+	return ret;
+}
+
+static uint64_t hu__u64(struct json_object *o, const char *a, const char *b)
+{
+	struct json_object *v = hu__member(o, a);
+	if (b)
+		v = hu__member(v, b);
+	return v ? json_object_get_uint64(v) : 0;
+}
+
+int hu_model_stats(struct hu_conn *c, const char *model, struct hu_stats *s)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "/v2/models/%s/stats", model);
+	struct json_object *o = hu__get_json(c, path);
+	if (!o)
+		return -1;
+	struct json_object *a = hu__member(o, "model_stats");
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *m = json_object_array_get_idx(a, i);
+		struct json_object *is = hu__member(m, "inference_stats");
+		s->success += hu__u64(is, "success", "count");
+		s->inferences += hu__u64(m, "inference_count", NULL);
+		s->execs += hu__u64(m, "execution_count", NULL);
+		s->queue_ns += hu__u64(is, "queue", "ns");
+		s->cin_ns += hu__u64(is, "compute_input", "ns");
+		s->cinf_ns += hu__u64(is, "compute_infer", "ns");
+		s->cout_ns += hu__u64(is, "compute_output", "ns");
+	}
+	json_object_put(o);
 	return 0;
 }

@@ -56,4 +56,22 @@ int hu_infer_body(int nin, const char *const *names, const char *const *datatype
 		  const int64_t *const *shapes, const int *ndims, const void *const *data,
 		  const size_t *bytes, uint8_t **body, size_t *len, size_t *json_len);
 
+/* A tensor of a model's metadata (GET /v2/models/NAME). */
+struct hu_tensor {
+	char name[128];
+	char datatype[16];
+	int ndims;
+	int64_t shape[8];               /* -1: variable */
+};
+
+/* The model's inputs and outputs (at most max of each).  0 or -1. */
+int hu_model_metadata(struct hu_conn *c, const char *model, struct hu_tensor *in, int *nin,
+		      struct hu_tensor *out, int *nout, int max);
+
+/* The model's statistics summed over its versions (GET .../stats). */
+struct hu_stats {
+	uint64_t success, inferences, execs, queue_ns, cin_ns, cinf_ns, cout_ns;
+};
+int hu_model_stats(struct hu_conn *c, const char *model, struct hu_stats *s);
+
 #endif

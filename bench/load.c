@@ -2,10 +2,13 @@
 /*
  * load.c - ferry-bench-load: what Triton's perf_analyzer does, for ferry's
  * shared-memory transport, for gRPC (plain KServe v2 through libferry's
- * remote transport) and for gRPC with system shared memory (raw KServe v2
+ * remote transport), for gRPC with system shared memory (raw KServe v2
  * calls whose tensors live in POSIX shm regions the client registers,
- * bench/grpc_util.c); both gRPC transports can be pointed at any KServe
- * v2 server, grpc-shm at any that has the system shared-memory extension.
+ * bench/grpc_util.c) and for HTTP/REST (KServe v2 with binary tensor data,
+ * bench/http_util.c: one keep-alive connection and one thread per request
+ * in flight, as HTTP/1.1 allows, in --sync and --async alike); the gRPC
+ * and HTTP transports can be pointed at any KServe v2 server, grpc-shm at
+ * any that has the system shared-memory extension.
  *
  *   ferry-bench-load [-u ADDR]... [-m MODEL] [-b BATCH]
  *                    [--concurrency-range START:END:STEP]
@@ -20,10 +23,11 @@
  * Without -u it starts its own ferryd on a temporary repository holding
  * the MLP of tests/onnx/gen_models.py (one KIND_CPU instance, dynamic
  * batching with no queue delay; --allow-client-shm) and measures the
- * transports --transport lists (default shm,grpc,grpc-shm): the socket,
- * grpc://127.0.0.1:PORT and grpc-shm://127.0.0.1:PORT.  -u ADDR
- * (repeatable) measures the given addresses instead (a socket path,
- * "grpc://host:port" or "grpc-shm://host:port"); -m names their model
+ * transports --transport lists (default shm,grpc,grpc-shm; http also):
+ * the socket, grpc://127.0.0.1:PORT, grpc-shm://127.0.0.1:PORT and
+ * http://127.0.0.1:PORT.  -u ADDR (repeatable) measures the given
+ * addresses instead (a socket path, "grpc://host:port",
+ * "grpc-shm://host:port" or "http://host:port"); -m names their model
  * (default mlp).  Inputs are built from the model's metadata: random
  * values, batch dimension -b.  grpc-shm gives each request slot its own
  * place in one input and one output region per client process; an output
@@ -78,6 +82,7 @@
 
 #include "bench/bench_util.h"
 #include "bench/grpc_util.h"
+#include "bench/http_util.h"
 
 #define SEC 1000000000LL
 #define MAXSLOTS 512		/* client threads (sync) or processes (async) */
@@ -85,8 +90,8 @@
 #define MAXINFLIGHT 1024
 #define GU_MAXT 32		/* inputs or outputs of a grpc-shm request */
 
-enum { T_SHM, T_GRPC, T_GRPC_SHM };
-static const char *const tnames[] = { "shm", "grpc", "grpc-shm" };
+enum { T_SHM, T_GRPC, T_GRPC_SHM, T_HTTP };
+static const char *const tnames[] = { "shm", "grpc", "grpc-shm", "http" };
 
 struct ring {
 	_Atomic uint64_t n;	/* completions written */
@@ -166,6 +171,11 @@ struct conn {
 struct aslot {
 	ferry_request *r;		/* T_SHM, T_GRPC */
 	struct gu_infer *q;		/* T_GRPC_SHM */
+	struct hu_conn *h;		/* T_HTTP: its own connection */
+	uint8_t *body;			/* T_HTTP: the request, JSON header and data */
+	size_t blen;
+	char hdr[80];			/* T_HTTP: Inference-Header-Content-Length */
+	char path[300];
 	uint64_t t0;
 	/* Set by the thread that submits, cleared by the one that completes
 	 * (the reaper in rate mode): release / acquire, so the submitter sees
@@ -261,6 +271,85 @@ static ferry_request *make_request(ferry_model *m, unsigned seed)
 
 #define ALIGN64(x) (((x) + 63) & ~(size_t)63)
 
+/* "http://host:port" -> host, port. */
+static void http_addr(const char *addr, char *host, size_t hlen, int *port)
+{
+	const char *h = addr + strlen("http://"), *c = strrchr(h, ':');
+	if (!c)
+		die("%s: no port", addr);
+	snprintf(host, hlen, "%.*s", (int)(c - h), h);
+	*port = atoi(c + 1);
+}
+
+/*
+ * HTTP/REST: the model's metadata over HTTP, then k slots, each with its
+ * own keep-alive connection (HTTP/1.1 has one request in flight per
+ * connection) and its own request, every input in binary form.
+ */
+static void http_open(const char *addr, struct aslot *s, int k, struct ring *ring, int seed0)
+{
+	enum { MAXT = 32 };
+	struct hu_tensor in[MAXT], out[MAXT];
+	int nin, nout, port;
+	char host[128];
+
+	http_addr(addr, host, sizeof(host), &port);
+	struct hu_conn *mc = hu_open(host, port);
+	if (!mc || hu_model_metadata(mc, opt.model, in, &nin, out, &nout, MAXT))
+		die("http: %s", hu_error());
+	hu_close(mc);
+	for (int i = 0; i < k; i++) {
+		unsigned seed = (unsigned)(seed0 + i + 1);
+		const char *names[MAXT], *dts[MAXT];
+		const int64_t *shp[MAXT];
+		int nd[MAXT];
+		void *data[MAXT];
+		size_t bytes[MAXT];
+		int64_t dims[MAXT][8];
+
+		for (int j = 0; j < nin; j++) {
+			ferry_dtype dt = FERRY_TYPE_INVALID;
+			int64_t n = 1;
+
+			for (int t = 1; t < FERRY_TYPE__COUNT; t++)
+				if (ferry_dtype_name((ferry_dtype)t) &&
+				    !strcmp(ferry_dtype_name((ferry_dtype)t), in[j].datatype))
+					dt = (ferry_dtype)t;
+			if (!ferry_dtype_size(dt))
+				die("http: input %s: %s inputs are not generated", in[j].name,
+				    in[j].datatype);
+			for (int d = 0; d < in[j].ndims; d++) {
+				/* the batch dimension: -b; another variable one: 1 */
+				dims[j][d] = in[j].shape[d] >= 0 ? in[j].shape[d] : d == 0 ? opt.batch : 1;
+				n *= dims[j][d];
+			}
+			names[j] = in[j].name;
+			dts[j] = in[j].datatype;
+			shp[j] = dims[j];
+			nd[j] = in[j].ndims;
+			bytes[j] = (size_t)n * ferry_dtype_size(dt);
+			if (!(data[j] = malloc(bytes[j] ? bytes[j] : 1)))
+				die("out of memory");
+			fill(data[j], dt, (size_t)n, ferry_dtype_size(dt), &seed);
+		}
+		size_t jlen;
+		s[i] = (struct aslot){ .ring = ring };
+		atomic_init(&s[i].busy, 0);
+		if (hu_infer_body(nin, names, dts, shp, nd, (const void *const *)data, bytes,
+				  &s[i].body, &s[i].blen, &jlen))
+			die("http: %s", hu_error());
+		for (int j = 0; j < nin; j++)
+			free(data[j]);
+		snprintf(s[i].hdr, sizeof(s[i].hdr), "Inference-Header-Content-Length: %zu\r\n",
+			 jlen);
+		snprintf(s[i].path, sizeof(s[i].path), "/v2/models/%s/infer", opt.model);
+		if (!(s[i].h = hu_open(host, port)))
+			die("http: %s", hu_error());
+	}
+	(void)out;
+	(void)nout;
+}
+
 /*
  * Connect and prepare k request slots.  grpc-shm: the model's metadata
  * comes over plain KServe v2 (libferry's gRPC transport, closed again);
@@ -273,6 +362,10 @@ static void conn_open(struct conn *x, int kind, const char *addr, struct aslot *
 {
 	memset(x, 0, sizeof(*x));
 	x->kind = kind;
+	if (kind == T_HTTP) {
+		http_open(addr, s, k, ring, seed0);
+		return;
+	}
 	if (kind != T_GRPC_SHM) {
 		x->c = client_connect(addr, &x->m);
 		for (int i = 0; i < k; i++) {
@@ -374,6 +467,8 @@ static void conn_close(struct conn *x, struct aslot *s, int k)
 		if (s[i].r)
 			ferry_request_free(s[i].r);
 		gu_infer_free(s[i].q);
+		hu_close(s[i].h);
+		free(s[i].body);
 	}
 	if (x->c)
 		ferry_close(x->c);
@@ -472,6 +567,17 @@ static void *sync_thread(void *p)
 
 		if (a->x->kind == T_GRPC_SHM) {
 			rc = gu_infer(a->x->g, s->q);
+		} else if (a->x->kind == T_HTTP) {
+			struct hu_resp r;
+			rc = hu_request(s->h, "POST", s->path, s->hdr, s->body, s->blen, &r);
+			if (!rc && r.status != 200) {
+				static atomic_int said;
+				if (!atomic_exchange(&said, 1))
+					fprintf(stderr, "ferry-bench-load: HTTP status %d: %.*s\n",
+						r.status, (int)(r.len < 300 ? r.len : 300),
+						(const char *)r.body);
+				rc = -1;
+			}
 		} else {
 			rc = ferry_infer(a->x->c, s->r, 30 * SEC);
 			ferry_request_reset(s->r);
@@ -630,6 +736,33 @@ static void stats_proc(const char *addr, int in, int out)
 	ferry_client *c;
 	char ch;
 
+	if (!strncmp(addr, "http://", 7)) {
+		char host[128];
+		int port;
+		http_addr(addr, host, sizeof(host), &port);
+		struct hu_conn *h = hu_open(host, port);
+		if (!h)
+			die("stats: %s", hu_error());
+		while (read(in, &ch, 1) == 1) {
+			struct hu_stats st;
+			if (hu_model_stats(h, opt.model, &st)) {
+				ch = 'e';
+				memset(&st, 0, sizeof(st));
+			}
+			ctl->success = st.success;
+			ctl->inferences = st.inferences;
+			ctl->execs = st.execs;
+			ctl->queue_ns = st.queue_ns;
+			ctl->cin_ns = st.cin_ns;
+			ctl->cinf_ns = st.cinf_ns;
+			ctl->cout_ns = st.cout_ns;
+			if (write(out, &ch, 1) != 1)
+				break;
+		}
+		hu_close(h);
+		_exit(0);
+	}
+
 	if (ferry_connect(&c, addr, NULL))
 		die("stats connect %s: %s", addr, ferry_last_error());
 	while (read(in, &ch, 1) == 1) {
@@ -735,7 +868,7 @@ static struct result measure(int kind, const char *addr, double level)
 	 * ring) per request in flight, async and rate one per process */
 	if (!opt.rate_mode && nprocs > (int)level)
 		nprocs = (int)level;
-	nslots = opt.sync && !opt.rate_mode ? (int)level : nprocs;
+	nslots = (opt.sync || kind == T_HTTP) && !opt.rate_mode ? (int)level : nprocs;
 	if (nslots > MAXSLOTS)
 		die("too many clients (%d > %d)", nslots, MAXSLOTS);
 	for (int i = 0; i < nslots; i++)
@@ -752,13 +885,13 @@ static struct result measure(int kind, const char *addr, double level)
 		if (pids[p] == 0) {
 			if (opt.rate_mode)
 				run_async(kind, addr, p, 0, rate);
-			else if (opt.sync)
+			else if (opt.sync || kind == T_HTTP)
 				run_sync(kind, addr, slot, share);
 			else
 				run_async(kind, addr, p, share, 0);
 			_exit(0);
 		}
-		slot += opt.sync && !opt.rate_mode ? share : 1;
+		slot += (opt.sync || kind == T_HTTP) && !opt.rate_mode ? share : 1;
 	}
 	while (atomic_load(&ctl->ready) < nslots) {
 		for (int p = 0; p < nprocs; p++)
@@ -926,7 +1059,7 @@ static void usage(void)
 		"         [--request-distribution constant|poisson] [--sync|--async]\n"
 		"         [--processes N] [-p WINDOW_MS] [-s STABILITY_PCT] [-r MAX_WINDOWS]\n"
 		"         [-f FILE.csv] [--ferryd PATH] [--models DIR] [--backend-dir DIR]\n"
-		"         [--transport shm,grpc,grpc-shm] [--output-shm-size BYTES]\n"
+		"         [--transport shm,grpc,grpc-shm,http] [--output-shm-size BYTES]\n"
 		"  ADDR: a socket path (shm), grpc://HOST:PORT (KServe v2, tensors in the\n"
 		"  messages) or grpc-shm://HOST:PORT (KServe v2 with system shared memory)\n");
 	exit(2);
@@ -955,7 +1088,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static char addr_shm[600], addr_grpc[64], addr_gshm[64], ferryd[PATH_MAX + 32],
+	static char addr_shm[600], addr_grpc[64], addr_gshm[64], addr_http[64], ferryd[PATH_MAX + 32],
 		bdir[PATH_MAX + 32];
 	int kinds[8];
 	FILE *csv = NULL;
@@ -1004,7 +1137,7 @@ int main(int argc, char **argv)
 		die("mkdtemp");
 	if (!opt.nurls) {
 		char repo[PATH_MAX], logf[PATH_MAX];
-		static char port[16];
+		static char port[16], hport[16];
 		const char *build = bu_build_dir();
 
 		if (!opt.ferryd) {
@@ -1022,9 +1155,12 @@ int main(int argc, char **argv)
 		snprintf(port, sizeof(port), "%d", bu_free_port());
 		snprintf(addr_grpc, sizeof(addr_grpc), "grpc://127.0.0.1:%s", port);
 		snprintf(addr_gshm, sizeof(addr_gshm), "grpc-shm://127.0.0.1:%s", port);
+		snprintf(hport, sizeof(hport), "%d", bu_free_port());
+		snprintf(addr_http, sizeof(addr_http), "http://127.0.0.1:%s", hport);
 		const char *av[] = { "--model-repository", repo, "--backend-directory",
 				     opt.backend_dir, "--log-level", "warn", "--grpc-port", port,
-				     "--metrics-port", "0", "--allow-client-shm", NULL };
+				     "--http-port", hport, "--metrics-port", "0",
+				     "--allow-client-shm", NULL };
 		broker = bu_ferryd_start(opt.ferryd, addr_shm, logf, av);
 		{
 			char list[128], *save = NULL;
@@ -1038,15 +1174,22 @@ int main(int argc, char **argv)
 					opt.urls[opt.nurls++] = addr_grpc;
 				else if (!strcmp(t, "grpc-shm"))
 					opt.urls[opt.nurls++] = addr_gshm;
+				else if (!strcmp(t, "http"))
+					opt.urls[opt.nurls++] = addr_http;
 				else
-					die("unknown transport '%s' (shm, grpc, grpc-shm)", t);
+					die("unknown transport '%s' (shm, grpc, grpc-shm, http)", t);
 			}
 		}
 		opt.model = "mlp";
 	}
-	for (int i = 0; i < opt.nurls; i++)
+	for (int i = 0; i < opt.nurls; i++) {
 		kinds[i] = !strncmp(opt.urls[i], "grpc://", 7) ? T_GRPC :
-			   !strncmp(opt.urls[i], "grpc-shm://", 11) ? T_GRPC_SHM : T_SHM;
+			   !strncmp(opt.urls[i], "grpc-shm://", 11) ? T_GRPC_SHM :
+			   !strncmp(opt.urls[i], "http://", 7) ? T_HTTP : T_SHM;
+		if (kinds[i] == T_HTTP && opt.rate_mode)
+			die("http: --request-rate-range is not supported over HTTP (one request "
+			    "in flight per connection): use --concurrency-range");
+	}
 	if (opt.csv && !(csv = fopen(opt.csv, "w")))
 		die("cannot write %s", opt.csv);
 	if (csv)

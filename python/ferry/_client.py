@@ -227,9 +227,6 @@ class Client(_Owned):
         self._closing = False
         self._cb = CALLBACK(self._on_complete)
         self._regions = collections.OrderedDict()
-        # A gRPC client copies its tensors into the message on submission:
-        # let other threads run meanwhile.
-        self._submit_fn = lib.ferry_infer_async_nogil if self.remote else lib.ferry_infer_async
 
     # -- session -------------------------------------------------------
 
@@ -419,7 +416,7 @@ class Client(_Owned):
         # another thread.
         self._pending[rid] = entry
         req._inflight = rid
-        ret = self._submit_fn(self._c, req._r, self._cb, rid)
+        ret = lib.ferry_infer_async(self._c, req._r, self._cb, rid)
         if ret:
             del self._pending[rid]
             req._inflight = 0

@@ -113,10 +113,14 @@ STATS_FN = ctypes.CFUNCTYPE(None, vp, ctypes.POINTER(ModelStats))
 SESSION_FN = ctypes.CFUNCTYPE(None, vp, ctypes.POINTER(SessionInfo))
 
 # name: (restype, argtypes, may block).  A call that may block (socket
-# I/O, waiting for a completion, taking a lock that a reaper holds while
-# waiting) goes through CDLL, which releases the GIL; the short ones that
-# never wait go through PyDLL, which keeps it and saves the release and
-# the re-acquisition (a few hundred ns a call on the hot path).
+# I/O, waiting for a completion, a lock that may be held across socket
+# I/O, as a reconnect holds the transport's) goes through CDLL, which
+# releases the GIL; the short ones go through PyDLL, which keeps it and
+# saves the release and the re-acquisition (a few hundred ns a call on the
+# hot path).  A PyDLL call can never deadlock with a completion callback,
+# which needs the GIL: libferry runs callbacks with none of its locks held
+# (libclient/client_int.h), so whatever lock such a call waits for is held
+# by C code that does not need the GIL.
 PROTOS = {
     "ferry_version": (c_char_p, [], False),
     "ferry_strerror": (c_char_p, [c_int], False),
@@ -159,9 +163,9 @@ PROTOS = {
     "ferry_request_status": (c_int, [vp], False),
     "ferry_request_output": (c_int, [vp, c_char_p, vp, vp, vp, vp, vp], False),
     "ferry_infer": (c_int, [vp, vp, c_int64], True),
-    # Submission takes the client's submission lock, held by others only
-    # for a ring push, and rings the broker's doorbell (one system call).
-    "ferry_infer_async": (c_int, [vp, vp, CALLBACK, vp], False),
+    # Submission may wait for a reconnect (the transport's lock), and a
+    # gRPC client packs its tensors into the message there.
+    "ferry_infer_async": (c_int, [vp, vp, CALLBACK, vp], True),
     "ferry_flush": (c_int, [vp], False),
     "ferry_poll": (c_int, [vp, c_int, c_int64], True),
     "ferry_request_wait": (c_int, [vp, c_int64], True),
@@ -270,12 +274,6 @@ class _Lib:
             fn.restype = res
             fn.argtypes = args
             setattr(self, name, fn)
-            # The same call releasing the GIL, for where a short call can
-            # be long (a gRPC client packs its tensors on submission).
-            rel = getattr(cdll, name)
-            rel.restype = res
-            rel.argtypes = args
-            setattr(self, name + "_nogil", rel)
 
 
 lib = _Lib()

@@ -276,6 +276,29 @@ static const char *transport_of(ferry_client *c)
 	return name;
 }
 
+/* A client of address (opts may be NULL) with the models slow and
+ * simple. */
+static ferry_client *client_of(const char *address, const ferry_options *o,
+			       ferry_model **slow, ferry_model **simple)
+{
+	ferry_client *c;
+	cr_assert_eq(ferry_connect(&c, address, o), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, slow), 0, "%s", ferry_last_error());
+	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, simple), 0, "%s",
+		     ferry_last_error());
+	return c;
+}
+
+/* The client still serves (a new request on an old model handle); then
+ * it and the broker end cleanly. */
+static void finish(ferry_client *c, ferry_model *simple, struct th_broker *b)
+{
+	cr_assert_eq(simple_try(c, simple, 7, 10 * SEC), 0, "%s", ferry_last_error());
+	ferry_close(c);
+	cr_assert_eq(th_stop(b), 0);
+	th_cleanup(b);
+}
+
 /* ---------------------------------------------------------------------- */
 /* A restart on the same socket                                            */
 
@@ -290,12 +313,8 @@ Test(failover, sigkill_restart_loses_no_request, .timeout = 120)
 {
 	struct th_broker b;
 	broker(&b, 10000000, 0);
-	ferry_client *c;
 	ferry_model *slow, *simple;
-	cr_assert_eq(ferry_connect(&c, b.sock, NULL), 0, "%s", ferry_last_error());
-	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &slow), 0);
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
-	uint32_t old_id = slow->id;
+	ferry_client *c = client_of(b.sock, NULL, &slow, &simple);
 	void *abase;
 	size_t abytes;
 	cr_assert_eq(ferry_client_arena(c, &abase, &abytes), 0);
@@ -323,13 +342,8 @@ Test(failover, sigkill_restart_loses_no_request, .timeout = 120)
 	cr_assert_eq(atomic_load(&c->reconnects), 1);
 	cr_assert_geq(atomic_load(&c->resubmits), NREQ, "every queued request sent again");
 	cr_assert_eq(strcmp(transport_of(c), "local"), 0);
-	(void)old_id;                   /* ids may or may not repeat across brokers */
 	batch_free(&bt);
-	/* New requests after the restart, and the old model handle. */
-	cr_assert_eq(simple_try(c, simple, 7, 10 * SEC), 0, "%s", ferry_last_error());
-	ferry_close(c);
-	cr_assert_eq(th_stop(&b), 0);
-	th_cleanup(&b);
+	finish(c, simple, &b);
 }
 
 /*
@@ -341,11 +355,8 @@ Test(failover, sigterm_restart_loses_no_request, .timeout = 120)
 {
 	struct th_broker b;
 	broker(&b, 300000, 0);
-	ferry_client *c;
 	ferry_model *slow, *simple;
-	cr_assert_eq(ferry_connect(&c, b.sock, NULL), 0, "%s", ferry_last_error());
-	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &slow), 0);
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
+	ferry_client *c = client_of(b.sock, NULL, &slow, &simple);
 	struct stream s;
 	stream_start(&s, c, simple);
 	stream_more(&s, 100);
@@ -367,9 +378,7 @@ Test(failover, sigterm_restart_loses_no_request, .timeout = 120)
 	cr_assert(log_has(&b, "taken over"), "the new broker took the segment over");
 	batch_free(&bt);
 	batch_free(&gone);
-	ferry_close(c);
-	cr_assert_eq(th_stop(&b), 0);
-	th_cleanup(&b);
+	finish(c, simple, &b);
 }
 
 /* A broker that does not come back: each request fails after its
@@ -381,11 +390,8 @@ Test(failover, deadlines_when_no_broker_comes_back, .timeout = 60)
 	broker(&b, 10000000, 0);
 	ferry_options o = { .struct_size = sizeof(o), .wait = FERRY_WAIT_DEFAULT,
 			    .reconnect_ms = 1500 };
-	ferry_client *c;
 	ferry_model *slow, *simple;
-	cr_assert_eq(ferry_connect(&c, b.sock, &o), 0, "%s", ferry_last_error());
-	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &slow), 0);
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
+	ferry_client *c = client_of(b.sock, &o, &slow, &simple);
 	struct batch dl, nodl;
 	uint64_t t0 = fshm_now_ns();
 	batch_submit(&dl, slow, 8, 1000000);        /* 1 s deadlines */
@@ -429,10 +435,8 @@ Test(failover, resubmissions_are_bounded, .timeout = 90)
 	broker(&b, 10000000, 0);
 	ferry_options o = { .struct_size = sizeof(o), .wait = FERRY_WAIT_DEFAULT,
 			    .max_retries = 1 };
-	ferry_client *c;
-	ferry_model *slow;
-	cr_assert_eq(ferry_connect(&c, b.sock, &o), 0, "%s", ferry_last_error());
-	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &slow), 0);
+	ferry_model *slow, *simple;
+	ferry_client *c = client_of(b.sock, &o, &slow, &simple);
 	struct batch bt;
 	batch_submit(&bt, slow, 1, 0);
 	wait_inflight(b.sock, 1);
@@ -459,13 +463,7 @@ Test(failover, resubmissions_are_bounded, .timeout = 90)
 	cr_assert_lt(fshm_now_ns() - t0, 10 * SEC, "failed at once, not at a timeout");
 	cr_assert_eq(bt.r[0]->attempts, 2);
 	batch_free(&bt);
-	/* The client itself serves on. */
-	ferry_model *simple;
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
-	cr_assert_eq(simple_try(c, simple, 3, 10 * SEC), 0, "%s", ferry_last_error());
-	ferry_close(c);
-	cr_assert_eq(th_stop(&b), 0);
-	th_cleanup(&b);
+	finish(c, simple, &b);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -482,11 +480,8 @@ Test(failover, grpc_to_grpc, .timeout = 120)
 	broker(&b, 1000, pb);
 	char list[128];
 	snprintf(list, sizeof(list), "grpc://127.0.0.1:%d,grpc://127.0.0.1:%d", pa, pb);
-	ferry_client *c;
 	ferry_model *slow, *simple;
-	cr_assert_eq(ferry_connect(&c, list, NULL), 0, "%s", ferry_last_error());
-	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &slow), 0);
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
+	ferry_client *c = client_of(list, NULL, &slow, &simple);
 	struct stream s;
 	stream_start(&s, c, simple);
 	stream_more(&s, 100);
@@ -501,10 +496,8 @@ Test(failover, grpc_to_grpc, .timeout = 120)
 	cr_assert_geq(successes(b.sock, "simple"), 200, "the second took over");
 	cr_assert_eq(successes(b.sock, "slow"), 16);
 	batch_free(&bt);
-	ferry_close(c);
-	cr_assert_eq(th_stop(&b), 0);
 	th_cleanup(&a);
-	th_cleanup(&b);
+	finish(c, simple, &b);
 }
 
 /* The node's broker first, a remote one next: the local one killed, the
@@ -518,12 +511,9 @@ Test(failover, local_then_grpc, .timeout = 120)
 	broker(&b, 1000, pb);
 	char list[512];
 	snprintf(list, sizeof(list), "unix:%s,grpc://127.0.0.1:%d", a.sock, pb);
-	ferry_client *c;
 	ferry_model *slow, *simple;
-	cr_assert_eq(ferry_connect(&c, list, NULL), 0, "%s", ferry_last_error());
+	ferry_client *c = client_of(list, NULL, &slow, &simple);
 	cr_assert_eq(strcmp(transport_of(c), "local"), 0, "shared memory first");
-	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &slow), 0);
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
 	struct stream s;
 	stream_start(&s, c, simple);
 	stream_more(&s, 100);
@@ -543,10 +533,8 @@ Test(failover, local_then_grpc, .timeout = 120)
 	cr_assert_eq(ferry_request_output(bt.r[0], "OUT", NULL, NULL, NULL, &out, NULL), 0);
 	cr_assert((const char *)out >= (char *)base && (const char *)out < (char *)base + bytes);
 	batch_free(&bt);
-	ferry_close(c);
-	cr_assert_eq(th_stop(&b), 0);
 	th_cleanup(&a);
-	th_cleanup(&b);
+	finish(c, simple, &b);
 }
 
 /* A remote broker first, the node's next: requests made on the heap (no
@@ -559,12 +547,9 @@ Test(failover, grpc_then_local, .timeout = 120)
 	broker(&b, 1000, 0);
 	char list[512];
 	snprintf(list, sizeof(list), "grpc://127.0.0.1:%d,%s", pa, b.sock);
-	ferry_client *c;
 	ferry_model *slow, *simple;
-	cr_assert_eq(ferry_connect(&c, list, NULL), 0, "%s", ferry_last_error());
+	ferry_client *c = client_of(list, NULL, &slow, &simple);
 	cr_assert_eq(strcmp(transport_of(c), "grpc"), 0);
-	cr_assert_eq(ferry_model_get(c, "slow", FERRY_LATEST, &slow), 0);
-	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
 	struct batch bt;
 	batch_submit(&bt, slow, 16, 30 * SEC / 1000);
 	usleep(200000);
@@ -578,12 +563,9 @@ Test(failover, grpc_then_local, .timeout = 120)
 		cr_assert_eq(ferry_infer(c, bt.r[i], 10 * SEC), 0, "%s", ferry_last_error());
 	}
 	batch_check(&bt, 10 * SEC);
-	cr_assert_eq(simple_try(c, simple, 5, 10 * SEC), 0, "%s", ferry_last_error());
 	batch_free(&bt);
-	ferry_close(c);
-	cr_assert_eq(th_stop(&b), 0);
 	th_cleanup(&a);
-	th_cleanup(&b);
+	finish(c, simple, &b);
 }
 
 /*
@@ -895,8 +877,5 @@ Test(adopt, ferryd_refuses_a_bad_segment_and_serves_on, .timeout = 60)
 	ferry_model *simple;
 	cr_assert_eq(ferry_connect(&c, b.sock, NULL), 0, "%s", ferry_last_error());
 	cr_assert_eq(ferry_model_get(c, "simple", FERRY_LATEST, &simple), 0);
-	cr_assert_eq(simple_try(c, simple, 9, 10 * SEC), 0, "%s", ferry_last_error());
-	ferry_close(c);
-	cr_assert_eq(th_stop(&b), 0);
-	th_cleanup(&b);
+	finish(c, simple, &b);
 }

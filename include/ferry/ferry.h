@@ -534,8 +534,10 @@ FERRY_API int ferry_flush(ferry_client *c);
  * process: every tensor that ferry_request_input() hands out, and every
  * output the broker writes, is in [*base, *base + *bytes).  For bindings
  * and tests that check a buffer is shared memory, not a copy.  Valid until
- * ferry_close().  FERRY_ENOTSUP over gRPC and for an admin client (no
- * arena).  Since 0.2.
+ * ferry_close(), across reconnects and failovers (a client that failed
+ * over to a remote endpoint keeps its arena and its tensors there).
+ * FERRY_ENOTSUP for a client that never had a local broker (gRPC only)
+ * and for an admin client (no arena).  Since 0.2.
  */
 FERRY_API int ferry_client_arena(ferry_client *c, void **base, size_t *bytes);
 

@@ -206,7 +206,7 @@ def test_sync_timeout_leaves_request_in_flight(client):
             r.infer(timeout=0.2)
         took = time.monotonic() - t0
         assert e.value.code == "FERRY_ETIMEDOUT"
-        assert 0.15 < took < 2.0, took
+        assert 0.15 < took < 2.5, took  # the broker answers at 3 s
         assert not r.done()
         with pytest.raises(ferry.Error) as e:
             r.infer(timeout=1)

@@ -105,7 +105,7 @@ def test_asyncio_timeout_leaves_request_in_flight(client):
 
     r, err, took = asyncio.run(main())
     assert err.code == "FERRY_ETIMEDOUT", err
-    assert 0.15 < took < 1.5, took
+    assert 0.15 < took < 2.5, took  # the broker answers at 3 s
     assert not r.done()
     r.wait(timeout=10)               # its completion still comes
     np.testing.assert_array_equal(r.output("OUT"), np.ones((1, 4)))

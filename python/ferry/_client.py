@@ -73,6 +73,11 @@ TensorSpec.__doc__ = """A model's input or output: name, ferry's dtype name
 (-1 where it varies)."""
 
 
+def _ns(timeout):
+    """libferry's timeout of one in seconds (None: forever)."""
+    return -1 if timeout is None else int(timeout * 1e9)
+
+
 def _closed():
     return Error(_EPIPE, "the client is closed")
 
@@ -922,26 +927,21 @@ class Request(_Owned):
         r = self._handle()
         if self._resize and not self._wanted:
             self._size_outputs()
-        ret = lib.ferry_infer(self.client._c, r, -1 if timeout is None else int(timeout * 1e9))
-        if ret:
-            err = last_error(ret)
-            if self.client._done:
-                self.client._drain()
-            raise err
-        if self.client._done:
-            self.client._drain()
-        return self
+        return self._waited(lib.ferry_infer(self.client._c, r, _ns(timeout)))
 
     def wait(self, timeout=None):
         """Wait for a submitted request (after a timeout, say)."""
-        ret = lib.ferry_request_wait(self._handle(), -1 if timeout is None else int(timeout * 1e9))
-        if ret:
-            err = last_error(ret)
-            if self.client._done:
-                self.client._drain()
-            raise err
+        return self._waited(lib.ferry_request_wait(self._handle(), _ns(timeout)))
+
+    def _waited(self, ret):
+        # After a call that waited: its error (read first: it is this
+        # thread's last one), and the completions of other requests that
+        # this thread reaped meanwhile settled.
+        err = last_error(ret) if ret else None
         if self.client._done:
             self.client._drain()
+        if err is not None:
+            raise err
         return self
 
     def done(self):

@@ -115,6 +115,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +124,7 @@
 #include <ferry/ferry.h>
 
 #include "bench/bench_util.h"
+#include "bench/grpc_util.h"
 #include "broker/backends/onnx/ox_exec.h"
 #ifdef SATURATE_ORT
 #include "broker/backends/onnxruntime/ort_lib.h"
@@ -172,6 +175,10 @@ struct shared {
 	atomic_int ready;
 	double t_end;
 	struct job_res res[MAXJOBS];
+	/* broker-grpc's floor (grpc_floor): CPU seconds per call of a bare
+	 * gRPC echo, client and server; 0 when not measured */
+	double floor_client_s, floor_server_s;
+	char floor_err[200];
 };
 
 static struct shared *sh;
@@ -851,6 +858,94 @@ static int gpu_probe(char *why, size_t len)
 }
 
 /* ------------------------------------------------------------------ */
+/* broker-grpc's floor                                                  */
+
+/*
+ * grpc_floor - the CPU a gRPC call costs with no ferry in it: a bare
+ * echo server on gRPC core (bench/grpc_util.c's gu_echo_serve, ferryd's
+ * thread layout, answering with a pre-packed response of the model's
+ * output) and a client making the event's ModelInfer request (the same
+ * bytes on the wire), each in a process of its own (gRPC does not cross
+ * fork).  Its client and server CPU per call bound what any gRPC server
+ * can give these jobs: at best (W + I) / (W + I + client + server) of
+ * direct, with W and I the work and inference of a direct event.
+ */
+static double floor_client_s, floor_server_s;
+
+static void grpc_floor(void)
+{
+	enum { WARM = 200, CALLS = 3000 };
+	int rows = max_rows(), port = bu_free_port();
+	int64_t xs[2] = { rows, in_row }, ys[2] = { rows, out_row };
+	float *x = calloc((size_t)rows * in_row, sizeof(float));
+	float *y = calloc((size_t)rows * out_row, sizeof(float));
+	uint8_t *reply;
+	size_t rlen;
+	pid_t srv, cli;
+	int st;
+
+	if (!x || !y || gu_infer_response_bytes(opt.model, "y", "FP32", ys, 2, y,
+						sizeof(float) * rows * out_row, &reply, &rlen))
+		die("grpc floor: cannot pack the reply");
+	if ((srv = fork()) < 0)
+		die("fork");
+	if (srv == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		gu_echo_serve(port, 4, reply, rlen);
+		_exit(1);
+	}
+	if ((cli = fork()) < 0)
+		die("fork");
+	if (cli == 0) {
+		char target[64];
+		struct gu_tensor in = { .name = "x", .datatype = "FP32", .shape = xs, .ndims = 2,
+					.data = x, .bytes = sizeof(float) * rows * in_row };
+		struct gu_tensor out = { .name = "y" };
+		struct gu_chan *c;
+		struct gu_infer *q;
+		struct rusage r0, r1;
+		double s0, s1;
+
+		snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+		if (!(c = gu_open(target)) || !(q = gu_infer_new(opt.model, &in, 1, &out, 1))) {
+			snprintf(sh->floor_err, sizeof(sh->floor_err), "%s", gu_error());
+			_exit(1);
+		}
+		for (int i = 0; i < WARM; i++)
+			if (gu_infer(c, q))
+				goto fail;
+		getrusage(RUSAGE_SELF, &r0);
+		s0 = bu_proc_cpu_s(srv);
+		for (int i = 0; i < CALLS; i++)
+			if (gu_infer(c, q))
+				goto fail;
+		getrusage(RUSAGE_SELF, &r1);
+		s1 = bu_proc_cpu_s(srv);
+		sh->floor_client_s = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
+				      r1.ru_stime.tv_sec - r0.ru_stime.tv_sec +
+				      (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+				       r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6) / CALLS;
+		sh->floor_server_s = (s1 - s0) / CALLS;
+		_exit(0);
+fail:
+		snprintf(sh->floor_err, sizeof(sh->floor_err), "call: %s", gu_error());
+		_exit(1);
+	}
+	waitpid(cli, &st, 0);
+	kill(srv, SIGKILL);
+	waitpid(srv, NULL, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		printf("broker-grpc floor: not measured (%s)\n",
+		       sh->floor_err[0] ? sh->floor_err : "the client failed");
+	/* the runs reuse sh */
+	floor_client_s = sh->floor_client_s;
+	floor_server_s = sh->floor_server_s;
+	free(x);
+	free(y);
+	free(reply);
+}
+
+/* ------------------------------------------------------------------ */
 /* one run: all jobs in one mode                                        */
 
 struct run {
@@ -1116,6 +1211,20 @@ static void report(FILE *csv, struct summary *sum)
 	if (opt.modes[M_DIRECT])
 		printf("Amdahl: inference is %.1f%% of a direct event; free inference would give "
 		       "at most %.2fx events/s\n", 100 * f_direct, 1 / (1 - f_direct));
+	if (opt.modes[M_GRPC] && opt.modes[M_DIRECT] && floor_client_s > 0) {
+		double w = 0, i = 0;
+
+		for (int r = 0; r < opt.reps; r++) {
+			w += runs[M_DIRECT][r].work_us / opt.reps;
+			i += runs[M_DIRECT][r].infer_us / opt.reps;
+		}
+		double c = 1e6 * floor_client_s, v = 1e6 * floor_server_s;
+		printf("broker-grpc floor: a bare gRPC echo (gRPC core, no ferry) of this event's "
+		       "request costs %.1f us of client CPU + %.1f us of server CPU per call; no "
+		       "gRPC server can give these jobs more than (W + I) / (W + I + %.1f) = %.3f "
+		       "of direct (W %.1f us, I %.1f us from direct)\n", c, v, c + v,
+		       (w + i) / (w + i + c + v), w, i);
+	}
 	if (opt.modes[M_GPU] && opt.modes[M_DIRECT])
 		printf("broker-gpu: gain %.2fx +- %.2f measured against direct, %.2fx predicted by "
 		       "Amdahl (1 / (1 - f), f = %.1f%% in direct); %.1f%% of a broker-gpu event "
@@ -1420,6 +1529,8 @@ int main(int argc, char **argv)
 			"wall_s,ratio,ratio_half,events_s_half|batch_rows,executions,jobs,"
 			"amdahl_gain\n");
 
+	if (opt.modes[M_GRPC] && opt.modes[M_DIRECT])
+		grpc_floor();
 	for (int k = 0; k < opt.ncounts; k++) {
 		double t0 = bu_now();
 

@@ -53,9 +53,10 @@ if [ "${1:-}" != "--no-venv" ]; then
 	fi
 	# pytest: python/tests (the ferry package); wheel: pip install ./python
 	# without build isolation (no download); kubernetes-validate: the
-	# Kubernetes API schemas that tests/deploy checks deploy/k8s against
-	want=(numpy onnx onnxruntime 'tritonclient[grpc]' 'tritonclient[http]' pytest wheel kubernetes-validate)
-	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc, tritonclient.http, pytest, wheel, kubernetes_validate' 2>/dev/null; then
+	# Kubernetes API schemas that tests/deploy checks deploy/k8s against;
+	# matplotlib: ferry-tune's plots
+	want=(numpy onnx onnxruntime 'tritonclient[grpc]' 'tritonclient[http]' pytest wheel kubernetes-validate matplotlib)
+	if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, tritonclient.grpc, tritonclient.http, pytest, wheel, kubernetes_validate, matplotlib' 2>/dev/null; then
 		mkdir -p "$top/build"
 		log=$top/build/setup-pip.log
 		echo "setup: pip install ${want[*]} into $venv (pip's output: $log)"

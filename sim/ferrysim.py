@@ -81,10 +81,14 @@ class Cores:
 
 
 class Batcher:
-    """One model instance with dynamic batching (no queue delay)."""
+    """One model instance with dynamic batching (no queue delay).  On
+    cores, an execution holds one core for exec_us(rows), then the
+    instance waits gap_us without a core before it takes the next (the
+    hand-off between executions: answering, waking up again)."""
 
-    def __init__(self, sim, exec_us, max_rows, cores=None):
+    def __init__(self, sim, exec_us, max_rows, cores=None, gap_us=0.0):
         self.sim, self.exec_us, self.max_rows, self.cores = sim, exec_us, max_rows, cores
+        self.gap_us = gap_us
         self.queue, self.running = [], False
         self.busy_us = 0.0
         self.executions = 0
@@ -117,7 +121,10 @@ class Batcher:
     def _finish(self, batch):
         for _, then, args in batch:
             then(*args)
-        self._next()
+        if self.gap_us:
+            self.sim.at(self.gap_us, self._next)
+        else:
+            self._next()
 
 
 class Job:
@@ -190,8 +197,9 @@ class Pool:
 def study(p, jobs, gpus, seconds=1.0, warmup=0.3, seed=1):
     """The study's set-up with the parameters p (a dict, see scale.py's
     PARAMS): `jobs` CPU jobs, `gpus` GPU servers.  Returns a dict: events/s
-    offloaded and direct, the gain, GPU utilisation, rows per GPU
-    execution, mean latency is not kept (not needed)."""
+    offloaded and direct, the gain, GPU utilisation (busy time, and rows
+    done against what full executions would do: gpu_capacity), rows per
+    GPU execution."""
     rng = random.Random(seed)
     work = p["infer_cpu_us"] * (1 - p["f"]) / p["f"]
 
@@ -216,57 +224,50 @@ def study(p, jobs, gpus, seconds=1.0, warmup=0.3, seed=1):
     util = sum(g.busy_us - b for g, b in zip(pool.gpus, busy0)) / (gpus * seconds * 1e6)
     ex = sum(g.executions for g in pool.gpus) - ex0
     rq = sum(g.requests for g in pool.gpus) - rq0
+    # what the GPUs did against what they could do in full executions
+    full_us = gpu_us(p["max_rows"])
     return {"jobs": jobs, "gpus": gpus, "events_per_s": events, "direct_per_s": direct,
             "gain": events / direct, "ideal": 1 / (1 - p["f"]), "gpu_util": util,
+            "gpu_capacity": p["rows"] * rq * full_us / (p["max_rows"] * gpus * seconds * 1e6),
             "rows_per_exec": p["rows"] * rq / ex if ex else 0.0}
 
 
 def closed_loop_pool(cores, brokers, conc, client_us, proxy_us, broker_us, compute_us,
-                     seconds=2.0, warmup=0.3):
+                     seconds=2.0, warmup=0.3, gap_us=0.0):
     """The validation case (bench/pool.sh --scale): one machine's `cores`
     shared by everything; `conc` requests kept in flight; per request client_us of client CPU, proxy_us of
     proxy CPU (0: clients talk to one broker directly), broker_us of the
     broker's gRPC threads, and compute_us on the broker's single KIND_CPU
     instance thread (one request per execution: the requests of a batch
-    of 64 rows are not merged).  Returns requests/s and the cores' use."""
+    of 64 rows are not merged), then gap_us before its next execution.
+    Returns requests/s and the cores' use."""
     sim = Sim()
     cpu = Cores(sim, cores)
-    inst = [Batcher(sim, lambda rows: compute_us, 1, cores=cpu) for _ in range(brokers)]
+    inst = [Batcher(sim, lambda rows: compute_us, 1, cores=cpu, gap_us=gap_us)
+            for _ in range(brokers)]
     st = {"n": 0, "rr": 0, "counting": False}
+    # a request's path: CPU bursts on the machine's cores, and the instance
+    # of the broker the round robin picks (None) in the middle
+    path = [client_us / 2, proxy_us / 2, broker_us / 2, None,
+            broker_us / 2, proxy_us / 2, client_us / 2]
 
-    def start(c):
-        cpu.run(client_us / 2, hop_in, c)
-
-    def hop_in(c):
-        if proxy_us:
-            cpu.run(proxy_us / 2, to_broker, c)
+    def step(i):
+        if i == len(path):
+            if st["counting"]:
+                st["n"] += 1
+            i = 0
+        us = path[i]
+        if us is None:
+            k = st["rr"]
+            st["rr"] = (k + 1) % brokers
+            inst[k].submit(1, step, i + 1)
+        elif us:
+            cpu.run(us, step, i + 1)
         else:
-            to_broker(c)
+            step(i + 1)
 
-    def to_broker(c):
-        k = st["rr"]
-        st["rr"] = (k + 1) % brokers
-        cpu.run(broker_us / 2, inst[k].submit, 1, back, c)
-
-    def back(c):
-        cpu.run(broker_us / 2, hop_out, c)
-
-    def hop_out(c):
-        if proxy_us:
-            cpu.run(proxy_us / 2, answer, c)
-        else:
-            answer(c)
-
-    def answer(c):
-        cpu.run(client_us / 2, done, c)
-
-    def done(c):
-        if st["counting"]:
-            st["n"] += 1
-        start(c)
-
-    for i in range(conc):
-        start(i)
+    for _ in range(conc):
+        step(0)
     sim.run(warmup * 1e6)
     st["counting"] = True
     b0 = cpu.busy_us

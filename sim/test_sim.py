@@ -78,6 +78,7 @@ class Study(unittest.TestCase):
         p = base(gpu_fixed_us=0.0, gpu_row_us=10.0, max_rows=640)
         r = ferrysim.study(p, jobs=400, gpus=1, seconds=0.5, warmup=0.2)
         self.assertGreater(r["gpu_util"], 0.99)
+        self.assertGreater(r["gpu_capacity"], 0.99)
         self.assertAlmostEqual(r["rows_per_exec"], 640, delta=1)
         # 640 rows in 6.4 ms: 10 events of 64 rows per 6.4 ms
         self.assertAlmostEqual(r["events_per_s"], 1e6 / 640, delta=0.02 * 1e6 / 640)
@@ -89,6 +90,14 @@ class Pool(unittest.TestCase):
         r = ferrysim.closed_loop_pool(cores=2, brokers=1, conc=8, client_us=10, proxy_us=10,
                                       broker_us=10, compute_us=1000, seconds=1.0)
         self.assertAlmostEqual(r["requests_per_s"], 1000, delta=10)
+
+    def test_hand_off_between_executions(self):
+        """An instance that waits 250 us between executions of 1000: one
+        broker does 1 / 1250 us, using its core 80% of the time."""
+        r = ferrysim.closed_loop_pool(cores=2, brokers=1, conc=8, client_us=0, proxy_us=0,
+                                      broker_us=0, compute_us=1000, seconds=1.0, gap_us=250)
+        self.assertAlmostEqual(r["requests_per_s"], 800, delta=5)
+        self.assertAlmostEqual(r["busy_cores"], 0.8, delta=0.01)
 
     def test_the_cores_bound_many_brokers(self):
         """Three brokers on two cores: 2 cores / the CPU of a request."""

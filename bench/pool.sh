@@ -18,25 +18,33 @@
 #                     marks it DOWN
 #   haproxy_rejoin    the broker started again is marked UP by the
 #                     ServerReady health check and gets requests again
-#   haproxy_noretry_client_retries  the same kill with the proxy's
-#                     resending off (retry-on none): clients that retry
-#                     lose nothing
+#   haproxy_noretry_libferry, haproxy_noretry_tritonclient   the same
+#                     kill with the proxy's resending off (retry-on none):
+#                     clients that retry lose nothing (libferry's own
+#                     failover; tritonclient with gRPC's retry policy)
 #   nginx_spread      the spread through nginx (grpc_pass)
-#   nginx_failover_client_retries   the kill through nginx, which cannot
-#                     resend a gRPC request it has passed on: clients that
-#                     retry lose nothing
+#   nginx_failover_libferry, nginx_failover_tritonclient   the kill
+#                     through nginx, which cannot resend a gRPC request it
+#                     has passed on: clients that retry lose nothing
+#   libferry_roundrobin_spread, libferry_roundrobin_failover   no proxy:
+#                     libferry's gRPC round_robin over one DNS name of the
+#                     three brokers spreads within +-10%, and its failover
+#                     loses nothing when one is killed
+# Each kill behind a proxy counts only when it caught requests in flight
+# (the proxy's own counters or log say so); else it is tried again, up to
+# three times.
 # Without --check it also prints what the kill costs clients that do not
 # retry behind a proxy that does not resend (notes), and measures how the
 # pool's throughput grows with the number of brokers (1, 2, 3; and one
 # broker without the proxy) with the CPU each part used: a table, and a
 # CSV ($CSV).  --scale measures the throughput alone.
 #
-# Clients: "plain" is ferry-bench-distance run (libferry's gRPC transport,
+# Clients: ferry-bench-distance run (libferry's gRPC transport,
 # asynchronous, a window of 4 requests in flight, identity FP32 [1, 256],
-# every output checked against its input, no retry of its own); "retry"
-# is tests/deploy/retry_client.py (tritonclient.grpc with gRPC's retry
-# policy on UNAVAILABLE; skipped without the venv); three processes of
-# either.  Throughput: ferry-bench-load (mlp_wide, batch $BATCH, $CONC
+# every output checked against its input), with FERRY_RETRIES=0 ("plain":
+# a request lost with its broker fails) or libferry's failover; and
+# tests/deploy/retry_client.py (tritonclient.grpc with gRPC's retry policy
+# on UNAVAILABLE; skipped without the venv); three processes of each.  Throughput: ferry-bench-load (mlp_wide, batch $BATCH, $CONC
 # requests in flight over 2 processes).  Brokers: one KIND_CPU instance of
 # each model, --pollers 1 --wait block (no shared-memory client in a
 # pool).  Topology: namespace lb (HAProxy or nginx on :8001, the clients)
@@ -95,6 +103,7 @@ cleanup() {
 	done
 	{ wait; } 2>/dev/null
 	for n in "$ns_lb" "${ns_b[@]}"; do ip netns del "$n" 2>/dev/null; done
+	rm -rf "/etc/netns/$ns_lb"
 	if [ "${KEEP_LOGS:-0}" = 1 ]; then echo "pool.sh: logs in $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
@@ -270,33 +279,38 @@ wait_status() {	# k STATUS seconds
 }
 
 # ---- the clients ------------------------------------------------------------
-# clients KIND SECONDS [KILL_AT KILL_BROKER]: 3 client processes against the
-# proxy; optionally SIGKILL one broker KILL_AT seconds in.  KIND: plain
-# (ferry-bench-distance run: libferry's gRPC transport, async, window 4, no
-# CPU work, no retry of its own), retry (tests/deploy/retry_client.py:
-# tritonclient.grpc, 3 threads, gRPC's retry policy on UNAVAILABLE).  Sets
-# c_events, c_errors, c_clients_failed.
+# clients KIND SECONDS [KILL_AT KILL_BROKER]: 3 client processes against
+# $url (the proxy, unless set otherwise); optionally SIGKILL one broker
+# KILL_AT seconds in.  KIND: plain (ferry-bench-distance run: libferry's
+# gRPC transport, async, window 4, no CPU work, FERRY_RETRIES=0: a request
+# lost with its broker fails), libferry (the same with libferry's own
+# failover: a lost request is sent again, up to FERRY_RETRIES = 3 times),
+# retry (tests/deploy/retry_client.py: tritonclient.grpc, 3 threads,
+# gRPC's retry policy on UNAVAILABLE).  Sets c_events, c_errors,
+# c_clients_failed.
+url=grpc://127.0.0.1:8001
 clients() {
-	local kind=$1 secs=$2 i out
+	local kind=$1 secs=$2 i out retries=3
+	[ "$kind" = plain ] && retries=0
 	for i in 1 2 3; do
 		if [ "$kind" = retry ]; then
-			L "$py" "$top/tests/deploy/retry_client.py" grpc://127.0.0.1:8001 "$secs" 3 \
+			L "$py" "$top/tests/deploy/retry_client.py" "$url" "$secs" 3 \
 				>"$tmp/client$i.out" 2>"$tmp/client$i.err" &
 		else
-			L "$dist" run -u grpc://127.0.0.1:8001 --mode async --window 4 --work-us 0 \
-				--seconds "$secs" >"$tmp/client$i.out" 2>"$tmp/client$i.err" &
+			L env FERRY_RETRIES=$retries GRPC_DNS_RESOLVER=native "$dist" run -u "$url" \
+				--mode async --window 4 --work-us 0 --seconds "$secs" --announce \
+				>"$tmp/client$i.out" 2>"$tmp/client$i.err" &
 		fi
 		eval "cpid$i=$!"
 	done
 	if [ $# -ge 4 ]; then
-		# the Python clients take a while to start: count from when each
-		# has had its first answers
-		if [ "$kind" = retry ]; then
-			for _ in $(seq 300); do
-				[ "$(cat "$tmp"/client[123].err 2>/dev/null | grep -c 'retry_client: sending')" -ge 3 ] && break
-				sleep 0.1
-			done
-		fi
+		# count from when every client has had its first answers (the
+		# Python ones take a while to start)
+		for _ in $(seq 300); do
+			[ "$(cat "$tmp"/client[123].err 2>/dev/null |
+				grep -c -e 'retry_client: sending' -e 'ferry-bench-distance: running')" -ge 3 ] && break
+			sleep 0.1
+		done
 		sleep "$3"
 		kill_broker "$4" KILL
 	fi
@@ -362,14 +376,36 @@ for k in $(seq $NB); do
 	for _ in $(seq 50); do L curl -s --max-time 1 -o /dev/null "http://$(bip "$k"):8002/v2/health/ready" && break; sleep 0.1; done
 done
 
+# failover_checked NAME KIND LB COUNTER: the failover run with KIND clients,
+# again (up to 3 tries) until COUNTER (a function printing a count of
+# requests broken at the broker, from the proxy's side) moved: a kill that
+# caught no request in flight proves nothing.
+haproxy_broken() { lb_backend eresp; }
+nginx_broken() { grep -c 'while reading response header from upstream' "$tmp/nginx.log" || true; }
+failover_checked() {
+	local name=$1 kind=$2 lb=$3 counter=$4 try n0 n1 ok
+	for try in 1 2 3; do
+		n0=$($counter)
+		failover "$kind"
+		n1=$($counter)
+		restart2 "$lb"
+		if [ $((n1 - n0)) -gt 0 ] || ! clients_ok; then break; fi
+		[ "$lb" = nginx ] && sleep 5	# fail_timeout: broker 2 back in nginx's rotation
+	done
+	ok=1
+	clients_ok || ok=0
+	[ $((n1 - n0)) -gt 0 ] || ok=0
+	result "$name" $ok "$fo_msg; $((n1 - n0)) requests broken at the broker, resent by their clients (try $try)"
+}
+
 # ---- HAProxy ----------------------------------------------------------------
 if [ $scale_only = 0 ]; then
 start_haproxy $NB
 spread haproxy_spread
 
-# The shipped file resends what a dead broker held: plain clients see nothing.
-# A kill that caught no request proves nothing: up to 3 tries, until
-# HAProxy had to resend or redirect something.
+# The shipped file resends what a dead broker held: clients that do not
+# retry see nothing.  Up to 3 tries, until HAProxy had to resend or
+# redirect something.
 for try in 1 2 3; do
 	r0=$(lb_backend wretr) d0=$(lb_backend wredis)
 	failover plain
@@ -399,23 +435,14 @@ else
 	result haproxy_rejoin 0 "broker 2 restarted but not UP after 10 s"
 fi
 
-# With the proxy's resending off (retry-on none), the client must retry.
+# With the proxy's resending off (retry-on none), the clients retry.
 stop_lb
 start_haproxy $NB noretry
+failover_checked haproxy_noretry_libferry libferry haproxy haproxy_broken
 if [ $have_py = 1 ]; then
-	for try in 1 2 3; do
-		e0=$(lb_backend eresp)
-		failover retry
-		e1=$(lb_backend eresp)
-		restart2 haproxy
-		if [ $((e1 - e0)) -gt 0 ] || ! clients_ok; then break; fi
-	done
-	ok=1
-	clients_ok || ok=0
-	[ $((e1 - e0)) -gt 0 ] || ok=0
-	result haproxy_noretry_client_retries $ok "HAProxy with retry-on none, $fo_msg; $((e1 - e0)) requests broken at the broker (HAProxy's eresp), retried by their clients (try $try)"
+	failover_checked haproxy_noretry_tritonclient retry haproxy haproxy_broken
 else
-	echo "SKIP: haproxy_noretry_client_retries: $no_py"
+	echo "SKIP: haproxy_noretry_tritonclient: $no_py"
 fi
 if [ $check_only = 0 ]; then
 	failover plain
@@ -434,24 +461,15 @@ if command -v nginx >/dev/null; then
 		lbpid=$!
 		for _ in $(seq 50); do L curl -s --http2-prior-knowledge -o /dev/null http://127.0.0.1:8001/ && break; sleep 0.1; done
 		spread nginx_spread
+		failover_checked nginx_failover_libferry libferry nginx nginx_broken
+		sleep 5
 		if [ $have_py = 1 ]; then
-			for try in 1 2 3; do
-				b0=$(grep -c 'while reading response header from upstream' "$tmp/nginx.log" || true)
-				failover retry
-				b1=$(grep -c 'while reading response header from upstream' "$tmp/nginx.log" || true)
-				restart2 nginx
-				if [ $((b1 - b0)) -gt 0 ] || ! clients_ok; then break; fi
-				sleep 5	# fail_timeout: broker 2 back in nginx's rotation
-			done
-			ok=1
-			clients_ok || ok=0
-			[ $((b1 - b0)) -gt 0 ] || ok=0
-			result nginx_failover_client_retries $ok "$fo_msg; $((b1 - b0)) requests broken at the broker (nginx's error log), retried by their clients (try $try)"
+			failover_checked nginx_failover_tritonclient retry nginx nginx_broken
+			sleep 5
 		else
-			echo "SKIP: nginx_failover_client_retries: $no_py"
+			echo "SKIP: nginx_failover_tritonclient: $no_py"
 		fi
 		if [ $check_only = 0 ]; then
-			sleep 5	# fail_timeout: broker 2 back in nginx's rotation
 			failover plain
 			echo "note: nginx, $fo_msg (what a client that does not retry loses)"
 			restart2 nginx
@@ -461,10 +479,25 @@ if command -v nginx >/dev/null; then
 		result nginx_spread 0 "nginx -t refused the configuration: $(cat "$tmp/nginx-t.err")"
 	fi
 else
-	echo "SKIP: nginx_spread: no nginx (scripts/setup-debian.sh installs it)"
-	echo "SKIP: nginx_failover_client_retries: no nginx"
+	for c in nginx_spread nginx_failover_libferry nginx_failover_tritonclient; do
+		echo "SKIP: $c: no nginx (scripts/setup-debian.sh installs it)"
+	done
 fi
 
+# ---- libferry alone ----------------------------------------------------------
+# No proxy: one DNS name for the three brokers (the namespace's own
+# /etc/hosts, which `ip netns exec` puts in place), and libferry's gRPC
+# channel balances over them with round_robin and fails over by itself.
+mkdir -p "/etc/netns/$ns_lb"
+for k in $(seq $NB); do echo "$(bip "$k") ferry-pool"; done >"/etc/netns/$ns_lb/hosts"
+url=grpc://ferry-pool:8001
+spread libferry_roundrobin_spread
+failover libferry
+ok=1
+clients_ok || ok=0
+result libferry_roundrobin_failover $ok "$fo_msg"
+restart2 none
+url=grpc://127.0.0.1:8001
 fi	# scale_only
 if [ $check_only = 1 ]; then
 	exit $failed

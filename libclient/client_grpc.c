@@ -643,10 +643,13 @@ static ferry_request *client__complete(struct client__grpc *g, struct client__ca
 	struct rpc_result res;
 	char msg[FSHM_ERRMSG_LEN];
 
-	/* The server went away (or never answered): UNAVAILABLE with no
-	 * ferry code.  A ferry server's own errors carry their code, and
-	 * such a request is not sent again: its answer would be the same. */
-	bool lost = k->k.status == GRPC_STATUS_UNAVAILABLE && !rpc_trailer_code(&k->k.md_trail);
+	/* The server went away (or never answered): UNAVAILABLE, or
+	 * CANCELLED by a server shutting down (only close cancels a call
+	 * here, and it does not come this way), with no ferry code.  A
+	 * ferry server's own errors carry their code, and such a request is
+	 * not sent again: its answer would be the same. */
+	bool lost = (k->k.status == GRPC_STATUS_UNAVAILABLE ||
+		     k->k.status == GRPC_STATUS_CANCELLED) && !rpc_trailer_code(&k->k.md_trail);
 	int status = rpc_call_end(&k->k, &inference__model_infer_response__descriptor,
 				  (ProtobufCMessage **)&resp, &res);
 	snprintf(msg, sizeof(msg), "%.*s", (int)sizeof(msg) - 1, res.msg);

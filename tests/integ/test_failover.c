@@ -500,6 +500,35 @@ Test(failover, grpc_to_grpc, .timeout = 120)
 	finish(c, simple, &b);
 }
 
+/* The same with a SIGTERM: the stopping broker cancels its calls, and
+ * its requests go to the other one. */
+Test(failover, grpc_to_grpc_sigterm, .timeout = 120)
+{
+	struct th_broker a, b;
+	int pa = th_free_port();
+	broker(&a, 300000, pa);
+	int pb = th_free_port();
+	broker(&b, 1000, pb);
+	char list[128];
+	snprintf(list, sizeof(list), "grpc://127.0.0.1:%d,grpc://127.0.0.1:%d", pa, pb);
+	ferry_model *slow, *simple;
+	ferry_client *c = client_of(list, NULL, &slow, &simple);
+	struct stream s;
+	stream_start(&s, c, simple);
+	stream_more(&s, 100);
+	struct batch bt;
+	batch_submit(&bt, slow, 16, 30 * SEC / 1000);
+	usleep(100000);
+	kill_broker(&a, SIGTERM);
+	batch_check(&bt, 30 * SEC);
+	stream_more(&s, 200);
+	stream_stop(&s);
+	cr_assert_geq(successes(b.sock, "simple"), 200, "the second took over");
+	batch_free(&bt);
+	th_cleanup(&a);
+	finish(c, simple, &b);
+}
+
 /* The node's broker first, a remote one next: the local one killed, the
  * requests queued there go over gRPC, their tensors read from the arena
  * where they were written. */

@@ -8,7 +8,8 @@ dist/systemd/ferryd.service: dist/systemd/ferryd.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) dist/systemd && \
 	sed -e 's|@sbindir[@]|$(sbindir)|g' $(srcdir)/dist/systemd/ferryd.service.in > $@
 
-dist_man_MANS = dist/man/ferryd.8 dist/man/ferryctl.1 dist/man/ferry-bench.1 dist/man/libferry.3
+dist_man_MANS = dist/man/ferryd.8 dist/man/ferryctl.1 dist/man/ferry-bench.1 dist/man/libferry.3 \
+	dist/man/ferry-tune.1
 
 # The example repository, as the quick start uses it.
 nobase_dist_pkgdata_DATA = \

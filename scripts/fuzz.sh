@@ -88,7 +88,7 @@ submit_libs="-ldl -lnuma -lpthread"
 grpc_src="broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_shm.c broker/gpu/gpu.c
 	broker/sched/sched_queue.c broker/sched/sched_batch.c broker/sched/sched_model.c
 	broker/sched/be_request.c broker/sched/be_host.c
-	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c
+	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c shm/fshm_guard.c
 	$out/gen/proto/kserve.pb-c.c tests/fuzz/fuzz_grpc.c"
 grpc_libs="-lprotobuf-c -ldl -lnuma -lpthread"
 # An inference request body through the HTTP front end's parser (json-c,
@@ -98,7 +98,7 @@ http_src="broker/frontends/http/hs_infer.c broker/frontends/http/hs_json.c
 	broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_shm.c broker/gpu/gpu.c
 	broker/sched/sched_queue.c broker/sched/sched_batch.c broker/sched/sched_model.c
 	broker/sched/be_request.c broker/sched/be_host.c
-	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c
+	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c shm/fshm_guard.c
 	$out/gen/proto/kserve.pb-c.c tests/fuzz/fuzz_http.c"
 http_libs="-ljson-c -lprotobuf-c -ldl -lnuma -lpthread"
 

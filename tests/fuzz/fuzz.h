@@ -37,6 +37,30 @@ int fuzz_http(const uint8_t *data, size_t size);
 struct models_entry;
 void models_shim_set(struct models_entry *models, int n);
 
+/*
+ * The two models fuzz_grpc and fuzz_http check requests against: Triton's
+ * "simple" (fixed INT32 dims, batching) and a BYTES identity with
+ * variable dims.  An initialiser of const char *const [2].
+ */
+#define FUZZ_KSERVE_CONFIGS {							\
+	"name: \"simple\"\nbackend: \"add_sub\"\nmax_batch_size: 8\n"		\
+	"input [ { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },"	\
+	"        { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n"	\
+	"output [ { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },"	\
+	"         { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n",	\
+	"name: \"ident\"\nbackend: \"identity\"\nmax_batch_size: 0\n"		\
+	"input [ { name: \"IN\" data_type: TYPE_STRING dims: [ -1, -1 ] } ]\n"	\
+	"output [ { name: \"OUT\" data_type: TYPE_STRING dims: [ -1, -1 ] } ]\n",	\
+}
+
+/* [p, p + n) inside [base, base + len)? */
+static inline int fuzz_within(const void *p, uint64_t n, const void *base, size_t len)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
+
+	return a >= b && a - b <= len && n <= len - (a - b);
+}
+
 /* An invariant of the code under test failed: a finding, not a skip. */
 #define FUZZ_CHECK(cond) do {						\
 	if (!(cond)) {							\

@@ -24,25 +24,8 @@
 #include "broker/frontends/grpc/gs_shm.h"
 #include "tests/fuzz/fuzz.h"
 
-static const char *const fzg_configs[2] = {
-	"name: \"simple\"\nbackend: \"add_sub\"\nmax_batch_size: 8\n"
-	"input [ { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },"
-	"        { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n"
-	"output [ { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },"
-	"         { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n",
-	"name: \"ident\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-	"input [ { name: \"IN\" data_type: TYPE_STRING dims: [ -1, -1 ] } ]\n"
-	"output [ { name: \"OUT\" data_type: TYPE_STRING dims: [ -1, -1 ] } ]\n",
-};
+static const char *const fzg_configs[2] = FUZZ_KSERVE_CONFIGS;
 static struct model_config fzg_cfgs[2];
-
-/* [p, p + n) inside [base, base + len)? */
-static int fzg_within(const void *p, uint64_t n, const void *base, size_t len)
-{
-	uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
-
-	return a >= b && a - b <= len && n <= len - (a - b);
-}
 
 /* The bounds oracle for one accepted request. */
 static void fzg_check_tensors(const struct gs_infer *inf, const Inference__ModelInferRequest *msg,
@@ -58,10 +41,10 @@ static void fzg_check_tensors(const struct gs_infer *inf, const Inference__Model
 			continue;
 		FUZZ_CHECK(t->data != NULL);
 		for (size_t j = 0; j < msg->n_raw_input_contents && !ok; j++)
-			ok = fzg_within(t->data, t->bytes, msg->raw_input_contents[j].data,
+			ok = fuzz_within(t->data, t->bytes, msg->raw_input_contents[j].data,
 					msg->raw_input_contents[j].len);
 		for (int j = 0; j < inf->nowned && !ok; j++)
-			ok = fzg_within(t->data, t->bytes, inf->owned[j],
+			ok = fuzz_within(t->data, t->bytes, inf->owned[j],
 					malloc_usable_size(inf->owned[j]));
 		if (!ok)
 			fprintf(stderr, "fuzz_grpc: model %s: tensor %d (%llu bytes at %p) lies "

@@ -29,36 +29,20 @@
 #include "broker/frontends/http/hs_infer.h"
 #include "tests/fuzz/fuzz.h"
 
-static const char *const fzh_configs[2] = {
-	"name: \"simple\"\nbackend: \"add_sub\"\nmax_batch_size: 8\n"
-	"input [ { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },"
-	"        { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n"
-	"output [ { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },"
-	"         { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n",
-	"name: \"ident\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-	"input [ { name: \"IN\" data_type: TYPE_STRING dims: [ -1, -1 ] } ]\n"
-	"output [ { name: \"OUT\" data_type: TYPE_STRING dims: [ -1, -1 ] } ]\n",
-};
+static const char *const fzh_configs[2] = FUZZ_KSERVE_CONFIGS;
 static struct model_config fzh_cfgs[2];
-
-static int fzh_within(const void *p, uint64_t n, const void *base, size_t len)
-{
-	uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
-
-	return a >= b && a - b <= len && n <= len - (a - b);
-}
 
 /* Inside the body, or a buffer of the request (its own or gs_infer's)? */
 static int fzh_owned(const struct hs_infer *h, const void *p, uint64_t n, const uint8_t *body,
 		     size_t len)
 {
-	if (fzh_within(p, n, body, len))
+	if (fuzz_within(p, n, body, len))
 		return 1;
 	for (int j = 0; j < h->nowned; j++)
-		if (fzh_within(p, n, h->owned[j], malloc_usable_size(h->owned[j])))
+		if (fuzz_within(p, n, h->owned[j], malloc_usable_size(h->owned[j])))
 			return 1;
 	for (int j = 0; j < h->inf.nowned; j++)
-		if (fzh_within(p, n, h->inf.owned[j], malloc_usable_size(h->inf.owned[j])))
+		if (fuzz_within(p, n, h->inf.owned[j], malloc_usable_size(h->inf.owned[j])))
 			return 1;
 	return 0;
 }

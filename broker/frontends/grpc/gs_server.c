@@ -767,10 +767,77 @@ static int gs__tls_credentials(const struct gs_options *o, grpc_server_credentia
 	return 0;
 }
 
+/*
+ * What a hostile peer on the gRPC port meets (SECURITY.md, "HTTP/2 on the
+ * network ports"), as gRPC core channel arguments; --grpc-arg NAME=VALUE
+ * replaces any of them.  gRPC's own defaults are unlimited streams per
+ * connection and idle connections kept for ever.
+ */
+static const struct gs__default_arg {
+	const char *key;
+	int value;
+} gs__hardening[] = {
+	/* Streams one connection may have open: a stream flood (or a rapid
+	 * reset one) works through at most this many at once; a client past
+	 * it waits in its own library, it gets no error. */
+	{ GRPC_ARG_MAX_CONCURRENT_STREAMS, 256 },
+	/* The request headers (metadata) of one call; larger: the call is
+	 * refused (RESOURCE_EXHAUSTED) and nothing of it kept. */
+	{ GRPC_ARG_MAX_METADATA_SIZE, 16384 },
+	/* A connection must finish its handshake (TLS; for plaintext the
+	 * HTTP/2 preface) in this time: half-open slowloris connections go. */
+	{ GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000 },
+	/* A connection with no call for this long is closed with GOAWAY (a
+	 * client reconnects when it next calls): thousands of idle
+	 * connections do not stay. */
+	{ GRPC_ARG_MAX_CONNECTION_IDLE_MS, 300000 },
+	/* Keepalive enforcement: pings without data closer than this are
+	 * strikes; more than max_ping_strikes of them end the connection
+	 * (GOAWAY too_many_pings).  libferry sends none. */
+	{ GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 60000 },
+	{ GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2 },
+};
+
+int gs_arg_check(const char *s, char *err, size_t errlen)
+{
+	const char *eq = s ? strchr(s, '=') : NULL;
+	if (!eq || eq - s < 6 || strncmp(s, "grpc.", 5) || !eq[1]) {
+		snprintf(err, errlen, "'%s': NAME=VALUE with a gRPC channel argument "
+			 "name (grpc.max_concurrent_streams=100)", s ? s : "");
+		return FERRY_EINVAL;
+	}
+	for (const char *p = s; p < eq; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_')) {
+			snprintf(err, errlen, "'%s': the name has a '%c'", s, *p);
+			return FERRY_EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* An argument's value: an int when it reads as one, else the text. */
+static void gs__arg_set(grpc_arg *a, char *key, char *value)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(value, &end, 0);
+	a->key = key;
+	if (!errno && end != value && !*end && v >= INT32_MIN && v <= INT32_MAX) {
+		a->type = GRPC_ARG_INTEGER;
+		a->value.integer = (int)v;
+	} else {
+		a->type = GRPC_ARG_STRING;
+		a->value.string = value;
+	}
+}
+
 int gs_start(const struct gs_options *o)
 {
 	char addr[300];
 	int ret;
+	enum { NDEF = sizeof(gs__hardening) / sizeof(gs__hardening[0]) };
+	char kv[GS_MAX_ARGS][256];
 
 	if (o->port <= 0)
 		return 0;
@@ -779,7 +846,8 @@ int gs_start(const struct gs_options *o)
 	grpc_init();
 	int64_t max = o->max_message_bytes > 0 && o->max_message_bytes <= INT32_MAX ?
 		      o->max_message_bytes : INT32_MAX;
-	grpc_arg args[3];
+	grpc_arg args[3 + NDEF + GS_MAX_ARGS];
+	int nargs = 3;
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -792,7 +860,28 @@ int gs_start(const struct gs_options *o)
 	args[2].type = GRPC_ARG_INTEGER;
 	args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
 	args[2].value.integer = 0;
-	grpc_channel_args ca = { .num_args = 3, .args = args };
+	for (int i = 0; i < NDEF; i++) {
+		args[nargs].type = GRPC_ARG_INTEGER;
+		args[nargs].key = (char *)gs__hardening[i].key;
+		args[nargs++].value.integer = gs__hardening[i].value;
+	}
+	/* --grpc-arg: a name given twice takes its last value, one of the
+	 * defaults above is replaced. */
+	for (int i = 0; i < o->nargs && i < GS_MAX_ARGS; i++) {
+		snprintf(kv[i], sizeof(kv[i]), "%s", o->args[i]);
+		char *eq = strchr(kv[i], '=');
+		if (!eq)
+			continue;
+		*eq = 0;
+		int k = 0;
+		while (k < nargs && strcmp(args[k].key, kv[i]))
+			k++;
+		if (k == nargs)
+			nargs++;
+		gs__arg_set(&args[k], kv[i], eq + 1);
+		log_info("gRPC: channel argument %s=%s", kv[i], eq + 1);
+	}
+	grpc_channel_args ca = { .num_args = (size_t)nargs, .args = args };
 
 	gs__s.server = grpc_server_create(&ca, NULL);
 	gs__s.nthreads = o->threads > 0 ? (o->threads > GS_MAX_THREADS ? GS_MAX_THREADS : o->threads) : 4;
@@ -862,6 +951,42 @@ fail:
 	return ret;
 }
 
+void gs_drain(pthread_mutex_t *lock, pthread_cond_t *cond, const long *count, const char *who)
+{
+	/*
+	 * Inline models run on the loop thread (this one), which no longer
+	 * polls them: run what is ready for a moment, then stop the models,
+	 * which flushes every queue without waiting out batching delays.
+	 * ferryd stops them next anyway; sched_model_stop is idempotent.
+	 */
+	uint64_t t0 = sched_now_ns();
+	bool flushed = false;
+	pthread_mutex_lock(lock);
+	while (*count > 0) {
+		pthread_mutex_unlock(lock);
+		uint64_t now = sched_now_ns(), dl = UINT64_MAX;
+		if (!flushed && now - t0 > 200000000ULL) {
+			log_info("%s: finishing queued requests", who);
+			models_stop_all();
+			flushed = true;
+		} else if (!flushed) {
+			models_run_inline(now, &dl);
+		}
+		pthread_mutex_lock(lock);
+		if (*count == 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(cond, lock, &ts);
+	}
+	pthread_mutex_unlock(lock);
+}
+
 void gs_stop(void)
 {
 	if (!gs__s.running)
@@ -875,38 +1000,9 @@ void gs_stop(void)
 				    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	/*
 	 * Requests still in a model's queue answer (into cancelled calls)
-	 * when they complete; their calls go away after that.  Inline models
-	 * run on this (the loop) thread, which no longer polls them: run
-	 * what is ready for a moment, then stop the models, which flushes
-	 * every queue without waiting out batching delays.  ferryd stops
-	 * them next anyway; sched_model_stop is idempotent.
+	 * when they complete; their calls go away after that.
 	 */
-	uint64_t t0 = sched_now_ns();
-	bool flushed = false;
-	pthread_mutex_lock(&gs__s.lock);
-	while (gs__s.live > 0) {
-		pthread_mutex_unlock(&gs__s.lock);
-		uint64_t now = sched_now_ns(), dl = UINT64_MAX;
-		if (!flushed && now - t0 > 200000000ULL) {
-			log_info("gRPC: finishing queued requests");
-			models_stop_all();
-			flushed = true;
-		} else if (!flushed) {
-			models_run_inline(now, &dl);
-		}
-		pthread_mutex_lock(&gs__s.lock);
-		if (gs__s.live == 0)
-			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&gs__s.cond, &gs__s.lock, &ts);
-	}
-	pthread_mutex_unlock(&gs__s.lock);
+	gs_drain(&gs__s.lock, &gs__s.cond, &gs__s.live, "gRPC");
 	for (int i = 0; i < gs__s.nthreads; i++)
 		grpc_completion_queue_shutdown(gs__s.threads[i].cq);
 	for (int i = 0; i < gs__s.nthreads; i++) {

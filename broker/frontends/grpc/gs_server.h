@@ -15,6 +15,7 @@
 #ifndef FERRY_GS_SERVER_H
 #define FERRY_GS_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,7 +29,23 @@ struct gs_options {
 	const char *tls_key;            /* PEM private key of tls_cert */
 	const char *tls_ca;             /* PEM CA: clients must present a
 					 * certificate it signed (mutual TLS) */
+	/* gRPC core channel arguments "NAME=VALUE" (ferryd --grpc-arg, each
+	 * checked by gs_arg_check): they replace the hardening defaults
+	 * gs_server.c sets under the same name, or add to them. */
+	const char *const *args;
+	int nargs;
 };
+
+/* The most --grpc-arg a server takes. */
+#define GS_MAX_ARGS 32
+
+/*
+ * gs_arg_check - is s "NAME=VALUE" with NAME a gRPC core channel argument
+ * ("grpc." and letters, digits, '.' and '_') and VALUE an integer (or,
+ * for the few string arguments, any text)?  0, or FERRY_EINVAL with err
+ * saying why.
+ */
+int gs_arg_check(const char *s, char *err, size_t errlen);
 
 struct models_entry;
 struct ProtobufCMessage;
@@ -66,5 +83,15 @@ int gs_start(const struct gs_options *o);
  * models_stop_all(): it runs inline models meanwhile, and calls models_stop_all()
  * itself when requests are still queued after 200 ms. */
 void gs_stop(void);
+
+/*
+ * gs_drain - at shutdown, on the loop thread: wait until *count (guarded
+ * by lock; whoever brings it to 0 broadcasts cond) is 0, running inline
+ * models meanwhile, and after 200 ms stop every model (models_stop_all),
+ * which completes what is queued without waiting out batching delays.
+ * For the front ends' requests still in the scheduler (gRPC, HTTP); who
+ * names the front end in the log.
+ */
+void gs_drain(pthread_mutex_t *lock, pthread_cond_t *cond, const long *count, const char *who);
 
 #endif

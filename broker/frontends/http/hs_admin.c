@@ -86,21 +86,7 @@ static int hs__body(struct hs__ctx *x, struct json_object **out)
 	if (x->len > (1u << 20))
 		return hs__fail(x, FERRY_E2BIG, "a request body of %zu bytes for this endpoint",
 				x->len);
-	struct json_tokener *tok = json_tokener_new_ex(HS_JSON_MAX_DEPTH);
-	if (!tok)
-		return hs__fail(x, FERRY_ENOMEM, "out of memory");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	struct json_object *o = json_tokener_parse_ex(tok, (const char *)x->body, (int)x->len);
-	enum json_tokener_error je = json_tokener_get_error(tok);
-	json_tokener_free(tok);
-	if (!o || je != json_tokener_success || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return hs__fail(x, FERRY_EINVAL, "the request body is not a JSON object%s%s",
-				je != json_tokener_success ? ": " : "",
-				je != json_tokener_success ? json_tokener_error_desc(je) : "");
-	}
-	*out = o;
-	return 0;
+	return hs_infer_json((const char *)x->body, x->len, out, x->err, sizeof(x->err));
 }
 
 static struct json_object *hs__get(struct json_object *o, const char *key)

@@ -95,9 +95,7 @@ static int hs__scan(const char *s, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
-/* Parse `n` bytes of JSON text into *out (an object). */
-static int hs__parse_json(const char *s, size_t n, struct json_object **out, char *err,
-			  size_t errlen)
+int hs_infer_json(const char *s, size_t n, struct json_object **out, char *err, size_t errlen)
 {
 	int ret = hs__scan(s, n, err, errlen);
 	if (ret)
@@ -129,7 +127,7 @@ static int hs__parse_json(const char *s, size_t n, struct json_object **out, cha
 	}
 	if (!json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return hs__fail(err, errlen, FERRY_EINVAL, "the request JSON must be an object");
+		return hs__fail(err, errlen, FERRY_EINVAL, "the request body must be a JSON object");
 	}
 	*out = o;
 	return 0;
@@ -543,7 +541,7 @@ int hs_infer_parse(struct hs_infer *h, const uint8_t *body, size_t len, size_t h
 		return hs__fail(err, errlen, FERRY_EINVAL, "Inference-Header-Content-Length %zu is "
 				"more than the body's %zu bytes", header_len, len);
 	size_t jlen = header_len ? header_len : len;
-	if ((ret = hs__parse_json((const char *)body, jlen, &h->root, err, errlen)))
+	if ((ret = hs_infer_json((const char *)body, jlen, &h->root, err, errlen)))
 		return ret;
 	struct json_object *root = h->root;
 	struct json_object *id = hs__get(root, "id");

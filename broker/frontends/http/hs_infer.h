@@ -89,4 +89,12 @@ int hs_infer_response(struct hs_infer *h, const char *model_name, int64_t versio
 
 void hs_infer_fini(struct hs_infer *h);
 
+/*
+ * hs_infer_json - n bytes of JSON text, which must be one object, parsed
+ * within the limits above (depth and value count scanned first) into *out
+ * (json_object_put it).  0, or FERRY_EINVAL / FERRY_E2BIG / FERRY_ENOMEM
+ * with err filled.  Every HTTP body the front end reads goes through it.
+ */
+int hs_infer_json(const char *s, size_t n, struct json_object **out, char *err, size_t errlen);
+
 #endif

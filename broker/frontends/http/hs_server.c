@@ -41,6 +41,7 @@
 #include <ferry/errors.h>
 
 #include "broker/core/log.h"
+#include "broker/frontends/grpc/gs_server.h"
 #include "broker/frontends/grpc/gs_shm.h"
 #include "broker/frontends/http/hs_int.h"
 #include "broker/models/models.h"
@@ -916,32 +917,7 @@ void hs_stop(void)
 	/* libmicrohttpd refuses to stop with suspended connections: wait
 	 * for every request in a model's queue to complete, running inline
 	 * models meanwhile, as gs_stop does. */
-	uint64_t t0 = sched_now_ns();
-	bool flushed = false;
-	pthread_mutex_lock(&hs__s.lock);
-	while (hs__s.pending > 0) {
-		pthread_mutex_unlock(&hs__s.lock);
-		uint64_t now = sched_now_ns(), dl = UINT64_MAX;
-		if (!flushed && now - t0 > 200000000ULL) {
-			log_info("HTTP: finishing queued requests");
-			models_stop_all();
-			flushed = true;
-		} else if (!flushed) {
-			models_run_inline(now, &dl);
-		}
-		pthread_mutex_lock(&hs__s.lock);
-		if (hs__s.pending == 0)
-			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&hs__s.cond, &hs__s.lock, &ts);
-	}
-	pthread_mutex_unlock(&hs__s.lock);
+	gs_drain(&hs__s.lock, &hs__s.cond, &hs__s.pending, "HTTP");
 	MHD_stop_daemon(hs__s.d);
 	hs__s.d = NULL;
 	log_info("HTTP: stopped");

@@ -97,11 +97,14 @@ failed=0
 
 cleanup() {
 	set +e
-	for n in "$ns_lb" "${ns_b[@]}"; do
-		pids=$(ip netns pids "$n" 2>/dev/null)
-		[ -n "$pids" ] && kill -9 $pids 2>/dev/null
-	done
-	{ wait; } 2>/dev/null
+	# (in braces: bash's "Killed" notices go to the group's stderr)
+	{
+		for n in "$ns_lb" "${ns_b[@]}"; do
+			pids=$(ip netns pids "$n" 2>/dev/null)
+			[ -n "$pids" ] && kill -9 $pids
+		done
+		wait
+	} 2>/dev/null
 	for n in "$ns_lb" "${ns_b[@]}"; do ip netns del "$n" 2>/dev/null; done
 	rm -rf "/etc/netns/$ns_lb"
 	if [ "${KEEP_LOGS:-0}" = 1 ]; then echo "pool.sh: logs in $tmp" >&2; else rm -rf "$tmp"; fi
@@ -159,8 +162,7 @@ start_broker() {	# k
 	exit 1
 }
 kill_broker() {	# k signal
-	kill -"$2" "${bpid[$1]}" 2>/dev/null || true
-	wait "${bpid[$1]}" 2>/dev/null || true
+	{ kill -"$2" "${bpid[$1]}"; wait "${bpid[$1]}"; } 2>/dev/null || true
 	rm -f "$tmp/b$1.sock"
 }
 # Requests ferryd k has answered, all models (0 when it is down).
@@ -362,7 +364,7 @@ failover() {
 	local at
 	at=$(awk -v s="$RUN_SECONDS" 'BEGIN { printf "%.1f", s / 3 }')
 	clients "$1" "$RUN_SECONDS" "$at" 2
-	fo_msg="$1 clients, broker 2 SIGKILLed at ${at} s of ${RUN_SECONDS} s: $c_events requests answered, $c_errors failed, $c_clients_failed clients died"
+	fo_msg="$1 clients, broker 2 SIGKILLed at ${at} s of ${RUN_SECONDS} s: $c_events requests, $c_errors failed, $c_clients_failed clients died"
 }
 restart2() {
 	start_broker 2

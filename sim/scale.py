@@ -164,6 +164,8 @@ def main():
     for k in PARAMS:
         print("  %-13s %-9s %s" % (k, "%g" % p[k], PARAMS[k][1]))
     work = p["infer_cpu_us"] * (1 - p["f"]) / p["f"]
+    for k, v in LOCAL.items():
+        print("  node-local: %-9s %-6g %s" % (k, v[0], v[1]))
     print("  -> an event: %.0f us of other work + %.0f us of inference on the CPU; "
           "ideal gain 1/(1-f) = %.3f" % (work, p["infer_cpu_us"], 1 / (1 - p["f"])))
 
@@ -184,8 +186,6 @@ def main():
         r.update(case="gRPC", slots=p["slots"], jobs_per_gpu=100, scope="10,000 jobs, 100 GPUs")
         rows.append(r)
     print("\nsimulated in %.0f s" % (time.time() - t0))
-    for k, v in LOCAL.items():
-        print("  node-local: %-9s %-6g %s" % (k, v[0], v[1]))
     print("\n| transport | jobs per GPU | events in flight per job | simulated | gain over CPU inference | "
           "of the ideal's %.0f%% | GPU busy | GPU capacity used | rows per GPU execution |"
           % (100 * p["f"] / (1 - p["f"])))
@@ -265,7 +265,8 @@ def plot(rows, val, p):
         xs = range(len(val))
         ax.bar([x - 0.2 for x in xs], [v["measured"] for v in val], 0.4,
                yerr=[v["measured_range"] for v in val], label="measured (bench/pool.sh)")
-        ax.bar([x + 0.2 for x in xs], [v["predicted"] for v in val], 0.4, label="model")
+        ax.bar([x + 0.2 for x in xs], [v["predicted"] for v in val], 0.4,
+               label="model (the costs of 1 broker behind HAProxy)")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(["%s\n%d broker%s" % ("HAProxy" if v["path"] == "haproxy" else "direct",
                                                  v["brokers"], "s" if v["brokers"] > 1 else "")

@@ -39,12 +39,16 @@ if check_bytes "$d/haproxy/haproxy.cfg"; then
 else
 	bad haproxy_ready_check "haproxy.cfg's tcp-check bytes differ from deploy/haproxy/ready_check.py's"
 fi
-if command -v haproxy >/dev/null; then
-	if out=$(haproxy -c -f "$d/haproxy/haproxy.cfg" 2>&1); then
-		ok haproxy_config "haproxy -c: $(haproxy -v | head -1 | cut -d' ' -f1-3) reads deploy/haproxy/haproxy.cfg"
+haproxy_reads() {	# NAME FILE WHAT: haproxy -c on FILE
+	local out
+	if out=$(haproxy -c -f "$2" 2>&1); then
+		ok "$1" "haproxy -c: $(haproxy -v | head -1 | cut -d' ' -f1-3) reads $3"
 	else
-		bad haproxy_config "haproxy -c: $(grep -E 'ALERT' <<<"$out" | head -3)"
+		bad "$1" "haproxy -c: $(grep -E 'ALERT' <<<"$out" | head -3)"
 	fi
+}
+if command -v haproxy >/dev/null; then
+	haproxy_reads haproxy_config "$d/haproxy/haproxy.cfg" deploy/haproxy/haproxy.cfg
 else
 	skip haproxy_config "no haproxy (Debian's haproxy; scripts/setup-debian.sh installs it)"
 fi
@@ -59,10 +63,9 @@ for doc in yaml.safe_load_all(open(sys.argv[1])):
 		bad haproxy_k8s_config "the ConfigMap's tcp-check bytes differ from ready_check.py's"
 	elif ! command -v haproxy >/dev/null; then
 		skip haproxy_k8s_config "no haproxy to read the ConfigMap's configuration"
-	elif out=$(haproxy -c -f "$tmp/k8s-haproxy.cfg" 2>&1); then
-		ok haproxy_k8s_config "haproxy -c reads the configuration of gpu-pool.yaml's ConfigMap (brokers through DNS); its check bytes are ready_check.py's"
 	else
-		bad haproxy_k8s_config "haproxy -c: $(grep -E 'ALERT' <<<"$out" | head -3)"
+		haproxy_reads haproxy_k8s_config "$tmp/k8s-haproxy.cfg" \
+			"gpu-pool.yaml's ConfigMap (brokers through DNS), whose check bytes are ready_check.py's"
 	fi
 else
 	skip haproxy_k8s_config "$no_venv"

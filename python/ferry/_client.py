@@ -53,6 +53,7 @@ _request_output = lib.ferry_request_output
 
 _WAIT = {None: -1, "spin": 0, "hybrid": 1, "block": 2}
 _F_LAZY_DOORBELL = 1
+_F_NO_RECONNECT = 2
 
 # How long the reaper thread sleeps in libferry at once (it looks at the
 # timeouts of asynchronous requests in between), and how long it stays
@@ -173,7 +174,8 @@ class Client(_Owned):
     socket; then $FERRY_SERVER and $FERRY_AUTOSTART, as ferry_connect
     does); Client("/path/to/ferryd.sock") or Client(socket=...) names a
     local one, Client("grpc://host:8001") a remote one (tensors then travel
-    in gRPC messages: copies, no arena).
+    in gRPC messages: copies, no arena); a list of addresses, in order of
+    preference, fails over from one to the next (ferry_connect_list).
 
     queue_depth    requests in flight at once (0: libferry's 256)
     arena_bytes    the shared arena (0: the broker's default)
@@ -182,10 +184,19 @@ class Client(_Owned):
     lazy_doorbell  submissions wake the broker at the next wait, together
                    (FERRY_F_LAZY_DOORBELL): for many requests in flight
     connect_timeout  seconds to retry until a broker answers (None: once)
+    reconnect      when the broker goes away, find it (or the next address)
+                   again and send the requests in flight again (libferry's
+                   default); False: fail them and every later call with
+                   FERRY_EPIPE at once (FERRY_F_NO_RECONNECT)
+    max_retries    times one request is sent again (None: $FERRY_RETRIES,
+                   else 3)
+    reconnect_timeout  seconds a request without a timeout waits for a
+                   broker to answer again (None: $FERRY_RECONNECT_MS, else 30)
     """
 
     def __init__(self, address=None, *, socket=None, queue_depth=0, arena_bytes=0, wait=None,
-                 name=None, lazy_doorbell=False, connect_timeout=None):
+                 name=None, lazy_doorbell=False, connect_timeout=None, reconnect=True,
+                 max_retries=None, reconnect_timeout=None):
         self._c = None
         if address is None:
             address = socket
@@ -199,14 +210,22 @@ class Client(_Owned):
         except KeyError:
             raise ValueError("wait: one of 'spin', 'hybrid', 'block' or None") from None
         o.client_name = name.encode() if name else None
-        o.flags = _F_LAZY_DOORBELL if lazy_doorbell else 0
+        o.flags = (_F_LAZY_DOORBELL if lazy_doorbell else 0) | \
+            (0 if reconnect else _F_NO_RECONNECT)
+        o.max_retries = max_retries or 0
+        o.reconnect_ms = int(reconnect_timeout * 1000) if reconnect_timeout else 0
         out = vp()
-        addr = address.encode() if address else None
-        if connect_timeout is None:
-            ret = lib.ferry_connect(ctypes.byref(out), addr, ctypes.byref(o))
+        if isinstance(address, (list, tuple)):
+            if lib.ferry_connect_list is None:
+                raise Error(_ENOTSUP, "libferry %s has no ferry_connect_list" % version())
+            eps = (ctypes.c_char_p * len(address))(*(a.encode() for a in address))
+            ret = lib.ferry_connect_list(ctypes.byref(out), eps, len(address), ctypes.byref(o))
+        elif connect_timeout is None:
+            ret = lib.ferry_connect(ctypes.byref(out), address.encode() if address else None,
+                                    ctypes.byref(o))
         else:
-            ret = lib.ferry_connect_wait(ctypes.byref(out), addr, ctypes.byref(o),
-                                         int(connect_timeout * 1e9))
+            ret = lib.ferry_connect_wait(ctypes.byref(out), address.encode() if address else None,
+                                         ctypes.byref(o), _ns(connect_timeout))
         if ret:
             raise last_error(ret)
         # Handles are kept as c_void_p objects: ctypes passes those to a
@@ -217,7 +236,7 @@ class Client(_Owned):
             base, n = vp(), c_size_t()
             self.remote = lib.ferry_client_arena(self._c, ctypes.byref(base), ctypes.byref(n)) != 0
         else:
-            self.remote = bool(address) and address.startswith(("grpc://", "grpcs://"))
+            self.remote = isinstance(address, str) and address.startswith(("grpc://", "grpcs://"))
         self._models = {}
         # Asynchronous requests: id -> [request, future, loop, timeout];
         # their completions as the C callback records them; the timeouts.

@@ -47,6 +47,9 @@ class Options(ctypes.Structure):
         ("wait", c_int),
         ("client_name", c_char_p),
         ("flags", c_uint32),
+        # Since 0.2; an older libferry reads struct_size bytes of it only.
+        ("max_retries", c_uint32),
+        ("reconnect_ms", c_uint64),
     ]
 
 
@@ -129,6 +132,8 @@ PROTOS = {
     "ferry_connect": (c_int, [ctypes.POINTER(vp), c_char_p, ctypes.POINTER(Options)], True),
     "ferry_connect_wait": (c_int, [ctypes.POINTER(vp), c_char_p, ctypes.POINTER(Options),
                                    c_int64], True),
+    "ferry_connect_list": (c_int, [ctypes.POINTER(vp), ctypes.POINTER(c_char_p), c_int,
+                                   ctypes.POINTER(Options)], True),
     "ferry_close": (None, [vp], True),
     "ferry_client_arena": (c_int, [vp, ctypes.POINTER(vp), ctypes.POINTER(c_size_t)], False),
     "ferry_model_get": (c_int, [vp, c_char_p, c_int64, ctypes.POINTER(vp)], True),
@@ -176,8 +181,9 @@ PROTOS = {
 }
 
 # Calls a libferry older than this package may lack: their absence only
-# disables what needs them (ferry_client_arena: Client.arena()).
-OPTIONAL = {"ferry_client_arena"}
+# disables what needs them (ferry_client_arena: Client.arena();
+# ferry_connect_list: Client([address, ...])).
+OPTIONAL = {"ferry_client_arena", "ferry_connect_list"}
 
 
 def _checkout_roots():

@@ -90,10 +90,14 @@ class Broker:
         if not os.access(ferryd, os.X_OK):
             pytest.exit("no ferryd at %s: build ferry first (FERRY_TOP_BUILDDIR)" % ferryd, 1)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [ferryd, "-m", self.repo, "-s", self.sock, "--grpc-port", str(self.port),
-             "--metrics-port", "0", "--log-level", "warn", *args],
-            stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        self.cmd = [ferryd, "-m", self.repo, "-s", self.sock, "--grpc-port", str(self.port),
+                    "--metrics-port", "0", "--log-level", "warn", *args]
+        self.start()
+
+    def start(self):
+        """Start ferryd (again, after it died: the same socket and models)."""
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 30
         while not self._listening():
             if self.proc.poll() is not None:

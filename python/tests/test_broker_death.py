@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""A broker killed (SIGKILL) while a request waits in its queue: the wait
-ends with ferry.Error FERRY_EPIPE within 100 ms, synchronously, through a
-future and under asyncio; later calls fail at once.
+"""A broker killed (SIGKILL) while a request waits in its queue.  For a
+client that does not reconnect (reconnect=False, FERRY_F_NO_RECONNECT) the
+wait ends with ferry.Error FERRY_EPIPE within 100 ms, synchronously,
+through a future and under asyncio, and later calls fail at once.  A
+client that reconnects (libferry's default) sends the request again to
+the broker that comes back, or fails it with FERRY_ETIMEDOUT at its
+timeout when none does.
 
 On a loaded machine the kernel can take long to tear a process down, and
 a thread that wakes can wait long for a CPU, so the bound moves with two
@@ -98,7 +102,7 @@ def after_death(c):
 
 
 def test_sync_infer_raises_within_100ms(doomed):
-    with ferry.Client(doomed.sock) as c:
+    with ferry.Client(doomed.sock, reconnect=False) as c:
         r = slow_request(c)
         when = []
         t = kill_soon(doomed, when)
@@ -113,7 +117,7 @@ def test_sync_infer_raises_within_100ms(doomed):
 
 
 def test_future_fails_within_100ms(doomed):
-    with ferry.Client(doomed.sock) as c:
+    with ferry.Client(doomed.sock, reconnect=False) as c:
         r = slow_request(c)
         f = r.submit()
         when = []
@@ -128,7 +132,7 @@ def test_future_fails_within_100ms(doomed):
 
 
 def test_asyncio_raises_within_100ms(doomed):
-    with ferry.Client(doomed.sock) as c:
+    with ferry.Client(doomed.sock, reconnect=False) as c:
         reqs = [slow_request(c) for _ in range(4)]
         when = []
 
@@ -146,3 +150,36 @@ def test_asyncio_raises_within_100ms(doomed):
         for r in reqs:
             r.release()
         after_death(c)
+
+
+def test_reconnect_sends_the_request_again_to_the_new_broker(doomed):
+    with ferry.Client(doomed.sock) as c:
+        r = slow_request(c)
+        r.input("IN", np.float32, (1, 4))[:] = [[1, 2, 3, 4]]
+        when = []
+        t = kill_soon(doomed, when)
+        f = r.submit(timeout=30)
+        t.join()
+        doomed.start()          # the same socket and models
+        assert f.result(timeout=30) is r
+        np.testing.assert_array_equal(r.output("OUT"), [[1, 2, 3, 4]])
+        r.release()
+        with c.model("simple").request() as r2:   # and the session goes on
+            r2.set_input("INPUT0", np.ones((1, 16), np.int32))
+            r2.set_input("INPUT1", np.ones((1, 16), np.int32))
+            r2.infer(timeout=10)
+
+
+def test_reconnect_without_a_broker_times_out(doomed):
+    with ferry.Client(doomed.sock) as c:
+        r = slow_request(c)
+        when = []
+        t = kill_soon(doomed, when, delay=0.2)
+        t0 = time.monotonic()
+        with pytest.raises(ferry.Error) as e:
+            r.infer(timeout=1.0)
+        took = time.monotonic() - t0
+        t.join()
+        assert e.value.code == "FERRY_ETIMEDOUT", e.value
+        assert took < 1.0 + bound(when), took
+        r.release()

@@ -75,7 +75,7 @@ TensorSpec.__doc__ = """A model's input or output: name, ferry's dtype name
 
 
 def _ns(timeout):
-    """libferry's timeout of one in seconds (None: forever)."""
+    """A timeout in seconds (None: forever) as libferry takes it, in ns."""
     return -1 if timeout is None else int(timeout * 1e9)
 
 
@@ -84,10 +84,10 @@ def _closed():
 
 
 def _array(addr, shape, npdt, readonly, owner):
-    """A NumPy array over nbytes at addr.  Its base, a ctypes array over the
-    same memory, holds `owner` (the request), so the request outlives the
-    array (np.frombuffer over ctypes is about twice as fast as an
-    __array_interface__ object)."""
+    """A NumPy array of shape and dtype npdt over the memory at addr.  Its
+    base, a ctypes array over the same memory, holds `owner` (the request),
+    so the request outlives the array (np.frombuffer over ctypes is about
+    twice as fast as an __array_interface__ object)."""
     n = npdt.itemsize
     for d in shape:
         n *= d

@@ -243,6 +243,19 @@ class TestSearch(unittest.TestCase):
         self.assertEqual(best["cand"]["variant"], "onnx")
         self.assertEqual(best["cand"]["max_batch_size"], 16)
 
+    def test_each_variant_descends_on_its_own(self):
+        # inline wins at the default's batch size, but the native executor
+        # with instance threads wins once it batches: one descent that
+        # picked the variant first would stop at inline
+        def ev(c):
+            f = {"onnxruntime": 50, "onnx-inline": 100, "onnx": 90}[c["variant"]]
+            if c["variant"] == "onnx":
+                f = {8: 110, 16: 150}.get(c["max_batch_size"], f)
+            return {"status": "ok", "score": (1, float(f))}
+        best = Search(synthetic_space(), ev, 0.02).quick(self.start)
+        self.assertEqual((best["cand"]["variant"], best["cand"]["max_batch_size"]),
+                         ("onnx", 16))
+
     def test_exhaustive_counts_each_distinct_candidate_once(self):
         s = synthetic_space()
         pts = s.all_points()
@@ -268,7 +281,7 @@ class TestSearch(unittest.TestCase):
         flat = lambda c: {"status": "ok", "score": (1, 1000 + (c["instances"] % 2))}  # noqa
         q = Search(synthetic_space(), flat, 0.05)
         q.quick(self.start)
-        self.assertEqual(len(q.trace), 1)     # never moved from the start
+        self.assertEqual(q.trace, [])     # no descent ever moved
 
     def test_gpu_coordinates(self):
         s = sp.Space(["onnx", "onnx-gpu"], [1, 2], [4, 8], [0], ["none"], [1], [(0,), (0, 1)])

@@ -90,8 +90,11 @@ class Broker:
         return best
 
     def metadata(self, name):
+        """(KServe metadata, version, max_batch_size) of model `name`: the
+        model's own handle knows max_batch_size over gRPC too, where
+        ferry_model_info does not."""
         m = self.client.model(name)
-        return m.metadata, m.version
+        return m.metadata, m.version, m.max_batch_size
 
     def load(self, name):
         """Load model directory `name` of the repository; returns the

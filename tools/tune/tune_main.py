@@ -188,8 +188,12 @@ class Tuner:
         if info["state"] != "READY":
             raise SystemExit("ferry-tune: %s is %s: %s" % (a.model, info["state"],
                                                            info["reason"]))
+        self.meta, self.version, mbs = self.broker.metadata(a.model)
+        if info.get("max_batch_size") is None or info["max_batch_size"] < 0:
+            info = dict(info, max_batch_size=mbs)       # unknown over gRPC
+        if not info.get("backend"):
+            info["backend"] = None
         self.info = info
-        self.meta, self.version = self.broker.metadata(a.model)
         self.batched = (info.get("max_batch_size") or 0) > 0
         mdir = os.path.join(self.repo, a.model)
         self.vdir = os.path.join(mdir, str(self.version))
@@ -375,18 +379,20 @@ class Tuner:
         if not self.broker.local:
             raise SystemExit("ferry-tune: --objective jobs needs a local broker (a socket)")
 
-    def confirm(self, chosen, default):
-        """Measure default and chosen again, alternately; medians.  Only at
-        the concurrencies where each scored (their best levels): the others
-        cannot change a score that is the best level's."""
+    def confirm(self, chosen, default, phase="confirm"):
+        """Measure default and chosen again, alternately; medians.  Only up
+        to the highest concurrency where either scored: the levels above it
+        cannot raise a score, those below it are where a score falls back
+        when the best level misses the budget this time."""
         a = self.a
         sd, sc = [], []
-        levels = sorted({r["best_level"]["concurrency"] for r in (chosen, default)
-                         if r.get("best_level")}) or None
+        top = max([r["best_level"]["concurrency"] for r in (chosen, default)
+                   if r.get("best_level")] or [max(a.concurrency)])
+        levels = [c for c in a.concurrency if c <= top]
         for i in range(a.confirm):
             for r, out in ((default, sd), (chosen, sc)) if i % 2 == 0 else \
                     ((chosen, sc), (default, sd)):
-                out.append(self.evaluate(r["cand"], "confirm", levels)["score"])
+                out.append(self.evaluate(r["cand"], phase, levels)["score"])
         med_d, med_c = _median(sd), _median(sc)
         ratio = tm.gain(med_c, med_d)
         return {"rounds": a.confirm, "default": med_d, "chosen": med_c, "ratio": ratio,
@@ -477,6 +483,17 @@ class Tuner:
                 (1.0 if allb is best else 0.0),
                 "rank": 1 + next(i for i, r in enumerate(ranked) if r is best),
             }
+            if a.confirm > 0 and allb is not best:
+                # the best of many noisy measurements is flattered by the
+                # noise: measure both again, alternately, before comparing
+                self.log("ferry-tune: measuring quick's choice and the space's best again, "
+                         "alternately, %d times each" % a.confirm)
+                c = self.confirm(allb, best, "compare")
+                exhaustive["confirmed_ratio"] = c["ratio"]
+                exhaustive["confirmed_text"] = "%s (space's best) against %s (quick's)" % (
+                    c["chosen_text"], c["default_text"])
+                self.log("ferry-tune: measured again: %s: quick reaches %.1f%%" % (
+                    exhaustive["confirmed_text"], 100 / c["ratio"] if c["ratio"] else 0))
             self.log("ferry-tune: quick search's choice scores %s, the whole space's best %s "
                      "(%s): %.1f%%, rank %d of %d" % (
                          best["score_text"], allb["score_text"], allb["label"],
@@ -489,8 +506,12 @@ class Tuner:
             self.log("ferry-tune: confirming: default and choice, alternately, %d times each"
                      % a.confirm)
             confirm = self.confirm(chosen, default_r)
-            if confirm["ratio"] > 1.0:
+            if confirm["ratio"] > 1.0 and confirm["chosen"][0] == 1:
                 confirm["verdict"] = "The choice is confirmed."
+            elif confirm["ratio"] > 1.0:
+                confirm["verdict"] = "Not confirmed: measured again, the choice missed the " \
+                    "budget; the default is kept as the recommendation."
+                recommended = default_r
             else:
                 confirm["verdict"] = "Not confirmed: the default is kept as the " \
                     "recommendation (the search's gain was within the noise)."

@@ -206,6 +206,10 @@ def write_html(path, s, results, pngs, note):
                    "choice ranks %d of %d.</p>" % (
                        x["space"], x["quick_measured"], e(x["quick_text"]), e(x["best_text"]),
                        e(x["best_label"]), 100 * x["fraction"], x["rank"], x["space"]))
+        if x.get("confirmed_ratio"):
+            out.append("<p>The two measured again, alternately: %s; quick reaches <b>%.1f%%"
+                       "</b> of the space's best.</p>" % (e(x["confirmed_text"]),
+                                                         100 / x["confirmed_ratio"]))
     if note:
         out.append("<p><i>%s</i></p>" % e(note))
     out.append("<h2>Recommended config.pbtxt</h2><pre>%s</pre>" % e(s["config"]))

@@ -2,12 +2,14 @@
 """tune_search - which candidates ferry-tune measures.
 
 quick (the default): coordinate descent with early stopping, in the spirit
-of Model Analyzer's quick search.  From the config the repository serves
-now (the default, measured first), each pass visits the coordinates in
-tune_space.DIMS order:
+of Model Analyzer's quick search, once per backend variant.  The backend
+changes what the other coordinates are worth (a model run inline on the
+polling thread wants other batching than one handed to instance threads),
+so each available variant starts from the config the repository serves
+now (the default, measured first) with the variant swapped in, and
+descends on its own; the best of all wins.  Each pass of a descent visits
+the other coordinates in tune_space.DIMS order:
 
-  * the backend variant (categorical): every available variant is tried
-    with the other coordinates as they stand;
   * an ordinal coordinate (instances, max_batch_size, delay, threads,
     GPU set): a line search from the current value, one step at a time in
     one direction while each step beats the best so far by more than
@@ -17,8 +19,8 @@ tune_space.DIMS order:
 
 The point moves to the best candidate of a coordinate when it beats the
 current one by more than --min-gain (measurement noise must not move it);
-passes repeat until one moves nothing, or the budget of candidates or
-time runs out.  A variant whose first candidate does not load (an
+passes repeat until one moves nothing; the whole search stops when the
+budget of candidates or time runs out.  A variant whose first candidate does not load (an
 execution provider that is not there, an operator the native executor
 lacks) is dropped from the space.
 
@@ -115,26 +117,41 @@ class Search:
                 best = r
         return best
 
+    def _descend(self, cur, max_passes):
+        """Coordinate descent over every coordinate but the variant, from
+        result `cur`; returns where it stopped."""
+        for npass in range(max_passes):
+            moved = False
+            for dim in sp.DIMS[1:]:
+                if not sp.applies(dim, cur["cand"]) or \
+                        len(self.space.options(dim, cur["cand"])) < 2:
+                    continue
+                nxt = self._line(cur, dim) if dim in sp.ORDINAL else self._every(cur, dim)
+                if nxt is not cur and better(nxt["score"], cur["score"], self.min_gain):
+                    self.log("  %s, pass %d, %s: move to %s (%.2fx)" %
+                             (cur["cand"]["variant"], npass + 1, dim, sp.label(nxt["cand"]),
+                              gain(nxt["score"], cur["score"])))
+                    cur, moved = nxt, True
+                    self.trace.append((len(self.order), sp.key(cur["cand"])))
+            if not moved:
+                break
+        return cur
+
     def quick(self, start, max_passes=4):
-        """Coordinate descent from `start`; returns the best result measured."""
-        cur = self.measure(start)
-        self.trace.append((len(self.order), sp.key(cur["cand"])))
+        """For each backend variant, the start's coordinates with that
+        variant and a coordinate descent from there; returns the best
+        result measured."""
+        first = self.measure(start)
         try:
-            for npass in range(max_passes):
-                moved = False
-                for dim in sp.DIMS:
-                    if not sp.applies(dim, cur["cand"]) or \
-                            len(self.space.options(dim, cur["cand"])) < 2:
-                        continue
-                    nxt = self._line(cur, dim) if dim in sp.ORDINAL else self._every(cur, dim)
-                    if nxt is not cur and better(nxt["score"], cur["score"], self.min_gain):
-                        self.log("  pass %d, %s: move to %s (%.2fx)" %
-                                 (npass + 1, dim, sp.label(nxt["cand"]),
-                                  gain(nxt["score"], cur["score"])))
-                        cur, moved = nxt, True
-                        self.trace.append((len(self.order), sp.key(cur["cand"])))
-                if not moved:
-                    break
+            variants = [start["variant"]] + [v for v in self.space.options("variant", start)
+                                             if v != start["variant"]]
+            for v in variants:
+                if v in self.space.unavailable:
+                    continue
+                r = first if v == start["variant"] else self.measure(dict(start, variant=v))
+                if r["score"][0] < 0:
+                    continue        # did not load or failed: nothing to descend from
+                self._descend(r, max_passes)
         except Budget as e:
             self.log("  search stopped: %s" % e)
         return self.best()

@@ -6,3 +6,4 @@ include bench/ort.mk
 include bench/grpc.mk
 include bench/study.mk
 include bench/distance.mk
+include bench/fair.mk

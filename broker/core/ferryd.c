@@ -41,6 +41,7 @@
 #include "broker/models/rescan.h"
 #include "broker/core/systemd.h"
 #include "broker/models/models.h"
+#include "broker/sched/sched.h"
 #include "proto/frame.h"
 
 struct broker g_broker;
@@ -54,6 +55,7 @@ static const char *ferryd__metrics_address = "127.0.0.1";
 static bool ferryd__metrics_explicit;
 /* gRPC front end options; grpc_explicit: --grpc-port was given, so a port
  * that cannot be bound is fatal (the default one only warns). */
+static const char *ferryd__grpc_args[GS_MAX_ARGS];   /* --grpc-arg */
 static struct gs_options ferryd__grpc = {
 	.address = "127.0.0.1", .port = 8001, .threads = 4,
 	.max_message_bytes = 1LL << 30,
@@ -128,6 +130,12 @@ static void ferryd__usage(FILE *f)
 "      --http-max-body-bytes N  largest HTTP request body (1 GiB); larger: 413\n"
 "      --allow-client-shm       let gRPC and HTTP clients register system shared\n"
 "                               memory\n"
+"      --grpc-arg NAME=VALUE    a gRPC core channel argument (repeatable), e.g.\n"
+"                               grpc.max_concurrent_streams=100; replaces the\n"
+"                               hardening defaults (SECURITY.md)\n"
+"      --fair-share=true|false  share each model fairly between its clients\n"
+"                               (sessions, gRPC and HTTP connections) (true);\n"
+"                               false: one queue in arrival order\n"
 "      --grpc-tls-cert PEM, --grpc-tls-key PEM\n"
 "                               serve gRPC and HTTP over TLS with this\n"
 "                               certificate chain\n"
@@ -231,6 +239,7 @@ enum {
 	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	OPT_EXIT_ON_ERROR, OPT_NO_AUTOCOMPLETE, OPT_BACKEND_CONFIG,
 	OPT_HTTP_PORT, OPT_HTTP_ADDRESS, OPT_HTTP_THREADS, OPT_HTTP_MAX_BODY,
+	OPT_GRPC_ARG, OPT_FAIR_SHARE,
 };
 
 static int ferryd__parse_options(int argc, char **argv, struct broker_options *o)
@@ -261,6 +270,8 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		{ "grpc-threads", required_argument, NULL, OPT_GRPC_THREADS },
 		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
 		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
+		{ "grpc-arg", required_argument, NULL, OPT_GRPC_ARG },
+		{ "fair-share", required_argument, NULL, OPT_FAIR_SHARE },
 		{ "http-port", required_argument, NULL, OPT_HTTP_PORT },
 		{ "http-address", required_argument, NULL, OPT_HTTP_ADDRESS },
 		{ "http-threads", required_argument, NULL, OPT_HTTP_THREADS },
@@ -504,6 +515,25 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		case OPT_ALLOW_CLIENT_SHM:
 			ferryd__grpc.allow_client_shm = true;
 			ferryd__http.allow_client_shm = true;
+			break;
+		case OPT_GRPC_ARG: {
+			char why[300];
+			if (gs_arg_check(optarg, why, sizeof(why))) {
+				fprintf(stderr, "ferryd: --grpc-arg %s\n", why);
+				return -1;
+			}
+			if (ferryd__grpc.nargs == GS_MAX_ARGS) {
+				fprintf(stderr, "ferryd: --grpc-arg: at most %d\n", GS_MAX_ARGS);
+				return -1;
+			}
+			ferryd__grpc_args[ferryd__grpc.nargs++] = optarg;
+			ferryd__grpc.args = ferryd__grpc_args;
+			break;
+		}
+		case OPT_FAIR_SHARE:
+			if (ferryd__parse_bool("--fair-share", optarg, &b))
+				return -1;
+			sched_set_fair_share(b);
 			break;
 		case OPT_HTTP_PORT:
 			if (ferryd__parse_u64(optarg, &v) || v > 65535) {

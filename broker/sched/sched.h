@@ -36,8 +36,19 @@
  * batch) and the submitter must not touch them.  done() is called exactly
  * once per accepted request; after it returns the scheduler never touches
  * the request again.  No memory is allocated per request: the queues are
- * intrusive lists through sched_req.next, and each instance preallocates
- * its batch.
+ * intrusive lists through sched_req.next, each instance preallocates its
+ * batch, and the fair-share queues of the clients (one per owner and
+ * priority level with requests queued) come from a pool that grows to the
+ * most ever queued at once.
+ *
+ * FAIR SHARE
+ *
+ * Inside a priority level, the owners (sched_req.owner) of a model share
+ * it fairly by rows (batch sizes): a client with one request queued waits
+ * for about one request of each other client, not for their whole
+ * backlog, and each of n busy clients gets 1/n.  Priority levels come
+ * first as before; models with preserve_ordering keep one FIFO.  See
+ * sched_fair.c.
  *
  * TIME
  *
@@ -76,12 +87,18 @@ struct sched_req {
 	/* status: 0 or a negative ferry code; msg: NULL on success, else a
 	 * message valid only during the call. */
 	void (*done)(struct sched_req *r, int status, const char *msg);
-	void *owner;                /* the submitter's */
+	/* The client it comes from: a session, a connection.  Requests of
+	 * one owner share one fair-share queue in each priority level; the
+	 * owners of a model share its instances fairly (sched_fair.c).  Only
+	 * compared, never dereferenced; NULL is one owner like any other. */
+	void *owner;
 	/* Set by the scheduler; valid inside done(). */
 	uint32_t batch;             /* the request's batch size (dims[0] or 1) */
 	uint64_t t_queued_ns, t_exec_start_ns, t_exec_end_ns;
 	/* Private to the scheduler. */
 	struct sched_req *next;
+	struct sched__flow *flow;   /* its client's queue while queued */
+	uint64_t tag, arrival;      /* fair-share order (sched_fair.c) */
 	uint64_t seq, deadline_ns;
 	uint32_t level;             /* index of its priority level */
 	int status;                 /* completion held back by preserve_ordering */
@@ -90,9 +107,19 @@ struct sched_req {
 
 struct be_registry;
 struct sched_model;
+struct sched__flow;
 
 /* CLOCK_MONOTONIC now, in ns. */
 uint64_t sched_now_ns(void);
+
+/*
+ * sched_set_fair_share - share each model fairly between its clients
+ * (true, the default) or serve each priority level in arrival order
+ * (false: one FIFO, as before issue 19; ferryd --fair-share=false).  Read
+ * by sched_model_create: models created afterwards follow it.  Call before
+ * the first model is created (ferryd's start).
+ */
+void sched_set_fair_share(bool on);
 
 /*
  * sched_model_create - load one model version: resolve its backend in reg,

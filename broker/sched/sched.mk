@@ -13,6 +13,7 @@ broker_sched_libfsched_la_SOURCES = \
 	broker/sched/sched.h \
 	broker/sched/sched_int.h \
 	broker/sched/sched_queue.c \
+	broker/sched/sched_fair.c \
 	broker/sched/sched_batch.c \
 	broker/sched/sched_model.c \
 	broker/sched/be_request.c

@@ -30,12 +30,53 @@ static bool sched__preferred(const struct sched_model *m, uint64_t size)
 	return size < 128 && (m->preferred_mask[size / 64] >> (size % 64) & 1);
 }
 
+/* A request of level lv whose timeout passed (m->lock held): behind
+ * everything at its level under DELAY, else onto *expired. */
+static void sched__expire(struct sched_model *m, struct sched__level *lv, struct sched_req *r,
+			  struct sched_req **expired)
+{
+	sched__fair_removed(r);
+	r->deadline_ns = 0;
+	if (lv->pol.timeout_action == MODELCFG_TIMEOUT_DELAY) {
+		/* It loses its deadline. */
+		sched__list_push(&lv->delayed, r);
+		return;
+	}
+	lv->count--;
+	m->queued--;
+	m->stats.failure++;
+	r->next = *expired;
+	*expired = r;
+}
+
+/* Put back a request the scan popped but the batch does not take. */
+static void sched__unpop(struct sched_model *m, struct sched_req *r)
+{
+	struct sched__level *lv = &m->levels[r->level];
+
+	if (r->flow) {
+		sched__fair_unpop(lv, r);
+	} else {
+		/* From the head of delayed: back there. */
+		r->next = lv->delayed.head;
+		lv->delayed.head = r;
+		if (!lv->delayed.tail)
+			lv->delayed.tail = r;
+	}
+}
+
 /*
  * Take the next ready batch into batch[] (returns its length), or return 0
  * and set *wake to the time to look again (UINT64_MAX: queue empty).
  * Requests whose timeout passed under REJECT are unlinked onto *expired
  * (caller completes them without the lock).  drain: a stopping model runs
  * what it has without waiting for the delay.
+ *
+ * The scan pops requests in the order they are due (each level's clients
+ * in fair-share order, then its delayed list, then the next level) until
+ * the batch is full; the requests beyond the batch it decides on are put
+ * back, the last popped first, so the queues end as they were without
+ * them.
  */
 static uint32_t sched__form(struct sched_model *m, uint64_t now, struct sched_req **batch,
 			   struct sched_req **expired, uint64_t *wake)
@@ -52,28 +93,21 @@ static uint32_t sched__form(struct sched_model *m, uint64_t now, struct sched_re
 	for (uint32_t li = 0; li < m->nlevels && !full; li++) {
 		struct sched__level *lv = &m->levels[li];
 		for (int which = 0; which < 2 && !full; which++) {
-			struct sched__list *l = which ? &lv->delayed : &lv->main;
-			struct sched_req *prev = NULL, *r = l->head;
-			while (r && !full) {
-				struct sched_req *next = r->next;
+			for (;;) {
+				struct sched_req *r = which ? sched__list_pop(&lv->delayed)
+							    : sched__fair_pop(m, lv);
+				if (!r)
+					break;
 				if (r->deadline_ns && now >= r->deadline_ns) {
-					sched__list_unlink(l, prev, r);
-					r->deadline_ns = 0;
-					if (lv->pol.timeout_action == MODELCFG_TIMEOUT_DELAY) {
-						/* Behind everything not timed out at
-						 * this level; it loses its deadline. */
-						sched__list_push(&lv->delayed, r);
-					} else {
-						lv->count--;
-						m->queued--;
-						m->stats.failure++;
-						r->next = *expired;
-						*expired = r;
-					}
-					r = next;
+					if (which)
+						r->flow = NULL;
+					sched__expire(m, lv, r, expired);
 					continue;
 				}
+				if (which)
+					r->flow = NULL;
 				if (total + r->batch > m->cap) {
+					sched__unpop(m, r);
 					full = true;
 					break;
 				}
@@ -86,19 +120,19 @@ static uint32_t sched__form(struct sched_model *m, uint64_t now, struct sched_re
 				if (sched__preferred(m, total))
 					best = n;
 				/* The default scheduler runs requests one by one. */
-				if (total == m->cap || !m->dynamic)
+				if (total == m->cap || !m->dynamic) {
 					full = true;
-				prev = r;
-				r = next;
+					break;
+				}
 			}
 		}
 	}
-	if (!n)
-		return 0;
 
+	uint32_t take = 0;
 	bool exceeded = drain || !m->dynamic || now >= oldest + m->delay_ns;
-	uint32_t take;
-	if (best && !exceeded)
+	if (!n)
+		take = 0;
+	else if (best && !exceeded)
 		take = best;            /* the largest preferred size available */
 	else if (full || exceeded || m->delay_ns == 0)
 		take = n;
@@ -106,18 +140,16 @@ static uint32_t sched__form(struct sched_model *m, uint64_t now, struct sched_re
 		*wake = oldest + m->delay_ns;
 		if (min_deadline < *wake)
 			*wake = min_deadline;
-		return 0;
 	}
-
-	/* The batch is a prefix of the scan order: pop list heads. */
-	uint32_t got = 0;
-	for (uint32_t li = 0; li < m->nlevels && got < take; li++) {
-		struct sched__level *lv = &m->levels[li];
-		while (got < take && lv->main.head)
-			batch[got++] = sched__list_pop(&lv->main), lv->count--;
-		while (got < take && lv->delayed.head)
-			batch[got++] = sched__list_pop(&lv->delayed), lv->count--;
+	/* Put back what the batch does not take, the last popped first. */
+	for (uint32_t i = n; i > take; i--)
+		sched__unpop(m, batch[i - 1]);
+	for (uint32_t i = 0; i < take; i++) {
+		struct sched__level *lv = &m->levels[batch[i]->level];
+		sched__fair_taken(lv, batch[i]);
+		lv->count--;
 	}
+	sched__fair_tidy(m);
 	m->queued -= take;
 	if (m->preserve)
 		for (uint32_t i = 0; i < take; i++)

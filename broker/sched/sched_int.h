@@ -5,6 +5,7 @@
  * and the helpers named sched__ that more than one of its files calls.
  *
  *   sched_queue.c   queues, validation, submit, statistics
+ *   sched_fair.c    fair share between the clients of a priority level
  *   sched_batch.c   batch formation, running batches, completion, instance
  *                   threads and inline runs, stop
  *   sched_model.c   creating and destroying a model's scheduler
@@ -28,9 +29,28 @@ struct sched__list {
 	struct sched_req *head, *tail;
 };
 
+/* One client's requests at one priority level (sched_fair.c). */
+struct sched__flow {                     /* guarded by sched_model.lock */
+	void *owner;                    /* sched_req.owner */
+	uint32_t level;
+	struct sched__list q;           /* its requests, in arrival order */
+	uint32_t count;                 /* in q */
+	uint32_t heap_idx;              /* in its level's heap; UINT32_MAX: out */
+	uint64_t last_tag;              /* finish: its newest tag + its rows */
+	struct sched__flow *hnext;      /* hash chain, or the free pool */
+	struct sched__flow *tnext;      /* the list of flows to tidy */
+	bool tidy;                      /* on that list */
+};
+
 struct sched__level {                    /* guarded by sched_model.lock */
-	struct sched__list main, delayed;
-	uint32_t count;                 /* both lists */
+	/* The requests in arrival order, one flow per client, served by
+	 * fair share (sched_fair.c): the flows with requests, a min-heap by
+	 * their head's tag. */
+	struct sched__flow **heap;
+	uint32_t nheap, heap_cap;
+	uint64_t vtime;                 /* the tag of the latest request taken */
+	struct sched__list delayed;     /* timed out under DELAY, in order */
+	uint32_t count;                 /* the flows' requests and delayed */
 	struct modelcfg_queue_policy pol;
 };
 
@@ -57,6 +77,7 @@ struct sched_model {
 	bool inline_mode;                       /* immutable after create */
 	bool dynamic;
 	bool preserve;
+	bool fair;                              /* share between owners */
 	uint32_t cap;                           /* batch size limit: max(mbs, 1) */
 	uint64_t delay_ns;
 	uint64_t preferred_mask[2];             /* bit b: batch size b preferred (b < 128) */
@@ -72,6 +93,13 @@ struct sched_model {
 	struct sched__inst *free_inst;           /* lock: inline models */
 	uint64_t next_ticket;                   /* lock: preserve_ordering */
 	struct sched_stats stats;               /* lock */
+	/* Fair share (sched_fair.c), all under lock: the flows by (owner,
+	 * level) in a chained hash table, the pool of unused ones, the
+	 * flows emptied since the last tidy, the arrival counter. */
+	struct sched__flow **flow_tab;
+	uint32_t flow_mask, nflows;
+	struct sched__flow *flow_pool, *flow_tidy;
+	uint64_t next_arrival;
 
 	uint32_t ninst;
 	struct sched__inst *inst;
@@ -94,10 +122,31 @@ const char *sched__shape_str(char *buf, size_t len, const int64_t *d, int nd);
 /* The product of nd dims in *out; -1 for a negative dim or overflow. */
 int sched__elements(const int64_t *dims, int nd, uint64_t *out);
 
-/* The intrusive FIFO lists of a priority level (m->lock held). */
+/* The intrusive FIFO lists (m->lock held). */
 void sched__list_push(struct sched__list *l, struct sched_req *r);
 struct sched_req *sched__list_pop(struct sched__list *l);
-void sched__list_unlink(struct sched__list *l, struct sched_req *prev, struct sched_req *r);
+
+/*
+ * Fair share inside a level (sched_fair.c), m->lock held.
+ * sched__fair_push: queue r at level index `level` (lv is its level), in
+ *   its owner's flow; 0 or FERRY_ENOMEM (nothing queued).
+ * sched__fair_pop: take the request due next (smallest tag), or NULL.
+ * sched__fair_unpop: put back a request just popped, the latest first.
+ * sched__fair_taken: r leaves for a batch: the level's virtual time moves.
+ * sched__fair_removed: r leaves otherwise (timed out).
+ * sched__fair_tidy: return flows left empty to the pool (after a scan).
+ * sched__fair_fini: free it all (model destroyed).
+ */
+int sched__fair_push(struct sched_model *m, struct sched__level *lv, uint32_t level,
+		     struct sched_req *r);
+struct sched_req *sched__fair_pop(struct sched_model *m, struct sched__level *lv);
+void sched__fair_unpop(struct sched__level *lv, struct sched_req *r);
+void sched__fair_taken(struct sched__level *lv, struct sched_req *r);
+void sched__fair_removed(struct sched_req *r);
+void sched__fair_tidy(struct sched_model *m);
+void sched__fair_fini(struct sched_model *m);
+/* sched_set_fair_share's setting, for sched_model_create. */
+bool sched__fair_share(void);
 
 /* An instance thread's body (sched_batch.c; started by sched_model.c). */
 void *sched__inst_main(void *arg);

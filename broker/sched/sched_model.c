@@ -68,6 +68,7 @@ void sched_model_destroy(struct sched_model *m)
 		}
 	}
 	free(m->inst);
+	sched__fair_fini(m);
 	free(m->levels);
 	free(m->ring);
 	free(m->bm.path);
@@ -199,6 +200,7 @@ int sched_model_create(const struct model_config *cfg, const char *model_dir, in
 	/* Scheduling parameters. */
 	m->dynamic = db->enabled;
 	m->preserve = db->enabled && db->preserve_ordering;
+	m->fair = !m->preserve && sched__fair_share();
 	m->cap = cfg->max_batch_size > 0 ? (uint32_t)cfg->max_batch_size : 1;
 	m->delay_ns = db->enabled ? db->max_queue_delay_us * 1000u : 0;
 	for (int i = 0; db->enabled && i < db->npreferred; i++)

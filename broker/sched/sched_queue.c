@@ -6,12 +6,13 @@
  *
  * QUEUES
  *
- * One level per priority (1 when priorities are off).  Each level keeps two
- * intrusive FIFO lists: `main` in arrival order and `delayed`, where a
- * request whose timeout passed under the DELAY action goes.  Batches are
- * formed by scanning level 0 main, level 0 delayed, level 1 main, ... (as
- * Triton's priority queue does), so a batch is always a prefix of that scan
- * order and is taken by popping list heads.
+ * One level per priority (1 when priorities are off).  Each level keeps its
+ * requests in one FIFO per client (owner), served by fair share
+ * (sched_fair.c), and an intrusive FIFO list `delayed`, where a request
+ * whose timeout passed under the DELAY action goes.  Batches are formed by
+ * scanning level 0 in fair-share order, level 0 delayed, level 1, ... (as
+ * Triton's priority queue does, with arrival order inside a level where
+ * there is one client), so a batch is always a prefix of that scan order.
  *
  * Timeouts are applied as the scan meets a request (Triton does the same):
  * a request deep in a long queue is rejected when the batcher reaches it,
@@ -92,18 +93,6 @@ struct sched_req *sched__list_pop(struct sched__list *l)
 		r->next = NULL;
 	}
 	return r;
-}
-
-/* Unlink r, whose predecessor is prev (NULL at the head). */
-void sched__list_unlink(struct sched__list *l, struct sched_req *prev, struct sched_req *r)
-{
-	if (prev)
-		prev->next = r->next;
-	else
-		l->head = r->next;
-	if (l->tail == r)
-		l->tail = prev;
-	r->next = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -375,7 +364,12 @@ static int sched__submit(struct sched_model *m, struct sched_req *r, bool kick_i
 	r->level = li;
 	r->status = 0;
 	r->err = NULL;
-	sched__list_push(&lv->main, r);
+	if (sched__fair_push(m, lv, li, r)) {
+		pthread_mutex_unlock(&m->lock);
+		sched__msg(msg, msglen, "model '%s': out of memory for the queue of one more "
+			  "client", m->cfg->name);
+		return FERRY_ENOMEM;
+	}
 	lv->count++;
 	m->queued++;
 	if (m->inline_mode) {

@@ -820,3 +820,266 @@ Test(sched, inline_runs_with_deadlines)
 	check_ok(m, &c);
 	sched_model_destroy(m);
 }
+
+/* ------------------------------------------------------------------ */
+/* Fair share between the clients (owners) of one model                 */
+
+/* done() for a request whose owner is a client key: the treq is the
+ * request itself (its first member), and treq_done finds it by owner. */
+static void fair_done(struct sched_req *r, int status, const char *msg)
+{
+	r->owner = r;
+	treq_done(r, status, msg);
+}
+
+static void fair_req(struct rreq *q, const struct sched_model *m, int32_t id, int batch,
+		     uintptr_t client)
+{
+	rreq_init(q, m, id, batch);
+	q->t.r.owner = (void *)client;
+	q->t.r.done = fair_done;
+}
+
+/* Execution `first`..: the ids in order (one request an execution). */
+static void expect_order(int first, const int32_t *want, int n)
+{
+	cr_assert_eq(R.nlog, first + n, "%d executions, want %d", R.nlog, first + n);
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(R.log[first + i].n, 1);
+		cr_assert_eq(R.log[first + i].ids[0], want[i], "execution %d ran %d, want %d",
+			     first + i, R.log[first + i].ids[0], want[i]);
+	}
+}
+
+/*
+ * A floods the model with 12 requests, then B queues 3 and C 1, while
+ * the one instance is busy: they take turns, A's first, B's, C's, A's
+ * second, B's second ..., and A has the rest.  Not A's 12 and then the
+ * others, as one FIFO would run them.
+ */
+Test(sched, fair_share_interleaves_the_clients_of_a_model)
+{
+	struct tcfg t;
+	rec_cfg(&t, 8);
+	struct sched_model *m = load(&t);
+	struct rreq g, a[12], b[3], c;
+	fair_req(&g, m, GATE, 1, 9);
+	submit_ok(m, &g);
+	wait_execs(1);
+	for (int i = 0; i < 12; i++) {
+		fair_req(&a[i], m, 100 + i, 1, 1);
+		submit_ok(m, &a[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		fair_req(&b[i], m, 200 + i, 1, 2);
+		submit_ok(m, &b[i]);
+	}
+	fair_req(&c, m, 300, 1, 3);
+	submit_ok(m, &c);
+	gate_open();
+	for (int i = 0; i < 12; i++)
+		check_ok(m, &a[i]);
+	for (int i = 0; i < 3; i++)
+		check_ok(m, &b[i]);
+	check_ok(m, &c);
+	static const int32_t want[] = { 100, 200, 300, 101, 201, 102, 202,
+					103, 104, 105, 106, 107, 108, 109, 110, 111 };
+	expect_order(1, want, 16);
+	unload(m);
+}
+
+/* Shares count rows: A's requests of batch 4 take four of B's turns of
+ * batch 1 each. */
+Test(sched, fair_share_counts_rows_not_requests)
+{
+	struct tcfg t;
+	rec_cfg(&t, 8);
+	struct sched_model *m = load(&t);
+	struct rreq g, a[3], b[6];
+	fair_req(&g, m, GATE, 1, 9);
+	submit_ok(m, &g);
+	wait_execs(1);
+	for (int i = 0; i < 3; i++) {
+		fair_req(&a[i], m, 100 + i, 4, 1);
+		submit_ok(m, &a[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		fair_req(&b[i], m, 200 + i, 1, 2);
+		submit_ok(m, &b[i]);
+	}
+	gate_open();
+	for (int i = 0; i < 3; i++)
+		check_ok(m, &a[i]);
+	for (int i = 0; i < 6; i++)
+		check_ok(m, &b[i]);
+	static const int32_t want[] = { 100, 200, 201, 202, 203, 101, 204, 205, 102 };
+	expect_order(1, want, 9);
+	unload(m);
+}
+
+/* Priority levels come first; inside a level the clients share. */
+Test(sched, fair_share_inside_priority_levels)
+{
+	struct tcfg t;
+	rec_cfg(&t, 1);
+	dyn(&t, 0);
+	t.cfg.dynbatch.priority_levels = 2;
+	t.cfg.dynbatch.default_priority_level = 2;
+	struct sched_model *m = load(&t);
+	struct rreq g, a[4], b, h[2];
+	fair_req(&g, m, GATE, 1, 9);
+	submit_ok(m, &g);
+	wait_execs(1);
+	for (int i = 0; i < 4; i++) {
+		fair_req(&a[i], m, 100 + i, 1, 1);       /* low priority, a backlog */
+		submit_ok(m, &a[i]);
+	}
+	fair_req(&b, m, 200, 1, 2);                      /* low priority, one */
+	submit_ok(m, &b);
+	for (int i = 0; i < 2; i++) {
+		fair_req(&h[i], m, 300 + i, 1, 1);       /* A again, high priority */
+		h[i].t.r.priority = 1;
+		submit_ok(m, &h[i]);
+	}
+	gate_open();
+	for (int i = 0; i < 4; i++)
+		check_ok(m, &a[i]);
+	check_ok(m, &b);
+	for (int i = 0; i < 2; i++)
+		check_ok(m, &h[i]);
+	static const int32_t want[] = { 300, 301, 100, 200, 101, 102, 103 };
+	expect_order(1, want, 7);
+	unload(m);
+}
+
+/* The dynamic batcher fills each batch in fair order. */
+Test(sched, fair_share_fills_dynamic_batches_in_turn)
+{
+	struct tcfg t;
+	rec_cfg(&t, 4);
+	dyn(&t, 0);
+	struct sched_model *m = load(&t);
+	struct rreq g, a[8], b[2];
+	fair_req(&g, m, GATE, 1, 9);
+	submit_ok(m, &g);
+	wait_execs(1);
+	for (int i = 0; i < 8; i++) {
+		fair_req(&a[i], m, 100 + i, 1, 1);
+		submit_ok(m, &a[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		fair_req(&b[i], m, 200 + i, 1, 2);
+		submit_ok(m, &b[i]);
+	}
+	gate_open();
+	for (int i = 0; i < 8; i++)
+		check_ok(m, &a[i]);
+	for (int i = 0; i < 2; i++)
+		check_ok(m, &b[i]);
+	static const int32_t want[3][4] = { { 100, 200, 101, 201 }, { 102, 103, 104, 105 },
+					    { 106, 107 } };
+	static const uint32_t n[3] = { 4, 4, 2 };
+	cr_assert_eq(R.nlog, 4);
+	for (int k = 0; k < 3; k++) {
+		cr_assert_eq(R.log[1 + k].n, n[k], "batch %d of %u", k, R.log[1 + k].n);
+		for (uint32_t i = 0; i < n[k]; i++)
+			cr_assert_eq(R.log[1 + k].ids[i], want[k][i], "batch %d [%u]: %d", k, i,
+				     R.log[1 + k].ids[i]);
+	}
+	unload(m);
+}
+
+/* A batch waiting out its queue delay puts back what it scanned: the
+ * order after the wait is the same fair order. */
+Test(sched, fair_share_survives_a_batch_that_waits_for_its_delay)
+{
+	struct tcfg t;
+	rec_cfg(&t, 8);
+	dyn(&t, 50000);                 /* 50 ms, preferred 4 */
+	t.cfg.dynbatch.npreferred = 1;
+	t.cfg.dynbatch.preferred[0] = 4;
+	struct sched_model *m = load(&t);
+	struct rreq a[2], b[1];
+	fair_req(&a[0], m, 100, 1, 1);
+	submit_ok(m, &a[0]);
+	fair_req(&a[1], m, 101, 1, 1);
+	submit_ok(m, &a[1]);
+	fair_req(&b[0], m, 200, 1, 2);
+	submit_ok(m, &b[0]);
+	for (int i = 0; i < 2; i++)
+		check_ok(m, &a[i]);
+	check_ok(m, &b[0]);
+	cr_assert_eq(R.nlog, 1, "one batch after the delay");
+	cr_assert_eq(R.log[0].n, 3);
+	static const int32_t want[] = { 100, 200, 101 };
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(R.log[0].ids[i], want[i], "[%d]: %d", i, R.log[0].ids[i]);
+	unload(m);
+}
+
+/* preserve_ordering answers in arrival order: such a model keeps one
+ * FIFO, whoever the clients are. */
+Test(sched, preserve_ordering_keeps_arrival_order_across_clients)
+{
+	struct tcfg t;
+	rec_cfg(&t, 1);
+	dyn(&t, 0);
+	t.cfg.dynbatch.preserve_ordering = true;
+	struct sched_model *m = load(&t);
+	struct rreq g, a[4], b;
+	fair_req(&g, m, GATE, 1, 9);
+	submit_ok(m, &g);
+	wait_execs(1);
+	for (int i = 0; i < 4; i++) {
+		fair_req(&a[i], m, 100 + i, 1, 1);
+		submit_ok(m, &a[i]);
+	}
+	fair_req(&b, m, 200, 1, 2);
+	submit_ok(m, &b);
+	gate_open();
+	for (int i = 0; i < 4; i++)
+		check_ok(m, &a[i]);
+	check_ok(m, &b);
+	static const int32_t want[] = { 100, 101, 102, 103, 200 };
+	expect_order(1, want, 5);
+	unload(m);
+}
+
+/* Hundreds of clients (the flow table grows, flows are reused from the
+ * pool): one request each runs in arrival order; two each, every
+ * client's first before anyone's second. */
+Test(sched, fair_share_with_many_clients)
+{
+	enum { NC = 150 };       /* R.log holds 512 executions */
+	struct tcfg t;
+	rec_cfg(&t, 8);
+	struct sched_model *m = load(&t);
+	static struct rreq q[2 * NC];
+	struct rreq g;
+	for (int round = 0; round < 2; round++) {
+		int base = R.nlog;
+		fair_req(&g, m, GATE, 1, 100000);
+		R.gate_open = false;
+		submit_ok(m, &g);
+		wait_execs(base + 1);
+		int per = round + 1, n = 0;
+		for (int c = 0; c < NC; c++)
+			for (int k = 0; k < per; k++, n++) {
+				fair_req(&q[n], m, c * 10 + k, 1, (uintptr_t)(1000 + c));
+				submit_ok(m, &q[n]);
+			}
+		gate_open();
+		check_ok(m, &g);
+		for (int i = 0; i < n; i++)
+			check_ok(m, &q[i]);
+		cr_assert_eq(R.nlog, base + 1 + n);
+		for (int i = 0; i < n; i++) {
+			/* Round 1: c*10 in c order; round 2: every c*10 + 0,
+			 * then every c*10 + 1. */
+			int want = per == 1 ? i * 10 : (i % NC) * 10 + i / NC;
+			cr_assert_eq(R.log[base + 1 + i].ids[0], want, "round %d, execution %d: %d",
+				     round, i, R.log[base + 1 + i].ids[0]);
+		}
+	}
+	unload(m);
+}

@@ -88,6 +88,8 @@ struct gs__call {
 	bool has_trailer;
 	int cancelled;
 	const struct gs__method *method;        /* NULL until known */
+	void *owner;                    /* its connection's fair-share key
+					 * (gs_submit.c); NULL until asked */
 	/* Streams only; lock guards the rest. */
 	pthread_mutex_t lock;
 	struct gs__out *q_head, *q_tail;

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <grpc/grpc.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include <ferry/errors.h>
@@ -70,6 +72,26 @@ struct models_entry *gs_request_model(const char *name, const char *version, int
 	}
 	*code = 0;
 	return m;
+}
+
+/*
+ * The scheduler shares a model fairly between its clients (sched_req.owner):
+ * for gRPC, a client is a connection, named by its peer address and port
+ * ("ipv4:127.0.0.1:40112").  The key is a hash of it, odd so that it never
+ * equals the aligned pointer of a shared-memory session or an HTTP
+ * connection.  Computed once per call (a stream's messages share it).
+ */
+static void *gs__owner(struct gs__call *c)
+{
+	if (!c->owner) {
+		char *peer = grpc_call_get_peer(c->call);
+		uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
+		for (const char *p = peer; p && *p; p++)
+			h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+		gpr_free(peer);
+		c->owner = (void *)(uintptr_t)(h | 1);
+	}
+	return c->owner;
 }
 
 /* sched_req.done: any thread, once. */
@@ -146,7 +168,7 @@ int gs__infer(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *reply)
 			r->inf.req.timeout_us = (uint64_t)us;
 	}
 	r->inf.req.done = gs__infer_done;
-	r->inf.req.owner = r;
+	r->inf.req.owner = gs__owner(c);
 	/* An inline model (identity, add_sub, a tiny ONNX graph) runs here,
 	 * on the completion-queue thread that took the call, and done()
 	 * answers it from this thread: no hop to a poller and back. */

@@ -99,7 +99,9 @@ int hs__infer(struct hs__ctx *x)
 	if ((ret = hs_infer_prepare(&j->h, m->cfg, x->err, sizeof(x->err))))
 		goto fail_unlock;
 	j->h.inf.req.done = hs__infer_done;
-	j->h.inf.req.owner = j;
+	/* The scheduler shares a model fairly between clients: one HTTP
+	 * connection is one client (it outlives its suspended requests). */
+	j->h.inf.req.owner = x->mhd;
 	hs__pending(1);
 	ret = sched_submit_here(m->sm, &j->h.inf.req, x->err, sizeof(x->err));
 	if (ret) {

@@ -27,7 +27,9 @@
  *   reap_lock  the transport's completion side and recovery; whoever
  *              holds it reaps and recovers for every thread
  *   tp_lock    (rwlock, writers preferred) read: using c->tp; write:
- *              replacing it and the models' ids (client_failover.c)
+ *              replacing it and the models' ids (client_failover.c),
+ *              which happens with reap_lock held too: the reaper uses
+ *              c->tp without tp_lock
  *   ctl_lock   the model list, the CUDA regions, and the transport's
  *              control channel (the local control socket)
  *   sq_lock    the list of live requests, each request's state while in
@@ -184,7 +186,8 @@ struct client__retry {
 };
 
 struct ferry_client {
-	struct client__tp *tp;          /* the endpoint in use; tp_lock */
+	struct client__tp *tp;          /* the endpoint in use; tp_lock, or
+					 * reap_lock to read */
 	bool admin;                     /* ferry_connect_admin: no session */
 	pthread_rwlock_t tp_lock;
 	struct client__ep *eps;         /* in order of preference; immutable */
@@ -412,6 +415,13 @@ int client__submit(ferry_client *c, struct client__tp *t, ferry_request *r);
  * deadline, reconnect or fail over when c->tp went down, resubmit the
  * pending.  Requests completed here go to done[] (at most max). */
 int client__recover(ferry_client *c, ferry_request **done, int max);
+/* Is there anything for client__recover to do (reap_lock held)?  The
+ * reaper's fast path: two relaxed-cost loads while all is well. */
+static inline bool client__recover_due(ferry_client *c)
+{
+	return c->retry.on && (atomic_load_explicit(&c->tp->down, memory_order_acquire) ||
+			       atomic_load_explicit(&c->npending, memory_order_acquire));
+}
 /* ferry_close: every pending request completes with FERRY_EPIPE (or is
  * destroyed when freed); sq_lock held. */
 void client__pending_close(ferry_client *c);

@@ -425,6 +425,8 @@ static void client__wait_reaper(ferry_client *c, bool (*pred)(void *), void *arg
 /* Deliver what a lazy client submitted (the transport's flush). */
 static void client__flush(ferry_client *c)
 {
+	if (!(c->opts.flags & FERRY_F_LAZY_DOORBELL))
+		return;                 /* submit delivered everything */
 	struct client__tp *t = client__tp_get(c);
 	if (t->ops->flush)
 		t->ops->flush(t);
@@ -435,19 +437,19 @@ static void client__flush(ferry_client *c)
  * One turn of the reaper (reap_lock held): recovery first (a no-op while
  * the endpoint serves and nothing waits for a resubmission), then the
  * completions there are, then, when there were none, up to slice_ns for
- * some unless the endpoint is gone.  *down: it is.
+ * some unless the endpoint is gone.  *down: it is.  No tp_lock: c->tp is
+ * replaced, and the old instance closed, only with reap_lock held.
  */
 static int client__reap_turn(ferry_client *c, ferry_request **done, int max,
 			     bool (*pred)(void *), void *arg, uint64_t slice_ns, bool *down)
 {
-	int n = client__recover(c, done, max);
-	struct client__tp *t = client__tp_get(c);
+	int n = client__recover_due(c) ? client__recover(c, done, max) : 0;
+	struct client__tp *t = c->tp;
 	if (n < max)
 		n += t->ops->reap(t, done + n, max - n, 0);
 	*down = atomic_load_explicit(&t->down, memory_order_acquire);
 	if (n == 0 && slice_ns && !*down && !(pred && pred(arg)))
 		n = t->ops->reap(t, done, max, (int64_t)slice_ns);
-	client__tp_put(c);
 	return n;
 }
 

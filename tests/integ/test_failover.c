@@ -360,23 +360,28 @@ Test(failover, sigterm_restart_loses_no_request, .timeout = 120)
 	struct stream s;
 	stream_start(&s, c, simple);
 	stream_more(&s, 100);
-	struct batch bt, gone;
+	struct batch bt, stopping, gone;
 	batch_submit(&bt, slow, NREQ, 30 * SEC / 1000);
 	wait_inflight(b.sock, NREQ);
 	kill(b.pid, SIGTERM);
-	/* Submitted while it stops: they wait for its successor. */
-	batch_submit(&gone, slow, 16, 30 * SEC / 1000);
+	/* Submitted while it stops (it may still take some), and after it
+	 * left: they wait for its successor. */
+	batch_submit(&stopping, slow, 16, 30 * SEC / 1000);
 	waitpid(b.pid, NULL, 0);
 	b.pid = 0;
+	batch_submit(&gone, slow, 16, 30 * SEC / 1000);
 	restart(&b, 1000, 0);
 	batch_check(&bt, 30 * SEC);
+	batch_check(&stopping, 30 * SEC);
 	batch_check(&gone, 30 * SEC);
 	stream_more(&s, 100);
 	stream_stop(&s);
 	cr_assert_eq(atomic_load(&c->reconnects), 1);
-	cr_assert_geq(atomic_load(&c->resubmits), 16, "those it did not take went again");
+	cr_assert_geq(atomic_load(&c->resubmits), 16, "those submitted while it was gone "
+		      "went to the next one");
 	cr_assert(log_has(&b, "taken over"), "the new broker took the segment over");
 	batch_free(&bt);
+	batch_free(&stopping);
 	batch_free(&gone);
 	finish(c, simple, &b);
 }

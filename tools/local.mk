@@ -38,8 +38,8 @@ install-exec-local:
 uninstall-local:
 	rm -f '$(DESTDIR)$(bindir)/ferry-tune'
 
-# Its tests: the logic alone (test_unit), and short tunes against real
-# ferryds of this build tree (test_cpu; KIND_GPU where ferryd sees a GPU).
-TESTS += tests/tune/test_unit.sh tests/tune/test_cpu.sh
-EXTRA_DIST += tests/tune/test_unit.sh tests/tune/test_cpu.sh tests/tune/test_tune_unit.py \
-	tests/tune/test_tune_cpu.py
+# Its tests: the logic alone (test_tune_unit.py), and short tunes against
+# real ferryds of this build tree (test_tune_cpu.py; KIND_GPU where ferryd
+# sees a GPU), in one suite.
+TESTS += tests/tune/run.sh
+EXTRA_DIST += tests/tune/run.sh tests/tune/test_tune_unit.py tests/tune/test_tune_cpu.py

@@ -6,7 +6,7 @@ under a p99 budget; the config it recommends must load in a fresh ferryd
 and answer a real request as ONNX Runtime does; the jobs objective
 (ferry-bench-saturate's measure) on a small space; KIND_GPU candidates
 where ferryd reports a GPU (skipped here otherwise); bad input.
-Run by tests/tune/test_cpu.sh (make check)."""
+Run by tests/tune/run.sh (make check)."""
 import csv
 import json
 import os
@@ -66,6 +66,11 @@ MODELS = None     # tests/onnx/gen_models.py's output, made once
 
 def setUpModule():
     global MODELS
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise unittest.SkipTest("no onnx / onnxruntime (%s): run scripts/setup-debian.sh" % e)
     MODELS = tempfile.mkdtemp(prefix="ferry-tune-models-")
     subprocess.run([sys.executable, os.path.join(TOP, "tests", "onnx", "gen_models.py"), MODELS],
                    check=True, stdout=subprocess.DEVNULL)

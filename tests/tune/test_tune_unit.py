@@ -2,7 +2,7 @@
 """ferry-tune's logic without a broker: the config.pbtxt tree, the config of
 a candidate (CPU and KIND_GPU), the default's coordinates, the scores and
 the search (quick against exhaustive on synthetic spaces).  Run by
-tests/tune/test_unit.sh (make check)."""
+tests/tune/run.sh (make check)."""
 import math
 import os
 import sys

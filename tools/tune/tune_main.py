@@ -294,7 +294,8 @@ class Tuner:
     def evaluate(self, cand, phase="search", concurrency=None):
         a = self.a
         name = self._new_name()
-        r = {"name": name, "cand": cand, "status": "ok", "loadavg": tm.loadavg()}
+        r = {"name": name, "cand": cand, "status": "ok", "loadavg": tm.loadavg(),
+             "stalls": []}
         self.log("[%d] %s  (%s)" % (len(self.results), sp.label(cand), name))
         self.write_model(name, cand)
         try:
@@ -331,7 +332,7 @@ class Tuner:
                                                 concurrency or a.concurrency, a.rows,
                                                 a.window_ms,
                                                 a.stability, a.max_windows, a.p99_budget_us,
-                                                self.log)
+                                                self.log, r["stalls"])
             except tm.MeasureError as e:
                 r.update(status="error", reason=str(e))
                 self.log("    " + r["reason"])
@@ -538,7 +539,13 @@ class Tuner:
         searched = [r for ph, r in self.results if ph == "search"]
         pngs, note = rp.plots(out, searched, a.objective, recommended, default_r,
                               a.p99_budget_us)
+        stalls = sum(len(r.get("stalls") or ()) for _, r in self.results)
         notes = [n for n in (note, self.skipped_gpu) if n]
+        if stalls:
+            notes.append("%d measurement(s) saw no request complete at all (a stall of ferryd "
+                         "or the client) and were measured again: see the CSV's stalls column"
+                         % stalls)
+            self.log("ferry-tune: " + notes[-1])
         unavailable = dict(self.space.unavailable)
         if unavailable:
             notes.append("not available here: " + "; ".join(
@@ -551,7 +558,7 @@ class Tuner:
             "broker": ("private ferryd " if self.broker.proc else "") + self.broker.address,
             "loadavg_start": la0, "loadavg_end": la1, "cpus": self.cpus,
             "gpus": self.status.get("gpus"), "gpu_skipped": self.skipped_gpu,
-            "unavailable": unavailable,
+            "unavailable": unavailable, "stalls": stalls,
             "default": {"label": default_r["label"], "score": default_r["score"],
                         "score_text": default_r["score_text"], "cand": default_r["cand"]},
             "chosen": {"label": recommended["label"], "score": recommended["score"],

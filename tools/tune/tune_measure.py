@@ -68,11 +68,27 @@ def load_level(tool, address, name, conc, rows, window_ms, stability, max_window
 
 
 def load_sweep(tool, address, name, concurrencies, rows, window_ms, stability, max_windows,
-               budget_us=None, log=None):
-    """The levels of a concurrency sweep, stopping early (module comment)."""
+               budget_us=None, log=None, stalls=None):
+    """The levels of a concurrency sweep, stopping early (module comment).
+    A level in which no request completed at all is a stall of ferryd or
+    of the client, not a property of the candidate: it is measured once
+    more (and counted in `stalls`, a list), and a second one fails the
+    candidate."""
     levels, best = [], 0.0
     for c in concurrencies:
         lv = load_level(tool, address, name, c, rows, window_ms, stability, max_windows)
+        if lv["infer_per_s"] <= 0 and not lv["errors"]:
+            if stalls is not None:
+                stalls.append(c)
+            if log:
+                log("    c=%-4d no request completed in %d windows (a stall): measuring again"
+                    % (c, lv["windows"]))
+            lv = load_level(tool, address, name, c, rows, window_ms, stability, max_windows)
+            if lv["infer_per_s"] <= 0 and not lv["errors"]:
+                if stalls is not None:
+                    stalls.append(c)
+                raise MeasureError("no request completed at concurrency %d, twice: ferryd or "
+                                   "the client stalled" % c)
         levels.append(lv)
         if log:
             log("    c=%-4d %10.0f infer/s  p99 %9.1f us  queue %7.1f  infer %7.1f us  "

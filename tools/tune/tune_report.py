@@ -27,8 +27,8 @@ from .tune_measure import JOBS_FIELDS, LEVEL_FIELDS
 
 CSV_HEAD = ("phase", "candidate", "model_name", "label", "variant", "backend", "kind", "gpus",
             "instances", "max_batch_size", "delay_us", "preferred", "threads", "status",
-            "reason", "load_s", "gpu_mem_bytes", "loadavg") + LEVEL_FIELDS + JOBS_FIELDS + \
-    ("score_class", "score")
+            "reason", "load_s", "gpu_mem_bytes", "loadavg", "stalls") + LEVEL_FIELDS + \
+    JOBS_FIELDS + ("score_class", "score")
 
 
 def _cand_cols(r):
@@ -43,6 +43,7 @@ def _cand_cols(r):
             "status": r["status"], "reason": r.get("reason", ""),
             "load_s": "%.3f" % r["load_s"] if r.get("load_s") is not None else "",
             "gpu_mem_bytes": r.get("gpu_mem_bytes", ""), "loadavg": r.get("loadavg", ""),
+            "stalls": " ".join("c=%d" % c for c in r.get("stalls") or ()),
             "score_class": r["score"][0], "score": "%.6g" % r["score"][1]}
 
 

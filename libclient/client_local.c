@@ -314,6 +314,8 @@ static int client__hello(struct client__local *l, const ferry_options *o)
 	/* A thread that sleeps on a result says on which CPU: ferryd's
 	 * pollers then run the session's requests there (see poller.h). */
 	l->db_client.cpu = &l->seg.hdr->client_wake.cpu;
+	/* ... and never spins on the core of the poller that serves it. */
+	l->db_client.peer_cpu = &l->seg.hdr->broker_wake.cpu;
 	fshm_ring_init(&l->sq, l->seg.base, &l->seg.sq, true);
 	fshm_ring_init(&l->cq, l->seg.base, &l->seg.cq, false);
 	l->arena = cs->arena;

@@ -213,6 +213,9 @@ struct fshm_doorbell {
 	uint64_t sleeps;             /* waiter: times it blocked (statistics) */
 	_Atomic uint32_t *cpu;       /* waiter: where to say which CPU it blocks
 				      * on (fshm_wake.cpu), or NULL */
+	_Atomic uint32_t *peer_cpu;  /* waiter: 1 + the CPU the ringer runs on
+				      * (the other side's fshm_wake.cpu), or NULL:
+				      * spinning there would only keep it off */
 };
 
 /*

@@ -255,6 +255,15 @@ int fshm_doorbell_wait(struct fshm_doorbell *db, enum fshm_wait_policy policy,
 
 	if (ready(arg))
 		return 0;
+	/* The peer that will ring runs on this very CPU (a pinned poller
+	 * serving this session): spinning cannot see it finish, it only keeps
+	 * it from running.  Relaxed: a hint the peer rewrites when it moves. */
+	if (policy != FSHM_WAIT_BLOCK && db->peer_cpu) {
+		uint32_t peer = atomic_load_explicit(db->peer_cpu, memory_order_relaxed);
+		int cpu = peer ? sched_getcpu() : -1;
+		if (cpu >= 0 && peer == (uint32_t)cpu + 1)
+			policy = FSHM_WAIT_BLOCK;
+	}
 	/*
 	 * spin / hybrid: a few polls before the first clock read.  Reading
 	 * CLOCK_MONOTONIC costs ~25 ns, a sizeable part of a ~150 ns

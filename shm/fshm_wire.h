@@ -78,11 +78,13 @@ static_assert(sizeof(struct fshm_area) == 24, "fshm_area layout");
  *
  *   OFFSET SIZE DESCRIPTION
  *   0      4    sleeping: 1 while the owner is (about to be) blocked
- *   4      4    cpu: 1 + the CPU the owner last blocked on waiting, 0
- *                unknown (ABI 1.1; client_wake only; a hint: the broker
- *                runs a session's work on a poller pinned to that CPU, so
- *                a client that blocks waiting leaves its core to the work
- *                it waits for)
+ *   4      4    cpu: client_wake: 1 + the CPU the client last blocked on
+ *                waiting (the broker then runs the session's work on a
+ *                poller pinned there, so a client that sleeps leaves its
+ *                core to the work it waits for); broker_wake: 1 + the CPU
+ *                of the poller serving the session (a client never spins
+ *                on that CPU: it would only keep the poller off it); 0
+ *                unknown.  ABI 1.1; hints, bounded by each reader
  *   8      56   reserved, zero
  */
 struct fshm_wake {

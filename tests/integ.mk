@@ -15,7 +15,7 @@ tests_test_local_LDADD = tests/libharness.la libclient/libferry.la shm/libfshm.l
 check_PROGRAMS += tests/test_poller
 TESTS += tests/test_poller
 tests_test_poller_SOURCES = tests/integ/test_poller.c
-tests_test_poller_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_test_poller_CFLAGS = $(CRITERION_TEST_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_test_poller_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)
 
 check_PROGRAMS += tests/test_loop

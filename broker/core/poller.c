@@ -153,6 +153,10 @@ static int poller__adopt(struct poller *p)
 			session_unref(s);
 			continue;
 		}
+		/* Where the session is served now: its client does not spin on
+		 * this CPU (fshm_wake.cpu).  Relaxed: a hint. */
+		atomic_store_explicit(&s->seg.hdr->broker_wake.cpu,
+				      p->cpu >= 0 ? (uint32_t)p->cpu + 1 : 0, memory_order_relaxed);
 		poller__activate(p, s);
 		n++;
 	}

@@ -20,6 +20,7 @@
 #include <ferry/errors.h>
 #include <ferry/ferry.h>
 
+#include "libclient/client_int.h"   /* the session's segment header */
 #include "tests/integ/harness.h"
 
 #define SEC 1000000000LL
@@ -101,6 +102,11 @@ Test(poller, session_follows_its_client_cpu)
 			cr_assert_geq(log_lines("-> ", to), round + k,
 				      "the session moved to CPU %d's poller (round %d)", cpus[k],
 				      round);
+			/* ... and says so in the segment, so that the client never
+			 * spins on the core its poller needs */
+			uint32_t served = atomic_load(&client__local_of(c)->seg.hdr->broker_wake.cpu);
+			cr_assert_eq(served, (uint32_t)cpus[k] + 1, "broker_wake.cpu %u, CPU %d",
+				     served, cpus[k]);
 		}
 	}
 	ferry_close(c);

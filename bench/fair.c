@@ -5,13 +5,18 @@
  *
  *   ferry-bench-fair [--seconds S] [--rounds R] [--depth D] [--flooders F]
  *                    [--flood-transport shm|grpc] [--good-transport shm|grpc]
- *                    [--model NAME] [--mode both|on|off] [--ferryd PATH]
- *                    [--models DIR] [--csv FILE]
+ *                    [--model simple|delay] [--delay-us N] [--batch N]
+ *                    [--mode both|on|off] [--ferryd PATH] [--csv FILE]
  *
- * For each mode (--fair-share=false, then true: a fresh ferryd each, on
- * the example repository) and R rounds, three phases of S seconds each:
- *   alone   the good client alone: synchronous round trips of `simple`
- *           (add_sub, INT32 [1,16]), one in flight, every result checked;
+ * The model: `simple` (add_sub, INT32 [1,16] twice, run inline on the
+ * pollers: each request costs about a microsecond) or `delay` (identity
+ * on INT32 [1,16] whose every execution sleeps --delay-us, 200 by default,
+ * on one instance thread, max_batch_size --batch (8; 0: no batching)
+ * with dynamic batching: a model whose queue, not the CPU, decides the
+ * wait).  For each mode (--fair-share=false, then true: a fresh ferryd
+ * each) and R rounds, three phases of S seconds each:
+ *   alone   the good client alone: synchronous round trips, one in
+ *           flight, every result checked;
  *   flood   the same beside F flooders, each keeping D requests of the same
  *           model in flight for as long as the phase lasts (a greedy but
  *           correct client: it reads its completions and sends again);
@@ -37,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,29 +90,84 @@ static int fair_connect(const char *addr, ferry_client **c, ferry_model **m, con
 	return 0;
 }
 
-/* simple's inputs from v; 0 when its outputs are right. */
+static bool fair_simple = true;         /* else the delayed identity */
+static int fair_batch = 8;              /* the delayed identity's max_batch_size */
+
+/* The request's inputs from v (simple: two, identity: one). */
 static void fair_fill(ferry_request *r, int32_t v)
 {
 	int64_t dims[2] = { 1, 16 };
+	int nd = fair_simple || fair_batch > 0 ? 2 : 1;
 	int32_t *a, *b;
 	ferry_request_reset(r);
-	ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, dims, 2, (void **)&a);
-	ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b);
-	for (int k = 0; k < 16; k++) {
+	ferry_request_input(r, "INPUT0", FERRY_TYPE_INT32, nd == 2 ? dims : dims + 1, nd,
+			    (void **)&a);
+	for (int k = 0; k < 16; k++)
 		a[k] = v + k;
+	if (!fair_simple)
+		return;
+	ferry_request_input(r, "INPUT1", FERRY_TYPE_INT32, dims, 2, (void **)&b);
+	for (int k = 0; k < 16; k++)
 		b[k] = 3 * v - k;
-	}
 }
 
+/* 0 when the outputs are right for v. */
 static int fair_check(ferry_request *r, int32_t v)
 {
 	const int32_t *o0, *o1;
-	if (ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&o0, NULL) ||
-	    ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1, NULL))
+	if (ferry_request_output(r, "OUTPUT0", NULL, NULL, NULL, (const void **)&o0, NULL))
+		return -1;
+	if (!fair_simple) {
+		for (int k = 0; k < 16; k++)
+			if (o0[k] != v + k)
+				return -1;
+		return 0;
+	}
+	if (ferry_request_output(r, "OUTPUT1", NULL, NULL, NULL, (const void **)&o1, NULL))
 		return -1;
 	for (int k = 0; k < 16; k++)
 		if (o0[k] != 4 * v || o1[k] != 2 * k - 2 * v)
 			return -1;
+	return 0;
+}
+
+/* The repository: simple (as in examples/models) and identity_delay. */
+static int fair_repo(const char *dir, uint64_t delay_us)
+{
+	static const char *const simple =
+		"name: \"simple\"\nbackend: \"add_sub\"\nmax_batch_size: 8\n"
+		"input [ { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },\n"
+		"        { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n"
+		"output [ { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ 16 ] },\n"
+		"         { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n";
+	char path[512];
+	const char *names[2] = { "simple", "identity_delay" };
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (mkdir(path, 0700))
+			return -1;
+		snprintf(path, sizeof(path), "%s/%s/1", dir, names[i]);
+		if (mkdir(path, 0700))
+			return -1;
+		snprintf(path, sizeof(path), "%s/%s/config.pbtxt", dir, names[i]);
+		FILE *f = fopen(path, "w");
+		if (!f)
+			return -1;
+		if (i == 0)
+			fputs(simple, f);
+		else
+			fprintf(f, "name: \"identity_delay\"\nbackend: \"identity\"\n"
+				"max_batch_size: %d\n"
+				"input [ { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n"
+				"output [ { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ 16 ] } ]\n"
+				"%s"
+				"instance_group [ { count: 1 kind: KIND_CPU } ]\n"
+				"parameters [ { key: \"execute_delay_us\" value: { string_value: "
+				"\"%llu\" } } ]\n", fair_batch,
+				fair_batch > 0 ? "dynamic_batching { }\n" : "",
+				(unsigned long long)delay_us);
+		fclose(f);
+	}
 	return 0;
 }
 
@@ -223,7 +284,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: ferry-bench-fair [--seconds S] [--rounds R] [--depth D] "
 		"[--flooders F] [--flood-transport shm|grpc] [--good-transport shm|grpc] "
-		"[--model NAME] [--mode both|on|off] [--ferryd PATH] [--models DIR] [--csv FILE]\n");
+		"[--model simple|delay] [--delay-us N] [--batch N] [--mode both|on|off] "
+		"[--ferryd PATH] [--csv FILE]\n");
 	exit(2);
 }
 
@@ -235,13 +297,15 @@ int main(int argc, char **argv)
 		{ "flood-transport", required_argument, NULL, 'T' },
 		{ "good-transport", required_argument, NULL, 'G' },
 		{ "model", required_argument, NULL, 'm' }, { "mode", required_argument, NULL, 'M' },
-		{ "ferryd", required_argument, NULL, 'F' }, { "models", required_argument, NULL, 'R' },
+		{ "ferryd", required_argument, NULL, 'F' }, { "delay-us", required_argument, NULL, 'D' },
+		{ "batch", required_argument, NULL, 'B' },
 		{ "csv", required_argument, NULL, 'c' }, { 0 }
 	};
 	double secs = 2;
 	int rounds = 3, depth = 64, nflood = 1, opt;
 	const char *ftr = "shm", *gtr = "shm", *model = "simple", *mode = "both";
-	const char *ferryd = NULL, *models = FERRY_SRCDIR "/examples/models", *csv = NULL;
+	const char *ferryd = NULL, *csv = NULL;
+	uint64_t delay_us = 200;
 	char fbuf[4096];
 
 	while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -255,7 +319,8 @@ int main(int argc, char **argv)
 		case 'm': model = optarg; break;
 		case 'M': mode = optarg; break;
 		case 'F': ferryd = optarg; break;
-		case 'R': models = optarg; break;
+		case 'D': delay_us = strtoull(optarg, NULL, 10); break;
+		case 'B': fair_batch = atoi(optarg); break;
 		case 'c': csv = optarg; break;
 		default: usage();
 		}
@@ -263,8 +328,12 @@ int main(int argc, char **argv)
 	if (secs <= 0 || rounds < 1 || depth < 1 || depth > FAIR_MAX_DEPTH || nflood < 1 ||
 	    nflood > 64 || (strcmp(ftr, "shm") && strcmp(ftr, "grpc")) ||
 	    (strcmp(gtr, "shm") && strcmp(gtr, "grpc")) ||
-	    (strcmp(mode, "both") && strcmp(mode, "on") && strcmp(mode, "off")))
+	    (strcmp(mode, "both") && strcmp(mode, "on") && strcmp(mode, "off")) ||
+	    (strcmp(model, "simple") && strcmp(model, "delay")) || fair_batch < 0 ||
+	    fair_batch > 1024 || delay_us > 1000000)
 		usage();
+	fair_simple = !strcmp(model, "simple");
+	const char *mname = fair_simple ? "simple" : "identity_delay";
 	if (!ferryd) {
 		snprintf(fbuf, sizeof(fbuf), "%s/broker/ferryd", bu_build_dir());
 		ferryd = fbuf;
@@ -280,8 +349,11 @@ int main(int argc, char **argv)
 			"flood_p50_us,flood_p99_us,flood_p999_us,p99_ratio,good_rps_flood,"
 			"flood_rps_with_good,flood_rps_solo,errors\n");
 	printf("ferry-bench-fair: good client (%s, sync) beside %d flooder(s) (%s, %d in flight "
-	       "each) on '%s'; %d rounds of 3 x %.1f s\n", gtr, nflood, ftr, depth, model, rounds,
-	       secs);
+	       "each) on '%s'", gtr, nflood, ftr, depth, mname);
+	if (!fair_simple)
+		printf(" (%llu us an execution, max_batch_size %d)", (unsigned long long)delay_us,
+		       fair_batch);
+	printf("; %d rounds of 3 x %.1f s\n", rounds, secs);
 	printf("%-10s %9s %9s %9s | %9s %9s %9s | %6s | %9s %11s %11s\n", "fair share",
 	       "p50 alone", "p99", "p99.9", "p50 flood", "p99", "p99.9", "p99 x", "good/s",
 	       "flood/s", "flood solo/s");
@@ -293,6 +365,12 @@ int main(int argc, char **argv)
 		char dir[] = "/tmp/ferry-fair-XXXXXX", sock[64], logf[64], gport[16], gaddr[64];
 		if (!mkdtemp(dir)) {
 			perror("mkdtemp");
+			return 2;
+		}
+		char models[64];
+		snprintf(models, sizeof(models), "%s/models", dir);
+		if (mkdir(models, 0700) || fair_repo(models, delay_us)) {
+			fprintf(stderr, "ferry-bench-fair: cannot write the repository in %s\n", dir);
 			return 2;
 		}
 		snprintf(sock, sizeof(sock), "%s/ferryd.sock", dir);
@@ -309,11 +387,11 @@ int main(int argc, char **argv)
 		pid_t kids[65];
 		int nk = 0;
 		if ((kids[nk] = fork()) == 0)
-			fair_good(!strcmp(gtr, "grpc") ? addr_grpc : addr_shm, model);
+			fair_good(!strcmp(gtr, "grpc") ? addr_grpc : addr_shm, mname);
 		nk++;
 		for (int i = 0; i < nflood; i++) {
 			if ((kids[nk] = fork()) == 0)
-				fair_flooder(!strcmp(ftr, "grpc") ? addr_grpc : addr_shm, model, depth);
+				fair_flooder(!strcmp(ftr, "grpc") ? addr_grpc : addr_shm, mname, depth);
 			nk++;
 		}
 		for (int i = 0; i < 600 && atomic_load(&S->ready) < nk; i++)
@@ -346,9 +424,10 @@ int main(int argc, char **argv)
 		for (int i = 0; i < nk; i++)
 			waitpid(kids[i], NULL, 0);
 		bu_ferryd_stop(fp);
-		unlink(sock);
-		unlink(logf);
-		rmdir(dir);
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd))
+			fprintf(stderr, "ferry-bench-fair: could not remove %s\n", dir);
 		uint32_t na = atomic_load(&S->nalone), nf = atomic_load(&S->nflood);
 		if (na > FAIR_MAX_SAMPLES)
 			na = FAIR_MAX_SAMPLES;

@@ -572,3 +572,48 @@ Test(builtin, submit_after_stop_is_unavailable)
 	expect_refusal(&v, FERRY_UNAVAILABLE, "'v'");
 	sched_model_destroy(v.m);
 }
+
+/* Triton's execute_delay_ms (and execute_delay_us): each execution takes
+ * at least that long, on an instance thread (not inline); a value that is
+ * not a number of milliseconds up to a minute is a config error. */
+Test(builtin, identity_execute_delay)
+{
+	struct tcfg t;
+	tcfg_init(&t, "id", "identity", 0);
+	tcfg_tensor(&t, false, "A", FERRY_TYPE_INT32, 1, D(4));
+	tcfg_tensor(&t, true, "A_OUT", FERRY_TYPE_INT32, 1, D(4));
+	tcfg_param(&t, "execute_delay_ms", "20");
+	struct sched_model *m = load(&t);
+	cr_assert_not(sched_is_inline(m), "a delayed identity runs on instance threads");
+	int32_t a[4] = { 1, 2, 3, 4 }, ao[4] = { 0 };
+	struct treq r;
+	treq_init(&r);
+	treq_in(&r, 0, FERRY_TYPE_INT32, a, sizeof(a), 1, D(4));
+	treq_out(&r, 0, ao, sizeof(ao));
+	char msg[256];
+	uint64_t t0 = sched_now_ns();
+	cr_assert_eq(sched_submit(m, &r.r, msg, sizeof(msg)), 0, "%s", msg);
+	treq_wait(m, &r);
+	cr_assert_eq(r.status, 0, "%s", r.msg);
+	cr_assert_geq(r.done_ns - t0, 20000000ull, "done after %llu ns",
+		      (unsigned long long)(r.done_ns - t0));
+	cr_assert_eq(memcmp(a, ao, sizeof(a)), 0);
+	treq_fini(&r);
+	unload(m);
+
+	static const char *const bad[] = { "soon", "-1", "60001", "5ms" };
+	for (int i = 0; i < 4; i++) {
+		tcfg_init(&t, "id", "identity", 0);
+		tcfg_tensor(&t, false, "A", FERRY_TYPE_INT32, 1, D(4));
+		tcfg_tensor(&t, true, "A_OUT", FERRY_TYPE_INT32, 1, D(4));
+		tcfg_param(&t, "execute_delay_ms", bad[i]);
+		expect_load_error(&t, FERRY_CONFIG, "execute_delay_ms");
+	}
+	tcfg_init(&t, "id", "identity", 0);
+	tcfg_tensor(&t, false, "A", FERRY_TYPE_INT32, 1, D(4));
+	tcfg_tensor(&t, true, "A_OUT", FERRY_TYPE_INT32, 1, D(4));
+	tcfg_param(&t, "execute_delay_us", "0");
+	m = load(&t);
+	cr_assert(sched_is_inline(m), "no delay: light as before");
+	unload(m);
+}

@@ -99,10 +99,13 @@ class TuneCPU(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ferry-tune-test-")
+        # cleanups run even when setUpClass fails half-way
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
         cls.model_file = os.path.join(MODELS, "mlp.onnx")
         cls.repo = mlp_repo(cls.tmp)
         cls.sock = os.path.join(cls.tmp, "ferryd.sock")
         cls.ferryd = start_ferryd(cls.repo, cls.sock)
+        cls.addClassCleanup(stop, cls.ferryd)
         with ferry.Client(cls.sock) as c:
             cls.status0 = c.status()
         cls.out = os.path.join(cls.tmp, "out")
@@ -120,11 +123,6 @@ class TuneCPU(unittest.TestCase):
         if cls.proc.returncode == 0:
             with open(os.path.join(cls.out, "summary.json")) as f:
                 cls.summary = json.load(f)
-
-    @classmethod
-    def tearDownClass(cls):
-        stop(cls.ferryd)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
         if self.summary is None:

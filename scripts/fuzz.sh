@@ -73,10 +73,13 @@ onnx_src="broker/backends/onnx/ox_proto.c broker/backends/onnx/ox_ops.c
 onnx_libs="-lprotobuf-c -lopenblas -lm -lpthread"
 ctl_src="proto/frame.c $out/gen/proto/control.pb-c.c tests/fuzz/fuzz_ctl.c"
 ctl_libs="-lprotobuf-c"
+# The scheduler as the broker links it (queues, fair share, batching, the
+# host side of the backend ABI): one list for every target that submits.
+sched_src="broker/sched/sched_queue.c broker/sched/sched_fair.c broker/sched/sched_batch.c
+	broker/sched/sched_model.c broker/sched/be_request.c broker/sched/be_host.c"
 # The submission path end to end: the real session.c and scheduler with
 # the built-in backends; tests/fuzz/models_shim.c stands in for models.c.
-submit_src="broker/core/session.c broker/sched/sched_queue.c broker/sched/sched_batch.c
-	broker/sched/sched_model.c broker/sched/be_request.c broker/sched/be_host.c broker/backends/identity.c
+submit_src="broker/core/session.c $sched_src broker/backends/identity.c
 	broker/backends/addsub.c broker/core/log.c broker/config/pbtxt.c broker/config/modelcfg.c
 	broker/gpu/gpu.c
 	shm/fshm_seg.c shm/fshm_ring.c shm/fshm_doorbell.c shm/fshm_arena.c shm/ferr.c
@@ -86,8 +89,7 @@ submit_libs="-ldl -lnuma -lpthread"
 # (gs_infer.c, with gs_shm.c's region table and broker/gpu behind it, and
 # the scheduler's input checks).
 grpc_src="broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_shm.c broker/gpu/gpu.c
-	broker/sched/sched_queue.c broker/sched/sched_batch.c broker/sched/sched_model.c
-	broker/sched/be_request.c broker/sched/be_host.c
+	$sched_src
 	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c shm/fshm_guard.c
 	$out/gen/proto/kserve.pb-c.c tests/fuzz/fuzz_grpc.c"
 grpc_libs="-lprotobuf-c -ldl -lnuma -lpthread"
@@ -96,8 +98,7 @@ grpc_libs="-lprotobuf-c -ldl -lnuma -lpthread"
 # and its response.
 http_src="broker/frontends/http/hs_infer.c broker/frontends/http/hs_json.c
 	broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_shm.c broker/gpu/gpu.c
-	broker/sched/sched_queue.c broker/sched/sched_batch.c broker/sched/sched_model.c
-	broker/sched/be_request.c broker/sched/be_host.c
+	$sched_src
 	broker/config/modelcfg.c broker/config/pbtxt.c broker/core/log.c shm/ferr.c shm/fshm_guard.c
 	$out/gen/proto/kserve.pb-c.c tests/fuzz/fuzz_http.c"
 http_libs="-ljson-c -lprotobuf-c -ldl -lnuma -lpthread"

@@ -195,6 +195,9 @@ static_assert(offsetof(struct fshm_sqe, timeout_us) == 40, "sqe layout");
  *   16     16   reserved
  */
 #define FSHM_CQE_F_MSG (1u << 0) /* desc.errmsg holds a message */
+#define FSHM_CQE_F_STALE (1u << 1) /* refused: model_id names a version a
+                                   * reload replaced; resolve the model
+                                   * again and resubmit (it did not run) */
 struct fshm_cqe {
 	uint64_t user_data;
 	int32_t status;

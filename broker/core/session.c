@@ -288,14 +288,16 @@ int session_client_cpu(const struct session *s)
 	return v ? (int)(v - 1) : -1;
 }
 
-/* Post a completion; called with s->lock held.  The slot goes back to
- * the free list here: its CQE is the last thing the broker does with it. */
-static void session__post(struct session *s, struct session_slot *sl, int status)
+/* Post a completion (flags: more FSHM_CQE_F_*); called with s->lock
+ * held.  The slot goes back to the free list here: its CQE is the last
+ * thing the broker does with it. */
+static void session__post(struct session *s, struct session_slot *sl, int status,
+			  uint32_t flags)
 {
 	struct fshm_cqe cqe = {
 		.user_data = sl->user_data,
 		.status = status,
-		.flags = status ? FSHM_CQE_F_MSG : 0,
+		.flags = (status ? FSHM_CQE_F_MSG : 0) | flags,
 	};
 	if (!s->dead) {
 		int n = fshm_ring_enqueue_burst(&s->cq, &cqe, 1);
@@ -338,17 +340,24 @@ static void session__write_status(struct session *s, struct session_slot *sl,
 	}
 }
 
-/* Fail a request that never reached the scheduler (loop thread). */
-static int session__fail(struct session *s, struct session_slot *sl, int status,
-		       const char *msg)
+/* Fail a request that never reached the scheduler (loop thread), with
+ * flags (FSHM_CQE_F_*) in its completion. */
+static int session__fail_flags(struct session *s, struct session_slot *sl, int status,
+			       uint32_t flags, const char *msg)
 {
 	log_debug("session %llu: request failed: %s", (unsigned long long)s->id, msg);
 	session__write_status(s, sl, status, msg);
 	pthread_mutex_lock(&s->lock);
-	session__post(s, sl, status);
+	session__post(s, sl, status, flags);
 	pthread_mutex_unlock(&s->lock);
 	fshm_doorbell_ring(&s->db_client);
 	return 0;
+}
+
+static int session__fail(struct session *s, struct session_slot *sl, int status,
+			 const char *msg)
+{
+	return session__fail_flags(s, sl, status, 0, msg);
 }
 
 /* sched_req.done: any thread, exactly once per submitted request. */
@@ -387,7 +396,7 @@ static void session__done(struct sched_req *r, int status, const char *msg)
 		session__write_status(s, sl, status, msg);
 	}
 	pthread_mutex_lock(&s->lock);
-	session__post(s, sl, status);
+	session__post(s, sl, status, 0);
 	dead = s->dead;
 	pthread_mutex_unlock(&s->lock);
 	if (!dead)
@@ -508,7 +517,7 @@ static int session__submit(struct session *s, const struct fshm_sqe *sqe)
 
 	if (sqe->opcode == FSHM_OP_NOP) {
 		pthread_mutex_lock(&s->lock);
-		session__post(s, sl, 0);
+		session__post(s, sl, 0, 0);
 		pthread_mutex_unlock(&s->lock);
 		fshm_doorbell_ring(&s->db_client);
 		return 0;
@@ -540,7 +549,18 @@ static int session__submit(struct session *s, const struct fshm_sqe *sqe)
 		return session__fail(s, sl, FERRY_EINVAL, msg);
 	}
 
+	/* A version a reload replaced: the client finds the model's
+	 * current version and sends the request again (it did not run). */
 	struct models_entry *m = models_by_id(sqe->model_id);
+	if (models_replaced(sqe->model_id)) {
+		if (m)
+			snprintf(msg, sizeof(msg), "model '%s' version %lld was replaced by a "
+				 "reload: get the model again", m->name, (long long)m->version);
+		else
+			snprintf(msg, sizeof(msg), "model id 0x%x names a version a reload "
+				 "replaced: get the model again", sqe->model_id);
+		return session__fail_flags(s, sl, FERRY_UNAVAILABLE, FSHM_CQE_F_STALE, msg);
+	}
 	if (!m) {
 		snprintf(msg, sizeof(msg), "unknown model id 0x%x", sqe->model_id);
 		return session__fail(s, sl, FERRY_ENOENT, msg);

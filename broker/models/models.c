@@ -99,6 +99,21 @@ struct models_entry *models_by_id(uint32_t id)
 	return m;
 }
 
+bool models_replaced(uint32_t id)
+{
+	uint32_t slot = id & 0xffff, gen = id >> 16;
+	if (slot >= (uint32_t)models__nslots || gen == 0)
+		return false;
+	struct models_entry *m = models__slots[slot];
+	if (m && m->id == id)
+		return m->replaced && m->state != MODELS_READY;
+	/* Gone from its slot: only a reload takes a record out of the table
+	 * (an unload keeps it), and a client holds only ids of versions that
+	 * were READY.  A forged id is told the same: resolving the model
+	 * again is all it leads to. */
+	return true;
+}
+
 struct models_entry *models_find(const char *name, int64_t version)
 {
 	struct models_entry *best = NULL;
@@ -407,10 +422,12 @@ void models_unload_all(void)
 /* ---------------------------------------------------------------------- */
 /* Run-time load and unload (models__ctl held)                                 */
 
-/* Take m out of service: write lock held. */
-static void models__retire_locked(struct models_entry *m, const char *why)
+/* Take m out of service: write lock held.  replaced: by a reload, so
+ * requests on its id are told to resolve the model again. */
+static void models__retire_locked(struct models_entry *m, const char *why, bool replaced)
 {
 	m->state = MODELS_UNAVAILABLE;
+	m->replaced = replaced;
 	snprintf(m->reason, sizeof(m->reason), "%s", why);
 	for (int i = 0; i < models__ninline; i++) {
 		if (models__inline[i] == m) {
@@ -433,8 +450,11 @@ static void models__drain(struct models_entry *m)
 		return;
 	sched_model_stop(sm);
 	/* Readers look at m->sm only under the read lock, after checking
-	 * the state we set under the write lock: none can hold it now. */
+	 * the state we set under the write lock: none can hold it now.  Its
+	 * requests are all done: its statistics are final. */
 	models__wrlock();
+	sched_model_stats(sm, &m->final);
+	m->has_final = true;
 	m->sm = NULL;
 	models_unlock();
 	sched_model_destroy(sm);
@@ -466,7 +486,7 @@ int models_unload_model(const char *name, char *err, size_t errlen)
 	for (int i = 0; i < models__nslots; i++) {
 		struct models_entry *m = models__slots[i];
 		if (m && !strcmp(m->name, name)) {
-			models__retire_locked(m, "unloaded");
+			models__retire_locked(m, "unloaded", false);
 			victims[n++] = m;
 		}
 	}
@@ -481,6 +501,18 @@ int models_unload_model(const char *name, char *err, size_t errlen)
 	pthread_mutex_unlock(&models__ctl);
 	log_info("model '%s' unloaded", name);
 	return 0;
+}
+
+/* Does the new scan rm hold m's version again (or is m the record of a
+ * model that failed to load, which the new versions replace)? */
+static bool models__again(const struct models_entry *m, const struct repo_model *rm)
+{
+	if (m->version < 0)
+		return true;
+	for (int v = 0; v < rm->nversions; v++)
+		if (rm->versions[v] == m->version)
+			return true;
+	return false;
 }
 
 int models_load_model(const char *name, char *err, size_t errlen)
@@ -554,27 +586,23 @@ int models_load_model(const char *name, char *err, size_t errlen)
 		}
 	}
 
-	/* Swap: the old records leave the table, the new ones enter it. */
+	/* Swap, in one write-locked step: the old versions leave service,
+	 * the new ones enter it.  An old record goes from the table (now, or
+	 * once drained) when the new set holds its version again; else it
+	 * stays, UNAVAILABLE, with its final statistics (models.h). */
 	models__wrlock();
+	int free_slots = MODELS_MAX_MODELS - models__nslots;
 	for (int i = 0; i < models__nslots; i++) {
 		struct models_entry *m = models__slots[i];
-		if (m && !strcmp(m->name, name)) {
-			models__retire_locked(m, "replaced by a reload");
+		if (!m) {
+			free_slots++;
+		} else if (!strcmp(m->name, name)) {
 			old[nold++] = m;
+			if (!m->sm && models__again(m, rm))
+				free_slots++;
 		}
 	}
-	int free_slots = MODELS_MAX_MODELS - models__nslots + nold;
-	for (int i = 0; i < models__nslots; i++)
-		if (!models__slots[i])
-			free_slots++;
 	if (free_slots < rm->nversions) {
-		/* Undo: the old ones go back into service. */
-		for (int i = 0; i < nold; i++) {
-			old[i]->state = old[i]->sm ? MODELS_READY : MODELS_UNAVAILABLE;
-			old[i]->reason[0] = '\0';
-			if (old[i]->sm && old[i]->is_inline)
-				models__inline[models__ninline++] = old[i];
-		}
 		models_unlock();
 		for (int v = 0; v < rm->nversions; v++) {
 			sched_model_stop(sms[v]);
@@ -584,9 +612,12 @@ int models_load_model(const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "failed to load '%s': the model table is full", name);
 		return FERRY_ENOSPC;
 	}
-	for (int i = 0; i < nold; i++)
-		if (!old[i]->sm)
+	for (int i = 0; i < nold; i++) {
+		if (old[i]->sm)
+			models__retire_locked(old[i], "replaced by a reload", true);
+		else if (models__again(old[i], rm))
 			models__bury_locked(old[i]);  /* nothing to drain */
+	}
 	for (int v = 0; v < rm->nversions; v++) {
 		struct models_entry *m = models__add(name, rm->versions[v]);
 		if (!m) {
@@ -611,17 +642,21 @@ int models_load_model(const char *name, char *err, size_t errlen)
 	models_unlock();
 
 	/* The old versions finish what they hold, then go. */
+	int retired = 0;
 	for (int i = 0; i < nold; i++) {
 		if (!old[i]->sm)
 			continue;
+		retired++;
 		models__drain(old[i]);
-		models__wrlock();
-		models__bury_locked(old[i]);
-		models_unlock();
+		if (models__again(old[i], rm)) {
+			models__wrlock();
+			models__bury_locked(old[i]);
+			models_unlock();
+		}
 	}
 	pthread_mutex_unlock(&models__ctl);
 	log_info("model '%s' loaded: %d version(s)%s", name, rm->nversions,
-		 nold ? ", old versions retired" : "");
+		 retired ? ", old versions retired" : "");
 	return 0;
 
 failed:

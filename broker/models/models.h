@@ -35,8 +35,8 @@
 #include <stdint.h>
 
 #include "broker/config/modelcfg.h"
+#include "broker/sched/sched.h"
 
-struct sched_model;
 struct be_registry;
 
 enum models_state { MODELS_LOADING = 0, MODELS_READY, MODELS_UNAVAILABLE };
@@ -53,6 +53,12 @@ struct models_entry {
 	char *backend;                  /* resolved backend name, for the log */
 	uint64_t loaded_ns;             /* CLOCK_REALTIME when it became READY */
 	_Atomic uint64_t last_infer_ms; /* CLOCK_REALTIME ms of the last success */
+	bool replaced;                  /* retired by a reload (not an unload):
+					 * requests on its id resolve the model
+					 * again (models_replaced) */
+	bool has_final;                 /* final: its statistics when its
+					 * scheduler model was destroyed */
+	struct sched_stats final;
 };
 
 #define MODELS_MAX_MODELS 4096
@@ -89,7 +95,17 @@ void models_unlock(void);
  * models_load_model - (re)load model `name` from the repository at run time:
  * rescan <repo>/<name>, create the new versions' scheduler models, then
  * swap them in and retire the old versions (their queued requests finish
- * first).  A failed reload leaves the old versions serving.  Returns 0, or
+ * first).  A failed reload leaves the old versions serving.
+ *
+ * The swap is one write-locked step: a lookup by name finds the old
+ * versions READY or the new ones, never neither, so a request by name
+ * (gRPC, HTTP) never fails for the reload.  A request already queued on an
+ * old version is run by it; one sent on an old version's id afterwards
+ * is refused as replaced (models_replaced), and libferry resolves the
+ * model again and resubmits it.  An old version that the new set does not
+ * hold again stays in the table, UNAVAILABLE ("replaced by a reload"),
+ * with its final statistics; one it does hold is replaced by the new
+ * record.  Returns 0, or
  * FERRY_ENOENT (no such directory), FERRY_CONFIG (bad config), the error
  * of the backend that refused, ...: with a message in err.  Any thread
  * but the loop thread (a retired inline model may need it to drain); not
@@ -106,6 +122,10 @@ int models_load_model(const char *name, char *err, size_t errlen);
 int models_unload_model(const char *name, char *err, size_t errlen);
 
 struct models_entry *models_by_id(uint32_t id);
+/* Was id the handle of a version that a reload replaced (retired, or gone
+ * from the table), so that a request sent on it should find the model's
+ * current version by name?  Read lock held. */
+bool models_replaced(uint32_t id);
 /* version < 0: the highest READY version. */
 struct models_entry *models_find(const char *name, int64_t version);
 /* Iterate: returns the model after `prev` (NULL = first) or NULL. */

@@ -58,6 +58,8 @@ int snapshot_take(struct snapshot *out, const char *name, int64_t version, unsig
 			s->instances = sched_model_instance_count(m->sm);
 			if (flags & SNAPSHOT_STATS)
 				sched_model_stats(m->sm, &s->stats);
+		} else if ((flags & SNAPSHOT_STATS) && m->has_final) {
+			s->stats = m->final;
 		}
 	}
 	models_unlock();

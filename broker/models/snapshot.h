@@ -45,7 +45,9 @@ struct snapshot_model {
 	uint32_t instances;             /* its instances; 0 when not running */
 	uint64_t loaded_ns;             /* CLOCK_REALTIME when it became READY */
 	uint64_t last_infer_ms;         /* CLOCK_REALTIME ms of the last success */
-	struct sched_stats stats;       /* SNAPSHOT_STATS and running; else 0 */
+	struct sched_stats stats;       /* SNAPSHOT_STATS: running, the live
+					 * ones; retired (a reload, an unload),
+					 * the final ones; else 0 */
 };
 
 struct snapshot {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * models_shim.c - a stand-in for broker/models/models.c in the submission fuzz target
- * and its regression test: session.c needs only models_by_id() and the
- * table's read lock, and models.c would drag in the repository scan, the
+ * and its regression test: session.c needs only models_by_id(),
+ * models_replaced() and the table's read lock, and models.c would drag in the repository scan, the
  * plugin loader and ferryd's globals.  Single-threaded users only (the
  * lock is a no-op: the fuzz target has one thread and inline models).
  */
@@ -43,6 +43,20 @@ struct models_entry *models_by_id(uint32_t id)
 	if (slot >= (uint32_t)models_shim__n || models_shim__tab[slot].id != id)
 		return NULL;
 	return &models_shim__tab[slot];
+}
+
+/* models.c's rule: a retired record marked replaced, or an id whose
+ * slot holds another record (only a reload takes one out). */
+bool models_replaced(uint32_t id)
+{
+	uint32_t slot = id & 0xffff;
+
+	if (slot >= (uint32_t)models_shim__n || (id >> 16) == 0)
+		return false;
+	const struct models_entry *m = &models_shim__tab[slot];
+	if (m->id == id)
+		return m->replaced && m->state != MODELS_READY;
+	return true;
 }
 
 void models_rdlock(void)

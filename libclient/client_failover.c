@@ -27,6 +27,17 @@
  * Inference is idempotent, so a request the old broker may have run is
  * simply run again.
  *
+ * Reloads.  A local broker that reloads a model retires the versions it
+ * replaced: a request sent on such a version's id is refused, not run,
+ * with FSHM_CQE_F_STALE (broker/models/models.h).  The transport hands it
+ * to client__request_stale, which parks it and marks its model stale;
+ * the reaper at once resolves the stale models again, as they were asked
+ * for (FERRY_LATEST: the newest version now), and resubmits.  A model
+ * that cannot be resolved again (its version is gone, its tensors
+ * changed) fails those requests with the broker's message.  Over gRPC a
+ * model asked for as FERRY_LATEST is requested without a version, so the
+ * server's newest serves it (client_grpc.c).
+ *
  * Tensors.  The session's segment is the client's (struct client__seg):
  * a local broker that takes over hands the same memfd back to the next
  * one in its Hello (adopt_segment), which re-initialises header and rings
@@ -348,6 +359,36 @@ bool client__request_lost(ferry_request *r, int status, const char *msg)
 	return true;
 }
 
+/* Times one request is sent again because reloads replaced its model's
+ * version; a model reloaded faster than its requests can go through
+ * fails them after that. */
+#define CLIENT__MAX_RELOADS 8
+
+bool client__request_stale(ferry_request *r, uint32_t sent_id, int status, const char *msg)
+{
+	ferry_client *c = r->client;
+	if (!c || !c->retry.on || r->reloads >= CLIENT__MAX_RELOADS) {
+		client__request_complete(r, status, msg);
+		return false;
+	}
+	r->reloads++;
+	r->stale = true;
+	r->sent_id = sent_id;
+	r->status = status;
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : ferry_strerror(status));
+	/* It waits as a lost one would (client__expire); reset when it goes. */
+	if (!r->deadline_ns && !r->lost_ns)
+		r->lost_ns = fshm_now_ns();
+	/* The first such refusal for this id: resolve the model again (a
+	 * later one finds the id changed already and is only resubmitted). */
+	if (r->model->id == sent_id) {
+		r->model->stale = true;
+		c->stale = true;
+	}
+	client__park(c, r);
+	return true;
+}
+
 int client__submit(ferry_client *c, struct client__tp *t, ferry_request *r)
 {
 	/* Acquire: pairs with the release of whoever marked it down. */
@@ -580,6 +621,11 @@ static int client__resubmit_one(ferry_client *c, struct client__tp *t, ferry_req
 		snprintf(msg, sizeof(msg), "model '%.64s' is not served by %.64s, where this "
 			 "client reconnected (%s)", r->model->name, t->address,
 			 ferry_strerror(code));
+	} else if (r->stale && r->model->id == r->sent_id) {
+		/* Not resolved again (client__refresh): the broker's reason. */
+		code = r->status ? r->status : FERRY_UNAVAILABLE;
+		snprintf(msg, sizeof(msg), "%.200s (getting model '%.64s' again: %s)", r->errmsg,
+			 r->model->name, ferry_strerror(r->model->refresh_err));
 	} else if (client__uses_cuda(r)) {
 		code = FERRY_UNAVAILABLE;
 		snprintf(msg, sizeof(msg), "its CUDA region belonged to the broker session that "
@@ -600,8 +646,16 @@ static int client__resubmit_one(ferry_client *c, struct client__tp *t, ferry_req
 		r->errmsg[0] = '\0';
 		code = t->ops->submit(t, r);
 		if (code == FERRY_EAGAIN || !code) {
-			if (!code)
+			if (!code && r->stale) {
+				/* A reload's, not a lost broker's: the reconnect
+				 * window starts afresh should it be lost later
+				 * (attempts: it was lost before, keep that start). */
+				r->stale = false;
+				if (!r->attempts)
+					r->lost_ns = 0;
+			} else if (!code) {
 				atomic_fetch_add_explicit(&c->resubmits, 1, memory_order_relaxed);
+			}
 			return code;
 		}
 		snprintf(msg, sizeof(msg), "%s", ferry_last_error());
@@ -639,6 +693,39 @@ static int client__resubmit(ferry_client *c, ferry_request **done, int max)
 	return n;
 }
 
+/*
+ * The models a reload made stale, resolved again at c->tp as they were
+ * asked for: their new ids and versions, or in refresh_err why not (their
+ * requests then fail, client__resubmit_one).  reap_lock held; takes
+ * tp_lock for writing (submitters read the ids under it) and ctl_lock.
+ */
+static void client__refresh(ferry_client *c)
+{
+	struct client__tp *t = c->tp;
+
+	c->stale = false;
+	pthread_rwlock_wrlock(&c->tp_lock);
+	pthread_mutex_lock(&c->ctl_lock);
+	for (ferry_model *m = c->models; m; m = m->next) {
+		if (!m->stale)
+			continue;
+		m->stale = false;
+		ferry_model *nm = NULL;
+		int ret = t->ops->model_get(t, m->name, m->asked_latest ? -1 : m->version, &nm);
+		if (!ret && !client__same_io(m, nm))
+			ret = FERRY_EINVAL;     /* its tensors changed: get it again */
+		m->refresh_err = ret;
+		if (!ret) {
+			m->id = nm->id;
+			m->version = nm->version;
+		}
+		if (nm)
+			client__model_free(nm);
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+	pthread_rwlock_unlock(&c->tp_lock);
+}
+
 int client__recover(ferry_client *c, ferry_request **done, int max)
 {
 	/* c->tp changes only with reap_lock held, which we hold. */
@@ -673,6 +760,8 @@ int client__recover(ferry_client *c, ferry_request **done, int max)
 		}
 		c->down_ns = 0;
 	}
+	if (c->stale)
+		client__refresh(c);
 	if (n < max)
 		n += client__resubmit(c, done + n, max - n);
 	return n;

@@ -532,7 +532,10 @@ static int client__grpc_submit(struct client__tp *t, ferry_request *r)
 		outp[no] = &out[no];
 		no++;
 	}
-	if (m->version >= 0)
+	/* A model asked for as FERRY_LATEST: the server's newest version,
+	 * whichever that is now (a reload may have replaced the one it was
+	 * when the client got it). */
+	if (m->version >= 0 && !m->asked_latest)
 		snprintf(ver, sizeof(ver), "%" PRId64, m->version);
 	q.model_name = m->name;
 	q.model_version = ver;

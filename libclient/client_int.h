@@ -75,6 +75,11 @@ struct ferry_model {
 	struct client__tmeta *t;        /* nin inputs, then nout outputs */
 	bool asked_latest;              /* found through FERRY_LATEST */
 	ferry_model *next;              /* client's list; ctl_lock */
+	/* The broker refused a request on id because a reload replaced that
+	 * version (local): recovery resolves the model again
+	 * (client_failover.c); refresh_err says how that went.  reap_lock. */
+	bool stale;
+	int refresh_err;
 };
 
 /*
@@ -135,6 +140,10 @@ struct ferry_request {
 	uint64_t lost_ns;               /* first lost (no deadline): when */
 	uint32_t attempts;              /* resubmissions so far */
 	uint64_t wire_timeout_us;       /* the timeout the transport sends */
+	uint32_t sent_id;               /* the model id it went with (local) */
+	bool stale;                     /* pending because a reload replaced
+					 * the version sent_id names */
+	uint32_t reloads;               /* times sent again for a reload */
 	ferry_request *pnext;           /* the pending list; sq_lock */
 	uint32_t desc_ntensors;         /* tensors the descriptor holds */
 	struct client__tensor *t;       /* nin inputs, then nout outputs */
@@ -207,7 +216,9 @@ struct ferry_client {
 	uint64_t next_try_ns;           /* no reconnect attempt before */
 	uint64_t backoff_ns;
 	ferry_request *pending, **pending_tail; /* lost or submitted while the
-					 * endpoint was gone; sq_lock */
+					 * endpoint was gone, or refused for a
+					 * reload; sq_lock */
+	bool stale;                     /* some model is (reap_lock) */
 	_Atomic uint32_t npending;
 	_Atomic uint64_t reconnects, resubmits; /* statistics */
 
@@ -408,6 +419,12 @@ int client__connect_first(ferry_client *c);
  * when it may not be resubmitted (false: the caller hands it out as
  * done). */
 bool client__request_lost(ferry_request *r, int status, const char *msg);
+/* Transports: the broker refused r, sent on model id sent_id, because a
+ * reload replaced that version (it did not run); reap_lock and sq_lock
+ * held.  Parks it for recovery to resolve the model again and resubmit
+ * it (true), or completes it with status and msg (false) as
+ * client__request_lost does. */
+bool client__request_stale(ferry_request *r, uint32_t sent_id, int status, const char *msg);
 /* Send r now, or park it when the endpoint is down (tp_lock held for
  * reading). */
 int client__submit(ferry_client *c, struct client__tp *t, ferry_request *r);

@@ -803,6 +803,7 @@ static int client__local_submit(struct client__tp *t, ferry_request *r)
 	l->slots[slot].r = r;
 	l->slots[slot].gen++;
 	atomic_store_explicit(&r->state, CLIENT__INFLIGHT, memory_order_relaxed);
+	r->sent_id = r->model->id;
 	/* desc_bytes must match the tensors actually written. */
 	const struct fshm_req_desc *d = r->desc.ptr;
 	struct fshm_sqe sqe = {
@@ -844,8 +845,9 @@ static void client__local_flush(struct client__tp *t)
 }
 
 /* Read a completion's results out of the descriptor (trusting the broker,
- * but checking every size against what was allocated). */
-static void client__finish(ferry_request *r, const struct fshm_cqe *cqe)
+ * but checking every size against what was allocated).  true: refused
+ * for a reload and parked to go again (client__request_stale), not done. */
+static bool client__finish(ferry_request *r, const struct fshm_cqe *cqe)
 {
 	ferry_model *m = r->model;
 	const struct fshm_req_desc *d = r->desc.ptr;
@@ -860,6 +862,8 @@ static void client__finish(ferry_request *r, const struct fshm_cqe *cqe)
 		}
 		if (!msg[0])
 			snprintf(msg, sizeof(msg), "%s", ferry_strerror(status));
+		if (cqe->flags & FSHM_CQE_F_STALE)
+			return client__request_stale(r, r->sent_id, status, msg);
 	} else {
 		uint32_t k = d->ninputs;
 		for (int o = 0; o < m->nout && k < r->desc_ntensors; o++) {
@@ -882,6 +886,7 @@ static void client__finish(ferry_request *r, const struct fshm_cqe *cqe)
 		}
 	}
 	client__request_complete(r, status, msg);
+	return false;
 }
 
 /* Every completion available, up to max (reap_lock held). */
@@ -905,8 +910,8 @@ static int client__reap_cq(struct client__local *l, ferry_request **done, int ma
 			ferry_request *r = l->slots[slot].r;
 			l->slots[slot].r = NULL;
 			l->free_slots[l->nfree++] = slot;
-			client__finish(r, &cqes[i]);
-			done[total++] = r;
+			if (!client__finish(r, &cqes[i]))
+				done[total++] = r;
 		}
 		pthread_mutex_unlock(&c->sq_lock);
 	}

@@ -448,6 +448,10 @@ static int client__reap_turn(ferry_client *c, ferry_request **done, int max,
 	if (n < max)
 		n += t->ops->reap(t, done + n, max - n, 0);
 	*down = atomic_load_explicit(&t->down, memory_order_acquire);
+	/* Requests the broker refused for a reload (parked by the reap
+	 * above) go again now, before anyone sleeps on them. */
+	if (n < max && !*down && atomic_load_explicit(&c->npending, memory_order_acquire))
+		n += client__recover(c, done + n, max - n);
 	if (n == 0 && slice_ns && !*down && !(pred && pred(arg)))
 		n = t->ops->reap(t, done, max, (int64_t)slice_ns);
 	return n;

@@ -285,8 +285,13 @@ FERRY_API int ferry_model_statistics(ferry_client *c, const char *name, int64_t 
  * reload it if it serves (its old versions serve until the new ones have
  * loaded); ferry_model_unload - make it unavailable once its requests in
  * flight finish.  Both return when the broker is done.  Over gRPC:
- * RepositoryModelLoad / RepositoryModelUnload.  Models already handed out
- * by ferry_model_get() keep their id: after a reload, get them again.
+ * RepositoryModelLoad / RepositoryModelUnload.  A reload fails no request:
+ * those queued on an old version run on it; one sent on an old version
+ * afterwards goes again, by itself, to the model as ferry_model_get() was
+ * asked for it (FERRY_LATEST: the newest version now; over shared memory
+ * ferry_model_version() then reports it), unless the client has
+ * FERRY_F_NO_RECONNECT (it then fails with FERRY_UNAVAILABLE) or that
+ * version is gone or its tensors changed (FERRY_UNAVAILABLE with why).
  */
 FERRY_API int ferry_model_load(ferry_client *c, const char *name);
 FERRY_API int ferry_model_unload(ferry_client *c, const char *name);

@@ -290,9 +290,12 @@ FERRY_API int ferry_model_get(ferry_client *c, const char *name, int64_t version
 	pthread_mutex_lock(&c->ctl_lock);
 	for (ferry_model *m = c->models; m; m = m->next) {
 		/* One its broker stopped serving (after a reconnect) is
-		 * looked up afresh. */
+		 * looked up afresh.  A version asked for by number is not
+		 * the FERRY_LATEST one, even while they are the same: that
+		 * one follows reloads to the newest version. */
 		if (!m->lost && !strcmp(m->name, name) &&
-		    (version < 0 ? m->asked_latest : m->version == version)) {
+		    (version < 0 ? m->asked_latest
+				 : !m->asked_latest && m->version == version)) {
 			*out = m;
 			goto out;
 		}

@@ -70,3 +70,12 @@ tests_test_shm_truncate_CFLAGS = $(CRITERION_TEST_CFLAGS) $(GRPC_CFLAGS) $(PROTO
 tests_test_shm_truncate_LDADD = tests/libharness.la proto/libfrpc.la proto/libfkserve.la \
 	shm/libfshm.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS) $(CRITERION_TEST_LIBS)
 $(tests_test_shm_truncate_OBJECTS): proto/kserve.pb-c.h
+
+# Reloads under load (issue 19): 64 shared-memory and 4 gRPC clients infer
+# while a SIGHUP and a RepositoryModelLoad bring in new versions: no request
+# fails, each answer comes from one version, the statistics show the switch.
+check_PROGRAMS += tests/test_reload
+TESTS += tests/test_reload
+tests_test_reload_SOURCES = tests/integ/test_reload.c
+tests_test_reload_CFLAGS = $(CRITERION_TEST_CFLAGS)
+tests_test_reload_LDADD = tests/libharness.la libclient/libferry.la $(CRITERION_TEST_LIBS)

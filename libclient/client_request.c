@@ -371,6 +371,8 @@ FERRY_API int ferry_infer_async(ferry_client *c, ferry_request *r,
 	r->deadline_ns = r->timeout_us ? fshm_now_ns() + r->timeout_us * 1000 : 0;
 	r->lost_ns = 0;
 	r->attempts = 0;
+	r->reloads = 0;
+	r->stale = false;
 	r->wire_timeout_us = r->timeout_us;
 	struct client__tp *t = client__tp_get(c);
 	ret = client__submit(c, t, r);

@@ -552,7 +552,7 @@ static int session__submit(struct session *s, const struct fshm_sqe *sqe)
 	/* A version a reload replaced: the client finds the model's
 	 * current version and sends the request again (it did not run). */
 	struct models_entry *m = models_by_id(sqe->model_id);
-	if (models_replaced(sqe->model_id)) {
+	if ((!m || m->state != MODELS_READY) && models_replaced(sqe->model_id)) {
 		if (m)
 			snprintf(msg, sizeof(msg), "model '%s' version %lld was replaced by a "
 				 "reload: get the model again", m->name, (long long)m->version);

@@ -416,11 +416,27 @@ Test(reload, a_pinned_version_that_went_fails_and_latest_follows, .timeout = 60)
 	cr_assert(strstr(ferry_last_error(), "replaced by a reload"), "%s", ferry_last_error());
 	ferry_close(old);
 
+	/* One request sent again after each of more reloads than one
+	 * submission may ride through: each submission counts afresh.  A
+	 * reload of the same version replaces it too (a new id). */
+	ferry_request *r;
+	float *x;
+	int64_t dims[2] = { 1, NELEM };
+	cr_assert_eq(ferry_request_new(latest, &r), 0);
+	cr_assert_eq(ferry_request_input(r, "x", FERRY_TYPE_FP32, dims, 2, (void **)&x), 0);
+	memset(x, 0, sizeof(float) * NELEM);
+	for (int i = 0; i < 12; i++) {
+		cr_assert_eq(ferry_model_load(c, "addv"), 0, "%s", ferry_last_error());
+		cr_assert_eq(ferry_infer(c, r, 10 * SEC), 0, "reload %d: %s", i, ferry_last_error());
+	}
+	ferry_request_free(r);
+
 	/* An unload is no reload: nothing is sent again. */
 	cr_assert_eq(ferry_model_unload(c, "addv"), 0, "%s", ferry_last_error());
 	cr_assert_eq(infer_version(c, latest), FERRY_UNAVAILABLE);
 	cr_assert(strstr(ferry_last_error(), "not ready"), "%s", ferry_last_error());
-	/* The statistics keep each version's count: one on 1, one on 2. */
+	/* The statistics keep each version's count: one on 1, and on 2 the
+	 * one of the last reload's record. */
 	struct seen_stats st = { 0 };
 	cr_assert_eq(ferry_model_statistics(c, "addv", FERRY_LATEST, on_stats, &st), 2, "%s",
 		     ferry_last_error());

@@ -7,3 +7,4 @@ include bench/grpc.mk
 include bench/study.mk
 include bench/distance.mk
 include bench/fair.mk
+include bench/h2attack.mk

@@ -52,3 +52,10 @@ tests_test_shm_regions_SOURCES = tests/grpc/test_shm_regions.c \
 	broker/frontends/grpc/gs_shm.c broker/core/log.c
 tests_test_shm_regions_CFLAGS = $(CRITERION_TEST_CFLAGS)
 tests_test_shm_regions_LDADD = broker/gpu/libfgpu.la shm/libfshm.la $(CRITERION_TEST_LIBS)
+
+# ferryd's gRPC and HTTP ports under each attack of ferry-h2attack
+# (bench/h2attack.c: stream floods, rapid reset, slowloris, oversized
+# metadata and headers, many connections, a PING flood), briefly: good
+# clients served during and after each, fds back (issue 19).
+TESTS += tests/grpc/test_abuse.sh
+EXTRA_DIST += tests/grpc/test_abuse.sh

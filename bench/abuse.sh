@@ -221,7 +221,9 @@ for a in $ATTACKS; do
 	peak=$(awk 'BEGIN { r = 0; f = 0 } { if ($1 > r) r = $1; if ($2 > f) f = $2 } END { print r, f }' \
 		"$tmp/$a.samples")
 	echo "$a $r0 $f0 $peak $r1 $f1 $rec $alive" >>"$tmp/results"
-	echo "abuse.sh: $a: $(tail -1 "$tmp/$a.attack.log" | cut -c1-300)" | tee -a "$tmp/abuse.log"
+	# ferry-h2attack's one line of counters, or h2load's request counts.
+	echo "abuse.sh: $a: $( (grep -E '^(mode=|requests:)' "$tmp/$a.attack.log" || tail -1 "$tmp/$a.attack.log") |
+		head -1 | cut -c1-300)" | tee -a "$tmp/abuse.log"
 	stop_ferryd
 done
 echo "abuse.sh: loadavg at the end $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$tmp/abuse.log"

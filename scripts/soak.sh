@@ -44,7 +44,9 @@
 # because the broker went away connects again and carries on.  They fail
 # the run unless SOAK_RESTART_LOSS_OK=1 (for a libferry that does not ride
 # through restarts by itself); lost, duplicated and corrupted results
-# always fail it.
+# always fail it.  HTTP clients send such a request again to the next
+# broker within its deadline, as libferry does for its transports
+# ("sent again").
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -230,7 +232,7 @@ while [ $i -lt "$nclients" ]; do
 		set -- $line
 		sent=$((sent + $4)) ok=$((ok + $6)) bad=$((bad + $8))
 		dup=$((dup + ${10})) lost=$((lost + ${12})) rlost=$((rlost + ${14}))
-		echo "$tr $4 $6 $8 ${10} ${12} ${14} ${16}" >> "$tmp/by_transport"
+		echo "$tr $4 $6 $8 ${10} ${12} ${14} ${16} ${18:-0}" >> "$tmp/by_transport"
 	fi
 	i=$((i + 1))
 done
@@ -238,8 +240,8 @@ done
 echo "soak: requests sent $sent, ok $ok, corrupted $bad, duplicated $dup, lost $lost," \
 	"lost at restarts $rlost ($nrestart restarts), clients without counts $missing"
 [ -f "$tmp/by_transport" ] && awk '
-	{ s[$1] += $2; o[$1] += $3; b[$1] += $4; d[$1] += $5; l[$1] += $6; r[$1] += $7; c[$1] += $8; n[$1]++ }
-	END { for (t in s) printf "soak: %-4s %3d clients: sent %d, ok %d, corrupted %d, duplicated %d, lost %d, lost at restarts %d, reconnects %d\n", t, n[t], s[t], o[t], b[t], d[t], l[t], r[t], c[t] }' \
+	{ s[$1] += $2; o[$1] += $3; b[$1] += $4; d[$1] += $5; l[$1] += $6; r[$1] += $7; c[$1] += $8; a[$1] += $9; n[$1]++ }
+	END { for (t in s) printf "soak: %-4s %3d clients: sent %d, ok %d, corrupted %d, duplicated %d, lost %d, lost at restarts %d, reconnects %d, sent again %d\n", t, n[t], s[t], o[t], b[t], d[t], l[t], r[t], c[t], a[t] }' \
 	"$tmp/by_transport"
 echo "soak: ferryd RSS $rss0 KiB -> $rss KiB, fds $fds0 -> $fds, alive at the end: $alive"
 grep -v '^$' "$tmp/ferryd.log" | tail -5 | sed 's/^/ferryd: /'

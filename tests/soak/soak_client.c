@@ -16,7 +16,12 @@
  * connection closed or refused, the model not there yet) is counted apart,
  * as lost at a restart, and the client connects again until a broker
  * answers.  With a libferry that rides through restarts by itself those
- * failures never reach the client and that count stays 0.
+ * failures never reach the client and that count stays 0.  Over HTTP the
+ * client does what libferry does for its own transports: an inference is
+ * idempotent, so a request the restart took down is sent again, whole, to
+ * the broker that answers next, until its deadline (SOAK_TIMEOUT_NS from
+ * its first sending); only one that misses it counts as lost at a restart,
+ * and the sendings again are counted (resent).
  *
  * Every payload starts with a 64-bit tag (client ID << 32 | request
  * number) and continues with bytes drawn from that tag, so a result is
@@ -25,7 +30,7 @@
  * request), bad (anything else), lost (an error or a timeout instead of
  * a result).  The last line on stdout is
  *
- *   soak_client ID sent N ok N bad N dup N lost N restart_lost N reconnects N
+ *   soak_client ID sent N ok N bad N dup N lost N restart_lost N reconnects N resent N
  *
  * where lost excludes restart_lost, and the exit status is 0 only when
  * ok + restart_lost == sent.
@@ -59,6 +64,7 @@ static const char *const soak_model_names[M__COUNT] = {
 
 struct soak_counts {
 	uint64_t sent, ok, bad, dup, lost, restart_lost, reconnects;
+	uint64_t resent;	/* HTTP: sent again after a restart */
 };
 
 /* splitmix64: the payload stream of a tag, and the client's choices. */
@@ -585,31 +591,48 @@ static int soak_run_http(const char *hostport, uint32_t id, double end, struct s
 			}
 			soak_payload(&q, q.in);
 		}
-		/* While the broker is away, wait for it to listen again
-		 * before sending: a refused connection loses nothing. */
-		while (away && soak_now() < end && soak_http_connect(&h)) {
-			struct timespec ts = { 0, 50 * 1000000 };
-			nanosleep(&ts, NULL);
-		}
-		if (away && h.fd >= 0)
-			cnt->reconnects++;
-		away = false;
 		if (soak_now() >= end) {
 			free(q.in);
 			break;
 		}
 		cnt->sent++;
-		int st = soak_http_infer(&h, &q, out, bytes, id);
-		if (st == 1) {
-			cnt->restart_lost++;
-			away = true;
-		} else if (st == 503) {
-			/* The model not loaded yet after a restart. */
-			cnt->restart_lost++;
-		} else if (st) {
-			cnt->lost++;
-		} else {
-			soak_verify(&q, out, bytes, id, seq, cnt);
+		/* Sent again while the broker is away or restarting, within
+		 * the request's deadline. */
+		double deadline = soak_now() + SOAK_TIMEOUT_NS / 1e9;
+		for (bool first = true;; first = false) {
+			/* While the broker is away, wait for it to listen
+			 * again before sending: a refused connection loses
+			 * nothing. */
+			while (away && soak_now() < deadline && soak_http_connect(&h)) {
+				struct timespec ts = { 0, 50 * 1000000 };
+				nanosleep(&ts, NULL);
+			}
+			if (away && h.fd >= 0)
+				cnt->reconnects++;
+			away = false;
+			if (!first) {
+				if (soak_now() >= deadline) {
+					cnt->restart_lost++;
+					break;
+				}
+				cnt->resent++;
+			}
+			int st = soak_http_infer(&h, &q, out, bytes, id);
+			if (st == 1) {
+				away = true;
+				continue;
+			}
+			if (st == 503) {
+				/* The model not loaded yet after a restart. */
+				struct timespec ts = { 0, 20 * 1000000 };
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			if (st)
+				cnt->lost++;
+			else
+				soak_verify(&q, out, bytes, id, seq, cnt);
+			break;
 		}
 		free(q.in);
 	}
@@ -692,7 +715,7 @@ int main(int argc, char **argv)
 done:
 	printf("soak_client %u sent %" PRIu64 " ok %" PRIu64 " bad %" PRIu64
 	       " dup %" PRIu64 " lost %" PRIu64 " restart_lost %" PRIu64 " reconnects %" PRIu64
-	       "\n", id, cnt.sent, cnt.ok, cnt.bad, cnt.dup, cnt.lost, cnt.restart_lost,
-	       cnt.reconnects);
+	       " resent %" PRIu64 "\n", id, cnt.sent, cnt.ok, cnt.bad, cnt.dup, cnt.lost,
+	       cnt.restart_lost, cnt.reconnects, cnt.resent);
 	return cnt.ok + cnt.restart_lost == cnt.sent ? 0 : 1;
 }

@@ -386,7 +386,31 @@ struct gu__echo_call {
 };
 
 static grpc_server *gu__echo_server;
-static grpc_slice gu__echo_reply;
+/* The replies by method (name NULL: any other method); set before the
+ * threads start, read-only afterwards. */
+static struct {
+	const char *method;
+	grpc_slice reply;
+} gu__echo_replies[GU_ECHO_MAX_REPLIES];
+static int gu__echo_nreplies;
+
+/* The reply for the call's method: the path's last component. */
+static grpc_slice *gu__echo_reply(const grpc_slice *path)
+{
+	const char *p = (const char *)GRPC_SLICE_START_PTR(*path);
+	size_t len = GRPC_SLICE_LENGTH(*path), k = len;
+	while (k > 0 && p[k - 1] != '/')
+		k--;
+	int any = -1;
+	for (int i = 0; i < gu__echo_nreplies; i++) {
+		const char *m = gu__echo_replies[i].method;
+		if (!m)
+			any = i;
+		else if (strlen(m) == len - k && !memcmp(m, p + k, len - k))
+			return &gu__echo_replies[i].reply;
+	}
+	return any >= 0 ? &gu__echo_replies[any].reply : NULL;
+}
 
 static void gu__echo_request(grpc_completion_queue *cq)
 {
@@ -438,17 +462,23 @@ static void *gu__echo_thread(void *arg)
 				gu__echo_free(e);
 			continue;
 		}
-		/* The request is in: answer at once, nothing decoded. */
+		/* The request is in: answer at once, nothing decoded (a
+		 * method without a reply: UNIMPLEMENTED). */
 		e->state = 2;
-		e->send = grpc_raw_byte_buffer_create(&gu__echo_reply, 1);
-		ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-		ops[1].op = GRPC_OP_SEND_MESSAGE;
-		ops[1].data.send_message.send_message = e->send;
-		ops[2].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-		ops[2].data.send_status_from_server.status = GRPC_STATUS_OK;
-		ops[3].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-		ops[3].data.recv_close_on_server.cancelled = &e->cancelled;
-		if (grpc_call_start_batch(e->call, ops, 4, e, NULL) != GRPC_CALL_OK)
+		grpc_slice *reply = gu__echo_reply(&e->details.method);
+		int n = 0;
+		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		if (reply) {
+			e->send = grpc_raw_byte_buffer_create(reply, 1);
+			ops[n].op = GRPC_OP_SEND_MESSAGE;
+			ops[n++].data.send_message.send_message = e->send;
+		}
+		ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+		ops[n++].data.send_status_from_server.status =
+			reply ? GRPC_STATUS_OK : GRPC_STATUS_UNIMPLEMENTED;
+		ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+		ops[n++].data.recv_close_on_server.cancelled = &e->cancelled;
+		if (grpc_call_start_batch(e->call, ops, (size_t)n, e, NULL) != GRPC_CALL_OK)
 			gu__echo_free(e);
 	}
 	return NULL;
@@ -456,14 +486,27 @@ static void *gu__echo_thread(void *arg)
 
 int gu_echo_serve(int port, int threads, const void *reply, size_t len)
 {
+	struct gu_echo_reply r = { NULL, reply, len };
+	return gu_echo_serve_methods(port, threads, &r, 1);
+}
+
+int gu_echo_serve_methods(int port, int threads, const struct gu_echo_reply *replies, int n)
+{
 	char addr[64];
 	pthread_t th[64];
 	grpc_completion_queue *cq[64];
 
 	if (threads < 1 || threads > 64)
 		return gu__fail("threads: 1 to 64");
+	if (n < 1 || n > GU_ECHO_MAX_REPLIES)
+		return gu__fail("replies: 1 to %d", GU_ECHO_MAX_REPLIES);
 	grpc_init();
-	gu__echo_reply = grpc_slice_from_copied_buffer(reply, len);
+	for (int i = 0; i < n; i++) {
+		gu__echo_replies[i].method = replies[i].method;
+		gu__echo_replies[i].reply = grpc_slice_from_copied_buffer(replies[i].bytes,
+									  replies[i].len);
+	}
+	gu__echo_nreplies = n;
 	gu__echo_server = grpc_server_create(NULL, NULL);
 	for (int i = 0; i < threads; i++) {
 		cq[i] = grpc_completion_queue_create_for_next(NULL);

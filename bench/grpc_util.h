@@ -116,6 +116,21 @@ int gu_next(struct gu_chan *c, int64_t timeout_ns, void **tag, int *status);
  */
 int gu_echo_serve(int port, int threads, const void *reply, size_t len);
 
+/*
+ * gu_echo_serve_methods - the same server with a reply per method: a call
+ * of method ("ServerLive", the last part of the path) gets its bytes, any
+ * other the reply whose method is NULL, or UNIMPLEMENTED when there is
+ * none.  n is 1 to GU_ECHO_MAX_REPLIES; the bytes are copied, the names
+ * are kept (they must outlive the server, which runs until killed).
+ */
+#define GU_ECHO_MAX_REPLIES 8
+struct gu_echo_reply {
+	const char *method;
+	const void *bytes;
+	size_t len;
+};
+int gu_echo_serve_methods(int port, int threads, const struct gu_echo_reply *replies, int n);
+
 /* The packed ModelInferResponse of one output tensor (what ferryd answers
  * for an identity model): malloc'd into *out, *len. */
 int gu_infer_response_bytes(const char *model, const char *output, const char *datatype,

@@ -8,8 +8,21 @@
  * The model table's read lock is held from the lookup to the end of
  * sched_submit_here (see models.h): this is the one handler that needs a
  * live scheduler model rather than a snapshot.  An inline model is run by
- * sched_submit_here on this thread, so its done() may answer the call
- * before gs__infer returns.
+ * sched_submit_here on this thread, so the call may be answered before
+ * gs__infer returns.
+ *
+ * Answers wait for the instance: while an inline model runs here this
+ * thread holds its instance, and whatever completes meanwhile (this
+ * call, and other threads' calls that queued behind it) is answered
+ * once sched_submit_here has returned and the instance is free again
+ * (gs__later).  Answering is most of a call's cost (the response's
+ * packing, gRPC's batch, the write to the socket); done inside the
+ * holder's loop it kept the instance busy so long that the other
+ * completion-queue threads nearly always found it taken, queued their
+ * request, and went to sleep until the holder answered it, and then
+ * each call's completion had to wake its own thread (under an h2load
+ * flood on 4 threads: 1.1-1.5 context switches and twice ServerLive's
+ * CPU per ModelInfer; bench/flood.sh).
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -37,7 +50,18 @@ struct gs__req {
 	Inference__ModelInferRequest *msg;
 	struct models_entry *model;     /* the record outlives us (models.h) */
 	bool stream;
+	struct gs__req *later;          /* gs__later's list */
 };
+
+/*
+ * The requests completed on this thread inside gs__infer's call of
+ * sched_submit_here, answered after it returns, oldest first (tail NULL:
+ * not inside it; answer at once).  Only successes of unary calls wait
+ * here: an error's message lives only as long as done(), a stream's
+ * responses must keep their order across threads, and so must those of
+ * a preserve_ordering model.
+ */
+static _Thread_local struct gs__req *gs__later_head, **gs__later_tail;
 
 static uint64_t gs__realtime_ms(void)
 {
@@ -94,10 +118,9 @@ static void *gs__owner(struct gs__call *c)
 	return c->owner;
 }
 
-/* sched_req.done: any thread, once. */
-static void gs__infer_done(struct sched_req *sr, int status, const char *msg)
+/* Pack r's response (or its error) and finish its call; frees r. */
+static void gs__answer(struct gs__req *r, int status, const char *msg)
 {
-	struct gs__req *r = (struct gs__req *)sr;
 	struct gs__call *c = r->c;
 	char err[1024];
 	uint8_t *buf = NULL;
@@ -131,6 +154,21 @@ static void gs__infer_done(struct sched_req *sr, int status, const char *msg)
 		free(buf);
 	}
 	gs__stream_push(c, bb);
+}
+
+/* sched_req.done: any thread, once. */
+static void gs__infer_done(struct sched_req *sr, int status, const char *msg)
+{
+	struct gs__req *r = (struct gs__req *)sr;
+
+	if (gs__later_tail && status == 0 && !r->stream &&
+	    !r->inf.cfg->dynbatch.preserve_ordering) {
+		r->later = NULL;
+		*gs__later_tail = r;
+		gs__later_tail = &r->later;
+		return;
+	}
+	gs__answer(r, status, msg);
 }
 
 int gs__infer(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *reply)
@@ -172,13 +210,24 @@ int gs__infer(struct gs__ctx *x, ProtobufCMessage *req, ProtobufCMessage *reply)
 	/* An inline model (identity, add_sub, a tiny ONNX graph) runs here,
 	 * on the completion-queue thread that took the call, and done()
 	 * answers it from this thread: no hop to a poller and back. */
+	gs__later_head = NULL;
+	gs__later_tail = &gs__later_head;
 	code = sched_submit_here(m->sm, &r->inf.req, x->err, sizeof(x->err));
-	if (code)
-		goto fail;
+	gs__later_tail = NULL;
 	models_unlock();
+	/* The instance is free again: answer what completed meanwhile (r
+	 * itself may be among them, and gone afterwards). */
+	for (struct gs__req *d = gs__later_head, *next; d; d = next) {
+		next = d->later;
+		gs__answer(d, 0, NULL);
+	}
+	gs__later_head = NULL;
+	if (code)
+		goto fail_unlocked;
 	return GS_LATER;
 fail:
 	models_unlock();
+fail_unlocked:
 	/* The message goes back to the caller, who frees it. */
 	r->msg = NULL;
 	gs__req_free(r);

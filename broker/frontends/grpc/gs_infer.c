@@ -11,6 +11,8 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,11 +319,18 @@ int gs_infer_prepare(struct gs_infer *inf, const Inference__ModelInferRequest *m
 
 	inf->cfg = cfg;
 	inf->id = msg->id;
-	inf->t = calloc((size_t)(nin + nout) + 1, sizeof(*inf->t));
-	inf->out_shm = calloc((size_t)nout + 1, sizeof(*inf->out_shm));
-	inf->out_order = calloc((size_t)nout + 1, sizeof(*inf->out_order));
-	if (!inf->t || !inf->out_shm || !inf->out_order)
+	/* One block for the three arrays (one allocation per request
+	 * instead of three): t, then out_shm, then out_order, each aligned;
+	 * gs_infer_fini frees t. */
+	size_t a = _Alignof(max_align_t);
+	size_t o_shm = ((size_t)(nin + nout + 1) * sizeof(*inf->t) + a - 1) / a * a;
+	size_t o_ord = o_shm + ((size_t)(nout + 1) * sizeof(*inf->out_shm) + a - 1) / a * a;
+	char *blk = calloc(1, o_ord + (size_t)(nout + 1) * sizeof(*inf->out_order));
+	if (!blk)
 		return gs__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	inf->t = (struct sched_tensor *)(void *)blk;
+	inf->out_shm = (struct gs_out_shm *)(void *)(blk + o_shm);
+	inf->out_order = (int *)(void *)(blk + o_ord);
 	inf->req.in = inf->t;
 	inf->req.out = inf->t + nin;
 
@@ -543,23 +552,38 @@ int gs_infer_response(struct gs_infer *inf, const char *model_name, int64_t vers
 	const struct model_config *cfg = inf->cfg;
 	const int nin = cfg->ninputs;
 	Inference__ModelInferResponse resp = INFERENCE__MODEL_INFER_RESPONSE__INIT;
-	Inference__ModelInferResponse__InferOutputTensor *ot = NULL, **otp = NULL;
-	ProtobufCBinaryData *raw = NULL;
-	char ver[24];
+	/* Up to GS_OUT_STACK outputs are described on the stack. */
+	enum { GS_OUT_STACK = 8 };
+	Inference__ModelInferResponse__InferOutputTensor ot_s[GS_OUT_STACK], *otp_s[GS_OUT_STACK];
+	ProtobufCBinaryData raw_s[GS_OUT_STACK];
+	Inference__ModelInferResponse__InferOutputTensor *ot = ot_s, **otp = otp_s;
+	ProtobufCBinaryData *raw = raw_s;
+	bool heap = inf->nout > GS_OUT_STACK;
+	char ver[24], *v = ver + sizeof(ver);
 	int ret = 0;
 
-	snprintf(ver, sizeof(ver), "%" PRId64, version);
+	/* The version in decimal (snprintf was a tenth of this function). */
+	uint64_t u = version < 0 ? 0 - (uint64_t)version : (uint64_t)version;
+	*--v = 0;
+	do {
+		*--v = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (version < 0)
+		*--v = '-';
 	resp.model_name = (char *)model_name;
-	resp.model_version = ver;
+	resp.model_version = v;
 	resp.id = (char *)(inf->id ? inf->id : "");
 	if ((ret = gs_infer_copy_out(inf, err, errlen)))
 		return ret;
-	ot = calloc((size_t)inf->nout + 1, sizeof(*ot));
-	otp = calloc((size_t)inf->nout + 1, sizeof(*otp));
-	raw = calloc((size_t)inf->nout + 1, sizeof(*raw));
-	if (!ot || !otp || !raw) {
-		ret = gs__fail(err, errlen, FERRY_ENOMEM, "out of memory");
-		goto out;
+	if (heap) {
+		ot = calloc((size_t)inf->nout, sizeof(*ot));
+		otp = calloc((size_t)inf->nout, sizeof(*otp));
+		raw = calloc((size_t)inf->nout, sizeof(*raw));
+		if (!ot || !otp || !raw) {
+			ret = gs__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+			goto out;
+		}
 	}
 	for (int k = 0; k < inf->nout; k++) {
 		int o = inf->out_order[k];
@@ -572,6 +596,7 @@ int gs_infer_response(struct gs_infer *inf, const char *model_name, int64_t vers
 		ot[k].n_shape = (size_t)(y->ndims > 0 && y->ndims <= SCHED_MAX_DIMS ? y->ndims : 0);
 		ot[k].shape = (int64_t *)y->dims;
 		otp[k] = &ot[k];
+		raw[k] = (ProtobufCBinaryData){ 0, NULL };
 		if (os->used) {
 			/* Empty, but present: Triton's clients index
 			 * raw_output_contents by output position. */
@@ -592,9 +617,11 @@ int gs_infer_response(struct gs_infer *inf, const char *model_name, int64_t vers
 	}
 	inference__model_infer_response__pack(&resp, *buf);
 out:
-	free(ot);
-	free(otp);
-	free(raw);
+	if (heap) {
+		free(ot);
+		free(otp);
+		free(raw);
+	}
 	return ret;
 }
 
@@ -606,8 +633,6 @@ void gs_infer_fini(struct gs_infer *inf)
 	for (int i = 0; i < inf->nregions; i++)
 		gs_shm_put(inf->regions[i]);
 	free(inf->regions);
-	free(inf->t);
-	free(inf->out_shm);
-	free(inf->out_order);
+	free(inf->t);           /* out_shm and out_order too (gs_infer_prepare) */
 	memset(inf, 0, sizeof(*inf));
 }

@@ -283,28 +283,19 @@ servers = [s for s in ("ferryd", "echo", "triton") if any(k.startswith(s + "-") 
 targets = [t for t in ("grpc-live", "grpc-infer", "http-live", "http-infer")
            if any(s + "-" + t in r for s in servers)]
 names = {"ferryd": "ferryd", "echo": "bare gRPC echo (floor)", "triton": "Triton"}
-print()
-print("| target | " + " | ".join(f"{names[s]} requests/s, median (min-max)" for s in servers) + " |")
-print("|---" * (len(servers) + 1) + "|")
-for t in targets:
-    cells = []
-    for s in servers:
-        v = r.get(s + "-" + t)
-        cells.append(f"{med[s + '-' + t]:,.0f} ({min(v):,.0f}-{max(v):,.0f})" if v else "-")
-    print(f"| {t} | " + " | ".join(cells) + " |")
-print()
+def table(what, cell):
+    print()
+    print("| target | " + " | ".join(f"{names[s]} {what}" for s in servers) + " |")
+    print("|---" * (len(servers) + 1) + "|")
+    for t in targets:
+        print(f"| {t} | " + " | ".join(cell(s + "-" + t) if s + "-" + t in r else "-"
+                                       for s in servers) + " |")
+    print()
+table("requests/s, median (min-max)",
+      lambda k: f"{med[k]:,.0f} ({min(r[k]):,.0f}-{max(r[k]):,.0f})")
 print("Server CPU per request (all its threads), median (min-max), and context switches per request:")
-print()
-print("| target | " + " | ".join(f"{names[s]} us/req, switches/req" for s in servers) + " |")
-print("|---" * (len(servers) + 1) + "|")
-for t in targets:
-    cells = []
-    for s in servers:
-        k = s + "-" + t
-        cells.append(f"{mcpu[k]:.1f} ({min(cpu[k]):.1f}-{max(cpu[k]):.1f}), {mctx[k]:.2f}"
-                     if k in r else "-")
-    print(f"| {t} | " + " | ".join(cells) + " |")
-print()
+table("us/req, switches/req",
+      lambda k: f"{mcpu[k]:.1f} ({min(cpu[k]):.1f}-{max(cpu[k]):.1f}), {mctx[k]:.2f}")
 def ratio(a, b):
     if a not in r or b not in r:
         return None

@@ -41,7 +41,11 @@
 #   http-bigheaders       h2attack h1-bigheaders: 100 KB headers, 8 connections
 #   http-conns            h2attack h1-conns: 2000 connections that send nothing
 # Each attack runs ATTACK_S seconds (default 12); ATTACKS="name ..." picks
-# some.  The measured part holds /tmp/ferry-heavy.lock (flock).  Results:
+# some.  ferry-h2attack connects from ATTACK_SRC (default 127.0.0.2, another
+# loopback address: an attacker at another address than the good client,
+# which per-address limits tell apart; h2load cannot, it comes from
+# 127.0.0.1).  FERRYD=path runs another ferryd (an older build: before and
+# after).  The measured part holds /tmp/ferry-heavy.lock (flock).  Results:
 # a Markdown table on stdout, the raw CSVs and logs under OUT
 # (bench/out/abuse).
 set -euo pipefail
@@ -49,7 +53,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 build=$(cd "$build" && pwd)
-ferryd=$build/broker/ferryd
+ferryd=${FERRYD:-$build/broker/ferryd}
 load=$build/ferry-bench-load
 attack=$build/ferry-h2attack
 PY=${PY:-$top/.venv/bin/python}
@@ -57,6 +61,7 @@ OUT=${OUT:-$top/bench/out/abuse}
 ATTACK_S=${ATTACK_S:-12}
 WINDOW_MS=${WINDOW_MS:-1000}
 RECOVER_S=${RECOVER_S:-60}
+ATTACK_SRC=${ATTACK_SRC:-127.0.0.2}
 ALL="grpc-h2load-streams grpc-h2load-conns grpc-streams grpc-reset grpc-slowloris grpc-bigmeta
 grpc-conns grpc-raw grpc-ping http-h2load http-slowloris http-slowloris-over http-bigheaders
 http-conns"
@@ -156,29 +161,29 @@ start_attack() {
 		h2load -D "$d" -c 1000 -m 1 -d "$tmp/grpc-live.bin" "${grpc[@]}" \
 			"http://127.0.0.1:$gport/inference.GRPCInferenceService/ServerLive" >"$log" 2>&1 & ;;
 	grpc-streams)
-		"$attack" streams -p "$gport" -c 16 -t "$d" -d "$tmp/grpc-infer.bin" >"$log" 2>&1 & ;;
+		"$attack" streams -b "$ATTACK_SRC" -p "$gport" -c 16 -t "$d" -d "$tmp/grpc-infer.bin" >"$log" 2>&1 & ;;
 	grpc-reset)
-		"$attack" reset -p "$gport" -c 4 -t "$d" -d "$tmp/grpc-infer.bin" >"$log" 2>&1 & ;;
+		"$attack" reset -b "$ATTACK_SRC" -p "$gport" -c 4 -t "$d" -d "$tmp/grpc-infer.bin" >"$log" 2>&1 & ;;
 	grpc-slowloris)
-		"$attack" slowloris -p "$gport" -c 1000 -i 1000 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" slowloris -b "$ATTACK_SRC" -p "$gport" -c 1000 -i 1000 -t "$d" >"$log" 2>&1 & ;;
 	grpc-bigmeta)
-		"$attack" bigmeta -p "$gport" -c 8 -s 1048576 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" bigmeta -b "$ATTACK_SRC" -p "$gport" -c 8 -s 1048576 -t "$d" >"$log" 2>&1 & ;;
 	grpc-conns)
-		"$attack" conns -p "$gport" -c 5000 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" conns -b "$ATTACK_SRC" -p "$gport" -c 5000 -t "$d" >"$log" 2>&1 & ;;
 	grpc-raw)
-		"$attack" raw -p "$gport" -c 2000 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" raw -b "$ATTACK_SRC" -p "$gport" -c 2000 -t "$d" >"$log" 2>&1 & ;;
 	grpc-ping)
-		"$attack" ping -p "$gport" -c 8 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" ping -b "$ATTACK_SRC" -p "$gport" -c 8 -t "$d" >"$log" 2>&1 & ;;
 	http-h2load)
 		h2load --h1 -D "$d" -c 512 -m 1 "http://127.0.0.1:$hport/v2/health/live" >"$log" 2>&1 & ;;
 	http-slowloris)
-		"$attack" h1-slowloris -p "$hport" -c 900 -i 1000 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" h1-slowloris -b "$ATTACK_SRC" -p "$hport" -c 900 -i 1000 -t "$d" >"$log" 2>&1 & ;;
 	http-slowloris-over)
-		"$attack" h1-slowloris -p "$hport" -c 1100 -i 1000 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" h1-slowloris -b "$ATTACK_SRC" -p "$hport" -c 1100 -i 1000 -t "$d" >"$log" 2>&1 & ;;
 	http-bigheaders)
-		"$attack" h1-bigheaders -p "$hport" -c 8 -s 100000 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" h1-bigheaders -b "$ATTACK_SRC" -p "$hport" -c 8 -s 100000 -t "$d" >"$log" 2>&1 & ;;
 	http-conns)
-		"$attack" h1-conns -p "$hport" -c 2000 -t "$d" >"$log" 2>&1 & ;;
+		"$attack" h1-conns -b "$ATTACK_SRC" -p "$hport" -c 2000 -t "$d" >"$log" 2>&1 & ;;
 	*)
 		echo "abuse.sh: unknown attack $a" >&2
 		exit 2 ;;

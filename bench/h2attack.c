@@ -6,9 +6,11 @@
  * with a minimal HPACK encoder (literals only, no Huffman), so that it can
  * send what no well-behaved library would.
  *
- *   ferry-h2attack MODE -p PORT [-a ADDR] [-c CONNS] [-t SECONDS]
+ *   ferry-h2attack MODE -p PORT [-a ADDR] [-b SRC_ADDR] [-c CONNS] [-t SECONDS]
  *                  [-i INTERVAL_MS] [-s BYTES] [-d BODY_FILE] [--path PATH]
  *
+ * -b connects from SRC_ADDR (e.g. 127.0.0.2: another loopback address, an
+ * attacker at another address than the good client, for per-address limits).
  * HTTP/2 (the gRPC port) modes, each over CONNS connections (default 8),
  * each connection opened again when the server closes it:
  *   streams    opens streams with HEADERS (and BODY_FILE's first half as
@@ -101,6 +103,7 @@ struct h2a_conn {
 static struct {
 	enum h2a_mode mode;
 	const char *addr, *path;
+	const char *bind_addr;   /* -b: the source address, or NULL */
 	int port, conns, interval_ms;
 	double seconds;
 	size_t bytes;
@@ -262,6 +265,19 @@ static bool h2a__connect(struct h2a_conn *c)
 	}
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (h2a.bind_addr) {
+		struct sockaddr_in ba = { .sin_family = AF_INET };
+		inet_pton(AF_INET, h2a.bind_addr, &ba.sin_addr);
+		if (bind(c->fd, (struct sockaddr *)&ba, sizeof(ba))) {
+			if (!h2a.first_error[0])
+				snprintf(h2a.first_error, sizeof(h2a.first_error), "bind: %s",
+					 strerror(errno));
+			close(c->fd);
+			c->fd = -1;
+			h2a.failed++;
+			return false;
+		}
+	}
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
 		if (!h2a.first_error[0])
 			snprintf(h2a.first_error, sizeof(h2a.first_error), "connect: %s",
@@ -483,7 +499,7 @@ static void h2a__work(struct h2a_conn *c, double now)
 
 static void h2a__usage(FILE *f)
 {
-	fprintf(f, "usage: ferry-h2attack MODE -p PORT [-a ADDR] [-c CONNS] [-t SECONDS]\n"
+	fprintf(f, "usage: ferry-h2attack MODE -p PORT [-a ADDR] [-b SRC_ADDR] [-c CONNS] [-t SECONDS]\n"
 		   "                      [-i INTERVAL_MS] [-s BYTES] [-d BODY_FILE] [--path PATH]\n"
 		   "modes:");
 	for (size_t i = 0; i < sizeof(h2a__modes) / sizeof(h2a__modes[0]); i++)
@@ -543,9 +559,10 @@ int main(int argc, char **argv)
 	argc--;
 	argv++;
 	int o;
-	while ((o = getopt_long(argc, argv, "a:p:c:t:i:s:d:h", longs, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "a:b:p:c:t:i:s:d:h", longs, NULL)) != -1) {
 		switch (o) {
 		case 'a': h2a.addr = optarg; break;
+		case 'b': h2a.bind_addr = optarg; break;
 		case 'p': h2a.port = atoi(optarg); break;
 		case 'c': h2a.conns = atoi(optarg); break;
 		case 't': h2a.seconds = atof(optarg); break;
@@ -560,9 +577,10 @@ int main(int argc, char **argv)
 	struct in_addr ia;
 	if (h2a.port <= 0 || h2a.port > 65535 || h2a.conns < 1 || h2a.conns > H2A_MAX_CONNS ||
 	    h2a.seconds <= 0 || h2a.interval_ms < 1 || h2a.bytes < 1 || h2a.bytes > (64u << 20) ||
-	    inet_pton(AF_INET, h2a.addr, &ia) != 1) {
+	    inet_pton(AF_INET, h2a.addr, &ia) != 1 ||
+	    (h2a.bind_addr && inet_pton(AF_INET, h2a.bind_addr, &ia) != 1)) {
 		fprintf(stderr, "ferry-h2attack: -p 1..65535, -c 1..%d, -t > 0, -i >= 1, "
-				"-s 1..64M, -a an IPv4 address\n", H2A_MAX_CONNS);
+				"-s 1..64M, -a and -b IPv4 addresses\n", H2A_MAX_CONNS);
 		return 2;
 	}
 	/* As many fds as the hard limit allows: the many-connections modes. */

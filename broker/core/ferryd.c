@@ -58,13 +58,15 @@ static bool ferryd__metrics_explicit;
 static const char *ferryd__grpc_args[GS_MAX_ARGS];   /* --grpc-arg */
 static struct gs_options ferryd__grpc = {
 	.address = "127.0.0.1", .port = 8001, .threads = 4,
-	.max_message_bytes = 1LL << 30,
+	.max_message_bytes = 1LL << 30, .max_connections = GS_MAX_CONNECTIONS,
+	.max_cancels_per_s = GS_MAX_CANCELS,
 };
 static bool ferryd__grpc_explicit;
 /* HTTP/REST front end options (TLS: the gRPC certificate options); the
  * same rule for an explicit port. */
 static struct hs_options ferryd__http = {
 	.address = "127.0.0.1", .port = 8000, .threads = 2, .max_body_bytes = 1ULL << 30,
+	.max_connections_per_ip = HS_MAX_CONNECTIONS_PER_IP,
 };
 static bool ferryd__http_explicit;
 /* --strict-model-config=false in its old meaning; said once started. */
@@ -128,6 +130,14 @@ static void ferryd__usage(FILE *f)
 "      --http-address ADDR      HTTP listen address (127.0.0.1: loopback only)\n"
 "      --http-threads N         HTTP connection threads (2)\n"
 "      --http-max-body-bytes N  largest HTTP request body (1 GiB); larger: 413\n"
+"      --http-max-connections-per-ip N  HTTP connections one client address may\n"
+"                               hold (256 of 1024; 0: no limit)\n"
+"      --grpc-max-connections N  plaintext gRPC connections at once (1024); at\n"
+"                               the limit a new one replaces the longest idle\n"
+"      --grpc-max-connections-per-ip N  plaintext gRPC connections one client\n"
+"                               address may hold (0: no limit)\n"
+"      --grpc-max-cancels-per-s N  cancelled calls a second that cut a plaintext\n"
+"                               gRPC connection (rapid reset) (1000)\n"
 "      --allow-client-shm       let gRPC and HTTP clients register system shared\n"
 "                               memory\n"
 "      --grpc-arg NAME=VALUE    a gRPC core channel argument (repeatable), e.g.\n"
@@ -239,7 +249,8 @@ enum {
 	OPT_METRICS_PORT, OPT_METRICS_ADDRESS, OPT_IDLE_EXIT, OPT_MAX_PER_UID, OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	OPT_EXIT_ON_ERROR, OPT_NO_AUTOCOMPLETE, OPT_BACKEND_CONFIG,
 	OPT_HTTP_PORT, OPT_HTTP_ADDRESS, OPT_HTTP_THREADS, OPT_HTTP_MAX_BODY,
-	OPT_GRPC_ARG, OPT_FAIR_SHARE,
+	OPT_GRPC_ARG, OPT_FAIR_SHARE, OPT_GRPC_MAX_CONNS, OPT_GRPC_MAX_CONNS_IP,
+	OPT_GRPC_MAX_CANCELS, OPT_HTTP_MAX_CONNS_IP,
 };
 
 static int ferryd__parse_options(int argc, char **argv, struct broker_options *o)
@@ -271,6 +282,10 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 		{ "grpc-max-message-bytes", required_argument, NULL, OPT_GRPC_MAX_MSG },
 		{ "allow-client-shm", no_argument, NULL, OPT_ALLOW_CLIENT_SHM },
 		{ "grpc-arg", required_argument, NULL, OPT_GRPC_ARG },
+		{ "grpc-max-connections", required_argument, NULL, OPT_GRPC_MAX_CONNS },
+		{ "grpc-max-connections-per-ip", required_argument, NULL, OPT_GRPC_MAX_CONNS_IP },
+		{ "grpc-max-cancels-per-s", required_argument, NULL, OPT_GRPC_MAX_CANCELS },
+		{ "http-max-connections-per-ip", required_argument, NULL, OPT_HTTP_MAX_CONNS_IP },
 		{ "fair-share", required_argument, NULL, OPT_FAIR_SHARE },
 		{ "http-port", required_argument, NULL, OPT_HTTP_PORT },
 		{ "http-address", required_argument, NULL, OPT_HTTP_ADDRESS },
@@ -559,6 +574,34 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 				return -1;
 			}
 			ferryd__http.max_body_bytes = v;
+			break;
+		case OPT_GRPC_MAX_CONNS:
+			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 1000000) {
+				fprintf(stderr, "ferryd: --grpc-max-connections: 1 to 1000000\n");
+				return -1;
+			}
+			ferryd__grpc.max_connections = (int)v;
+			break;
+		case OPT_GRPC_MAX_CONNS_IP:
+			if (ferryd__parse_u64(optarg, &v) || v > 1000000) {
+				fprintf(stderr, "ferryd: --grpc-max-connections-per-ip: 0 to 1000000\n");
+				return -1;
+			}
+			ferryd__grpc.max_connections_per_ip = (int)v;
+			break;
+		case OPT_GRPC_MAX_CANCELS:
+			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 60000) {
+				fprintf(stderr, "ferryd: --grpc-max-cancels-per-s: 1 to 60000\n");
+				return -1;
+			}
+			ferryd__grpc.max_cancels_per_s = (int)v;
+			break;
+		case OPT_HTTP_MAX_CONNS_IP:
+			if (ferryd__parse_u64(optarg, &v) || v > 1024) {
+				fprintf(stderr, "ferryd: --http-max-connections-per-ip: 0 to 1024\n");
+				return -1;
+			}
+			ferryd__http.max_connections_per_ip = (int)v;
 			break;
 		case 'h':
 			ferryd__usage(stdout);

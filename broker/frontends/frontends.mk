@@ -9,7 +9,8 @@ broker_frontends_grpc_libfgrpc_la_SOURCES = \
 	broker/frontends/grpc/gs_submit.c \
 	broker/frontends/grpc/gs_infer.c broker/frontends/grpc/gs_infer.h \
 	broker/frontends/grpc/gs_shm.c broker/frontends/grpc/gs_shm.h \
-	broker/frontends/grpc/gs_shm_rpc.c
+	broker/frontends/grpc/gs_shm_rpc.c \
+	broker/frontends/grpc/gs_guard.c broker/frontends/grpc/gs_guard.h
 # CUDA shared-memory regions go through broker/gpu (libfgpu.la, in ferryd)
 broker_frontends_grpc_libfgrpc_la_CFLAGS = $(AM_CFLAGS) $(GRPC_CFLAGS) $(PROTOBUF_C_CFLAGS)
 broker_frontends_grpc_libfgrpc_la_LIBADD = proto/libfkserve.la $(GRPC_LIBS) $(PROTOBUF_C_LIBS)

@@ -90,6 +90,7 @@ struct gs__call {
 	const struct gs__method *method;        /* NULL until known */
 	void *owner;                    /* its connection's fair-share key
 					 * (gs_submit.c); NULL until asked */
+	uint64_t guard;                 /* gs_guard_call_start's handle; 0: none */
 	/* Streams only; lock guards the rest. */
 	pthread_mutex_t lock;
 	struct gs__out *q_head, *q_tail;

@@ -45,6 +45,7 @@
 
 #include "config.h"
 #include "broker/frontends/grpc/gs_int.h"
+#include "broker/frontends/grpc/gs_guard.h"
 #include "broker/frontends/grpc/gs_shm.h"
 #include "broker/core/log.h"
 #include "broker/models/models.h"
@@ -225,6 +226,8 @@ void gs__live(long d)
 
 static void gs__call_free(struct gs__call *c)
 {
+	/* A call that never got its finishing batch counts as cancelled. */
+	gs_guard_call_end(c->guard, c->cancelled || !c->has_details);
 	if (c->call)
 		grpc_call_unref(c->call);
 	grpc_call_details_destroy(&c->details);
@@ -600,6 +603,7 @@ static const struct gs__method *gs__lookup(const grpc_slice *path)
 static void gs__on_new(struct gs__call *c)
 {
 	gs__request(c->th);     /* keep GS_PENDING calls requested */
+	c->guard = gs_guard_call_start(c->call);
 	c->method = gs__lookup(&c->details.method);
 	if (!c->method) {
 		char msg[300];
@@ -832,6 +836,15 @@ static void gs__arg_set(grpc_arg *a, char *key, char *value)
 	}
 }
 
+/* The integer channel argument key of args, or def. */
+static int gs__arg_int(const grpc_arg *args, int n, const char *key, int def)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(args[i].key, key) && args[i].type == GRPC_ARG_INTEGER)
+			return args[i].value.integer;
+	return def;
+}
+
 int gs_start(const struct gs_options *o)
 {
 	char addr[300];
@@ -906,16 +919,38 @@ int gs_start(const struct gs_options *o)
 	} else {
 		cr = grpc_insecure_server_credentials_create();
 	}
-	gs__binding = true;
-	int port = grpc_server_add_http2_port(gs__s.server, addr, cr);
-	gs__binding = false;
-	grpc_server_credentials_release(cr);
-	if (port <= 0) {
-		log_error("gRPC: cannot listen on %s (address in use or not local?)", addr);
-		ret = FERRY_EBUSY;
-		goto fail;
+	/* Plaintext: ferryd's own listener and connection guard (gs_guard.h);
+	 * gRPC 1.51 takes a socket from outside only without TLS. */
+	bool guard = !(o->tls_cert || o->tls_key || o->tls_ca);
+	if (guard) {
+		ret = gs_guard_listen(host, o->port, &(struct gs_guard_limits){
+			.max_conns = o->max_connections > 0 ? o->max_connections : GS_MAX_CONNECTIONS,
+			.max_conns_per_ip = o->max_connections_per_ip,
+			.max_inflight = 2 * gs__arg_int(args, nargs, GRPC_ARG_MAX_CONCURRENT_STREAMS, 256),
+			.max_cancels_per_s = o->max_cancels_per_s > 0 ? o->max_cancels_per_s
+								      : GS_MAX_CANCELS,
+			.preface_ms = gs__arg_int(args, nargs, GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+						  10000) }, addr);
+		grpc_server_credentials_release(cr);
+		if (ret)
+			goto fail;
+	} else {
+		gs__binding = true;
+		int port = grpc_server_add_http2_port(gs__s.server, addr, cr);
+		gs__binding = false;
+		grpc_server_credentials_release(cr);
+		if (port <= 0) {
+			log_error("gRPC: cannot listen on %s (address in use or not local?)", addr);
+			ret = FERRY_EBUSY;
+			goto fail;
+		}
 	}
 	grpc_server_start(gs__s.server);
+	if (guard && (ret = gs_guard_run(gs__s.server))) {
+		gs__s.running = true;
+		gs_stop();
+		return ret;
+	}
 	atomic_store(&gs__s.stopping, false);
 	for (int i = 0; i < gs__s.nthreads; i++) {
 		for (int k = 0; k < GS_PENDING; k++)
@@ -993,6 +1028,7 @@ void gs_stop(void)
 		return;
 	gs__s.running = false;
 	atomic_store(&gs__s.stopping, true);
+	gs_guard_stop();
 	gs__s.shutdown_tag = (struct gs__tag){ NULL, GS_T_SHUTDOWN };
 	grpc_server_shutdown_and_notify(gs__s.server, gs__s.shutdown_cq, &gs__s.shutdown_tag);
 	grpc_server_cancel_all_calls(gs__s.server);
@@ -1014,6 +1050,7 @@ void gs_stop(void)
 	grpc_completion_queue_shutdown(gs__s.shutdown_cq);
 	grpc_completion_queue_destroy(gs__s.shutdown_cq);
 	gs__s.nthreads = 0;
+	gs_guard_free();
 	gs_shm_fini();
 	grpc_shutdown();
 	log_info("gRPC: stopped");

@@ -34,7 +34,16 @@ struct gs_options {
 	 * gs_server.c sets under the same name, or add to them. */
 	const char *const *args;
 	int nargs;
+	/* The connection guard of a plaintext port (gs_guard.h): connections
+	 * at once (0: GS_MAX_CONNECTIONS), per client address (0: no limit),
+	 * cancelled calls a second on one connection (0: GS_MAX_CANCELS). */
+	int max_connections;
+	int max_connections_per_ip;
+	int max_cancels_per_s;
 };
+
+#define GS_MAX_CONNECTIONS 1024
+#define GS_MAX_CANCELS 1000
 
 /* The most --grpc-arg a server takes. */
 #define GS_MAX_ARGS 32

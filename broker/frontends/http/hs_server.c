@@ -51,6 +51,10 @@
 #define HS_MAX_HEADER_BYTES (16u << 10)
 #define HS_MAX_CONNECTIONS 1024u
 #define HS_IDLE_TIMEOUT_S 120u
+/* A request's line and headers must be in within this of the connection's
+ * start or of the request line (slowloris: libmicrohttpd's own timeout is
+ * for silence, and one byte a second resets it). */
+#define HS_HEADER_TIMEOUT_S 10u
 #define HS_MAX_THREADS 64
 
 /*
@@ -103,7 +107,33 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	long pending;                   /* requests in the scheduler; lock */
-} hs__s = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	/* Header deadlines (hs__sock): the open connections, and the thread
+	 * that enforces the deadlines; slock guards them and `reaping`. */
+	pthread_mutex_t slock;
+	pthread_cond_t scond;
+	struct hs__sock *socks;
+	pthread_t reaper;
+	bool reaping;
+} hs__s = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+	    .slock = PTHREAD_MUTEX_INITIALIZER };
+
+/*
+ * One connection, for the header deadline: libmicrohttpd tells when it
+ * opens and closes (hs__notify), when a request line came (hs__uri_log),
+ * when the headers were in (hs__access's first call) and when a request
+ * was done (hs__completed).  The reaper shuts down a connection whose
+ * headers are late, or that has sent no complete request line for
+ * HS_IDLE_TIMEOUT_S since its last request, however slowly it trickles
+ * bytes; libmicrohttpd then closes it (hs__notify unlinks it under slock
+ * before the socket is closed, so the reaper never touches a closed fd).
+ */
+enum hs__phase { HS_P_HEADERS, HS_P_BUSY, HS_P_IDLE, HS_P_CUT };
+struct hs__sock {                       /* hs__s.slock */
+	struct hs__sock *prev, *next;
+	int fd;
+	enum hs__phase phase;
+	time_t since;                   /* CLOCK_MONOTONIC seconds */
+};
 
 /*
  * One request, from its headers to its completion.  The connection's
@@ -722,6 +752,107 @@ static enum MHD_Result hs__dispatch(struct hs__conn *c)
 	return hs__queue(c->mhd, status, r);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Header deadlines                                                        */
+
+static time_t hs__mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+static void hs__notify(void *cls, struct MHD_Connection *mhd, void **ctx,
+		       enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct hs__sock *k = ci ? calloc(1, sizeof(*k)) : NULL;
+		if (!k)
+			return;         /* not tracked: the idle timeout still holds */
+		k->fd = ci->connect_fd;
+		k->phase = HS_P_HEADERS;
+		k->since = hs__mono_s();
+		pthread_mutex_lock(&hs__s.slock);
+		k->next = hs__s.socks;
+		if (k->next)
+			k->next->prev = k;
+		hs__s.socks = k;
+		pthread_mutex_unlock(&hs__s.slock);
+		*ctx = k;
+		return;
+	}
+	struct hs__sock *k = *ctx;
+	if (!k)
+		return;
+	pthread_mutex_lock(&hs__s.slock);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		hs__s.socks = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	pthread_mutex_unlock(&hs__s.slock);
+	free(k);
+	*ctx = NULL;
+}
+
+/* The connection's phase is now p (from `from` only, when from >= 0). */
+static void hs__phase(struct MHD_Connection *mhd, enum hs__phase p, int from)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct hs__sock *k = ci ? ci->socket_context : NULL;
+	if (!k)
+		return;
+	pthread_mutex_lock(&hs__s.slock);
+	if (k->phase != HS_P_CUT && (from < 0 || k->phase == (enum hs__phase)from)) {
+		k->phase = p;
+		k->since = hs__mono_s();
+	}
+	pthread_mutex_unlock(&hs__s.slock);
+}
+
+/* A request line came: its headers are due (a fresh connection's since
+ * its start).  Returns the request's first context: none. */
+static void *hs__uri_log(void *cls, const char *uri, struct MHD_Connection *mhd)
+{
+	(void)cls;
+	(void)uri;
+	hs__phase(mhd, HS_P_HEADERS, HS_P_IDLE);
+	return NULL;
+}
+
+static void *hs__reaper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&hs__s.slock);
+	while (hs__s.reaping) {
+		time_t now = hs__mono_s();
+		unsigned long late = 0;
+		for (struct hs__sock *k = hs__s.socks; k; k = k->next) {
+			if ((k->phase == HS_P_HEADERS && now - k->since >= (time_t)HS_HEADER_TIMEOUT_S) ||
+			    (k->phase == HS_P_IDLE && now - k->since >= (time_t)HS_IDLE_TIMEOUT_S)) {
+				shutdown(k->fd, SHUT_RDWR);
+				k->phase = HS_P_CUT;
+				late++;
+			}
+		}
+		if (late)
+			log_warn("HTTP: %lu connections closed: no complete request headers within "
+				 "%u s (or no request for %u s)", late, HS_HEADER_TIMEOUT_S,
+				 HS_IDLE_TIMEOUT_S);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec++;
+		pthread_cond_timedwait(&hs__s.scond, &hs__s.slock, &ts);
+	}
+	pthread_mutex_unlock(&hs__s.slock);
+	return NULL;
+}
+
 static enum MHD_Result hs__access(void *cls, struct MHD_Connection *mhd, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **ptr)
@@ -736,6 +867,7 @@ static enum MHD_Result hs__access(void *cls, struct MHD_Connection *mhd, const c
 		pthread_mutex_init(&c->lock, NULL);
 		c->mhd = mhd;
 		*ptr = c;
+		hs__phase(mhd, HS_P_BUSY, -1);  /* the headers are in */
 		hs__begin(c, url, method);
 		/* Refused from its headers: answer now, read none of the body
 		 * (libmicrohttpd then closes the connection). */
@@ -767,8 +899,8 @@ static void hs__completed(void *cls, struct MHD_Connection *mhd, void **ptr,
 {
 	struct hs__conn *c = *ptr;
 	(void)cls;
-	(void)mhd;
 	(void)toe;
+	hs__phase(mhd, HS_P_IDLE, -1);  /* the next request line is due */
 	if (!c)
 		return;
 	if (c->resp)
@@ -868,7 +1000,11 @@ int hs_start(const struct hs_options *o)
 		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, HS_MAX_HEADER_BYTES, NULL },
 		{ MHD_OPTION_CONNECTION_LIMIT, HS_MAX_CONNECTIONS, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, HS_IDLE_TIMEOUT_S, NULL },
+		{ o->max_connections_per_ip > 0 ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END,
+		  o->max_connections_per_ip, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)hs__completed, NULL },
+		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hs__notify, NULL },
+		{ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)hs__uri_log, NULL },
 		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)hs__mhd_log, NULL },
 		{ threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL },
 		{ cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert },
@@ -892,10 +1028,17 @@ int hs_start(const struct hs_options *o)
 		goto out;
 	}
 	hs__s.running = true;
+	pthread_cond_init(&hs__s.scond, NULL);
+	hs__s.reaping = true;
+	if (pthread_create(&hs__s.reaper, NULL, hs__reaper, NULL)) {
+		hs__s.reaping = false;
+		log_warn("HTTP: no header deadline (cannot start its thread)");
+	}
 	log_info("HTTP: KServe v2 endpoint on %s port %d (%u threads, bodies up to %llu bytes, "
-		 "TLS %s, system shared memory %s)", host, o->port, threads,
-		 (unsigned long long)hs__s.max_body, ca ? "mutual" : cert ? "on" : "off",
-		 o->allow_client_shm ? "allowed" : "off");
+		 "TLS %s, system shared memory %s, %d connections per client address)", host,
+		 o->port, threads, (unsigned long long)hs__s.max_body,
+		 ca ? "mutual" : cert ? "on" : "off", o->allow_client_shm ? "allowed" : "off",
+		 o->max_connections_per_ip);
 out:
 	/* libmicrohttpd copied the certificates. */
 	free(cert);
@@ -918,6 +1061,14 @@ void hs_stop(void)
 	 * for every request in a model's queue to complete, running inline
 	 * models meanwhile, as gs_stop does. */
 	gs_drain(&hs__s.lock, &hs__s.cond, &hs__s.pending, "HTTP");
+	pthread_mutex_lock(&hs__s.slock);
+	bool reaping = hs__s.reaping;
+	hs__s.reaping = false;
+	pthread_cond_broadcast(&hs__s.scond);
+	pthread_mutex_unlock(&hs__s.slock);
+	if (reaping)
+		pthread_join(hs__s.reaper, NULL);
+	pthread_cond_destroy(&hs__s.scond);
 	MHD_stop_daemon(hs__s.d);
 	hs__s.d = NULL;
 	log_info("HTTP: stopped");

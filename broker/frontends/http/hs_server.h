@@ -31,7 +31,12 @@ struct hs_options {
 	const char *tls_key;            /* PEM private key of tls_cert */
 	const char *tls_ca;             /* PEM CA: clients must present a
 					 * certificate it signed (mutual TLS) */
+	int max_connections_per_ip;     /* 0: no limit (of 1024 in all) */
 };
+
+/* ferryd's default for max_connections_per_ip: one client address can
+ * hold a quarter of the connections, not all of them. */
+#define HS_MAX_CONNECTIONS_PER_IP 256
 
 /* Bind and start serving.  0, or a negative ferry code (FERRY_EBUSY when
  * the address cannot be bound, FERRY_CONFIG for bad TLS files) after

@@ -32,10 +32,14 @@ pid=$!
 for _ in $(seq 200); do curl -sf "127.0.0.1:$hport/v2/health/ready" >/dev/null && break; sleep 0.05; done
 fds() { find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 hwm() { awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0; }
-# The peak RSS allowed: gRPC 1.51 alone grew past 900 MiB under a rapid
-# reset and 13 KiB a stream under a stream flood; the connection guard
-# (broker/frontends/grpc/gs_guard.c) cuts those connections.
-RSS_MAX_KB=$((256 * 1024))
+# The peak RSS allowed: gRPC 1.51 alone grew to 914 MiB in an 8 s rapid
+# reset (bench/abuse.sh) and by 13 KiB a stream under a stream flood; the
+# connection guard (broker/frontends/grpc/gs_guard.c) cuts those
+# connections.  In these 2 s attacks the peak is what gRPC reads before the
+# first cut (165 to 333 MiB seen with the guard, 240 MiB without): the
+# bound catches growth past that, and the good client served during the
+# reset is the check that tells the guard works (without it, it was not).
+RSS_MAX_KB=$((512 * 1024))
 f0=$(fds)
 fail=0
 

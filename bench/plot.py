@@ -16,6 +16,8 @@ and writes next to them:
                        payload (ferry-bench latency)
   grpc_latency.png     p50 / p99 round trip per transport (ferry-grpc-bench)
   saturate.png         events/s per saturate mode, mean and range
+  saturate_cases.png   bench/saturate.sh's cases (DIR/CASE.csv): each broker
+                       mode's ratio to direct, runs as dots, goals as marks
 """
 import csv
 import os
@@ -148,6 +150,8 @@ def grpc_plot(d):
     if not os.path.exists(p):
         return
     r = rows(p)
+    if not r or "bytes" not in r[0]:
+        return  # bench/saturate.sh's grpc case, not ferry-grpc-bench's
     sizes = sorted({int(x["bytes"]) for x in r})
     modes = list(dict.fromkeys(x["mode"] for x in r))
     fig, axs = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False)
@@ -195,6 +199,47 @@ def saturate_plot(d):
     fig.savefig(os.path.join(d, "saturate.png"), dpi=110)
 
 
+# issue 14's goals, by bench/saturate.sh case
+SATURATE_GOALS = {"async": 1.0, "async-ort": 1.0, "async-ort-batch": 1.0, "sync": .95, "sync-ort": .95,
+                  "rows": 1.2, "grpc": .9, "idle": .99}
+
+
+def saturate_cases_plot(d):
+    cases = [c for c in ("async", "async-before", "sync", "sync-before", "async-ort",
+                         "async-ort-batch", "sync-ort", "rows", "grpc", "idle")
+             if os.path.exists(os.path.join(d, c + ".csv"))]
+    if not cases:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, c in enumerate(cases):
+        r = rows(os.path.join(d, c + ".csv"))
+        mean = [x for x in r if x["kind"] == "mean" and x["mode"] != "direct"]
+        if not mean:
+            continue
+        mode = mean[0]["mode"]
+        direct = {x["rep"]: float(x["events_s"]) for x in r
+                  if x["kind"] == "run" and x["mode"] == "direct"}
+        ratios = [float(x["events_s"]) / direct[x["rep"]] for x in r
+                  if x["kind"] == "run" and x["mode"] == mode and direct.get(x["rep"])]
+        before = c.endswith("-before")
+        ax.bar(i, float(mean[0]["ratio"]), .6, color="C7" if before else "C0", alpha=.7)
+        ax.plot([i] * len(ratios), ratios, "k.", ms=6)
+        ax.text(i, float(mean[0]["ratio"]) + .03, "%.2f" % float(mean[0]["ratio"]),
+                ha="center", va="bottom", fontsize=8)
+        g = SATURATE_GOALS.get(c)
+        if g:
+            ax.plot([i - .35, i + .35], [g, g], "r-", lw=2)
+    ax.axhline(1, color="k", lw=.6)
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels(cases, rotation=20)
+    ax.set_ylabel("jobs' events/s, ratio to direct")
+    ax.set_title("bench/saturate.sh: bars = mean ratio, dots = repetitions, red = goal,\n"
+                 "grey = the ferryd before the pollers (81f6f39)")
+    ax.grid(alpha=.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(os.path.join(d, "saturate_cases.png"), dpi=110)
+
+
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "bench/out"
     load_plots(d)
@@ -202,6 +247,7 @@ def main():
     latency_plot(d)
     grpc_plot(d)
     saturate_plot(d)
+    saturate_cases_plot(d)
 
 
 if __name__ == "__main__":

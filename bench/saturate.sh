@@ -11,6 +11,8 @@
 #           (one instance per CPU: each poller runs its own requests)
 #   async-ort, sync-ort  the same with onnxruntime, in the jobs (direct) and
 #           in ferryd (where ferryd was built with it)
+#   async-ort-batch  async-ort with dynamic batching (delay 0) across the
+#           jobs' requests in ferryd: one Run for what is queued
 #   sync    synchronous single-thread jobs, one event in flight
 #   rows    1 to 4 rows per event of mlp_wide, dynamic batching across the
 #           jobs' requests (per-jet / per-event taggers), 4T events in
@@ -33,7 +35,7 @@ cli=$build/ferry-bench-clients
 REPS=${REPS:-3}
 SECS=${SECONDS_PER:-3}
 OUT=${OUT:-$top/bench/out/saturate}
-CASES=${CASES:-async sync async-ort sync-ort rows grpc idle sessions}
+CASES=${CASES:-async sync async-ort async-ort-batch sync-ort rows grpc idle sessions}
 n=$(nproc)
 mkdir -p "$OUT"
 for b in "$sat" "$cli"; do
@@ -61,13 +63,14 @@ for c in $CASES; do
 		[ -n "${OLD_FERRYD:-}" ] &&
 			run sync-before --modes direct,broker-shm --inline --instances "$n" --sync \
 				--ferryd "$OLD_FERRYD" ;;
-	async-ort|sync-ort)
+	async-ort|sync-ort|async-ort-batch)
 		if [ ! -e "$build/broker/backends/onnxruntime/.libs/libferry_onnxruntime.so" ]; then
 			echo "== $c: skipped: ferryd built without onnxruntime"
 			continue
 		fi
 		extra=
 		[ "$c" = sync-ort ] && extra=--sync
+		[ "$c" = async-ort-batch ] && extra="--delay-us 0"
 		run "$c" --modes direct,broker-shm --inline --instances "$n" --backend onnxruntime \
 			$extra ;;
 	rows)
@@ -87,4 +90,7 @@ for c in $CASES; do
 		exit 2 ;;
 	esac
 done
+py=$top/.venv/bin/python
+[ -x "$py" ] && "$py" "$top/bench/plot.py" "$OUT" 2>/dev/null &&
+	echo "saturate.sh: the cases' ratios plotted in $OUT/saturate_cases.png"
 echo "saturate.sh: loadavg at the end $(cut -d' ' -f1-3 /proc/loadavg); results in $OUT"

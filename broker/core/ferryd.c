@@ -185,6 +185,18 @@ static int ferryd__parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* A number option's value, from lo to hi inclusive (K, M, G suffixes as
+ * ferryd__parse_u64 reads them); anything else is a usage error that
+ * names the option and says what it takes (range). */
+static int ferryd__number(const char *arg, uint64_t lo, uint64_t hi, const char *opt,
+			  const char *range, uint64_t *v)
+{
+	if (ferryd__parse_u64(arg, v) == 0 && *v >= lo && *v <= hi)
+		return 0;
+	fprintf(stderr, "ferryd: %s: %s\n", opt, range);
+	return -1;
+}
+
 /* true|1 or false|0; -1 with a message naming the option otherwise. */
 static int ferryd__parse_bool(const char *opt, const char *s, bool *out)
 {
@@ -354,10 +366,9 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			}
 			break;
 		case OPT_SPIN_US:
-			if (ferryd__parse_u64(optarg, &v) || v > 10000000) {
-				fprintf(stderr, "ferryd: --spin-us: a number of microseconds up to 10000000\n");
+			if (ferryd__number(optarg, 0, 10000000, "--spin-us",
+					   "a number of microseconds up to 10000000", &v))
 				return -1;
-			}
 			o->spin_ns = v * 1000;
 			break;
 		case OPT_POLLERS:
@@ -401,10 +412,9 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 				return -1;
 			break;
 		case OPT_MAX_SESSIONS:
-			if (ferryd__parse_u64(optarg, &v) || v == 0 || v > 1000000) {
-				fprintf(stderr, "ferryd: --max-sessions: 1 to 1000000\n");
+			if (ferryd__number(optarg, 1, 1000000, "--max-sessions",
+					   "1 to 1000000", &v))
 				return -1;
-			}
 			o->max_sessions = (uint32_t)v;
 			break;
 		case OPT_MAX_ARENA:
@@ -470,10 +480,9 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			}
 			break;
 		case OPT_MAX_PER_UID:
-			if (ferryd__parse_u64(optarg, &v) || v > 1000000) {
-				fprintf(stderr, "ferryd: --max-sessions-per-uid: 0 (no limit) to 1000000\n");
+			if (ferryd__number(optarg, 0, 1000000, "--max-sessions-per-uid",
+					   "0 (no limit) to 1000000", &v))
 				return -1;
-			}
 			o->max_sessions_per_uid = (uint32_t)v;
 			break;
 		/* TLS asked for and not available is fatal, as an explicit
@@ -485,17 +494,15 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			o->socket_group = optarg;
 			break;
 		case OPT_IDLE_EXIT:
-			if (ferryd__parse_u64(optarg, &v) || v > 86400 * 365) {
-				fprintf(stderr, "ferryd: --idle-exit: seconds, 0 for never\n");
+			if (ferryd__number(optarg, 0, 86400 * 365, "--idle-exit",
+					   "seconds, 0 for never", &v))
 				return -1;
-			}
 			o->idle_exit_ns = v * 1000000000ULL;
 			break;
 		case OPT_METRICS_PORT:
-			if (ferryd__parse_u64(optarg, &v) || v > 65535) {
-				fprintf(stderr, "ferryd: --metrics-port: 0 to 65535\n");
+			if (ferryd__number(optarg, 0, 65535, "--metrics-port",
+					   "0 to 65535", &v))
 				return -1;
-			}
 			ferryd__metrics_port = (int)v;
 			ferryd__metrics_explicit = true;
 			break;
@@ -503,10 +510,8 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			ferryd__metrics_address = optarg;
 			break;
 		case OPT_GRPC_PORT:
-			if (ferryd__parse_u64(optarg, &v) || v > 65535) {
-				fprintf(stderr, "ferryd: --grpc-port: 0 to 65535\n");
+			if (ferryd__number(optarg, 0, 65535, "--grpc-port", "0 to 65535", &v))
 				return -1;
-			}
 			ferryd__grpc.port = (int)v;
 			ferryd__grpc_explicit = true;
 			break;
@@ -514,17 +519,14 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			ferryd__grpc.address = optarg;
 			break;
 		case OPT_GRPC_THREADS:
-			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 64) {
-				fprintf(stderr, "ferryd: --grpc-threads: 1 to 64\n");
+			if (ferryd__number(optarg, 1, 64, "--grpc-threads", "1 to 64", &v))
 				return -1;
-			}
 			ferryd__grpc.threads = (int)v;
 			break;
 		case OPT_GRPC_MAX_MSG:
-			if (ferryd__parse_u64(optarg, &v) || v < 4096 || v > INT32_MAX) {
-				fprintf(stderr, "ferryd: --grpc-max-message-bytes: 4096 to 2147483647\n");
+			if (ferryd__number(optarg, 4096, INT32_MAX, "--grpc-max-message-bytes",
+					   "4096 to 2147483647", &v))
 				return -1;
-			}
 			ferryd__grpc.max_message_bytes = (int64_t)v;
 			break;
 		case OPT_ALLOW_CLIENT_SHM:
@@ -551,10 +553,8 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			sched_set_fair_share(b);
 			break;
 		case OPT_HTTP_PORT:
-			if (ferryd__parse_u64(optarg, &v) || v > 65535) {
-				fprintf(stderr, "ferryd: --http-port: 0 to 65535\n");
+			if (ferryd__number(optarg, 0, 65535, "--http-port", "0 to 65535", &v))
 				return -1;
-			}
 			ferryd__http.port = (int)v;
 			ferryd__http_explicit = true;
 			break;
@@ -562,45 +562,38 @@ static int ferryd__parse_options(int argc, char **argv, struct broker_options *o
 			ferryd__http.address = optarg;
 			break;
 		case OPT_HTTP_THREADS:
-			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 64) {
-				fprintf(stderr, "ferryd: --http-threads: 1 to 64\n");
+			if (ferryd__number(optarg, 1, 64, "--http-threads", "1 to 64", &v))
 				return -1;
-			}
 			ferryd__http.threads = (int)v;
 			break;
 		case OPT_HTTP_MAX_BODY:
-			if (ferryd__parse_u64(optarg, &v) || v < 4096 || v > (1ULL << 40)) {
-				fprintf(stderr, "ferryd: --http-max-body-bytes: 4096 to 1T\n");
+			if (ferryd__number(optarg, 4096, (1ULL << 40), "--http-max-body-bytes",
+					   "4096 to 1T", &v))
 				return -1;
-			}
 			ferryd__http.max_body_bytes = v;
 			break;
 		case OPT_GRPC_MAX_CONNS:
-			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 1000000) {
-				fprintf(stderr, "ferryd: --grpc-max-connections: 1 to 1000000\n");
+			if (ferryd__number(optarg, 1, 1000000, "--grpc-max-connections",
+					   "1 to 1000000", &v))
 				return -1;
-			}
 			ferryd__grpc.max_connections = (int)v;
 			break;
 		case OPT_GRPC_MAX_CONNS_IP:
-			if (ferryd__parse_u64(optarg, &v) || v > 1000000) {
-				fprintf(stderr, "ferryd: --grpc-max-connections-per-ip: 0 to 1000000\n");
+			if (ferryd__number(optarg, 0, 1000000, "--grpc-max-connections-per-ip",
+					   "0 to 1000000", &v))
 				return -1;
-			}
 			ferryd__grpc.max_connections_per_ip = (int)v;
 			break;
 		case OPT_GRPC_MAX_CANCELS:
-			if (ferryd__parse_u64(optarg, &v) || v < 1 || v > 60000) {
-				fprintf(stderr, "ferryd: --grpc-max-cancels-per-s: 1 to 60000\n");
+			if (ferryd__number(optarg, 1, 60000, "--grpc-max-cancels-per-s",
+					   "1 to 60000", &v))
 				return -1;
-			}
 			ferryd__grpc.max_cancels_per_s = (int)v;
 			break;
 		case OPT_HTTP_MAX_CONNS_IP:
-			if (ferryd__parse_u64(optarg, &v) || v > 1024) {
-				fprintf(stderr, "ferryd: --http-max-connections-per-ip: 0 to 1024\n");
+			if (ferryd__number(optarg, 0, 1024, "--http-max-connections-per-ip",
+					   "0 to 1024", &v))
 				return -1;
-			}
 			ferryd__http.max_connections_per_ip = (int)v;
 			break;
 		case 'h':

@@ -62,24 +62,28 @@ static struct mtensor *manifest(int *count)
 	snprintf(path, sizeof(path), "%s/MANIFEST", dir());
 	FILE *f = fopen(path, "r");
 	cr_assert_not_null(f, "%s", path);
-	n = 0;
-	while (fgets(line, sizeof(line), f) && n < 512) {
-		struct mtensor *m = &t[n];
+	int k = 0;
+	while (fgets(line, sizeof(line), f) && k < 512) {
+		struct mtensor *m = &t[k];
 		int used = 0;
 		if (sscanf(line, "tensor %63s %d %7s %63s %15s %d%n", m->model, &m->batch, kind,
 			   m->name, m->dtype, &m->nd, &used) != 6)
 			continue;
 		m->out = !strcmp(kind, "out");
 		for (int d = 0; d < m->nd && d < 8; d++) {
-			int k = 0;
+			int w = 0;
 			long long v;
-			sscanf(line + used, "%lld%n", &v, &k);
+			sscanf(line + used, "%lld%n", &v, &w);
 			m->dims[d] = v;
-			used += k;
+			used += w;
 		}
-		n++;
+		k++;
 	}
 	fclose(f);
+	/* Published once whole: a reader that finds n set finds every
+	 * entry (the tests call this first from one thread; see
+	 * dynamic_batching_across_clients). */
+	n = k;
 	*count = n;
 	return t;
 }
@@ -475,7 +479,12 @@ Test(ort, dynamic_batching_across_clients)
 	pthread_t th[4];
 	struct client_arg args[4];
 	uint64_t multi = 0;
+	int n;
 
+	/* The manifest is read once, here, before the clients' threads look
+	 * it up (it is a lazily filled static, not made for concurrent first
+	 * calls: a client that found it half read crashed on a NULL tensor). */
+	manifest(&n);
 	for (int i = 0; i < 4; i++) {
 		args[i] = (struct client_arg){ .id = i };
 		cr_assert_eq(pthread_create(&th[i], NULL, client_main, &args[i]), 0);

@@ -43,6 +43,16 @@
  * threads of a multi-threaded job, whose hints alternate, rarely move it. */
 #define POLLER__MIGRATE_RUNS 4
 
+/* The longest a poller sleeps before it looks at every session it holds,
+ * rung or not.  The NEED_WAKEUP handshake means none should need it; this
+ * bounds what a doorbell lost anyway (a client that published without the
+ * fence, a bug) costs to this, instead of a request that never completes,
+ * and says so in the log.  Ten looks a second cost an idle broker nothing
+ * measurable. */
+#define POLLER__RESCAN_NS 100000000LL
+
+static _Atomic uint64_t poller__rescued;  /* sessions the rescan found with work */
+
 struct poller {
 	int idx;
 	int cpu;                        /* pinned to it; -1 when not pinned */
@@ -266,11 +276,29 @@ static void poller__wait(struct poller *p, int64_t timeout_ns)
 	}
 }
 
+/* Every POLLER__RESCAN_NS, asleep or busy: every session this poller
+ * holds that has submissions waiting goes back on the active list, rung
+ * or not. */
+static void poller__rescan(struct poller *p)
+{
+	for (uint32_t i = 0; i < p->nowned; i++) {
+		struct session *s = p->owned[i];
+		if (s->active || atomic_load_explicit(&s->closing, memory_order_relaxed) ||
+		    !session_has_work(s))
+			continue;
+		if (atomic_fetch_add_explicit(&poller__rescued, 1, memory_order_relaxed) == 0)
+			log_warn("poller %d: session %llu had submissions its doorbell did not "
+				 "announce; found by the periodic look (a lost wake-up: please "
+				 "report it)", p->idx, (unsigned long long)s->id);
+		poller__activate(p, s);
+	}
+}
+
 static void *poller__main(void *arg)
 {
 	struct poller *p = arg;
 	const struct poller_options *o = &poller__opt;
-	uint64_t idle_since = fshm_now_ns();
+	uint64_t idle_since = fshm_now_ns(), last_rescan = idle_since;
 	/* hybrid: the spin budget, adapted as the clients' is (fshm_spin_adapt):
 	 * beside saturated jobs, whose next request comes long after the spin
 	 * would end, it falls to the floor, and the core goes back to them */
@@ -288,6 +316,10 @@ static void *poller__main(void *arg)
 
 		work += poller__poll(p);
 		now = fshm_now_ns();
+		if (now - last_rescan >= (uint64_t)POLLER__RESCAN_NS) {
+			last_rescan = now;
+			poller__rescan(p);
+		}
 		work += models_run_inline(now, &deadline);
 		if (work) {
 			if (idle && o->wait == FSHM_WAIT_HYBRID)
@@ -331,9 +363,12 @@ static void *poller__main(void *arg)
 			p->active = NULL;
 			atomic_fetch_add_explicit(&p->sleeps, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&metrics_gauges.loop_sleeps, 1, memory_order_relaxed);
-			int64_t timeout = -1;
-			if (deadline != UINT64_MAX)
-				timeout = deadline > now ? (int64_t)(deadline - now) : 0;
+			int64_t timeout = POLLER__RESCAN_NS;
+			if (deadline != UINT64_MAX) {
+				int64_t d = deadline > now ? (int64_t)(deadline - now) : 0;
+				if (d < timeout)
+					timeout = d;
+			}
 			poller__wait(p, timeout);
 			if (o->wait == FSHM_WAIT_HYBRID)
 				budget = fshm_spin_adapt(budget, fshm_now_ns() - idle_since,

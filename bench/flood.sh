@@ -81,39 +81,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$tmp/repo/identity/1"
-cat >"$tmp/repo/identity/config.pbtxt" <<'EOF'
-name: "identity"
-backend: "identity"
-input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 16 ] } ]
-output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 16 ] } ]
-max_batch_size: 256
-dynamic_batching { max_queue_delay_microseconds: 0 }
-instance_group [ { kind: KIND_CPU count: 1 } ]
-EOF
-
-# The request bodies: gRPC messages with their 5-byte gRPC frame, and the
-# HTTP body with its JSON header length.
-"$PY" - "$tmp" <<'EOF'
-import json, struct, sys
-import numpy as np
-from tritonclient.grpc import service_pb2
-d = sys.argv[1]
-def frame(m):
-    b = m.SerializeToString()
-    return b"\0" + struct.pack(">I", len(b)) + b
-x = np.arange(16, dtype=np.float32).reshape(1, 16)
-q = service_pb2.ModelInferRequest(model_name="identity")
-q.inputs.add(name="INPUT0", datatype="FP32", shape=[1, 16])
-q.raw_input_contents.append(x.tobytes())
-open(d + "/grpc-infer.bin", "wb").write(frame(q))
-open(d + "/grpc-live.bin", "wb").write(frame(service_pb2.ServerLiveRequest()))
-h = json.dumps({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 16],
-                            "parameters": {"binary_data_size": 64}}],
-                "parameters": {"binary_data_output": True}}).encode()
-open(d + "/http-infer.bin", "wb").write(h + x.tobytes())
-open(d + "/http-infer.len", "w").write(str(len(h)))
-EOF
+# The model and the request bodies (bench/flood_bodies.py: the identity
+# repository, the framed ModelInfer and ServerLive, the HTTP body).
+"$PY" "$top/bench/flood_bodies.py" "$tmp"
 
 pick_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

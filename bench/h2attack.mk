@@ -4,4 +4,4 @@
 # tests/grpc/test_abuse.sh (included by bench/local.mk).
 noinst_PROGRAMS += ferry-h2attack
 ferry_h2attack_SOURCES = bench/h2attack.c
-EXTRA_DIST += bench/abuse.sh
+EXTRA_DIST += bench/abuse.sh bench/flood_bodies.py

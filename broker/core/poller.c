@@ -48,7 +48,7 @@
  * bounds what a doorbell lost anyway (a client that published without the
  * fence, a bug) costs to this, instead of a request that never completes,
  * and says so in the log.  Ten looks a second cost an idle broker nothing
- * measurable. */
+ * measurable.  A lost one waits between one and two of these. */
 #define POLLER__RESCAN_NS 100000000LL
 
 static _Atomic uint64_t poller__rescued;  /* sessions the rescan found with work */
@@ -276,20 +276,31 @@ static void poller__wait(struct poller *p, int64_t timeout_ns)
 	}
 }
 
-/* Every POLLER__RESCAN_NS, asleep or busy: every session this poller
- * holds that has submissions waiting goes back on the active list, rung
- * or not. */
+/* Every POLLER__RESCAN_NS, asleep or busy: a session this poller holds
+ * that sat off the active list with submissions waiting, its SQ head where
+ * it was, from one look to the next, lost its wake-up: it goes back on the
+ * active list.  One seen so at one look only is left alone: its client
+ * may be between publishing and ringing, and its doorbell is on the way. */
 static void poller__rescan(struct poller *p)
 {
 	for (uint32_t i = 0; i < p->nowned; i++) {
 		struct session *s = p->owned[i];
 		if (s->active || atomic_load_explicit(&s->closing, memory_order_relaxed) ||
-		    !session_has_work(s))
+		    !session_has_work(s)) {
+			s->rescan_mark = false;
 			continue;
+		}
+		if (!s->rescan_mark || s->rescan_head != s->sq.local) {
+			s->rescan_mark = true;
+			s->rescan_head = s->sq.local;
+			continue;
+		}
+		s->rescan_mark = false;
 		if (atomic_fetch_add_explicit(&poller__rescued, 1, memory_order_relaxed) == 0)
-			log_warn("poller %d: session %llu had submissions its doorbell did not "
-				 "announce; found by the periodic look (a lost wake-up: please "
-				 "report it)", p->idx, (unsigned long long)s->id);
+			log_warn("poller %d: session %llu had submissions waiting for %d ms that "
+				 "its doorbell did not announce (a lost wake-up: please report it)",
+				 p->idx, (unsigned long long)s->id,
+				 (int)(POLLER__RESCAN_NS / 1000000));
 		poller__activate(p, s);
 	}
 }

@@ -75,6 +75,8 @@ struct session {
 	struct session *pnext;    /* owner: its active list / adopt list */
 	bool active;              /* owner: on the active list */
 	uint32_t hint, hint_runs; /* owner: client CPU hint seen, times in a row */
+	bool rescan_mark;         /* owner: idle with work at the last rescan, */
+	uint32_t rescan_head;     /* its SQ head then (poller__rescan) */
 
 	struct fshm_seg seg;
 	bool gpu_pinned;          /* the segment is registered with CUDA */

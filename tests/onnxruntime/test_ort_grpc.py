@@ -10,7 +10,6 @@ compares each model's answers with onnxruntime run in this process
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,21 +22,15 @@ import tritonclient.grpc as tg
 from tritonclient.utils import InferenceServerException
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import gen_ort_models as gm  # noqa: E402
+from tritonclient_util import free_port  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 TOP = os.environ.get("FERRY_TOP_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 BUILD = os.environ.get("FERRY_TOP_BUILDDIR", TOP)
 S = {}
 NP = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def rowsum():

@@ -474,10 +474,10 @@ Test(failover, resubmissions_are_bounded, .timeout = 90)
 /* ---------------------------------------------------------------------- */
 /* Failover between brokers                                                */
 
-/* Two brokers over gRPC; the first, serving (its slow model taking
- * delay_us an execution), gets signo with 16 slow requests queued and a
- * stream of simple ones running, settle_us after they were sent: nothing
- * fails, and the second serves the rest. */
+/* Two brokers over gRPC; the first, serving (its slow model holding each
+ * request delay_us in the queue), gets signo with 16 slow requests
+ * queued and a stream of simple ones running, settle_us after they were
+ * sent: nothing fails, and the second serves the rest. */
 static void grpc_to_grpc(int signo, long delay_us, useconds_t settle_us)
 {
 	struct th_broker a, b;

@@ -185,6 +185,34 @@ Test(hostile, valid_raw_request_works)
 	ferry_close(w.c);
 }
 
+/* A client that publishes a request and never rings (a lost wake-up, as a
+ * client that skips the fence or a bug would make): its poller, asleep
+ * with the session armed, takes it anyway at its periodic look
+ * (poller.c, POLLER__RESCAN_NS: between 100 and 200 ms). */
+Test(hostile, a_request_whose_doorbell_never_rang_is_served)
+{
+	struct raw w;
+	raw_open(&w);
+	struct fshm_sqe sqe = raw_valid(&w);
+	int32_t *in = (int32_t *)(LOCAL(w.c)->arena_base + w.data);
+	for (int i = 0; i < 32; i++)
+		in[i] = 3 * i;
+	/* Long enough for the poller to stop spinning and arm the session. */
+	usleep(300000);
+	cr_assert_eq(fshm_ring_enqueue_burst(&LOCAL(w.c)->sq, &sqe, 1), 1);
+	struct fshm_cqe cqe;
+	uint64_t t0 = fshm_now_ns(), end = t0 + 5 * SEC;
+	int n = 0;
+	while (fshm_now_ns() < end && (n = fshm_ring_dequeue_burst(&LOCAL(w.c)->cq, &cqe, 1)) == 0)
+		usleep(1000);
+	cr_assert_eq(n, 1, "no completion within 5 s of a request nobody rang for");
+	cr_assert_eq(cqe.status, 0);
+	int32_t *out = (int32_t *)(LOCAL(w.c)->arena_base + w.out);
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(out[i], 3 * i + 3 * (i + 16));
+	ferry_close(w.c);
+}
+
 #define EXPECT_ERR(w, sqe, what)                                                 \
 	do {                                                                     \
 		int st__ = raw_submit((w), &(sqe));                              \
